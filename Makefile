@@ -1,0 +1,50 @@
+# Two commands set everything up on a fresh machine:
+#   make run    the panel on embedded defaults (SQLite, a file-system broker, the sandbox provider)
+#   make test   the whole test suite against PostgreSQL and Redis
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+SANDBOX_PORT ?= 8765
+
+# Tests run against the real services of this machine unless told otherwise.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/panel
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
+
+.PHONY: run test lint bench clean-var
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Python 3.11 or newer is needed ($(PYTHON) is older)."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[run]"
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	@export DEBUG=true PANEL_PUBLIC_URL=http://127.0.0.1:$(PORT) PORT=$(PORT) \
+	        SANDBOX_PORT=$(SANDBOX_PORT) PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	  python manage.py migrate --noinput && \
+	  python manage.py seed_demo && \
+	  exec honcho start -f Procfile.dev
+
+test: $(VENV)/.installed-dev
+	@export DEBUG=true DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
+	        REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	  python scripts/check_services.py && \
+	  scripts/ensure_chromium.sh && \
+	  pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean-var:
+	rm -rf var

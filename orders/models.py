@@ -1,0 +1,210 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, RATE_DIGITS, RATE_PLACES
+
+MONEY = {"max_digits": MONEY_DIGITS, "decimal_places": MONEY_PLACES}
+RATE = {"max_digits": RATE_DIGITS, "decimal_places": RATE_PLACES}
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        # The panel's own states before and around placement; customers see them as Pending.
+        QUEUED = "queued", "Waiting to be sent"
+        SUBMITTING = "submitting", "Being sent upstream"
+        NEEDS_REVIEW = "needs_review", "Needs review (upstream outcome unknown)"
+        WAITING_FUNDS = "waiting_funds", "Waiting: provider out of funds"
+        MANUAL = "manual", "Waiting for the admin (manual service)"
+        # The documented API v2 statuses.
+        PENDING = "pending", "Pending"
+        IN_PROGRESS = "in_progress", "In progress"
+        PROCESSING = "processing", "Processing"
+        COMPLETED = "completed", "Completed"
+        PARTIAL = "partial", "Partial"
+        CANCELED = "canceled", "Canceled"
+
+    class Source(models.TextChoices):
+        WEB = "web", "Web"
+        API = "api", "API"
+        MASS = "mass", "Mass order"
+        ADMIN = "admin", "Admin"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    service = models.ForeignKey("catalog.Service", on_delete=models.PROTECT, related_name="orders")
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.WEB)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+
+    # What the customer asked for. `params` holds the type's other API parameters exactly as
+    # they are sent upstream (comments, usernames, runs, interval, answer_number, ...).
+    link = models.CharField(max_length=2000, blank=True)
+    quantity = models.PositiveIntegerField()
+    params = models.JSONField(default=dict, blank=True)
+
+    # The price snapshot: later price changes never touch an order.
+    rate = models.DecimalField(**RATE, help_text="Retail rate per 1000 when ordered.")
+    charge = models.DecimalField(**MONEY)
+    cost = models.DecimalField(
+        **MONEY, null=True, blank=True, help_text="What the provider charges, in the panel's currency."
+    )
+    refunded = models.DecimalField(**MONEY, default=0, help_text="Copy of the ledger's refund.")
+
+    # Upstream placement.
+    provider = models.ForeignKey(
+        "providers.Provider", on_delete=models.PROTECT, null=True, blank=True, related_name="orders"
+    )
+    upstream_service = models.ForeignKey(
+        "catalog.UpstreamService", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    failed_over = models.BooleanField(default=False, help_text="Placed at a backup mapping.")
+    upstream_order_id = models.CharField(max_length=64, blank=True, db_index=True)
+    submit_attempts = models.PositiveSmallIntegerField(default=0)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    attention_reason = models.TextField(blank=True)
+
+    # Progress as the provider reports it.
+    start_count = models.BigIntegerField(null=True, blank=True)
+    remains = models.BigIntegerField(null=True, blank=True)
+    upstream_status = models.CharField(max_length=64, blank=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    poll_errors = models.PositiveIntegerField(default=0)
+
+    # NULL, not "", so that the partial unique constraint skips orders without a key.
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["user", "-id"], name="order_user_recent"),
+            models.Index(fields=["status", "-id"], name="order_status_recent"),
+            models.Index(fields=["provider", "status"], name="order_provider_status"),
+            # The poll sweep: active orders whose next poll is due.
+            models.Index(
+                fields=["next_poll_at"],
+                name="order_due_for_poll",
+                condition=Q(status__in=["pending", "in_progress", "processing"]),
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="order_idempotency_key_per_user",
+            ),
+            models.CheckConstraint(condition=Q(charge__gte=0), name="order_charge_not_negative"),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="order_quantity_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Order {self.pk}"
+
+    @property
+    def public_status(self) -> str:
+        """The status as API v2 names it; internal states show as Pending."""
+        return PUBLIC_STATUS[self.status]
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+S = Order.Status
+# What customers and resellers see: the six documented statuses, nothing else.
+PUBLIC_STATUS: dict[str, str] = {
+    S.QUEUED: "Pending",
+    S.SUBMITTING: "Pending",
+    S.NEEDS_REVIEW: "Pending",
+    S.WAITING_FUNDS: "Pending",
+    S.MANUAL: "Pending",
+    S.PENDING: "Pending",
+    S.IN_PROGRESS: "In progress",
+    S.PROCESSING: "Processing",
+    S.COMPLETED: "Completed",
+    S.PARTIAL: "Partial",
+    S.CANCELED: "Canceled",
+}
+# Orders the status poll follows (they have an upstream id and are not settled).
+POLLED_STATUSES = frozenset({S.PENDING, S.IN_PROGRESS, S.PROCESSING})
+FINAL_STATUSES = frozenset({S.COMPLETED, S.PARTIAL, S.CANCELED})
+
+
+class OrderStatusChange(models.Model):
+    class Source(models.TextChoices):
+        CREATE = "create", "Created"
+        SUBMIT = "submit", "Placement"
+        POLL = "poll", "Status poll"
+        ADMIN = "admin", "Admin"
+        CUSTOMER = "customer", "Customer"
+        SYSTEM = "system", "System"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="status_changes")
+    old_status = models.CharField(max_length=16, blank=True)
+    new_status = models.CharField(max_length=16)
+    start_count = models.BigIntegerField(null=True, blank=True)
+    remains = models.BigIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    note = models.TextField(blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}: {self.old_status} → {self.new_status}"
+
+
+class Refill(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting to be sent"
+        PENDING = "pending", "Pending"
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        REJECTED = "rejected", "Rejected"
+        ERROR = "error", "Error"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="refills")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    upstream_refill_id = models.CharField(max_length=64, blank=True)
+    upstream_status = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Refill {self.pk} of order {self.order_id}"
+
+
+class CancelRequest(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting to be sent"
+        SENT = "sent", "Sent"
+        COMPLETED = "completed", "Completed"
+        REJECTED = "rejected", "Rejected"
+        ERROR = "error", "Error"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="cancel_requests")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    upstream_cancel_id = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Cancel {self.pk} of order {self.order_id}"

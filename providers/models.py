@@ -1,0 +1,118 @@
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, RATE_DIGITS, RATE_PLACES
+from providers import crypto
+
+MAX_STATUS_BATCH = 100  # every seed document caps multi calls at 100 ids
+
+
+class Provider(models.Model):
+    """An upstream that speaks API v2. Its API key is stored encrypted (providers.crypto)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    api_url = models.URLField(max_length=500, help_text="The API v2 endpoint, e.g. https://x.com/api/v2")
+    api_key_encrypted = models.TextField(editable=False)
+    api_key_hint = models.CharField(max_length=8, editable=False, help_text="Last 4 characters.")
+    currency = models.CharField(max_length=3, default="USD")
+    exchange_rate = models.DecimalField(
+        max_digits=RATE_DIGITS,
+        decimal_places=RATE_PLACES,
+        default=Decimal(1),
+        validators=[MinValueValidator(Decimal("0.00000001"))],
+        help_text="How much of the panel's currency one unit of this provider's currency costs.",
+    )
+    is_enabled = models.BooleanField(default=True)
+    connect_timeout = models.FloatField(default=5.0, validators=[MinValueValidator(0.5)])
+    read_timeout = models.FloatField(default=30.0, validators=[MinValueValidator(1)])
+    status_batch_size = models.PositiveSmallIntegerField(
+        default=MAX_STATUS_BATCH,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_STATUS_BATCH)],
+        help_text="Ids per multi-status call (at most 100).",
+    )
+    # What the upstream supports; set by hand or detected by the connection test.
+    supports_cancel = models.BooleanField(default=True)
+    supports_multi_refill = models.BooleanField(default=True)
+    supports_refill_status = models.BooleanField(default=True)
+    supports_cancel_status = models.BooleanField(default=False)
+    supports_dripfeed = models.BooleanField(default=True)
+    markup_percent = models.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Overrides the global default markup for this provider's services.",
+    )
+    # Balance at the provider, from the periodic balance check.
+    balance = models.DecimalField(
+        max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True, blank=True, editable=False
+    )
+    balance_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    low_balance_threshold = models.DecimalField(
+        max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True, blank=True
+    )
+    low_balance_alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    out_of_funds_since = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Set when an order was refused for funds."
+    )
+    last_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_sync_error = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status_batch_size__gte=1, status_batch_size__lte=MAX_STATUS_BATCH),
+                name="provider_batch_size_1_to_100",
+            ),
+            models.CheckConstraint(condition=Q(exchange_rate__gt=0), name="provider_rate_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted)
+
+    def set_api_key(self, raw: str) -> None:
+        raw = raw.strip()
+        if not raw:
+            raise ValueError("The API key cannot be empty.")
+        self.api_key_encrypted = crypto.encrypt(raw)
+        self.api_key_hint = raw[-4:]
+
+    @property
+    def is_low_on_balance(self) -> bool:
+        return (
+            self.balance is not None
+            and self.low_balance_threshold is not None
+            and self.balance < self.low_balance_threshold
+        )
+
+
+class ProviderCall(models.Model):
+    """One request to an upstream, for the order's history in admin and the error rate."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="calls")
+    action = models.CharField(max_length=32)
+    order_ref = models.BigIntegerField(null=True, blank=True, db_index=True)
+    request = models.JSONField(default=dict, blank=True, help_text="Parameters, without the key.")
+    ok = models.BooleanField()
+    error_kind = models.CharField(max_length=32, blank=True)
+    error_message = models.TextField(blank=True)
+    response_excerpt = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["provider", "-created_at"], name="providercall_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.action} {'ok' if self.ok else self.error_kind}"

@@ -1,0 +1,56 @@
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import LedgerEntry
+
+pytestmark = pytest.mark.django_db
+
+
+def test_admin_credits_a_customer_through_the_ledger(client, staff, alice):
+    client.force_login(staff)
+    url = reverse("admin:accounts_user_balance", args=[alice.pk])
+    response = client.post(
+        url, {"direction": "credit", "amount": "7.25", "reason": "PayPal 123", "payment_ref": "pp-123"}
+    )
+    assert response.status_code == 302
+    entry = LedgerEntry.objects.filter(user=alice).latest("id")
+    assert (entry.amount, entry.created_by, entry.memo, entry.payment_ref) == (
+        Decimal("7.25000"), staff, "PayPal 123", "pp-123"
+    )
+
+
+def test_admin_debit_beyond_the_balance_shows_the_error_and_writes_nothing(client, staff, alice):
+    client.force_login(staff)
+    url = reverse("admin:accounts_user_balance", args=[alice.pk])
+    response = client.post(url, {"direction": "debit", "amount": "99", "reason": "oops"})
+    assert response.status_code == 200
+    assert "Not enough funds" in response.content.decode()
+    assert LedgerEntry.objects.filter(user=alice).count() == 1
+
+
+def test_admin_balance_form_requires_a_reason(client, staff, alice):
+    client.force_login(staff)
+    url = reverse("admin:accounts_user_balance", args=[alice.pk])
+    response = client.post(url, {"direction": "credit", "amount": "1"})
+    assert "This field is required" in response.content.decode()
+    assert LedgerEntry.objects.filter(user=alice).count() == 1
+
+
+def test_customer_change_page_shows_balance_and_ledger(client, staff, alice):
+    client.force_login(staff)
+    response = client.get(reverse("admin:accounts_user_change", args=[alice.pk]))
+    body = response.content.decode()
+    assert "50.00000" in body
+    assert "Opening balance" in body
+    assert "Credit or debit the balance" in body
+
+
+def test_customers_without_staff_rights_cannot_change_balances(client, alice, bob):
+    client.force_login(bob)
+    url = reverse("admin:accounts_user_balance", args=[alice.pk])
+    response = client.post(url, {"direction": "credit", "amount": "1000", "reason": "me"})
+    assert response.status_code == 302  # to the admin login
+    assert bob.balance == Decimal("0")
+    assert LedgerEntry.objects.filter(user=alice).count() == 1

@@ -1,0 +1,70 @@
+"""Real races on PostgreSQL: threads with their own connections debit one wallet at once."""
+
+import threading
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, connections
+
+from accounts.models import LedgerEntry, Wallet
+from accounts.services import InsufficientFunds, balance_credit, balance_debit, customer_create
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL"),
+]
+
+
+def _run_in_threads(count: int, work) -> list:
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def worker(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = work(index)
+        except Exception as exc:  # collected and asserted on by the test
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_fifty_concurrent_debits_against_a_balance_that_covers_twenty():
+    user = customer_create(username="racer", opening_balance=Decimal("20.00000"))
+
+    results = _run_in_threads(
+        50, lambda i: balance_debit(user=user, amount=Decimal("1"), order_ref=1000 + i)
+    )
+
+    successes = [r for r in results if isinstance(r, LedgerEntry)]
+    refusals = [r for r in results if isinstance(r, InsufficientFunds)]
+    assert len(successes) == 20
+    assert len(refusals) == 30
+    assert Wallet.objects.get(user=user).balance == Decimal("0")
+    assert sorted(e.balance_after for e in successes) == [Decimal(n) for n in range(20)]
+    call_command("check_ledger")
+
+
+def test_concurrent_refunds_of_one_order_pay_once():
+    user = customer_create(username="refundee", opening_balance=Decimal("10"))
+    balance_debit(user=user, amount=Decimal("10"), order_ref=77)
+
+    results = _run_in_threads(
+        10,
+        lambda i: balance_credit(
+            user=user, amount=Decimal("10"), kind=LedgerEntry.Kind.REFUND, order_ref=77
+        ),
+    )
+
+    assert all(isinstance(r, LedgerEntry) for r in results), results
+    assert len({r.pk for r in results}) == 1
+    assert Wallet.objects.get(user=user).balance == Decimal("10.00000")
+    call_command("check_ledger")

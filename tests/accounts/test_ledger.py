@@ -1,0 +1,119 @@
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import IntegrityError, connection, transaction
+
+from accounts.models import LedgerEntry, Wallet
+from accounts.selectors import ledger_find_mismatches
+from accounts.services import (
+    InsufficientFunds,
+    InvalidAmount,
+    balance_adjust,
+    balance_credit,
+    balance_debit,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def test_customer_create_credits_opening_balance_through_the_ledger(alice):
+    alice.refresh_from_db()
+    assert alice.balance == Decimal("50.00000")
+    (entry,) = LedgerEntry.objects.filter(user=alice)
+    assert entry.kind == LedgerEntry.Kind.DEPOSIT
+    assert entry.amount == Decimal("50.00000")
+    assert entry.balance_after == Decimal("50.00000")
+
+
+def test_balance_debit_writes_a_signed_entry_and_updates_the_balance(alice):
+    entry = balance_debit(user=alice, amount=Decimal("12.345678"), order_ref=7, memo="order 7")
+    assert entry.amount == Decimal("-12.34568")  # quantized half up to 5 places
+    assert entry.balance_after == Decimal("37.65432")
+    assert Wallet.objects.get(user=alice).balance == Decimal("37.65432")
+    assert ledger_find_mismatches() == []
+
+
+def test_balance_debit_rejects_insufficient_balance_and_leaves_no_entry(alice):
+    with pytest.raises(InsufficientFunds) as excinfo:
+        balance_debit(user=alice, amount=Decimal("50.00001"))
+    assert excinfo.value.balance == Decimal("50.00000")
+    assert LedgerEntry.objects.filter(user=alice).count() == 1
+    assert Wallet.objects.get(user=alice).balance == Decimal("50.00000")
+
+
+@pytest.mark.parametrize("amount", ["0", "-1", "0.000001", "100000000000000"])
+def test_balance_credit_rejects_zero_negative_and_huge_amounts(alice, amount):
+    with pytest.raises(InvalidAmount):
+        balance_credit(user=alice, amount=Decimal(amount))
+    assert LedgerEntry.objects.filter(user=alice).count() == 1
+
+
+def test_refund_of_an_order_is_paid_once_however_often_it_is_asked(alice):
+    balance_debit(user=alice, amount=Decimal("10"), order_ref=42)
+    first = balance_credit(user=alice, amount=Decimal("4"), kind=LedgerEntry.Kind.REFUND, order_ref=42)
+    again = balance_credit(user=alice, amount=Decimal("4"), kind=LedgerEntry.Kind.REFUND, order_ref=42)
+    assert again.pk == first.pk
+    assert Wallet.objects.get(user=alice).balance == Decimal("44.00000")
+    assert ledger_find_mismatches() == []
+
+
+def test_idempotency_key_replays_the_first_entry(alice):
+    first = balance_credit(user=alice, amount=Decimal("5"), idempotency_key="pay-1")
+    again = balance_credit(user=alice, amount=Decimal("5"), idempotency_key="pay-1")
+    assert first.pk == again.pk
+    assert Wallet.objects.get(user=alice).balance == Decimal("55.00000")
+
+
+def test_idempotency_key_of_another_customer_is_refused(alice, bob):
+    balance_credit(user=alice, amount=Decimal("5"), idempotency_key="pay-2")
+    with pytest.raises(IntegrityError):
+        balance_credit(user=bob, amount=Decimal("5"), idempotency_key="pay-2")
+    assert bob.balance == Decimal("0")
+
+
+def test_database_refuses_a_second_refund_row_for_one_order(alice):
+    balance_credit(user=alice, amount=Decimal("1"), kind=LedgerEntry.Kind.REFUND, order_ref=9)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LedgerEntry.objects.create(
+            user=alice, kind="refund", amount=Decimal("1"), balance_after=Decimal("52"), order_ref=9
+        )
+
+
+def test_database_refuses_a_negative_balance(alice):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Wallet.objects.filter(user=alice).update(balance=Decimal("-0.00001"))
+
+
+def test_ledger_entries_are_append_only(alice):
+    entry = LedgerEntry.objects.get(user=alice)
+    entry.memo = "changed"
+    with pytest.raises(ValueError, match="append-only"):
+        entry.save()
+    with pytest.raises(ValueError, match="append-only"):
+        entry.delete()
+
+
+def test_balance_adjust_needs_a_reason_and_records_who(alice, staff):
+    with pytest.raises(InvalidAmount):
+        balance_adjust(user=alice, amount=Decimal("-5"), created_by=staff, reason="  ")
+    entry = balance_adjust(user=alice, amount=Decimal("-5"), created_by=staff, reason="chargeback")
+    assert (entry.kind, entry.amount, entry.created_by, entry.memo) == (
+        "adjustment", Decimal("-5.00000"), staff, "chargeback"
+    )
+
+
+def test_check_ledger_finds_a_tampered_balance_and_a_broken_chain(alice, bob):
+    balance_credit(user=bob, amount=Decimal("3"))
+    call_command("check_ledger")  # clean
+    Wallet.objects.filter(user=alice).update(balance=Decimal("49"))
+    with connection.cursor() as cursor:  # bypass the model's append-only guard, as an attacker would
+        cursor.execute(
+            "UPDATE accounts_ledgerentry SET balance_after = 4 WHERE user_id = %s", [bob.pk]
+        )
+    problems = {p.username: p.problem for p in ledger_find_mismatches()}
+    assert "sums to 50.00000 but the balance is 49.00000" in problems["alice"]
+    assert "chain gives 3.00000" in problems["bob"]
+    with pytest.raises(CommandError, match="2 ledger mismatch"):
+        call_command("check_ledger")
