@@ -1,0 +1,53 @@
+"""Reads for the catalog: services as customers see them, with their own prices."""
+
+from decimal import Decimal
+
+from django.db.models import QuerySet
+
+from accounts.models import User
+from catalog.models import CustomerDiscount, CustomerRate, Service
+from catalog.pricing import quantize_rate
+
+
+def service_list_enabled() -> QuerySet[Service]:
+    """Services on sale, with what listing them needs already joined."""
+    return (
+        Service.objects.filter(is_enabled=True, category__is_enabled=True)
+        .select_related("category", "upstream", "upstream__provider")
+        .order_by("category__sort_order", "category__name", "sort_order", "id")
+    )
+
+
+def service_get_enabled(*, service_id: int) -> Service | None:
+    return service_list_enabled().filter(pk=service_id).first()
+
+
+def service_rates_for_user(*, user: User, services: list[Service]) -> dict[int, Decimal]:
+    """This customer's rate per 1000 for each service, in two queries whatever the count: a
+    custom rate wins, else the customer's discount applies to the retail rate."""
+    custom = dict(
+        CustomerRate.objects.filter(user=user, service__in=[s.pk for s in services]).values_list(
+            "service_id", "rate"
+        )
+    )
+    discount = CustomerDiscount.objects.filter(user=user).values_list(
+        "percent", flat=True
+    ).first() or Decimal(0)
+    factor = (Decimal(100) - discount) / Decimal(100)
+    return {
+        s.pk: custom[s.pk] if s.pk in custom else quantize_rate(s.rate * factor) for s in services
+    }
+
+
+def service_rate_for_user(*, user: User, service: Service) -> Decimal:
+    """This customer's rate per 1000 (per package for packages) for one service."""
+    return service_rates_for_user(user=user, services=[service])[service.pk]
+
+
+def service_cost_rate(*, service: Service, upstream=None) -> Decimal | None:
+    """What the provider charges per 1000, converted to the panel's currency; None for a
+    manual service."""
+    upstream = upstream or service.upstream
+    if upstream is None:
+        return None
+    return quantize_rate(upstream.rate * upstream.provider.exchange_rate)
