@@ -198,6 +198,7 @@ def customer_create(
             balance_credit(
                 user=user, amount=opening_balance, created_by=created_by, memo="Opening balance"
             )
+            user.wallet.refresh_from_db()
     return user
 
 

@@ -83,4 +83,5 @@ def test_seed_demo_runs_twice_without_duplicates(settings, tmp_path):
     assert LedgerEntry.objects.filter(user__username="demo").count() == 1
     key = (tmp_path / "demo_api_key.txt").read_text().strip()
     assert key in first and key in second
+    assert "balance 100.00000" in first
     assert api_key_get_user(raw_key=key).username == "demo"
