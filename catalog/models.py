@@ -125,6 +125,16 @@ class Service(models.Model):
         KEEP = "keep", "Keep selling at the old price"
         PAUSE = "pause", "Pause the service"
 
+    class DisabledCause(models.TextChoices):
+        # Who disabled the service decides who may enable it again: a sync re-enables only what
+        # a sync disabled (an upstream service back after removal, a held price approved).
+        NONE = "", "—"
+        MANUAL = "manual", "Disabled by an admin"
+        UPSTREAM_REMOVED = "upstream_removed", "Removed upstream"
+        UPSTREAM_CHANGED = "upstream_changed", "Changed upstream (type)"
+        PRICE_HOLD = "price_hold", "Upstream price rise held"
+        BELOW_COST = "below_cost", "Retail rate below cost"
+
     name = models.CharField(max_length=500)
     description = models.TextField(blank=True)
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="services")
@@ -161,7 +171,13 @@ class Service(models.Model):
     held_rate = models.DecimalField(**RATE, null=True, blank=True, editable=False)
     held_cost = models.DecimalField(**RATE, null=True, blank=True, editable=False)
     hold_policy = models.CharField(max_length=8, choices=HoldPolicy.choices, default=HoldPolicy.KEEP)
+    # The cost (panel currency, per 1000) the current retail rate was computed from: the base a
+    # price rise is measured against.
+    priced_cost = models.DecimalField(**RATE, null=True, blank=True, editable=False)
     is_enabled = models.BooleanField(default=True)
+    disabled_cause = models.CharField(
+        max_length=20, choices=DisabledCause.choices, default=DisabledCause.NONE, blank=True
+    )
     disabled_reason = models.CharField(max_length=300, blank=True)
     sort_order = models.IntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)

@@ -4,7 +4,9 @@ Amounts carry 5 decimal places, as the API v2 examples do ("charge": "0.27819").
 keep more, so that a provider's "0.0035" survives a markup without being rounded twice.
 """
 
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from enum import StrEnum
 
 MONEY_DIGITS = 19
 MONEY_PLACES = 5
@@ -48,3 +50,121 @@ def parse_money(value: object) -> Decimal:
 def format_money(value: Decimal) -> str:
     """The API's string form of an amount: always 5 places ("0.27819")."""
     return f"{quantize_money(value):.{MONEY_PLACES}f}"
+
+
+# --- retail pricing ------------------------------------------------------------------------------
+
+HUNDRED = Decimal(100)
+
+
+def convert_rate(rate: Decimal, exchange_rate: Decimal) -> Decimal:
+    """An upstream rate in the provider's currency, converted to the panel's currency."""
+    return quantize_rate(Decimal(rate) * Decimal(exchange_rate))
+
+
+def retail_rate(cost_rate: Decimal, markup_percent: Decimal) -> Decimal:
+    """The retail rate per 1000 for a cost rate with `markup_percent` on top (50 means cost * 1.5).
+
+    A negative markup (a loss leader) gives a rate below cost; callers decide whether that is
+    allowed (Service.allow_below_cost). The result is never negative.
+    """
+    rate = quantize_rate(Decimal(cost_rate) * (HUNDRED + Decimal(markup_percent)) / HUNDRED)
+    return max(rate, Decimal(0))
+
+
+def margin(retail: Decimal, cost: Decimal) -> Decimal:
+    """What the panel keeps per 1000: retail minus cost (negative when selling at a loss)."""
+    return quantize_rate(Decimal(retail) - Decimal(cost))
+
+
+def margin_percent(retail: Decimal, cost: Decimal) -> Decimal | None:
+    """The margin as a percentage of the cost (the markup actually earned); None at zero cost."""
+    if not cost:
+        return None
+    return ((Decimal(retail) - Decimal(cost)) * HUNDRED / Decimal(cost)).quantize(Decimal("0.01"))
+
+
+def rise_percent(old_cost: Decimal | None, new_cost: Decimal) -> Decimal:
+    """How much a cost rose, in percent of the old one (0 when it fell or was unknown)."""
+    if old_cost is None or new_cost <= old_cost:
+        return Decimal(0)
+    if old_cost == 0:
+        return Decimal("Infinity")
+    return (Decimal(new_cost) - Decimal(old_cost)) * HUNDRED / Decimal(old_cost)
+
+
+class Pause(StrEnum):
+    """Why a price decision stops a service from selling (matches Service.DisabledCause)."""
+
+    NONE = ""
+    PRICE_HOLD = "price_hold"
+    BELOW_COST = "below_cost"
+
+
+@dataclass(frozen=True)
+class PriceDecision:
+    """What a service should sell at after its cost or markup changed."""
+
+    rate: Decimal  # the retail rate to sell at now
+    held_rate: Decimal | None = None  # a rise waiting for an admin's approval
+    held_cost: Decimal | None = None
+    pause: Pause = Pause.NONE
+    reason: str = ""  # why it is held or paused, for the admin
+
+    @property
+    def is_held(self) -> bool:
+        return self.held_rate is not None
+
+
+def decide_price(
+    *,
+    fixed: bool,
+    current_rate: Decimal,
+    priced_cost: Decimal | None,
+    cost: Decimal,
+    markup_percent: Decimal,
+    hold_percent: Decimal,
+    pause_on_hold: bool,
+    allow_below_cost: bool,
+) -> PriceDecision:
+    """The pricing rules in one pure function.
+
+    - A fixed rate is never changed; if the cost rises above it (and selling below cost is not
+      allowed) the service is paused instead.
+    - Otherwise the rate is cost + markup, never below cost unless allowed.
+    - A cost rise of more than `hold_percent` over `priced_cost` (the cost the current rate was
+      set from) is held: the old rate stays (or the service pauses, `pause_on_hold`) until an
+      admin approves `held_rate`. Keeping an old rate that is now below cost is not allowed
+      either, so such a hold always pauses.
+    """
+    below_cost = not allow_below_cost
+    if fixed:
+        if below_cost and current_rate < cost:
+            return PriceDecision(
+                current_rate,
+                pause=Pause.BELOW_COST,
+                reason=f"Fixed rate {current_rate.normalize():f} is below the cost {cost.normalize():f}.",
+            )
+        return PriceDecision(current_rate)
+    target = retail_rate(cost, markup_percent)
+    if below_cost and target < cost:
+        target = cost
+    rise = rise_percent(priced_cost, cost)
+    if priced_cost is None or rise <= hold_percent:
+        return PriceDecision(target)
+    reason = (
+        f"Upstream cost rose {_pct(rise)}% ({priced_cost.normalize():f} → {cost.normalize():f}); "
+        f"new rate {target.normalize():f} waits for approval."
+    )
+    pause = pause_on_hold or (below_cost and current_rate < cost)
+    return PriceDecision(
+        current_rate,
+        held_rate=target,
+        held_cost=cost,
+        pause=Pause.PRICE_HOLD if pause else Pause.NONE,
+        reason=reason,
+    )
+
+
+def _pct(value: Decimal) -> str:
+    return "∞" if not value.is_finite() else f"{value.quantize(Decimal('0.1'))}"

@@ -5,7 +5,7 @@ from decimal import Decimal
 from django.db.models import QuerySet
 
 from accounts.models import User
-from catalog.models import CustomerDiscount, CustomerRate, Service
+from catalog.models import CustomerDiscount, CustomerRate, Service, ServiceBackup, UpstreamService
 from catalog.pricing import quantize_rate
 
 
@@ -51,3 +51,22 @@ def service_cost_rate(*, service: Service, upstream=None) -> Decimal | None:
     if upstream is None:
         return None
     return quantize_rate(upstream.rate * upstream.provider.exchange_rate)
+
+
+def service_upstream_candidates(*, service: Service) -> list[UpstreamService]:
+    """Where an order for `service` can go, in order: its own upstream service, then its
+    backups by priority. Upstream services removed upstream or at a disabled provider are left
+    out; providers flagged out of funds are kept (provider.out_of_funds_since says so) so that
+    the caller decides. One query for the backups (plus the primary's provider if not loaded)."""
+    candidates: list[UpstreamService | None] = []
+    if service.upstream_id is not None:
+        candidates.append(service.upstream)
+    backups = (
+        ServiceBackup.objects.filter(service=service)
+        .select_related("upstream", "upstream__provider")
+        .order_by("priority", "id")
+    )
+    candidates.extend(b.upstream for b in backups)
+    return [
+        u for u in candidates if u is not None and u.removed_at is None and u.provider.is_enabled
+    ]

@@ -1,0 +1,319 @@
+"""Admin for the catalog. Upstream text (names, descriptions, categories) is untrusted: it is
+only ever shown through Django's escaping, never through mark_safe."""
+
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
+from django.db.models import DecimalField, ExpressionWrapper, F, QuerySet
+from django.db.models.functions import NullIf
+from django.http import HttpRequest
+
+from catalog.models import (
+    CatalogChange,
+    CatalogSettings,
+    Category,
+    CustomerDiscount,
+    CustomerRate,
+    PriceChange,
+    Service,
+    ServiceBackup,
+    UpstreamService,
+)
+from catalog.pricing import RATE_DIGITS, RATE_PLACES
+from catalog.services import (
+    CatalogError,
+    catalog_import_services,
+    catalog_reprice_services,
+    service_approve_held_price,
+    service_cost,
+    service_set_price,
+)
+from providers.models import Provider
+
+RATE_OUTPUT = DecimalField(max_digits=RATE_DIGITS + 8, decimal_places=RATE_PLACES)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+# --- upstream catalog ---------------------------------------------------------------------------
+
+
+class ImportActionForm(helpers.ActionForm):
+    markup = forms.DecimalField(
+        required=False, label="markup %", help_text="Empty: the category/provider/global markup."
+    )
+    category = forms.CharField(
+        required=False, max_length=200, label="category",
+        help_text="Empty: a category named like the upstream one (created when missing).",
+    )  # fmt: skip
+
+
+@admin.register(UpstreamService)
+class UpstreamServiceAdmin(ReadOnlyAdmin):
+    list_display = ("service_id", "provider", "name", "category", "type", "rate", "min", "max",
+                    "refill", "cancel", "dripfeed", "last_seen_at", "removed_at")  # fmt: skip
+    list_filter = ("provider", ("removed_at", admin.EmptyFieldListFilter), "type", "refill",
+                   "cancel", "dripfeed")  # fmt: skip
+    search_fields = ("=service_id", "name", "category")
+    list_select_related = ("provider",)
+    action_form = ImportActionForm
+    actions = ("import_into_panel",)
+
+    @admin.action(description="Import into the panel (markup and category from the fields)")
+    def import_into_panel(self, request: HttpRequest, queryset: QuerySet[UpstreamService]) -> None:
+        try:
+            markup = Decimal(request.POST["markup"]) if request.POST.get("markup") else None
+        except InvalidOperation:
+            self.message_user(request, "The markup must be a number.", messages.ERROR)
+            return
+        category = request.POST.get("category", "").strip() or None
+        by_provider: dict[int, list[str]] = {}
+        for provider_id, service_id in queryset.values_list("provider_id", "service_id"):
+            by_provider.setdefault(provider_id, []).append(service_id)
+        for provider in Provider.objects.filter(pk__in=by_provider):
+            try:
+                services = catalog_import_services(
+                    provider=provider, upstream_ids=by_provider[provider.pk],
+                    markup_percent=markup, category_name=category,
+                )  # fmt: skip
+            except CatalogError as exc:
+                self.message_user(request, f"{provider.name}: {exc}", messages.ERROR)
+                continue
+            ids = ", ".join(str(s.pk) for s in services)
+            self.message_user(request, f"{provider.name}: panel services {ids}.", messages.SUCCESS)
+
+
+@admin.register(CatalogChange)
+class CatalogChangeAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "provider", "kind", "upstream_service", "old", "new")
+    list_filter = ("kind", "provider")
+    search_fields = ("=upstream_service__service_id", "upstream_service__name")
+    list_select_related = ("provider", "upstream_service", "upstream_service__provider")
+    raw_id_fields = ("upstream_service",)
+    date_hierarchy = "created_at"
+
+
+# --- panel catalog -------------------------------------------------------------------------------
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ("name", "sort_order", "markup_percent", "is_enabled")
+    list_editable = ("sort_order", "is_enabled")
+    search_fields = ("name",)
+
+    def save_model(self, request: HttpRequest, obj: Category, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "markup_percent" in form.changed_data:
+            count = catalog_reprice_services(services=obj.services.all(), changed_by=request.user)
+            self.message_user(request, f"{count} services re-priced.")
+
+
+class ServiceBackupInline(admin.TabularInline):
+    model = ServiceBackup
+    extra = 0
+    raw_id_fields = ("upstream",)
+    ordering = ("priority",)
+    fields = ("priority", "upstream")
+
+
+class MarginFilter(admin.SimpleListFilter):
+    title = "margin"
+    parameter_name = "margin"
+
+    def lookups(self, request, model_admin):
+        return (("loss", "below cost"), ("thin", "under 10%"), ("ok", "10% or more"),
+                ("held", "price rise held"))  # fmt: skip
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "loss":
+            return queryset.filter(margin__lt=0)
+        if value == "thin":
+            return queryset.filter(margin__gte=0, rate__lt=F("cost") * Decimal("1.1"))
+        if value == "ok":
+            return queryset.filter(rate__gte=F("cost") * Decimal("1.1"))
+        if value == "held":
+            return queryset.filter(held_rate__isnull=False)
+        return queryset
+
+
+class ServiceAdminForm(forms.ModelForm):
+    class Meta:
+        model = Service
+        fields = "__all__"  # noqa: DJ007 - the ModelAdmin fieldsets choose the fields
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk and "rate" in self.changed_data and data.get("rate") is not None:
+            current = Service.objects.select_related("upstream__provider").get(pk=self.instance.pk)
+            cost = service_cost(current)
+            allowed = data.get("allow_below_cost", current.allow_below_cost)
+            if cost is not None and data["rate"] < cost and not allowed:
+                self.add_error("rate", f"Below the cost {cost.normalize():f}; tick "
+                               "'allow below cost' to sell at a loss.")  # fmt: skip
+        return data
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    form = ServiceAdminForm
+    list_display = ("id", "name", "category", "type", "rate", "cost_display", "margin_display",
+                    "margin_pct_display", "pricing", "held_rate", "is_enabled", "disabled_reason",
+                    "provider_display")  # fmt: skip
+    list_filter = (MarginFilter, "is_enabled", "disabled_cause", "pricing", "type",
+                   "upstream__provider", "category")  # fmt: skip
+    search_fields = ("=id", "name", "=upstream__service_id")
+    list_select_related = ("category", "upstream", "upstream__provider")
+    raw_id_fields = ("upstream",)
+    readonly_fields = ("priced_cost", "held_rate", "held_cost", "disabled_cause", "created_at",
+                       "updated_at")  # fmt: skip
+    inlines = (ServiceBackupInline,)
+    actions = ("approve_held_price", "reprice")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Service]:
+        cost = ExpressionWrapper(
+            F("upstream__rate") * F("upstream__provider__exchange_rate"), output_field=RATE_OUTPUT
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(cost=cost)
+            .annotate(
+                margin=ExpressionWrapper(F("rate") - F("cost"), output_field=RATE_OUTPUT),
+                margin_pct=ExpressionWrapper(
+                    (F("rate") - F("cost")) * 100 / NullIf(F("cost"), 0), output_field=RATE_OUTPUT
+                ),
+            )
+        )
+
+    @admin.display(description="cost", ordering="cost")
+    def cost_display(self, obj: Service):
+        return None if obj.cost is None else obj.cost.quantize(Decimal("0.00001"))
+
+    @admin.display(description="margin", ordering="margin")
+    def margin_display(self, obj: Service):
+        return None if obj.margin is None else obj.margin.quantize(Decimal("0.00001"))
+
+    @admin.display(description="margin %", ordering="margin_pct")
+    def margin_pct_display(self, obj: Service):
+        return None if obj.margin_pct is None else obj.margin_pct.quantize(Decimal("0.1"))
+
+    @admin.display(description="provider", ordering="upstream__provider__name")
+    def provider_display(self, obj: Service) -> str:
+        return f"{obj.upstream.provider.name} #{obj.upstream.service_id}" if obj.upstream else "—"
+
+    def save_model(self, request: HttpRequest, obj: Service, form, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            PriceChange.objects.create(service=obj, old_rate=None, new_rate=obj.rate,
+                                       reason="created in admin", changed_by=request.user)  # fmt: skip
+            if obj.upstream_id and obj.pricing == Service.Pricing.MARKUP:
+                catalog_reprice_services(services=[obj], changed_by=request.user)
+            return
+        new_rate = obj.rate
+        rate_changed = "rate" in form.changed_data
+        if rate_changed:
+            obj.rate = Service.objects.values_list("rate", flat=True).get(pk=obj.pk)
+        if "is_enabled" in form.changed_data:
+            obj.disabled_cause = "" if obj.is_enabled else Service.DisabledCause.MANUAL
+            if obj.is_enabled:
+                obj.disabled_reason = ""
+            elif not obj.disabled_reason:
+                obj.disabled_reason = "Disabled by an admin."
+        super().save_model(request, obj, form, change)
+        if rate_changed:
+            try:
+                service_set_price(service=obj, rate=new_rate, changed_by=request.user)
+            except ValidationError as exc:
+                self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+        elif obj.pricing == Service.Pricing.MARKUP and {
+            "pricing",
+            "markup_percent",
+            "allow_below_cost",
+            "upstream",
+            "category",
+        }.intersection(form.changed_data):
+            catalog_reprice_services(services=[obj], changed_by=request.user)
+
+    @admin.action(description="Approve the held upstream price")
+    def approve_held_price(self, request: HttpRequest, queryset: QuerySet[Service]) -> None:
+        done = 0
+        for service in queryset.filter(held_rate__isnull=False):
+            service_approve_held_price(service=service, approved_by=request.user)
+            done += 1
+        self.message_user(request, f"{done} held prices approved.")
+
+    @admin.action(description="Re-price by the markup rules")
+    def reprice(self, request: HttpRequest, queryset: QuerySet[Service]) -> None:
+        count = catalog_reprice_services(services=list(queryset), changed_by=request.user)
+        self.message_user(request, f"{count} services changed.")
+
+
+@admin.register(ServiceBackup)
+class ServiceBackupAdmin(admin.ModelAdmin):
+    list_display = ("service", "priority", "upstream")
+    list_select_related = ("service", "upstream", "upstream__provider")
+    raw_id_fields = ("service", "upstream")
+    search_fields = ("=service__id", "service__name", "=upstream__service_id")
+    ordering = ("service", "priority")
+
+
+@admin.register(PriceChange)
+class PriceChangeAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "service", "old_rate", "new_rate", "reason", "changed_by")
+    list_filter = (("changed_by", admin.EmptyFieldListFilter),)
+    search_fields = ("=service__id", "service__name", "reason")
+    list_select_related = ("service", "changed_by")
+    raw_id_fields = ("service", "changed_by")
+    date_hierarchy = "created_at"
+
+
+@admin.register(CatalogSettings)
+class CatalogSettingsAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "default_markup_percent", "price_rise_hold_percent",
+                    "auto_import_new_services")  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not CatalogSettings.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        CatalogSettings.load()  # the one row always exists
+        return super().changelist_view(request, extra_context)
+
+    def save_model(self, request: HttpRequest, obj: CatalogSettings, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if {"default_markup_percent", "price_rise_hold_percent"}.intersection(form.changed_data):
+            count = catalog_reprice_services(changed_by=request.user)
+            self.message_user(request, f"{count} services re-priced.")
+
+
+@admin.register(CustomerRate)
+class CustomerRateAdmin(admin.ModelAdmin):
+    list_display = ("user", "service", "rate")
+    list_select_related = ("user", "service")
+    raw_id_fields = ("user", "service")
+    search_fields = ("user__username", "user__email", "=service__id", "service__name")
+
+
+@admin.register(CustomerDiscount)
+class CustomerDiscountAdmin(admin.ModelAdmin):
+    list_display = ("user", "percent")
+    list_select_related = ("user",)
+    raw_id_fields = ("user",)
+    search_fields = ("user__username", "user__email")

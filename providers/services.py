@@ -1,0 +1,226 @@
+"""Writes for providers: register one, test the connection, check the balance, out-of-funds flags.
+
+Every upstream call goes through providers.gateway.provider_call (recorded as a ProviderCall) and
+never runs inside a transaction that holds row locks.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.mail import mail_admins
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.pricing import format_money
+from providers.client import ProviderError
+from providers.gateway import provider_call
+from providers.models import Provider
+
+logger = logging.getLogger(__name__)
+
+
+def provider_create(
+    *,
+    name: str,
+    api_url: str,
+    api_key: str,
+    currency: str = "USD",
+    exchange_rate: Decimal = Decimal(1),
+    markup_percent: Decimal | None = None,
+    low_balance_threshold: Decimal | None = None,
+    is_enabled: bool = True,
+) -> Provider:
+    """Register an upstream. The key is encrypted at rest; ValidationError on bad input."""
+    provider = Provider(
+        name=name.strip(),
+        api_url=api_url.strip(),
+        currency=currency.strip().upper(),
+        exchange_rate=exchange_rate,
+        markup_percent=markup_percent,
+        low_balance_threshold=low_balance_threshold,
+        is_enabled=is_enabled,
+    )
+    try:
+        provider.set_api_key(api_key)
+    except ValueError as exc:
+        raise ValidationError({"api_key": str(exc)}) from None
+    provider.full_clean()
+    provider.save()
+    logger.info(
+        "provider %s registered (%s, key …%s)",
+        provider.name,
+        provider.api_url,
+        provider.api_key_hint,
+    )
+    return provider
+
+
+def provider_set_api_key(*, provider: Provider, api_key: str) -> Provider:
+    """Replace the provider's API key (encrypted; only the last 4 characters stay readable)."""
+    provider.set_api_key(api_key)
+    provider.save(update_fields=["api_key_encrypted", "api_key_hint"])
+    return provider
+
+
+@dataclass
+class ConnectionReport:
+    """What a connection test found. `ok` means both the balance and the services call worked."""
+
+    ok: bool = False
+    balance: Decimal | None = None
+    balance_currency: str = ""
+    services_count: int | None = None
+    skipped_count: int = 0
+    detected: dict[str, bool] = field(default_factory=dict)  # Provider field → detected value
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """A human summary, one fact per line (admin messages, the add_provider command)."""
+        out: list[str] = []
+        if self.balance is not None:
+            out.append(f"balance: {format_money(self.balance)} {self.balance_currency}".rstrip())
+        if self.services_count is not None:
+            out.append(f"services: {self.services_count} readable, {self.skipped_count} skipped")
+        for name, value in sorted(self.detected.items()):
+            out.append(f"detected {name} = {value}")
+        out.extend(f"note: {n}" for n in self.notes)
+        out.extend(f"error: {e}" for e in self.errors)
+        return out
+
+
+def _detect_capabilities(services: list) -> dict[str, bool]:
+    # A catalog whose items carry a `dripfeed` / `cancel` key says per service what is possible;
+    # if none of them allows it, the provider does not offer it. A catalog without the key at
+    # all says nothing, and the admin's setting stays.
+    detected: dict[str, bool] = {}
+    keys = [{str(k).casefold() for k in s.raw} for s in services]
+    if any("dripfeed" in k for k in keys):
+        detected["supports_dripfeed"] = any(s.dripfeed for s in services)
+    if any("cancel" in k for k in keys):
+        detected["supports_cancel"] = any(s.cancel for s in services)
+    return detected
+
+
+def provider_test_connection(*, provider: Provider, save: bool = True) -> ConnectionReport:
+    """Call `balance` and `services`, report what worked and detect capabilities.
+
+    With `save`, the balance and the detected capabilities are stored on the provider.
+    """
+    report = ConnectionReport()
+    try:
+        balance = provider_call(provider, "balance", lambda c: c.balance())
+        report.balance, report.balance_currency = balance.amount, balance.currency
+        if balance.currency and balance.currency.upper() != provider.currency.upper():
+            report.notes.append(
+                f"the provider bills in {balance.currency}, the panel has {provider.currency} "
+                "for it: fix the currency and the exchange rate"
+            )
+    except ProviderError as exc:
+        report.errors.append(f"balance: {exc.message} ({exc.kind})")
+    try:
+        services = provider_call(provider, "services", lambda c: c.services())
+        report.services_count, report.skipped_count = len(services), len(services.skipped)
+        report.detected = _detect_capabilities(list(services))
+        if not services:
+            report.notes.append("the provider's catalog is empty")
+    except ProviderError as exc:
+        report.errors.append(f"services: {exc.message} ({exc.kind})")
+    report.ok = not report.errors
+    if save:
+        _save_test_results(provider, report)
+    return report
+
+
+def _save_test_results(provider: Provider, report: ConnectionReport) -> None:
+    fields: list[str] = []
+    for name, value in report.detected.items():
+        setattr(provider, name, value)
+        fields.append(name)
+    if report.balance is not None:
+        provider.balance, provider.balance_checked_at = report.balance, timezone.now()
+        fields += ["balance", "balance_checked_at"]
+    if fields:
+        provider.save(update_fields=fields)
+
+
+def provider_check_balance(*, provider: Provider) -> Decimal:
+    """Fetch and store the provider's balance; flag low balance and e-mail ADMINS once per
+    low-balance episode (the episode ends when the balance is back above the threshold).
+
+    Raises ProviderError (recorded as a ProviderCall) when the provider cannot answer.
+    """
+    balance = provider_call(provider, "balance", lambda c: c.balance())
+    now = timezone.now()
+    Provider.objects.filter(pk=provider.pk).update(balance=balance.amount, balance_checked_at=now)
+    provider.balance, provider.balance_checked_at = balance.amount, now
+    if provider.is_low_on_balance:
+        _alert_low_balance(provider, now)
+    else:
+        Provider.objects.filter(pk=provider.pk, low_balance_alerted_at__isnull=False).update(
+            low_balance_alerted_at=None
+        )
+        provider.low_balance_alerted_at = None
+        threshold = provider.low_balance_threshold or Decimal(0)
+        if provider.out_of_funds_since and balance.amount > threshold:
+            # Topped up: orders may go to this provider again.
+            provider_clear_out_of_funds(provider=provider)
+    return balance.amount
+
+
+def _alert_low_balance(provider: Provider, now: datetime) -> None:
+    # A conditional UPDATE claims the alert: two concurrent checks send one e-mail.
+    claimed = Provider.objects.filter(pk=provider.pk, low_balance_alerted_at__isnull=True).update(
+        low_balance_alerted_at=now
+    )
+    if not claimed:
+        return
+    provider.low_balance_alerted_at = now
+    logger.warning(
+        "provider %s is low on balance: %s < %s",
+        provider.name,
+        provider.balance,
+        provider.low_balance_threshold,
+    )
+    mail_admins(
+        f"Provider {provider.name} is low on balance",
+        f"The balance at {provider.name} is {format_money(provider.balance)} {provider.currency}, "
+        f"under the threshold of {format_money(provider.low_balance_threshold)}.\n"
+        "Top up the account at the provider; orders may be refused for funds.",
+        fail_silently=True,
+    )
+
+
+def provider_mark_out_of_funds(*, provider: Provider, message: str = "") -> bool:
+    """Flag the provider as refusing orders for funds (from an `add` answer). True when this call
+    set the flag (the admins are e-mailed then), False when it was already set."""
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = Provider.objects.filter(pk=provider.pk, out_of_funds_since__isnull=True).update(
+            out_of_funds_since=now
+        )
+    if not claimed:
+        return False
+    provider.out_of_funds_since = now
+    logger.warning("provider %s is out of funds: %s", provider.name, message)
+    mail_admins(
+        f"Provider {provider.name} is out of funds",
+        f"{provider.name} refused an order for funds ({message or 'no message'}). Top up the "
+        "account; orders fall over to backup services meanwhile.",
+        fail_silently=True,
+    )
+    return True
+
+
+def provider_clear_out_of_funds(*, provider: Provider) -> bool:
+    """Clear the out-of-funds flag (after a top-up). True when it was set."""
+    cleared = Provider.objects.filter(pk=provider.pk, out_of_funds_since__isnull=False).update(
+        out_of_funds_since=None
+    )
+    provider.out_of_funds_since = None
+    if cleared:
+        logger.info("provider %s: out-of-funds flag cleared", provider.name)
+    return bool(cleared)

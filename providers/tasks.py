@@ -1,0 +1,30 @@
+"""Celery entry points for providers: the periodic balance check (sweep + one task each)."""
+
+from celery import shared_task
+
+from providers.client import ProviderError
+from providers.models import Provider
+from providers.selectors import provider_ids_enabled
+from providers.services import provider_check_balance
+
+
+@shared_task(ignore_result=True)
+def provider_check_balances_sweep() -> int:
+    """Beat: enqueue one balance check per enabled provider."""
+    ids = provider_ids_enabled()
+    for provider_id in ids:
+        provider_check_balance_task.delay(provider_id)
+    return len(ids)
+
+
+@shared_task(ignore_result=True)
+def provider_check_balance_task(provider_id: int) -> str:
+    """Fetch and store one provider's balance (low-balance alert included). A failed call is
+    recorded as a ProviderCall; the next sweep tries again."""
+    provider = Provider.objects.filter(pk=provider_id, is_enabled=True).first()
+    if provider is None:
+        return "skipped: no such enabled provider"
+    try:
+        return str(provider_check_balance(provider=provider))
+    except ProviderError as exc:
+        return f"failed: {exc.kind}: {exc.message}"
