@@ -9,6 +9,7 @@ Two ways to run:
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -193,13 +194,25 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Provider I/O runs on its own queue so a slow upstream never delays cheap local work.
 CELERY_TASK_ROUTES = {
     "providers.tasks.*": {"queue": "provider_io"},
+    "catalog.tasks.catalog_sync_provider_task": {"queue": "provider_io"},
     "orders.tasks.order_submit": {"queue": "provider_io"},
     "orders.tasks.provider_poll_orders": {"queue": "provider_io"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # The defaults beat starts with; django-celery-beat copies them into the database, where admins
 # edit them. `expires` close to the interval keeps runs from piling up behind a stalled worker.
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "catalog-sync-sweep": {
+        "task": "catalog.tasks.catalog_sync_sweep",
+        "schedule": crontab(minute=7),
+        "options": {"expires": 50 * 60},
+    },
+    "provider-balance-sweep": {
+        "task": "providers.tasks.provider_check_balances_sweep",
+        "schedule": crontab(minute="*/15"),
+        "options": {"expires": 14 * 60},
+    },
+}
 
 # --- Panel ------------------------------------------------------------------------------------
 PANEL_NAME = env("PANEL_NAME", default="SMM Panel")
@@ -215,6 +228,10 @@ if not FIELD_ENCRYPTION_KEYS:
         )
     # A fixed development key: provider keys stored while DEBUG is on are not secret anyway.
     FIELD_ENCRYPTION_KEYS = ["ZGV2LW9ubHktZmllbGQtZW5jcnlwdGlvbi1rZXktMDA="]
+
+# A sync that would remove more than this share of a provider's known services is refused (a
+# provider answering half its catalog under load must not disable half the panel).
+CATALOG_SYNC_MAX_REMOVED_PERCENT = env.int("CATALOG_SYNC_MAX_REMOVED_PERCENT", default=50)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING = {
