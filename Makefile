@@ -32,6 +32,7 @@ run: $(VENV)/.installed-run
 	@export DEBUG=true PANEL_PUBLIC_URL=http://127.0.0.1:$(PORT) PORT=$(PORT) \
 	        SANDBOX_PORT=$(SANDBOX_PORT) PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	  python manage.py migrate --noinput && \
+	  python manage.py setup_schedules && \
 	  python manage.py seed_demo --sandbox-url http://127.0.0.1:$(SANDBOX_PORT)/api/v2 && \
 	  exec honcho start -f Procfile.dev
 

@@ -1,41 +1,100 @@
+from decimal import Decimal
+
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.db.models import Count, DecimalField, F, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
+from accounts.audit import AuditedAdminMixin, audit_record, audited_action
 from accounts.forms import BalanceChangeForm
-from accounts.models import ApiKey, LedgerEntry, User
+from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, User
 from accounts.services import InsufficientFunds, InvalidAmount, balance_adjust
+from catalog.models import CustomerDiscount, CustomerRate
+from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
+from orders.models import Order
+from panel import dashboard
+
+# The admin home becomes the cockpit, and /admin/pricing/bulk/ appears (panel/dashboard.py).
+dashboard.install(admin.site)
+
+RECENT_LEDGER_ROWS = 20
+_MONEY = DecimalField(max_digits=MONEY_DIGITS + 4, decimal_places=MONEY_PLACES)
 
 
-class LedgerEntryInline(admin.TabularInline):
-    model = LedgerEntry
+class CustomerRateInline(admin.TabularInline):
+    model = CustomerRate
     fk_name = "user"
-    fields = ("created_at", "kind", "amount", "balance_after", "order_ref", "memo", "created_by")
-    readonly_fields = fields
-    ordering = ("-id",)
+    fields = ("service", "rate")
+    raw_id_fields = ("service",)
     extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = False
-    verbose_name_plural = "ledger (newest first)"
+    verbose_name_plural = "custom rates (win over the discount)"
 
-    def has_add_permission(self, request, obj=None):
-        return False
+
+class CustomerDiscountInline(admin.StackedInline):
+    model = CustomerDiscount
+    fk_name = "user"
+    fields = ("percent",)
+    extra = 0
+    max_num = 1
+    can_delete = True
+
+
+def _spent_subquery() -> Subquery:
+    # Correlated subqueries, evaluated only for the rows of the page (LIMIT before the select
+    # list); order_user_recent (user, -id) serves both.
+    orders = Order.objects.filter(user=OuterRef("pk")).order_by().values("user")
+    return Subquery(
+        orders.annotate(total=Sum(F("charge") - F("refunded"), output_field=_MONEY)).values(
+            "total"
+        ),
+        output_field=_MONEY,
+    )
+
+
+def _order_count_subquery() -> Subquery:
+    orders = Order.objects.filter(user=OuterRef("pk")).order_by().values("user")
+    return Subquery(orders.annotate(n=Count("id")).values("n"))
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
-    list_display = ("username", "email", "balance_display", "is_active", "is_staff", "date_joined")
-    list_select_related = ("wallet",)
-    readonly_fields = ("balance_display", "change_balance_link", "last_login", "date_joined")
-    inlines = [LedgerEntryInline]
+class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
+    list_display = (
+        "username",
+        "email",
+        "balance_display",
+        "total_spent",
+        "order_count",
+        "api_key_status",
+        "is_active",
+        "is_staff",
+        "date_joined",
+    )
+    list_select_related = ("wallet", "api_key")
+    list_filter = ("is_active", "is_staff", "api_key__is_active")
+    show_full_result_count = False
+    readonly_fields = (
+        "balance_display",
+        "change_balance_link",
+        "total_spent",
+        "order_count",
+        "api_key_status",
+        "api_key_last_use",
+        "recent_ledger",
+        "last_login",
+        "date_joined",
+    )
+    inlines = [CustomerDiscountInline, CustomerRateInline]
+    actions = ["suspend_customers", "unsuspend_customers", "disable_api_keys", "enable_api_keys"]
     fieldsets = (
         (None, {"fields": ("username", "password")}),
-        ("Balance", {"fields": ("balance_display", "change_balance_link")}),
+        ("Balance", {"fields": ("balance_display", "change_balance_link", "recent_ledger")}),
+        ("Orders", {"fields": ("total_spent", "order_count")}),
+        ("API key", {"fields": ("api_key_status", "api_key_last_use")}),
         ("Personal info", {"fields": ("first_name", "last_name", "email", "timezone")}),
         (
             "Permissions",
@@ -48,6 +107,100 @@ class UserAdmin(BaseUserAdmin):
     def balance_display(self, obj: User):
         wallet = getattr(obj, "wallet", None)
         return wallet.balance if wallet else "—"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                spent=Coalesce(_spent_subquery(), Decimal(0), output_field=_MONEY),
+                order_total=Coalesce(_order_count_subquery(), 0),
+            )
+        )
+
+    @admin.display(description="total spent")
+    def total_spent(self, obj: User):
+        return getattr(obj, "spent", None)
+
+    @admin.display(description="orders")
+    def order_count(self, obj: User):
+        return getattr(obj, "order_total", None)
+
+    @admin.display(description="API key")
+    def api_key_status(self, obj: User):
+        key = _api_key(obj)
+        if key is None:
+            return "—"
+        return f"{key.prefix}… {'active' if key.is_active else 'disabled'}"
+
+    @admin.display(description="API key last used")
+    def api_key_last_use(self, obj: User):
+        key = _api_key(obj)
+        if key is None or key.last_used_at is None:
+            return "never"
+        return f"{key.last_used_at:%Y-%m-%d %H:%M} UTC from {key.last_used_ip or '?'}"
+
+    @admin.display(description=f"ledger, newest {RECENT_LEDGER_ROWS}")
+    def recent_ledger(self, obj: User):
+        if not obj.pk:
+            return "—"
+        entries = LedgerEntry.objects.filter(user=obj).order_by("-id")[:RECENT_LEDGER_ROWS]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td style='text-align:right'>{}</td>"
+            "<td style='text-align:right'>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{e.created_at:%Y-%m-%d %H:%M}",
+                    e.get_kind_display(),
+                    f"{e.amount:+}",
+                    e.balance_after,
+                    e.order_ref or "",
+                    e.memo,
+                )
+                for e in entries
+            ),
+        )
+        url = reverse("admin:accounts_ledgerentry_changelist") + f"?user__id__exact={obj.pk}"
+        return format_html(
+            "<table><thead><tr><th>When</th><th>Kind</th><th>Amount</th><th>Balance after</th>"
+            "<th>Order</th><th>Memo</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}">The whole ledger of this customer</a></p>',
+            rows,
+            url,
+        )
+
+    @audited_action(
+        action="suspend", description="Suspend the selected customers (no login, no API)"
+    )
+    def suspend_customers(self, request, queryset):
+        changed = (
+            queryset.filter(is_active=True).exclude(pk=request.user.pk).update(is_active=False)
+        )
+        self.message_user(request, f"{changed} customers suspended.", messages.SUCCESS)
+        return {"suspended": changed}
+
+    @audited_action(action="unsuspend", description="Unsuspend the selected customers")
+    def unsuspend_customers(self, request, queryset):
+        changed = queryset.filter(is_active=False).update(is_active=True)
+        self.message_user(request, f"{changed} customers unsuspended.", messages.SUCCESS)
+        return {"unsuspended": changed}
+
+    @audited_action(
+        action="disable_api_key", description="Disable the API keys of the selected customers"
+    )
+    def disable_api_keys(self, request, queryset):
+        changed = ApiKey.objects.filter(user__in=queryset, is_active=True).update(is_active=False)
+        self.message_user(request, f"{changed} API keys disabled.", messages.SUCCESS)
+        return {"api_keys_disabled": changed}
+
+    @audited_action(
+        action="enable_api_key", description="Enable the API keys of the selected customers"
+    )
+    def enable_api_keys(self, request, queryset):
+        changed = ApiKey.objects.filter(user__in=queryset, is_active=False).update(is_active=True)
+        self.message_user(request, f"{changed} API keys enabled.", messages.SUCCESS)
+        return {"api_keys_enabled": changed}
 
     @admin.display(description="credit / debit")
     def change_balance_link(self, obj: User):
@@ -83,6 +236,15 @@ class UserAdmin(BaseUserAdmin):
             except (InsufficientFunds, InvalidAmount) as exc:
                 form.add_error("amount", str(exc))
             else:
+                audit_record(
+                    actor=request.user,
+                    action="balance_adjust",
+                    obj=customer,
+                    summary=f"{entry.amount:+} ({entry.get_kind_display()}): {entry.memo}",
+                    before={"balance": entry.balance_after - entry.amount},
+                    after={"balance": entry.balance_after, "ledger_entry": entry.pk},
+                    area=AdminAuditLog.Area.MONEY,
+                )
                 self.message_user(
                     request,
                     f"{entry.amount:+} written to the ledger; the balance is {entry.balance_after}.",
@@ -101,7 +263,16 @@ class UserAdmin(BaseUserAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(admin.ModelAdmin):
-    list_display = ("id", "created_at", "user", "kind", "amount", "balance_after", "order_ref", "memo")
+    list_display = (
+        "id",
+        "created_at",
+        "user",
+        "kind",
+        "amount",
+        "balance_after",
+        "order_ref",
+        "memo",
+    )
     list_filter = ("kind", "created_at")
     list_select_related = ("user",)
     search_fields = ("user__username", "user__email", "=order_ref", "payment_ref", "memo")
@@ -120,7 +291,7 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("prefix", "user", "is_active", "created_at", "last_used_at", "last_used_ip")
     list_filter = ("is_active",)
     list_select_related = ("user",)
@@ -128,5 +299,69 @@ class ApiKeyAdmin(admin.ModelAdmin):
     fields = ("user", "prefix", "is_active", "created_at", "last_used_at", "last_used_ip")
     readonly_fields = ("user", "prefix", "created_at", "last_used_at", "last_used_ip")
 
+    audit_area = AdminAuditLog.Area.ACCESS
+    actions = ["disable_keys", "enable_keys"]
+
     def has_add_permission(self, request):
         return False  # keys are issued by the customer or `create_customer --api-key`
+
+    @audited_action(action="disable_api_key", description="Disable the selected API keys")
+    def disable_keys(self, request, queryset):
+        changed = queryset.filter(is_active=True).update(is_active=False)
+        self.message_user(request, f"{changed} API keys disabled.", messages.SUCCESS)
+        return {"api_keys_disabled": changed}
+
+    @audited_action(action="enable_api_key", description="Enable the selected API keys")
+    def enable_keys(self, request, queryset):
+        changed = queryset.filter(is_active=False).update(is_active=True)
+        self.message_user(request, f"{changed} API keys enabled.", messages.SUCCESS)
+        return {"api_keys_enabled": changed}
+
+
+def _api_key(user: User) -> ApiKey | None:
+    try:
+        return user.api_key
+    except ObjectDoesNotExist:
+        return None
+
+
+@admin.register(AdminAuditLog)
+class AdminAuditLogAdmin(admin.ModelAdmin):
+    """Read-only: rows are written by the admin actions themselves (accounts/audit.py)."""
+
+    list_display = (
+        "created_at",
+        "actor_name",
+        "area",
+        "action",
+        "object_type",
+        "object_id",
+        "summary",
+    )
+    list_filter = ("area", "action", "created_at")
+    search_fields = ("=object_id", "object_repr", "summary", "actor_name")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    readonly_fields = (
+        "created_at",
+        "actor",
+        "actor_name",
+        "area",
+        "action",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "summary",
+        "before",
+        "after",
+    )
+    raw_id_fields = ("actor",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -144,3 +144,52 @@ class ApiKey(models.Model):
     def generate() -> str:
         # 32 hex characters is what the providers in the seeds hand out; we give 48.
         return secrets.token_hex(24)
+
+
+class AdminAuditLog(models.Model):
+    """One admin action that touched money, prices, providers, order statuses or a customer's
+    access: who, when, what, and the values before and after. Rows are only ever inserted."""
+
+    class Area(models.TextChoices):
+        MONEY = "money", "Money"
+        PRICE = "price", "Prices"
+        PROVIDER = "provider", "Providers"
+        ORDER = "order", "Orders"
+        ACCESS = "access", "Customer access"
+        OTHER = "other", "Other"
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_name = models.CharField(
+        max_length=150, blank=True, help_text="Kept when the member of staff is deleted."
+    )
+    action = models.CharField(max_length=64, help_text="e.g. change, delete, suspend, reprice.")
+    area = models.CharField(max_length=16, choices=Area.choices, default=Area.OTHER)
+    object_type = models.CharField(max_length=100, blank=True, help_text="app_label.model")
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    summary = models.TextField(blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "admin audit log entry"
+        verbose_name_plural = "admin audit log"
+        indexes = [
+            # "What happened to this order / service / customer?"
+            models.Index(fields=["object_type", "object_id"], name="audit_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name or 'system'} {self.action} {self.object_type} {self.object_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Audit log entries are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Audit log entries are append-only.")

@@ -9,7 +9,6 @@ Two ways to run:
 from pathlib import Path
 
 import environ
-from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -199,20 +198,9 @@ CELERY_TASK_ROUTES = {
     "orders.tasks.provider_poll_orders": {"queue": "provider_io"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# The defaults beat starts with; django-celery-beat copies them into the database, where admins
-# edit them. `expires` close to the interval keeps runs from piling up behind a stalled worker.
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {
-    "catalog-sync-sweep": {
-        "task": "catalog.tasks.catalog_sync_sweep",
-        "schedule": crontab(minute=7),
-        "options": {"expires": 50 * 60},
-    },
-    "provider-balance-sweep": {
-        "task": "providers.tasks.provider_check_balances_sweep",
-        "schedule": crontab(minute="*/15"),
-        "options": {"expires": 14 * 60},
-    },
-}
+# Schedules live in the database (django-celery-beat), where admins edit them; their defaults
+# are defined once, in `python manage.py setup_schedules` (accounts/management/commands/), which
+# `make run` and the beat container run at start and which never overwrites an admin's edit.
 
 # --- Panel ------------------------------------------------------------------------------------
 PANEL_NAME = env("PANEL_NAME", default="SMM Panel")

@@ -1,0 +1,177 @@
+"""Time the admin's cockpit and its big lists on PostgreSQL with a large seed, and count their
+SQL queries. Uses its own database (panel_bench_admin unless BENCH_DATABASE_URL says otherwise).
+
+    # once: the data set (about 2 minutes for 1,000,000 orders)
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/panel_bench_admin .venv/bin/python manage.py migrate
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/panel_bench_admin \\
+        .venv/bin/python manage.py seed_orders --orders 1000000 --days 90 --providers 3
+    # then
+    .venv/bin/python bench/admin_dashboard.py [--runs 5]
+
+Pages: the admin home (cockpit) for each period, the order changelist unfiltered and with each
+filter it offers (every filter's first choice, read from the changelist itself), a search,
+the customer list (total spent and order count annotated), the audit log and a bulk pricing
+preview over every service. Each page is fetched once to warm up, then `--runs` times; the
+table shows the median and the worst time and the number of SQL queries of one request.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ["DATABASE_URL"] = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/panel_bench_admin"
+)
+os.environ.setdefault("DEBUG", "true")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "panel.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.cache import cache  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
+from django.urls import NoReverseMatch, reverse  # noqa: E402
+from django.utils import timezone  # noqa: E402
+from django.utils.http import urlencode  # noqa: E402
+
+from accounts.models import User  # noqa: E402
+from orders.models import Order  # noqa: E402
+from panel.dashboard import attention_querysets  # noqa: E402
+
+
+def timed(
+    client: Client, url: str, runs: int, data: dict | None = None, before=None
+) -> tuple[float, float, int, int]:
+    """(median ms, max ms, queries, status) of GET (or POST with `data`) `url`; `before` runs
+    untimed before each request."""
+    fetch = (lambda: client.post(url, data)) if data is not None else (lambda: client.get(url))
+    response = fetch()  # warm-up: sessions, content types, the database's caches
+    times = []
+    for _ in range(runs):
+        if before is not None:
+            before()
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            response = fetch()
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), max(times), len(queries.captured_queries), response.status_code
+
+
+def order_list_urls(client: Client) -> list[tuple[str, str]]:
+    """The order changelist, unfiltered, with each filter's first real choice, and a search."""
+    try:
+        base = reverse("admin:orders_order_changelist")
+    except NoReverseMatch:
+        return []
+    response = client.get(base)
+    pages = [("orders: no filter", base)]
+    changelist = response.context["cl"] if response.context else None
+    if changelist is not None:
+        for spec in changelist.filter_specs:
+            title = getattr(spec, "title", spec.__class__.__name__)
+            choices = [c for c in spec.choices(changelist) if not c.get("selected")]
+            for choice in choices[:2]:  # the first one or two values of every filter
+                query = choice["query_string"]
+                if query and query != "?":
+                    pages.append((f"orders: {title} = {choice['display']}", base + query))
+        if changelist.search_fields:
+            any_id = Order.objects.order_by("-id").values_list("id", flat=True).first()
+            pages.append((f"orders: search {any_id}", f"{base}?q={any_id}"))
+            pages.append(("orders: search seed_customer_000007", f"{base}?q=seed_customer_000007"))
+        if changelist.date_hierarchy:
+            pages.append(
+                (
+                    "orders: date hierarchy (this month)",
+                    f"{base}?{changelist.date_hierarchy}__year=2026",
+                )
+            )
+    # The links the cockpit's attention cards use.
+    for key, (_label, _q, query) in attention_querysets(now=timezone.now()).items():
+        pages.append((f"orders: attention link {key}", f"{base}?{urlencode(query)}"))
+    return pages
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    setup_test_environment()
+    settings.ALLOWED_HOSTS = ["*"]
+    settings.DEBUG = False  # no debug-only overhead in the figures
+    # No collectstatic for a bench: static URLs without the manifest.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+    total = Order.objects.count()
+    if total == 0:
+        sys.exit(
+            "No orders: run `manage.py seed_orders --orders 1000000 ...` on the bench database first."
+        )
+    admin_user = User.objects.filter(
+        username="bench_admin"
+    ).first() or User.objects.create_superuser("bench_admin", "bench@example.com", None)
+    client = Client()
+    client.force_login(admin_user)
+
+    pages = [
+        ("admin home (cockpit), 30 days", reverse("admin:index")),
+        ("admin home, 7 days", reverse("admin:index") + "?period=7d"),
+        ("admin home, today", reverse("admin:index") + "?period=today"),
+    ]
+    pages += order_list_urls(client)
+    pages += [
+        ("customers list", reverse("admin:accounts_user_changelist")),
+        (
+            "one customer",
+            reverse(
+                "admin:accounts_user_change",
+                args=[
+                    User.objects.filter(username="seed_customer_000000")
+                    .values_list("pk", flat=True)
+                    .first()
+                    or admin_user.pk
+                ],
+            ),
+        ),
+        ("audit log", reverse("admin:accounts_adminauditlog_changelist")),
+    ]
+    print(f"{total:,} orders in {connection.settings_dict['NAME']}, {args.runs} runs per page\n")
+    print(f"| {'page':<58} | {'median ms':>9} | {'max ms':>8} | {'queries':>7} | status |")
+    print(f"|{'-' * 60}|{'-' * 11}|{'-' * 10}|{'-' * 9}|--------|")
+    median, worst, queries, status = timed(
+        client, reverse("admin:index"), args.runs, before=cache.clear
+    )
+    print(
+        f"| {'admin home, 30 days, nothing cached':<58} | {median:9.0f} | {worst:8.0f} | {queries:7d} | {status:6d} |"
+    )
+    for title, url in pages:
+        median, worst, queries, status = timed(client, url, args.runs)
+        print(f"| {title[:58]:<58} | {median:9.0f} | {worst:8.0f} | {queries:7d} | {status:6d} |")
+    median, worst, queries, status = timed(
+        client,
+        reverse("admin:pricing_bulk"),
+        args.runs,
+        {"mode": "markup", "value": "40", "preview": "1"},
+    )
+    print(
+        f"| {'bulk pricing preview, every service':<58} | {median:9.0f} | {worst:8.0f} | {queries:7d} | {status:6d} |"
+    )
+    if not order_list_urls(client):
+        print("\n(no orders admin registered: the order changelist was not benched)")
+
+
+if __name__ == "__main__":
+    main()
