@@ -31,7 +31,9 @@ class Order(models.Model):
         MASS = "mass", "Mass order"
         ADMIN = "admin", "Admin"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+    )
     service = models.ForeignKey("catalog.Service", on_delete=models.PROTECT, related_name="orders")
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.WEB)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -46,7 +48,10 @@ class Order(models.Model):
     rate = models.DecimalField(**RATE, help_text="Retail rate per 1000 when ordered.")
     charge = models.DecimalField(**MONEY)
     cost = models.DecimalField(
-        **MONEY, null=True, blank=True, help_text="What the provider charges, in the panel's currency."
+        **MONEY,
+        null=True,
+        blank=True,
+        help_text="What the provider charges, in the panel's currency.",
     )
     refunded = models.DecimalField(**MONEY, default=0, help_text="Copy of the ledger's refund.")
 
@@ -91,6 +96,18 @@ class Order(models.Model):
                 name="order_due_for_poll",
                 condition=Q(status__in=["pending", "in_progress", "processing"]),
             ),
+            # The same, per provider: what provider_poll_orders reads.
+            models.Index(
+                fields=["provider", "next_poll_at"],
+                name="order_provider_due_for_poll",
+                condition=Q(status__in=["pending", "in_progress", "processing"]),
+            ),
+            # The requeue sweep: orders waiting to be sent.
+            models.Index(
+                fields=["status", "created_at"],
+                name="order_waiting_to_send",
+                condition=Q(status__in=["queued", "waiting_funds"]),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -133,6 +150,30 @@ PUBLIC_STATUS: dict[str, str] = {
 # Orders the status poll follows (they have an upstream id and are not settled).
 POLLED_STATUSES = frozenset({S.PENDING, S.IN_PROGRESS, S.PROCESSING})
 FINAL_STATUSES = frozenset({S.COMPLETED, S.PARTIAL, S.CANCELED})
+# Where a status may go next; order_set_status refuses anything else. Final statuses go nowhere:
+# their money is settled. CANCELED is reachable from every open state because an admin can
+# always cancel with a refund.
+_ACTIVE = {S.PENDING, S.IN_PROGRESS, S.PROCESSING}
+ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.QUEUED: frozenset({S.SUBMITTING, S.MANUAL, S.CANCELED, S.NEEDS_REVIEW} | _ACTIVE),
+    # Placement's outcomes: placed, back to the queue (never sent), out of funds, unknown
+    # outcome, refused for good.
+    S.SUBMITTING: frozenset({S.QUEUED, S.WAITING_FUNDS, S.NEEDS_REVIEW, S.CANCELED} | _ACTIVE),
+    S.WAITING_FUNDS: frozenset({S.SUBMITTING, S.QUEUED, S.NEEDS_REVIEW, S.CANCELED}),
+    # The admin resends (QUEUED), types the upstream id in (active), or settles it by hand.
+    S.NEEDS_REVIEW: frozenset({S.QUEUED, S.COMPLETED, S.PARTIAL, S.CANCELED} | _ACTIVE),
+    S.MANUAL: frozenset({S.COMPLETED, S.PARTIAL, S.CANCELED} | _ACTIVE),
+    S.PENDING: frozenset({S.NEEDS_REVIEW, S.COMPLETED, S.PARTIAL, S.CANCELED} | _ACTIVE),
+    S.IN_PROGRESS: frozenset({S.NEEDS_REVIEW, S.COMPLETED, S.PARTIAL, S.CANCELED} | _ACTIVE),
+    S.PROCESSING: frozenset({S.NEEDS_REVIEW, S.COMPLETED, S.PARTIAL, S.CANCELED} | _ACTIVE),
+    S.COMPLETED: frozenset(),
+    S.PARTIAL: frozenset(),
+    S.CANCELED: frozenset(),
+}
+
+
+def status_change_allowed(old: str, new: str) -> bool:
+    return new in ORDER_TRANSITIONS.get(old, frozenset())
 
 
 class OrderStatusChange(models.Model):
@@ -178,14 +219,29 @@ class Refill(models.Model):
     upstream_status = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
     next_poll_at = models.DateTimeField(null=True, blank=True)
+    # Set by the conditional UPDATE that claims a QUEUED refill for sending, so two sweeps
+    # never send the same refill.
+    sent_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "next_poll_at"], name="refill_status_due")]
 
     def __str__(self) -> str:
         return f"Refill {self.pk} of order {self.order_id}"
+
+    @property
+    def public_status(self) -> str:
+        """Pending / In progress / Completed / Rejected, as the API v2 documents them."""
+        return REQUEST_PUBLIC_STATUS.get(self.status, "Pending")
+
+
+OPEN_REFILL_STATUSES = frozenset(
+    {Refill.Status.QUEUED, Refill.Status.PENDING, Refill.Status.IN_PROGRESS}
+)
 
 
 class CancelRequest(models.Model):
@@ -199,12 +255,37 @@ class CancelRequest(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="cancel_requests")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     upstream_cancel_id = models.CharField(max_length=64, blank=True)
+    upstream_status = models.CharField(max_length=64, blank=True)
+    # smmsend says what the cancel applied to: "order", "dripfeed" or "subscription".
+    upstream_type = models.CharField(max_length=16, blank=True)
     error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-id"]
+        indexes = [models.Index(fields=["status"], name="cancel_status")]
 
     def __str__(self) -> str:
         return f"Cancel {self.pk} of order {self.order_id}"
+
+    @property
+    def public_status(self) -> str:
+        """Pending / In progress / Completed / Rejected for customers."""
+        return REQUEST_PUBLIC_STATUS.get(self.status, "Pending")
+
+
+OPEN_CANCEL_STATUSES = frozenset({CancelRequest.Status.QUEUED, CancelRequest.Status.SENT})
+# Refill and cancel statuses as customers see them: the panel's own QUEUED is Pending, an
+# ERROR (the provider refused or the request failed) is Rejected.
+REQUEST_PUBLIC_STATUS: dict[str, str] = {
+    "queued": "Pending",
+    "pending": "Pending",
+    "sent": "In progress",
+    "in_progress": "In progress",
+    "completed": "Completed",
+    "rejected": "Rejected",
+    "error": "Rejected",
+}

@@ -1,0 +1,236 @@
+"""Benchmark: one status sweep over 100,000 active orders spread over three sandbox providers.
+
+    DATABASE_URL=postgres://... .venv/bin/python bench/status_sweep.py [--orders 100000]
+
+Needs a migrated PostgreSQL database (it writes its own rows: three "bench-sandbox-N"
+providers, their orders and a "bench-sweep" customer; the orders of an earlier run are deleted
+first). The three sandboxes run as separate processes (real HTTP on loopback), their state
+seeded directly through the sandbox's Store so that setting up 100,000 upstream orders takes
+seconds, not an hour of `add` calls. The orders are planned so that a sweep meets a realistic
+mix: 30% still Pending (unchanged), 60% In progress (a status move, written in bulk), 10%
+finished (Completed, or Partial with a refund through the ledger, written one by one).
+
+Prints per provider and in total: orders polled per second, upstream calls, SQL queries per
+batch of 100; then a second sweep of the same orders (now mostly unchanged).
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "panel.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from accounts.models import User  # noqa: E402
+from accounts.services import customer_create  # noqa: E402
+from catalog.models import Category, Service, UpstreamService  # noqa: E402
+from orders.models import POLLED_STATUSES, Order  # noqa: E402
+from orders.services import provider_poll_orders  # noqa: E402
+from providers.models import Provider, ProviderCall  # noqa: E402
+from providers.sandbox.catalog import Catalog  # noqa: E402
+from providers.sandbox.store import Store  # noqa: E402
+from providers.sandbox.validation import parse_add  # noqa: E402
+
+KEY = "bench-key"
+DURATION = 3000.0  # seconds from Pending to final at the sandbox; Pending is the first 300 s
+
+
+def seed_sandbox(db_path: str, count: int, offset: int) -> list[tuple[int, str, int]]:
+    """Create `count` upstream orders in a sandbox state file: (upstream id, link, quantity)."""
+    catalog = Catalog()
+    now = time.time()
+    clock = {"t": now}
+    store = Store(db_path, start_balance=Decimal(10**9), clock=lambda: clock["t"])
+    made = []
+    for i in range(count):
+        bucket = i % 10
+        if bucket == 0:  # finished: created long ago
+            clock["t"] = now - DURATION - 60
+            link = f"https://bench.test/{offset + i}" + ("-partial" if i % 20 == 0 else "")
+        elif bucket <= 6:  # in progress
+            clock["t"] = now - DURATION / 2
+            link = f"https://bench.test/{offset + i}"
+        else:  # still pending
+            clock["t"] = now
+            link = f"https://bench.test/{offset + i}"
+        draft = parse_add({"service": "1", "link": link, "quantity": "1000"}, catalog)
+        made.append((store.create_order(draft, duration=DURATION), link, 1000))
+    store.close()
+    return made
+
+
+def start_sandbox(db_path: str) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "providers.sandbox",
+            "--port",
+            "0",
+            "--print-port",
+            "--quiet",
+            "--db",
+            db_path,
+            "--key",
+            KEY,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    port = process.stdout.readline().strip()
+    return process, f"http://127.0.0.1:{port}/api/v2"
+
+
+def setup_panel(urls: list[str], seeded: list[list[tuple[int, str, int]]]) -> list[Provider]:
+    Order.objects.filter(provider__name__startswith="bench-sandbox-").delete()
+    user = User.objects.filter(username="bench-sweep").first() or customer_create(
+        username="bench-sweep", opening_balance=Decimal("1")
+    )
+    category, _ = Category.objects.get_or_create(name="Bench")
+    providers = []
+    created = timezone.now() - timedelta(hours=1)
+    for n, (url, rows) in enumerate(zip(urls, seeded, strict=True), start=1):
+        provider = Provider.objects.filter(name=f"bench-sandbox-{n}").first() or Provider(
+            name=f"bench-sandbox-{n}"
+        )
+        provider.api_url = url
+        provider.set_api_key(KEY)
+        provider.save()
+        upstream, _ = UpstreamService.objects.update_or_create(
+            provider=provider,
+            service_id="1",
+            defaults=dict(name="Bench", rate=Decimal("0.9"), min=50, max=10000),
+        )
+        service = Service.objects.filter(upstream=upstream).first() or Service.objects.create(
+            name=f"Bench {n}",
+            category=category,
+            upstream=upstream,
+            rate=Decimal("1.8"),
+            min=50,
+            max=10000,
+        )
+        batch = [
+            Order(
+                user=user,
+                service=service,
+                status=Order.Status.PENDING,
+                link=link,
+                quantity=quantity,
+                params={"quantity": str(quantity)},
+                rate=Decimal("1.8"),
+                charge=Decimal("1.80000"),
+                cost=Decimal("0.90000"),
+                provider=provider,
+                upstream_service=upstream,
+                upstream_order_id=str(upstream_id),
+                created_at=created,
+                next_poll_at=created,
+            )
+            for upstream_id, link, quantity in rows
+        ]
+        Order.objects.bulk_create(batch, batch_size=5000)
+        providers.append(provider)
+    return providers
+
+
+class QueryCounter:
+    """Counts every SQL statement (CaptureQueriesContext keeps only the last 9000)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+def sweep(providers: list[Provider], label: str) -> None:
+    print(f"\n{label}")
+    total_orders = total_calls = total_queries = 0
+    started_all = time.monotonic()
+    for provider in providers:
+        calls_before = ProviderCall.objects.filter(provider=provider).count()
+        queries = QueryCounter()
+        with connection.execute_wrapper(queries):
+            started = time.monotonic()
+            result = provider_poll_orders(provider=provider, limit=1_000_000)
+            took = time.monotonic() - started
+        calls = ProviderCall.objects.filter(provider=provider).count() - calls_before
+        total_orders += result.polled
+        total_calls += calls
+        total_queries += queries.count
+        print(
+            f"  {provider.name}: {result.polled} orders in {took:.1f} s = "
+            f"{result.polled / took:,.0f} orders/s; {calls} upstream calls; "
+            f"{queries.count} SQL queries = {queries.count / max(calls, 1):.1f} per batch; "
+            f"changed {result.changed} {dict(result.statuses)}, unchanged {result.unchanged}, "
+            f"errors {result.errors}"
+        )
+    took_all = time.monotonic() - started_all
+    print(
+        f"  total: {total_orders} orders in {took_all:.1f} s = {total_orders / took_all:,.0f} "
+        f"orders/s (providers one after another; the periodic task runs them in parallel); "
+        f"{total_calls} upstream calls; {total_queries / max(total_calls, 1):.1f} SQL per batch"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--profile", action="store_true", help="cProfile the second sweep")
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        sys.exit("Run it against PostgreSQL (set DATABASE_URL).")
+    per = args.orders // 3
+    counts = [per, per, args.orders - 2 * per]
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
+        started = time.monotonic()
+        paths = [str(Path(tmp) / f"sandbox{n}.sqlite3") for n in range(3)]
+        seeded = [
+            seed_sandbox(p, c, n * per) for n, (p, c) in enumerate(zip(paths, counts, strict=True))
+        ]
+        print(f"seeded {args.orders} upstream orders in {time.monotonic() - started:.1f} s")
+        sandboxes = [start_sandbox(p) for p in paths]
+        try:
+            started = time.monotonic()
+            providers = setup_panel([url for _, url in sandboxes], seeded)
+            print(f"created {args.orders} panel orders in {time.monotonic() - started:.1f} s")
+            sweep(
+                providers,
+                "sweep 1 (30% still Pending: first remains recorded; 60% to In progress; 10% final):",
+            )
+            Order.objects.filter(provider__in=providers, status__in=POLLED_STATUSES).update(
+                next_poll_at=timezone.now() - timedelta(seconds=1)
+            )
+            if args.profile:
+                import cProfile
+                import pstats
+
+                profiler = cProfile.Profile()
+                profiler.runcall(sweep, providers, "sweep 2 (profiled):")
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+            else:
+                sweep(providers, "sweep 2 (the same orders again, mostly unchanged):")
+        finally:
+            for process, _ in sandboxes:
+                process.terminate()
+                process.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,404 @@
+"""Orders in the admin: find them fast, see their whole history, act through the services.
+
+Every field of an order is read-only here; the change form has a small "Admin action" section
+whose fields (a new status with remains, or the upstream id found by hand) go through
+orders.services, so each change is recorded with who made it and refunds follow the rules.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from orders.models import CancelRequest, Order, OrderStatusChange, Refill
+from orders.services import (
+    OrderError,
+    order_cancel_with_refund,
+    order_resend,
+    order_set_status_by_admin,
+    order_set_upstream_id,
+)
+from providers.models import ProviderCall
+
+S = Order.Status
+CALLS_SHOWN = 50
+
+
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("review", "Needs review"),
+            ("funds", "Waiting for provider funds"),
+            ("manual", "Manual, waiting for the admin"),
+            ("stuck", "Not sent yet"),
+        ]
+
+    def queryset(self, request, queryset):
+        wanted = {
+            "review": [S.NEEDS_REVIEW],
+            "funds": [S.WAITING_FUNDS],
+            "manual": [S.MANUAL],
+            "stuck": [S.QUEUED, S.SUBMITTING],
+        }.get(self.value())
+        return queryset.filter(status__in=wanted) if wanted else queryset
+
+
+class StatusChangeInline(admin.TabularInline):
+    model = OrderStatusChange
+    fields = (
+        "created_at",
+        "old_status",
+        "new_status",
+        "start_count",
+        "remains",
+        "source",
+        "changed_by",
+        "note",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "status history"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class RefillInline(admin.TabularInline):
+    model = Refill
+    fields = (
+        "id",
+        "created_at",
+        "status",
+        "upstream_refill_id",
+        "upstream_status",
+        "error",
+        "finished_at",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class CancelInline(admin.TabularInline):
+    model = CancelRequest
+    fields = (
+        "id",
+        "created_at",
+        "status",
+        "upstream_cancel_id",
+        "upstream_type",
+        "upstream_status",
+        "error",
+        "finished_at",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class OrderAdminForm(forms.ModelForm):
+    new_status = forms.ChoiceField(
+        choices=[("", "— keep —"), *S.choices],
+        required=False,
+        help_text="Moves allowed by the status table only. Partial refunds charge x remains / "
+        "quantity, Canceled refunds the whole charge (once).",
+    )
+    new_remains = forms.IntegerField(required=False, min_value=0, label="Remains")
+    new_start_count = forms.IntegerField(required=False, min_value=0, label="Start count")
+    new_upstream_order_id = forms.CharField(
+        required=False,
+        max_length=64,
+        label="Upstream order id",
+        help_text="For an order that needs review and that you found at the provider: the "
+        "order becomes Pending and is polled.",
+    )
+    admin_note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    class Meta:
+        model = Order
+        fields: list[str] = []
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    form = OrderAdminForm
+    list_display = (
+        "id",
+        "created_at",
+        "user",
+        "service_name",
+        "status",
+        "public_status",
+        "charge",
+        "refunded",
+        "provider",
+        "upstream_order_id",
+        "source",
+    )
+    list_filter = (
+        NeedsAttentionFilter,
+        "status",
+        "provider",
+        "source",
+        "failed_over",
+        ("created_at", admin.DateFieldListFilter),
+    )
+    search_fields = ("=id", "link", "=upstream_order_id", "user__username", "user__email")
+    list_select_related = ("user", "service", "provider")
+    show_full_result_count = False
+    date_hierarchy = None
+    raw_id_fields = ("user", "service")
+    list_per_page = 100
+    actions = ("resend_orders", "cancel_orders_with_refund", "mark_completed")
+    inlines = (StatusChangeInline, RefillInline, CancelInline)
+    readonly_fields = (
+        "user",
+        "service",
+        "source",
+        "status",
+        "public_status",
+        "link",
+        "quantity",
+        "params",
+        "rate",
+        "charge",
+        "cost",
+        "refunded",
+        "provider",
+        "upstream_service",
+        "failed_over",
+        "upstream_order_id",
+        "submit_attempts",
+        "submitted_at",
+        "attention_reason",
+        "start_count",
+        "remains",
+        "upstream_status",
+        "last_polled_at",
+        "next_poll_at",
+        "poll_errors",
+        "idempotency_key",
+        "created_at",
+        "updated_at",
+        "finished_at",
+        "ledger_link",
+        "provider_calls",
+    )
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "user",
+                    "service",
+                    "source",
+                    "status",
+                    "public_status",
+                    "attention_reason",
+                    "created_at",
+                    "finished_at",
+                )
+            },
+        ),
+        ("Request", {"fields": ("link", "quantity", "params", "idempotency_key")}),
+        ("Money", {"fields": ("rate", "charge", "cost", "refunded", "ledger_link")}),
+        (
+            "Upstream",
+            {
+                "fields": (
+                    "provider",
+                    "upstream_service",
+                    "failed_over",
+                    "upstream_order_id",
+                    "submit_attempts",
+                    "submitted_at",
+                    "upstream_status",
+                    "start_count",
+                    "remains",
+                    "last_polled_at",
+                    "next_poll_at",
+                    "poll_errors",
+                )
+            },
+        ),
+        (
+            "Admin action",
+            {
+                "fields": (
+                    "new_status",
+                    "new_remains",
+                    "new_start_count",
+                    "new_upstream_order_id",
+                    "admin_note",
+                )
+            },
+        ),
+        ("Upstream calls", {"fields": ("provider_calls",), "classes": ("collapse",)}),
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # orders are made by customers, the API and mass orders
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # the ledger refers to them
+
+    @admin.display(description="service", ordering="service__name")
+    def service_name(self, order: Order) -> str:
+        return f"{order.service_id} — {order.service.name}"[:80]
+
+    @admin.display(description="customer sees")
+    def public_status(self, order: Order) -> str:
+        return order.public_status
+
+    @admin.display(description="ledger")
+    def ledger_link(self, order: Order) -> str:
+        url = reverse("admin:accounts_ledgerentry_changelist")
+        return format_html(
+            '<a href="{}?order_ref={}">Ledger entries of this order</a>', url, order.pk
+        )
+
+    @admin.display(description="calls to the provider")
+    def provider_calls(self, order: Order) -> str:
+        calls = ProviderCall.objects.filter(order_ref=order.pk).select_related("provider")[
+            :CALLS_SHOWN
+        ]
+        if not calls:
+            return "None recorded."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td></tr>",
+            (
+                (
+                    c.created_at,
+                    c.provider,
+                    c.action,
+                    "ok" if c.ok else c.error_kind,
+                    c.duration_ms,
+                    c.error_message or c.response_excerpt[:200],
+                )
+                for c in calls
+            ),
+        )
+        return format_html(
+            "<table><tr><th>when</th><th>provider</th><th>action</th><th>outcome</th>"
+            "<th>took</th><th>detail</th></tr>{}</table>",
+            rows,
+        )
+
+    def save_model(self, request, obj: Order, form, change: bool) -> None:
+        """Nothing is saved directly: the admin-action fields call the services."""
+        data = form.cleaned_data
+        order = Order.objects.get(pk=obj.pk)
+        note = data.get("admin_note") or ""
+        try:
+            if data.get("new_upstream_order_id"):
+                order_set_upstream_id(
+                    order=order,
+                    upstream_order_id=data["new_upstream_order_id"],
+                    who=request.user,
+                    note=note,
+                )
+            elif data.get("new_status") and data["new_status"] != order.status:
+                order_set_status_by_admin(
+                    order=order,
+                    new=data["new_status"],
+                    who=request.user,
+                    remains=data.get("new_remains"),
+                    start_count=data.get("new_start_count"),
+                    note=note,
+                )
+        except OrderError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+
+    # --- bulk actions, each through a service ---------------------------------------------
+
+    def _each(self, request, queryset: QuerySet[Order], work, done: str) -> None:
+        ok, failed = 0, []
+        for order in queryset.select_related("user"):
+            try:
+                work(order)
+                ok += 1
+            except OrderError as exc:
+                failed.append(f"{order.pk}: {exc.message}")
+        if ok:
+            self.message_user(request, f"{ok} order(s) {done}.", messages.SUCCESS)
+        if failed:
+            self.message_user(request, "Not done: " + "; ".join(failed[:20]), messages.WARNING)
+
+    @admin.action(description="Resend upstream (needs review only; check the provider first)")
+    def resend_orders(self, request, queryset):
+        self._each(request, queryset, lambda o: order_resend(order=o, who=request.user), "resent")
+
+    @admin.action(description="Cancel with full refund (the provider is not asked)")
+    def cancel_orders_with_refund(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda o: order_cancel_with_refund(order=o, who=request.user),
+            "canceled and refunded",
+        )
+
+    @admin.action(description="Mark completed (manual or reviewed orders)")
+    def mark_completed(self, request, queryset):
+        self._each(
+            request,
+            queryset,
+            lambda o: order_set_status_by_admin(order=o, new=S.COMPLETED, who=request.user),
+            "marked completed",
+        )
+
+
+@admin.register(Refill)
+class RefillAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "order",
+        "status",
+        "upstream_refill_id",
+        "upstream_status",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("=id", "=order__id", "=upstream_refill_id")
+    list_select_related = ("order",)
+    raw_id_fields = ("order",)
+    show_full_result_count = False
+    readonly_fields = [f.name for f in Refill._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(CancelRequest)
+class CancelRequestAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "order",
+        "status",
+        "upstream_cancel_id",
+        "upstream_type",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("=id", "=order__id", "=upstream_cancel_id")
+    list_select_related = ("order",)
+    raw_id_fields = ("order",)
+    show_full_result_count = False
+    readonly_fields = [f.name for f in CancelRequest._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

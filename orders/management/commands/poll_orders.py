@@ -1,0 +1,61 @@
+"""One status sweep now: cancels and refills sent, order/refill/cancel statuses polled."""
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from orders.services import orders_requeue, provider_sweep
+from providers.models import Provider
+
+
+class Command(BaseCommand):
+    help = (
+        "Run one sweep now for every enabled provider (or one with --provider): send queued "
+        "cancels and refills, poll the statuses of due orders, refills and cancels, and print "
+        "what changed. --all-due polls every active order, due or not."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--provider", help="the provider's name")
+        parser.add_argument(
+            "--all-due", action="store_true", help="treat every active order as due now"
+        )
+        parser.add_argument(
+            "--requeue",
+            action="store_true",
+            help="also resend waiting orders and rescue stuck placements",
+        )
+
+    def handle(self, *args, provider=None, all_due=False, requeue=False, **options):
+        providers = Provider.objects.filter(is_enabled=True)
+        if provider:
+            providers = Provider.objects.filter(name=provider)
+            if not providers.exists():
+                raise CommandError(f"No provider named {provider!r}.")
+        now = timezone.now()
+        if all_due:
+            from orders.models import POLLED_STATUSES, Order
+
+            Order.objects.filter(provider__in=providers, status__in=POLLED_STATUSES).update(
+                next_poll_at=now
+            )
+        total = 0
+        for item in providers:
+            sweep = provider_sweep(provider=item, now=now)
+            polled = sweep.orders
+            for line in polled.changes:
+                self.stdout.write(f"{item.name}: {line}")
+            for what, count in sorted(sweep.requests.items()):
+                self.stdout.write(f"{item.name}: {what}: {count}")
+            self.stdout.write(
+                f"{item.name}: {polled.polled} polled in {polled.upstream_calls} call(s), "
+                f"{polled.changed} changed, {polled.unchanged} unchanged, "
+                f"{polled.errors} error(s), {polled.to_review} sent to review"
+            )
+            total += polled.changed
+        if requeue:
+            result = orders_requeue(now=now)
+            self.stdout.write(
+                f"requeued {len(result.requeued)} order(s), {len(result.to_review)} stuck "
+                "placement(s) sent to review"
+            )
+        self.stdout.write(self.style.SUCCESS(f"{total} order(s) changed."))

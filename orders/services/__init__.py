@@ -1,0 +1,63 @@
+"""Every write to orders, refills and cancels (see docs/orders.md).
+
+The package splits by subdomain; callers import the names from here:
+`from orders.services import order_create, OrderError`.
+"""
+
+from orders.services.admin_actions import (
+    order_cancel_with_refund,
+    order_resend,
+    order_set_status_by_admin,
+    order_set_upstream_id,
+)
+from orders.services.common import OrderConflict, OrderError
+from orders.services.create import Quote, order_create, order_quote
+from orders.services.placement import order_submit, order_submit_safe, upstream_params
+from orders.services.polling import (
+    PollResult,
+    next_poll_at,
+    order_apply_upstream_status,
+    provider_poll_orders,
+)
+from orders.services.requests import (
+    order_cancel_request,
+    order_refill_request,
+    order_release_stuck_requests,
+    provider_poll_cancels,
+    provider_poll_refills,
+    provider_send_cancels,
+    provider_send_refills,
+)
+from orders.services.status import order_set_status, refund_amount
+from orders.services.sweeps import ProviderSweep, orders_requeue, provider_sweep
+
+__all__ = [
+    "OrderConflict",
+    "OrderError",
+    "PollResult",
+    "ProviderSweep",
+    "Quote",
+    "next_poll_at",
+    "order_apply_upstream_status",
+    "order_cancel_request",
+    "order_cancel_with_refund",
+    "order_create",
+    "order_quote",
+    "order_refill_request",
+    "order_release_stuck_requests",
+    "order_resend",
+    "order_set_status",
+    "order_set_status_by_admin",
+    "order_set_upstream_id",
+    "order_submit",
+    "order_submit_safe",
+    "orders_requeue",
+    "provider_poll_cancels",
+    "provider_poll_orders",
+    "provider_poll_refills",
+    "provider_send_cancels",
+    "provider_send_refills",
+    "provider_sweep",
+    "refund_amount",
+    "upstream_params",
+]

@@ -1,0 +1,445 @@
+"""Placing an order: validation per order type, the charge, and the one transaction that debits
+the ledger and saves the order (placement is enqueued after commit)."""
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import LedgerEntry, User
+from accounts.services import balance_debit
+from catalog.models import Service, UpstreamService
+from catalog.order_types import (
+    LIST_FIELDS,
+    SUBSCRIPTION_DELAYS,
+    TYPE_SPECS,
+    OrderType,
+    QuantityFrom,
+)
+from catalog.pricing import ZERO, charge_for, quantize_money
+from catalog.selectors import service_cost_rate, service_rate_for_user
+from orders.models import Order, OrderStatusChange
+from orders.services.common import OrderError, logger
+
+MAX_LINK_LENGTH = 2000
+MAX_FIELD_LENGTH = 20000  # comments of 1,500 lines fit; a megabyte of text does not
+MAX_LINES = 10000
+MAX_RUNS = 1000
+MAX_INTERVAL_MINUTES = 60 * 24 * 30
+EXPIRY_FORMAT = "%d/%m/%Y"
+_USERNAME = re.compile(r"^@?[\w.\-]{1,64}$")
+_HASHTAG = re.compile(r"^#?[^\s#]{1,100}$")
+_MAX_INT = 2**31 - 1
+
+PACKAGE_TYPES = frozenset({OrderType.PACKAGE, OrderType.CUSTOM_COMMENTS_PACKAGE})
+
+
+@dataclass(frozen=True)
+class Quote:
+    quantity: (
+        int  # units the charge covers (all runs of a drip-feed; the reserve of a subscription)
+    )
+    rate: Decimal  # this customer's rate per 1000 (per package for packages)
+    charge: Decimal
+
+
+@dataclass
+class _Draft:
+    """A validated request: what to store, what to send upstream, what to charge."""
+
+    link: str
+    quantity: int  # the units the charge covers; refunds are charge * remains / quantity
+    params: dict[str, str] = field(default_factory=dict)  # sent upstream as they are, with link
+    units_charged: int = 0  # quantity at the rate per 1000 (0 for a package)
+
+
+# --- field checks ---------------------------------------------------------------------------
+
+
+def _text(data: Mapping[str, object], name: str) -> str:
+    value = data.get(name)
+    return "" if value is None else str(value).strip()
+
+
+def _required(data: Mapping[str, object], name: str, label: str | None = None) -> str:
+    value = _text(data, name)
+    if not value:
+        raise OrderError(name, f"{label or name.capitalize()} is required.")
+    if len(value) > MAX_FIELD_LENGTH:
+        raise OrderError(name, f"{label or name.capitalize()} is too long.")
+    return value
+
+
+def _int(
+    data: Mapping[str, object], name: str, *, minimum: int, label: str, required: bool = True
+) -> int | None:
+    raw = _text(data, name)
+    if not raw:
+        if required:
+            raise OrderError(name, f"{label} is required.")
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > _MAX_INT:
+        raise OrderError(name, f"{label} must be a whole number.")
+    value = int(raw)
+    if value < minimum:
+        raise OrderError(name, f"{label} must be at least {minimum}.")
+    return value
+
+
+def _lines(data: Mapping[str, object], name: str, label: str) -> list[str]:
+    value = _required(data, name, label)
+    lines = [line.strip() for line in value.splitlines() if line.strip()]
+    if not lines:
+        raise OrderError(name, f"{label} must have at least one line.")
+    if len(lines) > MAX_LINES:
+        raise OrderError(name, f"{label} can have at most {MAX_LINES} lines.")
+    return lines
+
+
+def _url(data: Mapping[str, object], name: str, label: str) -> str:
+    value = _required(data, name, label)
+    if len(value) > MAX_LINK_LENGTH:
+        raise OrderError(name, f"{label} is too long (at most {MAX_LINK_LENGTH} characters).")
+    parts = urlsplit(value)
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or any(ch.isspace() for ch in value)
+    ):
+        raise OrderError(name, f"{label} must be a full http:// or https:// address.")
+    return value
+
+
+def _username(data: Mapping[str, object], name: str = "username") -> str:
+    value = _required(data, name, "Username")
+    if not _USERNAME.match(value):
+        raise OrderError(name, "Username may only hold letters, digits, '.', '_' and '-'.")
+    return value
+
+
+def _range(service: Service, name: str, value: int, label: str = "Quantity") -> None:
+    if not service.min <= value <= service.max:
+        raise OrderError(name, f"{label} must be between {service.min} and {service.max}.")
+
+
+def _joined(lines: list[str]) -> str:
+    return "\n".join(lines)
+
+
+# --- per type -------------------------------------------------------------------------------
+
+
+def _draft_default(service: Service, data: Mapping[str, object]) -> _Draft:
+    link = _url(data, "link", "Link")
+    quantity = _int(data, "quantity", minimum=1, label="Quantity")
+    assert quantity is not None
+    _range(service, "quantity", quantity)
+    runs = _int(data, "runs", minimum=1, label="Runs", required=False)
+    interval = _int(data, "interval", minimum=1, label="Interval", required=False)
+    if runs is None and interval is None:
+        return _Draft(link, quantity, {"quantity": str(quantity)}, quantity)
+    if not service.dripfeed:
+        field_name = "runs" if runs is not None else "interval"
+        raise OrderError(field_name, "This service does not offer drip-feed.")
+    if runs is None:
+        raise OrderError("runs", "Runs is required with an interval.")
+    if interval is None:
+        raise OrderError("interval", "Interval (minutes) is required with runs.")
+    if runs > MAX_RUNS:
+        raise OrderError("runs", f"Runs can be at most {MAX_RUNS}.")
+    if interval > MAX_INTERVAL_MINUTES:
+        raise OrderError("interval", "Interval can be at most 30 days.")
+    total = quantity * runs
+    params = {"quantity": str(quantity), "runs": str(runs), "interval": str(interval)}
+    return _Draft(link, total, params, total)
+
+
+def _draft_lines(service: Service, data: Mapping[str, object], spec_field: str) -> _Draft:
+    labels = {"comments": "Comments", "usernames": "Usernames"}
+    link = _url(data, "link", "Link")
+    lines = _lines(data, spec_field, labels[spec_field])
+    if spec_field == "usernames" and not all(_USERNAME.match(line) for line in lines):
+        raise OrderError("usernames", "Each line of usernames must be one username.")
+    sent = _int(data, "quantity", minimum=1, label="Quantity", required=False)
+    if sent is not None and sent != len(lines):
+        raise OrderError(
+            "quantity", f"Quantity must equal the number of lines in {spec_field} ({len(lines)})."
+        )
+    _range(service, spec_field, len(lines), f"The number of lines in {spec_field}")
+    params = {spec_field: _joined(lines)}
+    return _Draft(link, len(lines), params, len(lines))
+
+
+def _draft_for_type(order_type: str, service: Service, data: Mapping[str, object]) -> _Draft:
+    spec = TYPE_SPECS[OrderType(order_type)]
+    if order_type == OrderType.DEFAULT:
+        return _draft_default(service, data)
+    if order_type == OrderType.SUBSCRIPTIONS:
+        return _draft_subscription(service, data)
+    if order_type in PACKAGE_TYPES:
+        link = _url(data, "link", "Link")
+        params = {}
+        if order_type == OrderType.CUSTOM_COMMENTS_PACKAGE:
+            params["comments"] = _joined(_lines(data, "comments", "Comments"))
+        return _Draft(link, 1, params, 0)
+    if spec.quantity_from == QuantityFrom.LINES:
+        assert spec.lines_field is not None
+        draft = _draft_lines(service, data, spec.lines_field)
+        if order_type == OrderType.COMMENT_REPLIES:
+            draft.params["username"] = _username(data)
+        return draft
+    # Types with a typed quantity and extra fields.
+    link = _url(data, "link", "Link")
+    quantity = _int(data, "quantity", minimum=1, label="Quantity")
+    assert quantity is not None
+    _range(service, "quantity", quantity)
+    params = {"quantity": str(quantity)}
+    params.update(_extra_fields(order_type, data))
+    return _Draft(link, quantity, params, quantity)
+
+
+def _extra_fields(order_type: str, data: Mapping[str, object]) -> dict[str, str]:
+    if order_type == OrderType.MENTIONS_WITH_HASHTAGS:
+        usernames = _lines(data, "usernames", "Usernames")
+        if not all(_USERNAME.match(u) for u in usernames):
+            raise OrderError("usernames", "Each line of usernames must be one username.")
+        hashtags = _lines(data, "hashtags", "Hashtags")
+        if not all(_HASHTAG.match(h) for h in hashtags):
+            raise OrderError("hashtags", "Each line of hashtags must be one hashtag.")
+        return {"usernames": _joined(usernames), "hashtags": _joined(hashtags)}
+    if order_type == OrderType.MENTIONS_HASHTAG:
+        hashtag = _required(data, "hashtag", "Hashtag")
+        if not _HASHTAG.match(hashtag):
+            raise OrderError("hashtag", "Hashtag must be one hashtag, without spaces.")
+        return {"hashtag": hashtag}
+    if order_type in (OrderType.MENTIONS_USER_FOLLOWERS, OrderType.COMMENT_LIKES):
+        return {"username": _username(data)}
+    if order_type == OrderType.MENTIONS_MEDIA_LIKERS:
+        return {"media": _url(data, "media", "Media")}
+    if order_type == OrderType.POLL:
+        answer = _int(data, "answer_number", minimum=1, label="Answer number")
+        return {"answer_number": str(answer)}
+    if order_type == OrderType.INVITES_FROM_GROUPS:
+        return {"groups": _joined(_lines(data, "groups", "Groups"))}
+    raise OrderError(None, f"The order type {order_type!r} is not supported.")  # pragma: no cover
+
+
+def _draft_subscription(service: Service, data: Mapping[str, object]) -> _Draft:
+    """Subscriptions: `min`-`max` units on each new post of `username`.
+
+    The charge reserves `max` units for every post the subscription can cover (`posts`, or the
+    service's `subscription_reserve_posts` when unlimited, plus `old_posts`) at the rate per
+    1000. When the subscription ends, what the provider reports undelivered (`remains`) is
+    refunded like a Partial order's.
+    """
+    username = _username(data)
+    low = _int(data, "min", minimum=1, label="Min")
+    high = _int(data, "max", minimum=1, label="Max")
+    assert low is not None and high is not None
+    _range(service, "min", low, "Min")
+    _range(service, "max", high, "Max")
+    if low > high:
+        raise OrderError("max", "Max must be at least min.")
+    delay = _int(data, "delay", minimum=0, label="Delay")
+    if delay not in SUBSCRIPTION_DELAYS:
+        allowed = ", ".join(str(d) for d in SUBSCRIPTION_DELAYS)
+        raise OrderError("delay", f"Delay must be one of {allowed} (minutes).")
+    posts = _int(data, "posts", minimum=1, label="Posts", required=False)
+    old_posts = _int(data, "old_posts", minimum=0, label="Old posts", required=False) or 0
+    if old_posts > MAX_RUNS:
+        raise OrderError("old_posts", f"Old posts can be at most {MAX_RUNS}.")
+    if posts is not None and posts > MAX_RUNS:
+        raise OrderError("posts", f"Posts can be at most {MAX_RUNS}.")
+    params = {"username": username, "min": str(low), "max": str(high), "delay": str(delay)}
+    if posts is None:
+        if not service.allow_unlimited_subscriptions or service.subscription_reserve_posts < 1:
+            raise OrderError(
+                "posts", "Posts is required: this service has no unlimited subscriptions."
+            )
+        reserved_posts = service.subscription_reserve_posts
+    else:
+        reserved_posts = posts
+        params["posts"] = str(posts)
+    if old_posts:
+        params["old_posts"] = str(old_posts)
+    expiry = _text(data, "expiry")
+    if expiry:
+        try:
+            expires = datetime.strptime(expiry, EXPIRY_FORMAT).date()
+        except ValueError:
+            raise OrderError(
+                "expiry", "Expiry must be a date as day/month/year, e.g. 31/12/2026."
+            ) from None
+        if expires <= timezone.now().date():
+            raise OrderError("expiry", "Expiry must be a date in the future.")
+        params["expiry"] = expiry
+    units = high * (reserved_posts + old_posts)
+    return _Draft("", units, params, units)
+
+
+# --- quote and create -----------------------------------------------------------------------
+
+
+def _check_service(service: Service) -> None:
+    if not service.is_enabled or not service.category.is_enabled:
+        raise OrderError("service", "This service is not available at the moment.")
+    if service.type not in {t.value for t in OrderType}:
+        raise OrderError("service", "This service cannot be ordered: its type is unknown.")
+
+
+def _price(*, user: User, service: Service, draft: _Draft) -> Quote:
+    rate = service_rate_for_user(user=user, service=service)
+    if service.type in PACKAGE_TYPES:
+        charge = quantize_money(rate)
+    else:
+        charge = charge_for(rate, draft.units_charged)
+    return Quote(quantity=draft.quantity, rate=rate, charge=charge)
+
+
+def _validate(*, user: User, service: Service, data: Mapping[str, object]) -> tuple[_Draft, Quote]:
+    _check_service(service)
+    draft = _draft_for_type(service.type, service, data)
+    return draft, _price(user=user, service=service, draft=draft)
+
+
+def order_quote(*, user: User, service: Service, data: Mapping[str, object]) -> Quote:
+    """Validate exactly like order_create and return the charge; writes nothing."""
+    return _validate(user=user, service=service, data=data)[1]
+
+
+def order_cost(*, service: Service, upstream: UpstreamService | None, units: int) -> Decimal | None:
+    """What the provider will charge us for `units` (per package for packages), or None."""
+    cost_rate = service_cost_rate(service=service, upstream=upstream) if upstream else None
+    if cost_rate is None:
+        return None
+    if service.type in PACKAGE_TYPES:
+        return quantize_money(cost_rate)
+    return charge_for(cost_rate, units)
+
+
+def _fingerprint(service: Service, link: str, params: Mapping[str, str]) -> str:
+    body = json.dumps({"service": service.pk, "link": link, **params}, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _replay(*, user: User, key: str, fingerprint: str) -> Order | None:
+    existing = Order.objects.filter(user=user, idempotency_key=key).first()
+    if existing is None:
+        return None
+    if existing.request_fingerprint != fingerprint:
+        raise OrderError(
+            "idempotency_key", "This idempotency key was already used for a different order."
+        )
+    return existing
+
+
+def order_create(
+    *,
+    user: User,
+    service: Service,
+    data: Mapping[str, object],
+    source: str = Order.Source.WEB,
+    idempotency_key: str | None = None,
+) -> Order:
+    """Validate, charge through the ledger and save the order in one transaction; placement is
+    enqueued after commit.
+
+    Raises OrderError (field named) or accounts.services.InsufficientFunds; nothing is written
+    then. With an idempotency_key, the same request again returns the first order and charges
+    nothing; a different request with the same key raises OrderError("idempotency_key").
+    """
+    draft, quote = _validate(user=user, service=service, data=data)
+    key = (idempotency_key or "").strip() or None
+    if key is not None and len(key) > 128:
+        raise OrderError("idempotency_key", "The idempotency key is at most 128 characters.")
+    fingerprint = _fingerprint(service, draft.link, draft.params)
+    if key is not None and (first := _replay(user=user, key=key, fingerprint=fingerprint)):
+        return first
+    try:
+        order = _save_and_charge(
+            user=user,
+            service=service,
+            draft=draft,
+            quote=quote,
+            source=source,
+            key=key,
+            fingerprint=fingerprint,
+        )
+    except IntegrityError:
+        # A concurrent call with the same key committed first (the unique constraint made us
+        # wait for it, then refused our row). Answer with its order.
+        if key is None:
+            raise
+        first = _replay(user=user, key=key, fingerprint=fingerprint)
+        if first is None:
+            raise
+        return first
+    return order
+
+
+def _save_and_charge(
+    *,
+    user: User,
+    service: Service,
+    draft: _Draft,
+    quote: Quote,
+    source: str,
+    key: str | None,
+    fingerprint: str,
+) -> Order:
+    from orders.services.placement import enqueue_submit  # placement imports this module
+
+    upstream = service.upstream
+    manual = upstream is None
+    now = timezone.now()
+    with transaction.atomic():
+        order = Order(
+            user=user,
+            service=service,
+            source=source,
+            status=Order.Status.MANUAL if manual else Order.Status.QUEUED,
+            link=draft.link,
+            quantity=draft.quantity,
+            params=draft.params,
+            rate=quote.rate,
+            charge=quote.charge,
+            cost=order_cost(service=service, upstream=upstream, units=draft.units_charged),
+            provider=None if manual else upstream.provider,
+            upstream_service=upstream,
+            idempotency_key=key,
+            request_fingerprint=fingerprint,
+            created_at=now,
+        )
+        order.save()
+        if quote.charge > ZERO:
+            balance_debit(
+                user=user,
+                amount=quote.charge,
+                kind=LedgerEntry.Kind.CHARGE,
+                order_ref=order.pk,
+                memo=f"Order {order.pk}: {service.name}"[:500],
+            )
+        OrderStatusChange.objects.create(
+            order=order,
+            old_status="",
+            new_status=order.status,
+            source=OrderStatusChange.Source.CREATE,
+            created_at=now,
+            changed_by=user if source != Order.Source.ADMIN else None,
+        )
+        if not manual:
+            transaction.on_commit(lambda: enqueue_submit(order.pk))
+    logger.info(
+        "order %s created: %s x%s charge %s", order.pk, service.pk, order.quantity, order.charge
+    )
+    return order
+
+
+__all__ = ["LIST_FIELDS", "Quote", "order_create", "order_quote"]

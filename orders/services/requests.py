@@ -1,0 +1,379 @@
+"""Refills and cancels: the customer's request, sending it upstream, following its status.
+
+Both are claimed for sending with a conditional UPDATE (sent_at set while still QUEUED), so
+two sweeps never send the same request. Providers that take a list get one call per 100
+requests; the others one call each.
+"""
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from orders.models import (
+    OPEN_CANCEL_STATUSES,
+    OPEN_REFILL_STATUSES,
+    CancelRequest,
+    Order,
+    OrderStatusChange,
+    Refill,
+)
+from orders.services.common import OrderConflict, OrderError, logger
+from orders.services.status import order_set_status
+from providers.client import ItemError, ProviderError
+from providers.gateway import provider_call
+from providers.models import Provider
+from providers.schemas import RequestStatus
+
+S = Order.Status
+RS = Refill.Status
+CS = CancelRequest.Status
+BATCH = 100
+REFILL_POLL_INTERVAL = timedelta(minutes=5)
+STUCK_SENDING = timedelta(minutes=15)
+
+REQUEST_TO_REFILL: dict[RequestStatus, str] = {
+    RequestStatus.PENDING: RS.PENDING,
+    RequestStatus.IN_PROGRESS: RS.IN_PROGRESS,
+    RequestStatus.COMPLETED: RS.COMPLETED,
+    RequestStatus.REJECTED: RS.REJECTED,
+    RequestStatus.CANCELED: RS.REJECTED,
+}
+
+
+def _enqueue(task_name: str, provider_id: int) -> None:
+    from orders import tasks
+
+    try:
+        getattr(tasks, task_name).delay(provider_id)
+    except Exception:
+        logger.exception("could not enqueue %s for provider %s", task_name, provider_id)
+
+
+# --- the customer's requests ----------------------------------------------------------------
+
+
+def order_refill_request(*, user: User, order: Order) -> Refill:
+    """Ask for a refill of a completed order within the service's refill window.
+
+    OrderError when the service has no refill, the order is not completed, the window is
+    over, or a refill of it is still open.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        # Lock the order: two clicks at once must not make two refills.
+        locked = (
+            Order.objects.select_for_update(of=("self",))
+            .select_related("service", "provider")
+            .get(pk=order.pk)
+        )
+        if locked.user_id != user.pk:
+            raise OrderError("order", "Order not found.")
+        service = locked.service
+        if not service.refill:
+            raise OrderError("order", "This service has no refill.")
+        if locked.provider is None or not locked.upstream_order_id:
+            raise OrderError("order", "This order cannot be refilled automatically.")
+        if locked.status != S.COMPLETED:
+            raise OrderError("order", "Only completed orders can be refilled.")
+        finished = locked.finished_at or locked.updated_at
+        if now > finished + timedelta(days=service.refill_days):
+            raise OrderError("order", f"The refill window of {service.refill_days} days is over.")
+        if Refill.objects.filter(order=locked, status__in=OPEN_REFILL_STATUSES).exists():
+            raise OrderError("order", "A refill of this order is already in progress.")
+        refill = Refill.objects.create(order=locked, created_at=now)
+        provider_id = locked.provider_id
+        transaction.on_commit(lambda: _enqueue("provider_process_refills", provider_id))
+    return refill
+
+
+def order_cancel_request(*, user: User, order: Order) -> CancelRequest:
+    """Ask to cancel an order. An order not yet sent is canceled at once with a full refund
+    (the request is answered Completed); a placed one gets a request sent upstream, and the
+    order's status poll settles the money.
+
+    OrderError when the service has no cancel, the provider cannot cancel, the order is final
+    or being sent, or a cancel of it was already asked.
+    """
+    order = Order.objects.select_related("service", "provider").get(pk=order.pk)
+    if order.user_id != user.pk:
+        raise OrderError("order", "Order not found.")
+    if not order.service.cancel:
+        raise OrderError("order", "This service does not allow cancelling.")
+    if order.is_final:
+        raise OrderError("order", "This order is already finished.")
+    if CancelRequest.objects.filter(order=order, status__in=OPEN_CANCEL_STATUSES).exists():
+        raise OrderError("order", "A cancel of this order was already asked.")
+    if order.status in (S.QUEUED, S.WAITING_FUNDS, S.MANUAL):
+        return _cancel_before_sending(user=user, order=order)
+    if order.status not in (S.PENDING, S.IN_PROGRESS, S.PROCESSING):
+        raise OrderError("order", "This order is being sent or checked; try again later.")
+    if order.provider is None or not order.provider.supports_cancel:
+        raise OrderError("order", "The provider of this order does not accept cancels.")
+    with transaction.atomic():
+        Order.objects.select_for_update().filter(pk=order.pk).first()
+        if CancelRequest.objects.filter(order=order, status__in=OPEN_CANCEL_STATUSES).exists():
+            raise OrderError("order", "A cancel of this order was already asked.")
+        cancel = CancelRequest.objects.create(order=order)
+        provider_id = order.provider_id
+        transaction.on_commit(lambda: _enqueue("provider_process_cancels", provider_id))
+    return cancel
+
+
+def _cancel_before_sending(*, user: User, order: Order) -> CancelRequest:
+    now = timezone.now()
+    with transaction.atomic():
+        try:
+            # The conditional move races the placement claim: one of them wins.
+            order_set_status(
+                order=order,
+                new=S.CANCELED,
+                source=OrderStatusChange.Source.CUSTOMER,
+                who=user,
+                note="Canceled by the customer before it was sent",
+                now=now,
+            )
+        except OrderConflict:
+            raise OrderError("order", "This order is being sent; try again in a minute.") from None
+        return CancelRequest.objects.create(
+            order=order, status=CS.COMPLETED, finished_at=now, created_at=now
+        )
+
+
+# --- refills upstream -----------------------------------------------------------------------
+
+
+def _claim(model, ids: list[int], now: datetime) -> list[int]:
+    """Claim QUEUED rows for sending; returns the ids this caller won."""
+    with transaction.atomic():
+        won = list(
+            model.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=ids, status="queued", sent_at__isnull=True)
+            .values_list("pk", flat=True)
+        )
+        model.objects.filter(pk__in=won).update(sent_at=now, updated_at=now)
+    return won
+
+
+def provider_send_refills(*, provider: Provider, now: datetime | None = None) -> Counter:
+    """Send the provider's QUEUED refills (a list per call when it takes one)."""
+    now = now or timezone.now()
+    counts: Counter = Counter()
+    ids = list(
+        Refill.objects.filter(order__provider=provider, status=RS.QUEUED, sent_at__isnull=True)
+        .order_by("id")
+        .values_list("pk", flat=True)[:1000]
+    )
+    won = _claim(Refill, ids, now)
+    refills = list(Refill.objects.filter(pk__in=won).select_related("order"))
+    if provider.supports_multi_refill:
+        for start in range(0, len(refills), BATCH):
+            chunk = refills[start : start + BATCH]
+            upstream_ids = [r.order.upstream_order_id for r in chunk]
+            try:
+                answers = provider_call(
+                    provider, "refill", lambda c, ids=upstream_ids: c.refills(ids)
+                )
+            except ProviderError as exc:
+                _refill_send_failed(chunk, exc, counts)
+                continue
+            for refill in chunk:
+                _refill_sent(refill, answers.get(refill.order.upstream_order_id), now, counts)
+    else:
+        for refill in refills:
+            oid = refill.order.upstream_order_id
+            try:
+                answer = provider_call(
+                    provider, "refill", lambda c, oid=oid: c.refill(oid), order_ref=refill.order_id
+                )
+            except ProviderError as exc:
+                if exc.kind.value == "api_error":
+                    answer = ItemError(exc.message)
+                else:
+                    _refill_send_failed([refill], exc, counts)
+                    continue
+            _refill_sent(refill, answer, now, counts)
+    return counts
+
+
+def _refill_sent(refill: Refill, answer, now: datetime, counts: Counter) -> None:
+    if isinstance(answer, str):
+        Refill.objects.filter(pk=refill.pk).update(
+            status=RS.PENDING,
+            upstream_refill_id=answer,
+            next_poll_at=now + REFILL_POLL_INTERVAL,
+            updated_at=now,
+        )
+        counts["refill sent"] += 1
+        return
+    message = answer.message if isinstance(answer, ItemError) else "not answered"
+    Refill.objects.filter(pk=refill.pk).update(
+        status=RS.ERROR, error=message[:2000], finished_at=now, updated_at=now
+    )
+    counts["refill refused"] += 1
+
+
+def _refill_send_failed(refills: list[Refill], exc: ProviderError, counts: Counter) -> None:
+    if exc.sent is False or not exc.outcome_unknown:
+        # Never acted on: unclaim, the next sweep sends it again.
+        Refill.objects.filter(pk__in=[r.pk for r in refills]).update(sent_at=None)
+        counts["refill retry"] += len(refills)
+        return
+    # It may have arrived: do not ask twice, let an admin look.
+    Refill.objects.filter(pk__in=[r.pk for r in refills]).update(
+        status=RS.ERROR, error=f"Outcome unknown: {exc.message}"[:2000]
+    )
+    counts["refill unknown"] += len(refills)
+
+
+def provider_poll_refills(*, provider: Provider, now: datetime | None = None) -> Counter:
+    """Follow the provider's open refills with refill_status calls of up to 100 ids."""
+    now = now or timezone.now()
+    counts: Counter = Counter()
+    if not provider.supports_refill_status:
+        return counts
+    refills = list(
+        Refill.objects.filter(
+            order__provider=provider,
+            status__in=[RS.PENDING, RS.IN_PROGRESS],
+            next_poll_at__lte=now,
+        )
+        .exclude(upstream_refill_id="")
+        .order_by("next_poll_at")[:5000]
+    )
+    for start in range(0, len(refills), BATCH):
+        chunk = refills[start : start + BATCH]
+        ids = [r.upstream_refill_id for r in chunk]
+        try:
+            answers = provider_call(
+                provider, "refill_status", lambda c, ids=ids: c.refill_statuses(ids)
+            )
+        except ProviderError as exc:
+            logger.warning("refill_status at %s failed: %r", provider.name, exc)
+            Refill.objects.filter(pk__in=[r.pk for r in chunk]).update(
+                next_poll_at=now + REFILL_POLL_INTERVAL
+            )
+            continue
+        for refill in chunk:
+            _apply_refill_status(refill, answers.get(refill.upstream_refill_id), now, counts)
+    return counts
+
+
+def _apply_refill_status(refill: Refill, answer, now: datetime, counts: Counter) -> None:
+    new = REQUEST_TO_REFILL.get(getattr(answer, "status", None))
+    fields = {"next_poll_at": now + REFILL_POLL_INTERVAL, "updated_at": now}
+    if new is None:
+        logger.warning("refill %s: no usable status (%r)", refill.pk, answer)
+    elif new != refill.status:
+        fields.update(status=new, upstream_status=answer.raw_status[:64])
+        if new in (RS.COMPLETED, RS.REJECTED):
+            fields.update(finished_at=now, next_poll_at=None)
+        counts[f"refill {new}"] += 1
+    Refill.objects.filter(pk=refill.pk, status=refill.status).update(**fields)
+
+
+# --- cancels upstream -----------------------------------------------------------------------
+
+
+def provider_send_cancels(*, provider: Provider, now: datetime | None = None) -> Counter:
+    """Send the provider's QUEUED cancel requests, up to 100 orders per call."""
+    now = now or timezone.now()
+    counts: Counter = Counter()
+    ids = list(
+        CancelRequest.objects.filter(
+            order__provider=provider, status=CS.QUEUED, sent_at__isnull=True
+        )
+        .order_by("id")
+        .values_list("pk", flat=True)[:1000]
+    )
+    won = _claim(CancelRequest, ids, now)
+    cancels = list(CancelRequest.objects.filter(pk__in=won).select_related("order"))
+    for start in range(0, len(cancels), BATCH):
+        chunk = cancels[start : start + BATCH]
+        order_ids = [c.order.upstream_order_id for c in chunk]
+        try:
+            answers = provider_call(provider, "cancel", lambda c, ids=order_ids: c.cancel(ids))
+        except ProviderError as exc:
+            pks = [c.pk for c in chunk]
+            if exc.sent is False or not exc.outcome_unknown:
+                CancelRequest.objects.filter(pk__in=pks).update(sent_at=None)
+                counts["cancel retry"] += len(chunk)
+            else:
+                # It may have arrived: the order's status poll will tell.
+                CancelRequest.objects.filter(pk__in=pks).update(status=CS.SENT)
+                counts["cancel unknown"] += len(chunk)
+            continue
+        for cancel in chunk:
+            _cancel_sent(cancel, answers.get(cancel.order.upstream_order_id), now, counts)
+    return counts
+
+
+def _cancel_sent(cancel: CancelRequest, answer, now: datetime, counts: Counter) -> None:
+    if isinstance(answer, ItemError) or answer is None:
+        message = answer.message if answer else "not answered"
+        CancelRequest.objects.filter(pk=cancel.pk).update(
+            status=CS.REJECTED, error=message[:2000], finished_at=now, updated_at=now
+        )
+        counts["cancel refused"] += 1
+        return
+    CancelRequest.objects.filter(pk=cancel.pk).update(
+        status=CS.SENT,
+        upstream_cancel_id=answer.cancel_id,
+        upstream_type=answer.type or "",
+        updated_at=now,
+    )
+    # Look at the order soon: its status settles the cancel and the refund.
+    Order.objects.filter(
+        pk=cancel.order_id, status__in=[S.PENDING, S.IN_PROGRESS, S.PROCESSING]
+    ).update(next_poll_at=now)
+    counts["cancel sent"] += 1
+
+
+def provider_poll_cancels(*, provider: Provider, now: datetime | None = None) -> Counter:
+    """smmsend-style cancel status (`action=cancel&cancels=`): a Rejected request is closed
+    here; an accepted one is settled by the order's own status poll."""
+    now = now or timezone.now()
+    counts: Counter = Counter()
+    if not provider.supports_cancel_status:
+        return counts
+    cancels = list(
+        CancelRequest.objects.filter(order__provider=provider, status=CS.SENT)
+        .exclude(upstream_cancel_id="")
+        .order_by("id")[:5000]
+    )
+    for start in range(0, len(cancels), BATCH):
+        chunk = cancels[start : start + BATCH]
+        ids = [c.upstream_cancel_id for c in chunk]
+        try:
+            answers = provider_call(
+                provider, "cancel_status", lambda c, ids=ids: c.cancel_statuses(ids)
+            )
+        except ProviderError as exc:
+            logger.warning("cancel status at %s failed: %r", provider.name, exc)
+            continue
+        for cancel in chunk:
+            answer = answers.get(cancel.upstream_cancel_id)
+            status = getattr(answer, "status", None)
+            if status is None:
+                continue
+            fields = {"upstream_status": answer.raw_status[:64], "updated_at": now}
+            if status == RequestStatus.REJECTED:
+                fields.update(status=CS.REJECTED, finished_at=now)
+                counts["cancel rejected"] += 1
+            CancelRequest.objects.filter(pk=cancel.pk, status=CS.SENT).update(**fields)
+    return counts
+
+
+def order_release_stuck_requests(*, now: datetime | None = None) -> int:
+    """Refills/cancels claimed for sending but never answered (the worker died): unclaim the
+    ones still QUEUED after STUCK_SENDING so the next sweep sends them."""
+    now = now or timezone.now()
+    n = Refill.objects.filter(status=RS.QUEUED, sent_at__lte=now - STUCK_SENDING).update(
+        sent_at=None
+    )
+    n += CancelRequest.objects.filter(status=CS.QUEUED, sent_at__lte=now - STUCK_SENDING).update(
+        sent_at=None
+    )
+    return n

@@ -1,0 +1,133 @@
+"""Moving an order between statuses (the table in orders.models) and the refunds that go with
+the final ones. Every move is a conditional UPDATE plus an OrderStatusChange row."""
+
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import LedgerEntry, User
+from accounts.services import balance_credit
+from catalog.pricing import ZERO, quantize_money
+from orders.models import (
+    FINAL_STATUSES,
+    CancelRequest,
+    Order,
+    OrderStatusChange,
+    status_change_allowed,
+)
+from orders.services.common import OrderConflict, OrderError, logger
+
+S = Order.Status
+
+
+def refund_amount(*, order: Order, status: str, remains: int | None) -> Decimal:
+    """What a final status gives back: all of the charge for Canceled, charge * remains /
+    quantity for Partial (remains clamped to 0..quantity, rounded half up to 5 places)."""
+    if status == S.CANCELED:
+        return order.charge
+    if status == S.PARTIAL:
+        left = min(max(remains or 0, 0), order.quantity)
+        return quantize_money(order.charge * left / order.quantity)
+    return ZERO
+
+
+def _refund(*, order: Order, amount: Decimal, who: User | None, note: str) -> Decimal:
+    """Credit the refund through the ledger. The ledger's unique (order_ref, kind) makes a
+    second refund of the same order return the first entry: a replay pays nothing."""
+    if amount <= ZERO:
+        return ZERO
+    entry = balance_credit(
+        user=order.user,
+        amount=amount,
+        kind=LedgerEntry.Kind.REFUND,
+        order_ref=order.pk,
+        created_by=who,
+        memo=note or f"Refund of order {order.pk}",
+    )
+    return entry.amount
+
+
+def order_set_status(
+    *,
+    order: Order,
+    new: str,
+    source: str,
+    start_count: int | None = None,
+    remains: int | None = None,
+    note: str = "",
+    who: User | None = None,
+    upstream_status: str | None = None,
+    extra: dict | None = None,
+    now=None,
+) -> Order:
+    """Move `order` to `new` if the table allows it and nobody moved it first.
+
+    The move is `UPDATE ... WHERE status = <the status we read>`: zero rows means another
+    worker or an admin got there first, and OrderConflict is raised with nothing written.
+    A final status settles the money in the same transaction (Partial: charge * remains /
+    quantity; Canceled: the whole charge), once. `extra` holds other fields to save.
+    """
+    old = order.status
+    if not status_change_allowed(old, new):
+        raise OrderError(
+            None, f"An order cannot go from {order.get_status_display()} to {S(new).label}."
+        )
+    now = now or timezone.now()
+    fields: dict = {"status": new, "updated_at": now, **(extra or {})}
+    if start_count is not None:
+        fields["start_count"] = start_count
+    if remains is not None:
+        fields["remains"] = remains
+    if upstream_status is not None:
+        fields["upstream_status"] = upstream_status[:64]
+    if new in FINAL_STATUSES:
+        fields["finished_at"] = now
+        fields["next_poll_at"] = None
+    with transaction.atomic():
+        updated = Order.objects.filter(pk=order.pk, status=old).update(**fields)
+        if updated != 1:
+            raise OrderConflict(f"order {order.pk} is no longer {old}")
+        refund = _refund(
+            order=order,
+            amount=refund_amount(order=order, status=new, remains=remains),
+            who=who,
+            note=note,
+        )
+        if refund:
+            Order.objects.filter(pk=order.pk).update(refunded=refund)
+            fields["refunded"] = refund
+        OrderStatusChange.objects.create(
+            order=order,
+            old_status=old,
+            new_status=new,
+            start_count=start_count,
+            remains=remains,
+            source=source,
+            note=note[:2000],
+            changed_by=who,
+            created_at=now,
+        )
+        if new in FINAL_STATUSES:
+            _settle_cancel_requests(order=order, new=new, now=now)
+    for name, value in fields.items():
+        setattr(order, name, value)
+    logger.info(
+        "order %s: %s -> %s (%s)%s",
+        order.pk,
+        old,
+        new,
+        source,
+        f" refund {refund}" if refund else "",
+    )
+    return order
+
+
+def _settle_cancel_requests(*, order: Order, new: str, now) -> None:
+    """A final status answers the order's open cancel requests: canceled (or partly) = done."""
+    outcome = (
+        CancelRequest.Status.REJECTED if new == S.COMPLETED else CancelRequest.Status.COMPLETED
+    )
+    CancelRequest.objects.filter(
+        order=order, status__in=[CancelRequest.Status.QUEUED, CancelRequest.Status.SENT]
+    ).update(status=outcome, finished_at=now, updated_at=now)

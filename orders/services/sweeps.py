@@ -1,0 +1,90 @@
+"""Periodic work that is not one provider's: resending what waits, rescuing what is stuck."""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from orders.models import Order, OrderStatusChange
+from orders.selectors import order_ids_waiting_to_send, order_list_stuck_submitting
+from orders.services.common import OrderConflict, OrderError
+from orders.services.placement import enqueue_submit
+from orders.services.polling import PollResult
+from orders.services.status import order_set_status
+
+
+def funds_retry_after() -> timedelta:
+    # Each retry is an `add` the provider refuses while we are out of funds there: not too often.
+    return getattr(settings, "ORDER_FUNDS_RETRY_AFTER", timedelta(minutes=10))
+
+
+def stuck_after() -> timedelta:
+    # Longer than any provider call can take (read timeout + total timeout + a margin).
+    return getattr(settings, "ORDER_SUBMIT_STUCK_AFTER", timedelta(minutes=10))
+
+
+@dataclass
+class RequeueResult:
+    requeued: list[int] = field(default_factory=list)
+    to_review: list[int] = field(default_factory=list)
+
+
+def orders_requeue(*, now=None) -> RequeueResult:
+    """Enqueue placement again for QUEUED orders older than a minute and WAITING_FUNDS ones;
+    send orders stuck in SUBMITTING (the worker died during the call) to review: whether the
+    provider got the `add` is unknown."""
+    now = now or timezone.now()
+    result = RequeueResult()
+    for order in order_list_stuck_submitting(now=now, older_than=stuck_after()):
+        reason = (
+            "Placement started but never finished (the worker stopped during the call). "
+            "Check the provider's order list, then set the upstream id, resend, or cancel."
+        )
+        try:
+            order_set_status(
+                order=order,
+                new=Order.Status.NEEDS_REVIEW,
+                source=OrderStatusChange.Source.SYSTEM,
+                note=reason,
+                now=now,
+                extra={"attention_reason": reason},
+            )
+        except (OrderConflict, OrderError):
+            continue
+        result.to_review.append(order.pk)
+    for order_id in order_ids_waiting_to_send(now=now, funds_retry=funds_retry_after()):
+        enqueue_submit(order_id)
+        result.requeued.append(order_id)
+    return result
+
+
+@dataclass
+class ProviderSweep:
+    """What one sweep of one provider did: order statuses, refills and cancels."""
+
+    orders: PollResult
+    requests: dict[str, int]
+
+
+def provider_sweep(*, provider, now=None) -> ProviderSweep:
+    """One full look at a provider: send queued cancels and refills, then poll order, cancel
+    and refill statuses. Each step survives the others' upstream failures."""
+    from collections import Counter
+
+    from orders.services.polling import provider_poll_orders
+    from orders.services.requests import (
+        provider_poll_cancels,
+        provider_poll_refills,
+        provider_send_cancels,
+        provider_send_refills,
+    )
+
+    now = now or timezone.now()
+    counts: Counter = Counter()
+    counts.update(provider_send_cancels(provider=provider, now=now))
+    counts.update(provider_send_refills(provider=provider, now=now))
+    polled = provider_poll_orders(provider=provider, now=now)
+    counts.update(provider_poll_cancels(provider=provider, now=now))
+    counts.update(provider_poll_refills(provider=provider, now=now))
+    return ProviderSweep(orders=polled, requests=dict(counts))
