@@ -17,8 +17,9 @@ pytestmark = pytest.mark.django_db
 def test_setup_schedules_creates_defaults_once_and_keeps_admin_edits():
     out = StringIO()
     call_command("setup_schedules", stdout=out)
-    existing = [d for d in DEFAULT_SCHEDULES if task_exists(d.task)]
-    assert len(existing) >= 4  # status poll, requeue, catalog sync, balance check
+    # Every default names a real task: status poll, requeue, catalog sync, balance check.
+    assert [d.task for d in DEFAULT_SCHEDULES if not task_exists(d.task)] == []
+    existing = DEFAULT_SCHEDULES
     tasks = {t.task: t for t in PeriodicTask.objects.all()}
     assert set(tasks) == {d.task for d in existing}
     poll = tasks["orders.tasks.orders_poll_sweep"]

@@ -40,13 +40,6 @@ DEFAULT_SCHEDULES = [
         description="Every minute: re-sends queued orders and sends orders stuck mid-placement to review.",
     ),
     DefaultSchedule(
-        "Refill poll",
-        "orders.tasks.orders_refill_sweep",
-        minute="*/5",
-        expire_seconds=280,
-        description="Every 5 minutes, when the orders app has a separate refill sweep.",
-    ),
-    DefaultSchedule(
         "Catalog sync",
         "catalog.tasks.catalog_sync_sweep",
         minute="7",
