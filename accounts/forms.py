@@ -1,6 +1,10 @@
+import zoneinfo
 from decimal import Decimal
+from functools import cache
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
 
@@ -26,3 +30,66 @@ class BalanceChangeForm(forms.Form):
     def signed_amount(self) -> Decimal:
         amount = self.cleaned_data["amount"]
         return amount if self.cleaned_data["direction"] == "credit" else -amount
+
+
+# --- Customer pages ---------------------------------------------------------------------------
+
+
+@cache
+def timezone_choices() -> list[tuple[str, str]]:
+    names = sorted(n for n in zoneinfo.available_timezones() if "/" in n or n == "UTC")
+    return [(n, n.replace("_", " ")) for n in names]
+
+
+class SignupForm(UserCreationForm):
+    """A new customer: username, e-mail (for password resets) and password twice."""
+
+    email = forms.EmailField(
+        required=True, help_text="Used only to reset your password.", max_length=254
+    )
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username", "email")
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip()
+        if get_user_model().objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError("An account with this e-mail address exists already.")
+        return email
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form; the view adds throttling around it."""
+
+    username = forms.CharField(
+        max_length=150,
+        widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"}),
+    )
+
+
+class EmailForm(forms.ModelForm):
+    class Meta:
+        model = get_user_model()
+        fields = ("email",)
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip()
+        if not email:
+            raise forms.ValidationError("Enter an e-mail address: it is how you reset a password.")
+        others = get_user_model().objects.filter(email__iexact=email).exclude(pk=self.instance.pk)
+        if others.exists():
+            raise forms.ValidationError("Another account uses this e-mail address.")
+        return email
+
+
+class TimezoneForm(forms.ModelForm):
+    timezone = forms.ChoiceField(
+        choices=timezone_choices,
+        label="Display time zone",
+        help_text="Dates and times on your pages are shown in it.",
+    )
+
+    class Meta:
+        model = get_user_model()
+        fields = ("timezone",)

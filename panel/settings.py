@@ -56,6 +56,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.UserTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -196,6 +197,8 @@ CELERY_TASK_ROUTES = {
     "catalog.tasks.catalog_sync_provider_task": {"queue": "provider_io"},
     "orders.tasks.order_submit": {"queue": "provider_io"},
     "orders.tasks.provider_poll_orders": {"queue": "provider_io"},
+    "orders.tasks.provider_process_refills": {"queue": "provider_io"},
+    "orders.tasks.provider_process_cancels": {"queue": "provider_io"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Schedules live in the database (django-celery-beat), where admins edit them; their defaults

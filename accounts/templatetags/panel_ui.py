@@ -1,0 +1,73 @@
+"""Small template helpers for the customer panel: Bootstrap classes on form widgets, money
+and rate formatting, durations."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django import forms, template
+from django.utils.safestring import SafeString
+
+from catalog.pricing import quantize_money, quantize_rate
+
+register = template.Library()
+
+
+@register.filter
+def bs(field: forms.BoundField) -> SafeString:
+    """Render a field's widget with Bootstrap's class, marked invalid when it has errors."""
+    widget = field.field.widget
+    if isinstance(widget, forms.CheckboxInput):
+        css = "form-check-input"
+    elif isinstance(widget, forms.Select):
+        css = "form-select"
+    else:
+        css = "form-control"
+    existing = widget.attrs.get("class", "")
+    if existing:
+        css = existing if css in existing.split() else f"{existing} {css}"
+    if field.errors:
+        css += " is-invalid"
+    return field.as_widget(attrs={"class": css})
+
+
+def _trimmed(value: Decimal, places: int) -> str:
+    text = f"{value:.{places}f}"
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0").ljust(2, "0")
+    return f"{int(whole):,}.{frac}" if not whole.startswith("-") else f"-{abs(int(whole)):,}.{frac}"
+
+
+@register.filter
+def money(value) -> str:
+    """12.50000 → "12.50", 0.27819 → "0.27819": at least 2 places, never rounded away."""
+    if value is None or value == "":
+        return ""
+    return _trimmed(quantize_money(Decimal(value)), 5)
+
+
+@register.filter
+def signed_money(value) -> str:
+    text = money(value)
+    return text if text.startswith("-") or not text else f"+{text}"
+
+
+@register.filter
+def rate(value) -> str:
+    if value is None or value == "":
+        return ""
+    return _trimmed(quantize_rate(Decimal(value)), 8)
+
+
+@register.filter
+def duration(value: timedelta | None) -> str:
+    """A completion time the way people say it: "45 min", "3 h 20 min", "2 d 4 h"."""
+    if value is None:
+        return ""
+    minutes = max(1, round(value.total_seconds() / 60))
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"

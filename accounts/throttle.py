@@ -1,0 +1,52 @@
+"""Login throttling: failed attempts counted in the shared cache per (username, IP).
+
+A guesser who hammers one account from one address is stopped after LOGIN_THROTTLE_ATTEMPTS
+failures for LOGIN_THROTTLE_SECONDS; a second, looser counter per IP alone stops one address
+from walking through many usernames. The cache is Redis (or files) so every web process sees
+the same counts. A successful login clears the (username, IP) counter.
+"""
+
+import hashlib
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+
+
+def _limits() -> tuple[int, int, int]:
+    attempts = getattr(settings, "LOGIN_THROTTLE_ATTEMPTS", 5)
+    window = getattr(settings, "LOGIN_THROTTLE_SECONDS", 900)
+    per_ip = getattr(settings, "LOGIN_THROTTLE_IP_ATTEMPTS", 50)
+    return attempts, window, per_ip
+
+
+def _keys(username: str, ip: str) -> tuple[str, str]:
+    # Hashed so that any username (spaces, unicode, 150 chars) makes a valid cache key.
+    pair = hashlib.sha256(f"{username.strip().lower()}\0{ip}".encode()).hexdigest()
+    return f"login-fail:pair:{pair}", f"login-fail:ip:{ip}"
+
+
+def login_throttle_wait(*, username: str, ip: str) -> int:
+    """Seconds until this (username, IP) may try again; 0 when it may try now."""
+    attempts, window, per_ip = _limits()
+    pair_key, ip_key = _keys(username, ip)
+    values = cache.get_many([pair_key, ip_key])
+    waits = []
+    for key, limit in ((pair_key, attempts), (ip_key, per_ip)):
+        record = values.get(key)
+        if record and record[0] >= limit:
+            waits.append(max(1, int(record[1] + window - time.time())))
+    return max(waits, default=0)
+
+
+def login_throttle_fail(*, username: str, ip: str) -> None:
+    """Count one failed attempt; the window starts at the first failure."""
+    _, window, _ = _limits()
+    for key in _keys(username, ip):
+        record = cache.get(key)
+        count, started = record if record else (0, time.time())
+        cache.set(key, (count + 1, started), timeout=max(1, int(started + window - time.time())))
+
+
+def login_throttle_clear(*, username: str, ip: str) -> None:
+    cache.delete(_keys(username, ip)[0])

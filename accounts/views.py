@@ -1,0 +1,312 @@
+"""The customer's own pages: home, sign up, log in, settings, funds and the API page."""
+
+import csv
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login, update_session_auth_hash
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from accounts.forms import EmailForm, LoginForm, SignupForm, TimezoneForm
+from accounts.models import ApiKey, LedgerEntry
+from accounts.payments import payment_methods
+from accounts.selectors import ledger_list_for_user
+from accounts.services import api_key_issue, customer_create
+from accounts.throttle import login_throttle_clear, login_throttle_fail, login_throttle_wait
+from catalog.order_types import TYPE_SPECS
+from orders.forms import PARAMS
+from orders.selectors import order_list_for_user
+
+STATEMENT_PAGE_SIZE = 50
+
+
+def client_ip(request: HttpRequest) -> str:
+    # REMOTE_ADDR only: X-Forwarded-For is whatever the client wants it to be unless a proxy we
+    # trust rewrites it, and a throttle keyed on it would be trivial to step around.
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return render(request, "home.html", {})
+    orders = order_list_for_user(user=request.user)
+    context = {"recent_orders": orders[:5], "order_count": orders.count()}
+    return render(request, "home.html", context)
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login with throttling per (username, IP): after a few failures the form
+    answers 429 with how long to wait, without even checking the password."""
+
+    form_class = LoginForm
+    redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        username = request.POST.get("username", "")[:150]
+        wait = login_throttle_wait(username=username, ip=client_ip(request))
+        if wait:
+            minutes = (wait + 59) // 60
+            context = self.get_context_data(
+                form=self.form_class(request, initial={"username": username}),
+                throttle_message=(
+                    "Too many failed attempts to sign in. For your account's safety, please "
+                    f"wait {minutes} minute{'s' if minutes != 1 else ''} and try again, or "
+                    "reset your password."
+                ),
+            )
+            return self.render_to_response(context, status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        login_throttle_fail(
+            username=self.request.POST.get("username", "")[:150], ip=client_ip(self.request)
+        )
+        return super().form_invalid(form)
+
+    def form_valid(self, form):
+        login_throttle_clear(username=form.get_user().get_username(), ip=client_ip(self.request))
+        return super().form_valid(form)
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = customer_create(
+            username=form.cleaned_data["username"],
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password1"],
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome, {user.username}! Your account is ready.")
+        return redirect("funds_add")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_settings(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    which = request.POST.get("form") if request.method == "POST" else None
+    forms = {
+        "email": EmailForm(
+            request.POST if which == "email" else None, instance=user, prefix="email"
+        ),
+        "timezone": TimezoneForm(
+            request.POST if which == "timezone" else None, instance=user, prefix="tz"
+        ),
+        "password": PasswordChangeForm(
+            user, request.POST if which == "password" else None, prefix="pw"
+        ),
+    }
+    # Django's form focuses the old password; on a page of three forms that scrolls past two.
+    forms["password"].fields["old_password"].widget.attrs.pop("autofocus", None)
+    if which in forms and forms[which].is_valid():
+        forms[which].save()
+        if which == "password":
+            update_session_auth_hash(request, user)
+        messages.success(
+            request,
+            {
+                "email": "Your e-mail address is saved.",
+                "timezone": "Times are now shown in your time zone.",
+                "password": "Your password is changed.",
+            }[which],
+        )
+        return redirect("account_settings")
+    status = 400 if which in forms else 200
+    return render(request, "accounts/settings.html", {"forms": forms}, status=status)
+
+
+@login_required
+def funds(request: HttpRequest) -> HttpResponse:
+    entries = ledger_list_for_user(user=request.user)
+    page = Paginator(entries, STATEMENT_PAGE_SIZE).get_page(request.GET.get("page"))
+    for entry in page.object_list:
+        # The order link is shown already; its memo often repeats "Order N: ".
+        prefix = f"Order {entry.order_ref}: "
+        entry.details = entry.memo.removeprefix(prefix) if entry.order_ref else entry.memo
+    return render(request, "accounts/funds.html", {"page": page, "entries": page.object_list})
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_cell(value: str) -> str:
+    # A memo written by staff must not turn into a formula in the customer's spreadsheet.
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+@login_required
+def funds_csv(request: HttpRequest) -> StreamingHttpResponse:
+    entries = ledger_list_for_user(user=request.user).order_by("id")
+    writer = csv.writer(_Echo())
+
+    def rows() -> Iterator[str]:
+        yield writer.writerow(
+            ["entry", "date", "type", "amount", "balance_after", "order", "memo", "payment_ref"]
+        )
+        for entry in entries.iterator(chunk_size=2000):
+            yield writer.writerow(
+                [
+                    entry.pk,
+                    timezone.localtime(entry.created_at).isoformat(timespec="seconds"),
+                    entry.get_kind_display(),
+                    f"{entry.amount}",
+                    f"{entry.balance_after}",
+                    entry.order_ref or "",
+                    _csv_cell(entry.memo),
+                    _csv_cell(entry.payment_ref),
+                ]
+            )
+
+    stamp = timezone.localdate().isoformat()
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="statement-{stamp}.csv"'
+    return response
+
+
+@login_required
+def funds_add(request: HttpRequest) -> HttpResponse:
+    context = {
+        "methods": payment_methods(),
+        "instructions": getattr(settings, "PANEL_FUNDS_INSTRUCTIONS", ""),
+        "deposits": ledger_list_for_user(user=request.user).filter(kind=LedgerEntry.Kind.DEPOSIT)[
+            :5
+        ],
+    }
+    return render(request, "accounts/funds_add.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_docs(request: HttpRequest) -> HttpResponse:
+    issued = None
+    if request.method == "POST":
+        with transaction.atomic():
+            issued = api_key_issue(user=request.user)
+    api_key = issued.api_key if issued else ApiKey.objects.filter(user=request.user).first()
+    context = {
+        "api_url": settings.PANEL_PUBLIC_URL.rstrip("/") + "/api/v2",
+        "api_key": api_key,
+        "raw_key": issued.raw if issued else None,
+        "order_types": [
+            (
+                order_type.value,
+                [(name, PARAMS[name], name in spec.required) for name in spec.fields],
+            )
+            for order_type, spec in TYPE_SPECS.items()
+        ],
+        "actions": [
+            {**a, "example": a["example"].replace("{currency}", settings.PANEL_CURRENCY)}
+            for a in API_ACTIONS
+        ],
+    }
+    response = render(request, "accounts/api.html", context)
+    if issued:
+        response["Cache-Control"] = "no-store"  # the raw key must not linger in a cache
+    return response
+
+
+# The actions of /api/v2 besides `add` (whose parameters come from TYPE_SPECS), in the order
+# and with the example answers of the providers' documents the API follows.
+API_ACTIONS: list[dict] = [
+    {
+        "id": "services",
+        "title": "Service list",
+        "params": [("action", "services")],
+        "example": '[\n  {\n    "service": 1,\n    "name": "Followers",\n    "type": "Default",\n'
+        '    "category": "First Category",\n    "rate": "0.90",\n    "min": "50",\n'
+        '    "max": "10000",\n    "refill": true,\n    "cancel": true,\n'
+        '    "dripfeed": false\n  }\n]',
+    },
+    {
+        "id": "status",
+        "title": "Order status",
+        "params": [("action", "status"), ("order", "Order ID")],
+        "example": '{\n  "charge": "0.27819",\n  "start_count": "3572",\n  "status": "Partial",\n'
+        '  "remains": "157",\n  "currency": "{currency}"\n}',
+    },
+    {
+        "id": "multi-status",
+        "title": "Multiple orders status",
+        "params": [
+            ("action", "status"),
+            ("orders", "Order IDs (separated by a comma, up to 100 IDs)"),
+        ],
+        "example": '{\n  "1": {\n    "charge": "0.27819",\n    "start_count": "3572",\n'
+        '    "status": "Partial",\n    "remains": "157",\n    "currency": "{currency}"\n'
+        '  },\n  "10": {\n    "error": "Incorrect order ID"\n  }\n}',
+    },
+    {
+        "id": "refill",
+        "title": "Create refill",
+        "params": [("action", "refill"), ("order", "Order ID")],
+        "example": '{\n  "refill": "1"\n}',
+    },
+    {
+        "id": "multi-refill",
+        "title": "Create multiple refill",
+        "params": [
+            ("action", "refill"),
+            ("orders", "Order IDs (separated by a comma, up to 100 IDs)"),
+        ],
+        "example": '[\n  {\n    "order": 1,\n    "refill": 1\n  },\n  {\n    "order": 3,\n'
+        '    "refill": {\n      "error": "Incorrect order ID"\n    }\n  }\n]',
+    },
+    {
+        "id": "refill-status",
+        "title": "Get refill status",
+        "params": [("action", "refill_status"), ("refill", "Refill ID")],
+        "example": '{\n  "status": "Completed"\n}',
+    },
+    {
+        "id": "multi-refill-status",
+        "title": "Get multiple refill status",
+        "params": [
+            ("action", "refill_status"),
+            ("refills", "Refill IDs (separated by a comma, up to 100 IDs)"),
+        ],
+        "example": '[\n  {\n    "refill": 1,\n    "status": "Completed"\n  },\n  {\n    "refill": 3,\n'
+        '    "status": {\n      "error": "Refill not found"\n    }\n  }\n]',
+    },
+    {
+        "id": "cancel",
+        "title": "Create cancel",
+        "params": [
+            ("action", "cancel"),
+            ("orders", "Order IDs (separated by a comma, up to 100 IDs)"),
+        ],
+        "example": '[\n  {\n    "order": 9,\n    "cancel": {\n      "error": "Incorrect order ID"\n'
+        '    }\n  },\n  {\n    "order": 2,\n    "cancel": 1\n  }\n]',
+    },
+    {
+        "id": "cancel-status",
+        "title": "Get multiple cancel status",
+        "params": [
+            ("action", "cancel"),
+            ("cancels", "Cancel IDs (separated by a comma, up to 100 IDs)"),
+        ],
+        "example": '[\n  {\n    "cancel": 1,\n    "status": "Completed"\n  },\n  {\n    "cancel": 3,\n'
+        '    "status": {\n      "error": "Cancel not found"\n    }\n  }\n]',
+    },
+    {
+        "id": "balance",
+        "title": "User balance",
+        "params": [("action", "balance")],
+        "example": '{\n  "balance": "100.84292",\n  "currency": "{currency}"\n}',
+    },
+]

@@ -1,0 +1,77 @@
+"""The customer's price list: every service on sale at this customer's own rate, with the
+average completion time the panel measured on its own recent orders."""
+
+from datetime import timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from catalog.models import Category, Service
+from catalog.selectors import service_list_enabled, service_rates_for_user
+from orders.forms import parse_id
+from orders.models import Order
+
+AVERAGE_WINDOW = timedelta(days=30)
+AVERAGE_MIN_ORDERS = 3  # fewer than this says more about luck than about the service
+
+
+def average_completion_times(*, service_ids: list[int]) -> dict[int, timedelta]:
+    """created → finished of each service's orders completed in the last 30 days, in one
+    aggregate query (the index on created_at keeps it to recent rows)."""
+    since = timezone.now() - AVERAGE_WINDOW
+    took = ExpressionWrapper(F("finished_at") - F("created_at"), output_field=DurationField())
+    rows = (
+        Order.objects.filter(
+            service_id__in=service_ids,
+            status=Order.Status.COMPLETED,
+            created_at__gte=since,
+            finished_at__isnull=False,
+        )
+        .values("service_id")
+        .annotate(average=Avg(took), orders=Count("id"))
+        .order_by()
+    )
+    return {r["service_id"]: r["average"] for r in rows if r["orders"] >= AVERAGE_MIN_ORDERS}
+
+
+def _filtered(request: HttpRequest) -> tuple[list[Service], str, str]:
+    services = service_list_enabled()
+    category = request.GET.get("category", "")
+    if parse_id(category) is not None:
+        services = services.filter(category_id=parse_id(category))
+    q = request.GET.get("q", "").strip()[:200]
+    if q:
+        match = Q(name__icontains=q) | Q(description__icontains=q) | Q(type__icontains=q)
+        number = parse_id(q)
+        services = services.filter(match | Q(pk=number) if number is not None else match)
+    return list(services), category, q
+
+
+@login_required
+@require_GET
+def service_list(request: HttpRequest) -> HttpResponse:
+    services, category, q = _filtered(request)
+    rates = service_rates_for_user(user=request.user, services=services)
+    averages = average_completion_times(service_ids=[s.pk for s in services])
+    groups: dict[Category, list[Service]] = {}
+    for s in services:
+        s.customer_rate = rates[s.pk]
+        s.average_time = averages.get(s.pk)
+        groups.setdefault(s.category, []).append(s)
+    context = {
+        "groups": list(groups.items()),
+        "count": len(services),
+        "categories": Category.objects.filter(is_enabled=True).order_by("sort_order", "name"),
+        "category": category,
+        "q": q,
+    }
+    # htmx asks for the table alone, except when it restores a page from history (back button).
+    partial = request.headers.get("HX-Request") and not request.headers.get(
+        "HX-History-Restore-Request"
+    )
+    template = "catalog/_service_table.html" if partial else "catalog/services.html"
+    return render(request, template, context)

@@ -1,0 +1,178 @@
+"""The order forms. Fields come from catalog.order_types.TYPE_SPECS, so the form of a service
+shows exactly the parameters its type takes, under the API v2 names the service layer expects.
+The forms only shape the input; orders.services validates it (limits, lines, the charge)."""
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date
+
+from django import forms
+
+from catalog.models import Service
+from catalog.order_types import SUBSCRIPTION_DELAYS, TYPE_SPECS, OrderType, TypeSpec, spec_for
+
+
+@dataclass(frozen=True)
+class Param:
+    label: str
+    help: str
+    kind: str = "text"  # text | number | lines | delay | date
+
+
+PARAMS: dict[str, Param] = {
+    "link": Param("Link", "Link to the page, post or profile."),
+    "quantity": Param("Quantity", "How many you need.", "number"),
+    "runs": Param("Runs (drip-feed)", "Deliver the quantity this many times.", "number"),
+    "interval": Param("Interval (minutes)", "Minutes between two runs.", "number"),
+    "comments": Param("Comments", "One comment per line.", "lines"),
+    "usernames": Param("Usernames", "One username per line.", "lines"),
+    "hashtags": Param("Hashtags", "One hashtag per line.", "lines"),
+    "hashtag": Param("Hashtag", "The hashtag to scrape."),
+    "username": Param("Username", "The username (for comment likes: the comment owner's)."),
+    "media": Param("Media URL", "Link to the media whose likers are mentioned."),
+    "answer_number": Param("Answer number", "The number of the poll answer to vote for.", "number"),
+    "groups": Param("Groups", "One group per line.", "lines"),
+    "min": Param("Quantity min", "Least quantity per new post.", "number"),
+    "max": Param("Quantity max", "Most quantity per new post.", "number"),
+    "posts": Param("New posts", "How many future posts to serve; empty for unlimited.", "number"),
+    "old_posts": Param("Existing posts", "How many existing posts to serve too.", "number"),
+    "delay": Param("Delay (minutes)", "Wait this long after a post appears.", "delay"),
+    "expiry": Param("Expiry date", "The subscription ends on this day (optional).", "date"),
+}
+
+_DMY = re.compile(r"^\d{1,2}/\d{1,2}/\d{4}$")
+_ID = re.compile(r"^[0-9]{1,18}$")
+
+
+def parse_id(text: str) -> int | None:
+    """An id typed or sent by a customer, or None: ASCII digits only (str.isdigit() takes
+    "²"), and short enough for a bigint column."""
+    text = text.strip().lstrip("#")
+    return int(text) if _ID.match(text) else None
+
+
+def service_spec(service: Service) -> TypeSpec:
+    return spec_for(service.type) or TYPE_SPECS[OrderType.DEFAULT]
+
+
+def _field(name: str, required: bool, service: Service) -> forms.Field:
+    param = PARAMS[name]
+    attrs: dict[str, object] = {"class": "form-control"}
+    if param.kind == "lines":
+        widget: forms.Widget = forms.Textarea(attrs={**attrs, "rows": 5})
+    elif param.kind == "number":
+        widget = forms.NumberInput(attrs={**attrs, "min": 0, "step": 1, "inputmode": "numeric"})
+        if name == "quantity":
+            widget.attrs.update({"min": service.min, "max": service.max})
+    elif param.kind == "date":
+        widget = forms.DateInput(attrs={**attrs, "type": "date"})
+    elif param.kind == "delay":
+        choices = [(str(m), f"{m} minutes" if m else "No delay") for m in SUBSCRIPTION_DELAYS]
+        return forms.ChoiceField(
+            label=param.label,
+            help_text=param.help,
+            choices=choices,
+            required=required,
+            widget=forms.Select(attrs={"class": "form-select"}),
+        )
+    else:
+        widget = forms.TextInput(attrs={**attrs, "maxlength": 2000})
+        if name == "link":
+            widget.attrs.update({"inputmode": "url", "autocomplete": "off"})
+    help_text = param.help
+    if name == "quantity":
+        help_text = f"Between {service.min:,} and {service.max:,}."
+    return forms.CharField(
+        label=param.label,
+        help_text=help_text,
+        required=required,
+        widget=widget,
+        strip=True,
+        max_length=100_000,
+    )
+
+
+class OrderForm(forms.Form):
+    """One order of one service: exactly the fields of the service's type."""
+
+    service = forms.IntegerField(widget=forms.HiddenInput)
+    # A fresh token per form: submitting the same form twice (double click, reload, back
+    # button) gives the first order back instead of a second charge.
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def __init__(self, *args, service: Service, **kwargs):
+        kwargs.setdefault("initial", {})
+        kwargs["initial"].setdefault("service", service.pk)
+        kwargs["initial"].setdefault("token", uuid.uuid4().hex)
+        super().__init__(*args, **kwargs)
+        self.service_obj = service
+        spec = service_spec(service)
+        for name in spec.fields:
+            self.fields[name] = _field(name, name in spec.required, service)
+        if not service.dripfeed:
+            for name in ("runs", "interval"):
+                self.fields.pop(name, None)
+
+    @property
+    def param_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if name not in ("service", "token")]
+
+    def clean_expiry(self) -> str:
+        value = self.cleaned_data.get("expiry", "")
+        if value and not _DMY.match(value):
+            try:  # <input type=date> sends YYYY-MM-DD; the API and upstream take d/m/Y
+                value = date.fromisoformat(value).strftime("%d/%m/%Y")
+            except ValueError:
+                raise forms.ValidationError("Enter a date, e.g. 31/12/2026.") from None
+        return value
+
+    def service_data(self) -> dict[str, str]:
+        """The parameters as API v2 strings, empty optional ones left out."""
+        data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
+        return {
+            name: str(data[name])
+            for name in self.fields
+            if name not in ("service", "token") and data.get(name) not in (None, "")
+        }
+
+
+MASS_ORDER_MAX_LINES = 100
+
+
+class MassOrderForm(forms.Form):
+    orders = forms.CharField(
+        label="Orders",
+        help_text=f"One order per line: service_id | link | quantity (up to {MASS_ORDER_MAX_LINES}).",
+        widget=forms.Textarea(
+            attrs={
+                "rows": 10,
+                "class": "form-control font-monospace",
+                "placeholder": "1 | https://example.com/post/1 | 1000\n2 | https://example.com/p | 500",
+            }
+        ),
+        max_length=200_000,
+    )
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("initial", {}).setdefault("token", uuid.uuid4().hex)
+        super().__init__(*args, **kwargs)
+
+    def clean_orders(self) -> list[tuple[int, str]]:
+        lines = [
+            (number, line.strip())
+            for number, line in enumerate(self.cleaned_data["orders"].splitlines(), start=1)
+            if line.strip()
+        ]
+        if not lines:
+            raise forms.ValidationError("Write at least one order.")
+        if len(lines) > MASS_ORDER_MAX_LINES:
+            raise forms.ValidationError(
+                f"At most {MASS_ORDER_MAX_LINES} orders at once; this has {len(lines)}."
+            )
+        return lines
+
+
+class OrderSearchForm(forms.Form):
+    q = forms.CharField(required=False, max_length=2000, label="Search by order id or link")

@@ -1,0 +1,502 @@
+"""The customer's order pages: new order (with a live charge preview), mass order, the order
+list with status tabs and self-refreshing progress, order detail, refill and cancel.
+
+Every read goes through orders.selectors.*_for_user, so another customer's order id answers
+404 exactly like one that does not exist; every write goes through orders.services.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.services import InsufficientFunds
+from catalog.models import Category, Service
+from catalog.order_types import QuantityFrom
+from catalog.selectors import service_get_enabled, service_list_enabled, service_rates_for_user
+from orders.forms import (
+    PARAMS,
+    MassOrderForm,
+    OrderForm,
+    OrderSearchForm,
+    parse_id,
+    service_spec,
+)
+from orders.models import (
+    FINAL_STATUSES,
+    OPEN_CANCEL_STATUSES,
+    OPEN_REFILL_STATUSES,
+    POLLED_STATUSES,
+    PUBLIC_STATUS,
+    CancelRequest,
+    Order,
+    Refill,
+)
+from orders.selectors import order_get_for_user, order_list_for_user
+from orders.services import (
+    OrderError,
+    order_cancel_request,
+    order_create,
+    order_quote,
+    order_refill_request,
+)
+
+ORDERS_PAGE_SIZE = 25
+MAX_ID = 2**63 - 1
+PICKER_LIMIT = 1000  # options in the service select; search or a category narrows it
+# Status tabs → the internal statuses behind them (Processing sits under "In progress").
+STATUS_TABS: list[tuple[str, str, frozenset[str]]] = [
+    ("all", "All", frozenset()),
+    ("pending", "Pending", frozenset({"Pending"})),
+    ("in_progress", "In progress", frozenset({"In progress", "Processing"})),
+    ("completed", "Completed", frozenset({"Completed"})),
+    ("partial", "Partial", frozenset({"Partial"})),
+    ("canceled", "Canceled", frozenset({"Canceled"})),
+]
+OPEN_REFILL = (Refill.Status.QUEUED, Refill.Status.PENDING, Refill.Status.IN_PROGRESS)
+BLOCKING_CANCEL = (
+    CancelRequest.Status.QUEUED,
+    CancelRequest.Status.SENT,
+    CancelRequest.Status.COMPLETED,
+)
+
+
+def poll_seconds() -> int:
+    return getattr(settings, "PANEL_UI_POLL_SECONDS", 10)
+
+
+# --- Presentation helpers --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Progress:
+    delivered: int
+    quantity: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.delivered / self.quantity) if self.quantity else 0
+
+
+def order_progress(order: Order) -> Progress:
+    """Delivered of quantity, from the provider's `remains` (unknown remains: nothing yet,
+    or everything once Completed)."""
+    if order.remains is None:
+        delivered = order.quantity if order.status == Order.Status.COMPLETED else 0
+    else:
+        delivered = order.quantity - min(max(order.remains, 0), order.quantity)
+    return Progress(delivered=delivered, quantity=order.quantity)
+
+
+def refill_allowed(order: Order, now=None) -> bool:
+    """Mirror of what order_refill_request accepts, to show the button only where it works
+    (the service still decides)."""
+    service = order.service
+    if not service.refill or order.status != Order.Status.COMPLETED:
+        return False
+    if order.provider_id is None or not order.upstream_order_id:
+        return False
+    finished = order.finished_at or order.updated_at
+    if finished and finished + timedelta(days=service.refill_days) < (now or timezone.now()):
+        return False
+    return not any(r.status in OPEN_REFILL_STATUSES for r in order.refills.all())
+
+
+def cancel_allowed(order: Order) -> bool:
+    """Mirror of what order_cancel_request accepts."""
+    if not order.service.cancel or order.status in FINAL_STATUSES:
+        return False
+    if any(c.status in OPEN_CANCEL_STATUSES for c in order.cancel_requests.all()):
+        return False
+    if order.status in (Order.Status.QUEUED, Order.Status.WAITING_FUNDS):
+        return True
+    return (
+        order.status in POLLED_STATUSES
+        and order.provider is not None
+        and bool(getattr(order.provider, "supports_cancel", False))
+    )
+
+
+def decorate(order: Order) -> Order:
+    order.progress = order_progress(order)
+    order.can_refill = refill_allowed(order)
+    order.can_cancel = cancel_allowed(order)
+    order.is_active = order.status not in FINAL_STATUSES
+    return order
+
+
+def with_history(queryset):
+    return queryset.select_related("provider").prefetch_related(
+        Prefetch("refills", queryset=Refill.objects.order_by("-id")),
+        Prefetch("cancel_requests", queryset=CancelRequest.objects.order_by("-id")),
+    )
+
+
+def _get_order(request: HttpRequest, order_id: int) -> Order:
+    if order_id > MAX_ID:
+        raise Http404("No such order.")
+    order = order_get_for_user(user=request.user, order_id=order_id)
+    if order is None:
+        raise Http404("No such order.")
+    return (
+        with_history(Order.objects.filter(pk=order.pk))
+        .select_related("service", "service__category")
+        .get()
+    )
+
+
+# --- New order -------------------------------------------------------------------------------
+def _picker_context(request: HttpRequest, service: Service | None) -> dict:
+    params = request.GET if request.method == "GET" else request.POST
+    category_id = params.get("category", "")
+    q = params.get("q", "").strip()[:200]
+    services = service_list_enabled()
+    if parse_id(category_id) is not None:
+        services = services.filter(category_id=parse_id(category_id))
+    elif service is not None and not q:
+        category_id = str(service.category_id)
+        services = services.filter(category_id=service.category_id)
+    if q:
+        match = Q(name__icontains=q) | Q(category__name__icontains=q)
+        number = parse_id(q)
+        services = services.filter(match | Q(pk=number) if number is not None else match)
+    services = list(services[: PICKER_LIMIT + 1])
+    more = len(services) > PICKER_LIMIT
+    services = services[:PICKER_LIMIT]
+    if service is not None and service not in services:
+        services.insert(0, service)
+    rates = service_rates_for_user(user=request.user, services=services)
+    for s in services:
+        s.customer_rate = rates[s.pk]
+    categories = Category.objects.filter(is_enabled=True, services__is_enabled=True).distinct()
+    return {
+        "categories": categories,
+        "services": services,
+        "more": more,
+        "category_id": category_id,
+        "q": q,
+    }
+
+
+def _service_info(request: HttpRequest, service: Service) -> dict:
+    spec = service_spec(service)
+    rate = service_rates_for_user(user=request.user, services=[service])[service.pk]
+    return {
+        "service": service,
+        "rate": rate,
+        "per_package": spec.quantity_from == QuantityFrom.PACKAGE,
+        "quantity_from": spec.quantity_from.value,
+    }
+
+
+def _place(request: HttpRequest, form: OrderForm, service: Service) -> Order | None:
+    try:
+        order = order_create(
+            user=request.user,
+            service=service,
+            data=form.service_data(),
+            source=Order.Source.WEB,
+            idempotency_key=f"web:{form.cleaned_data['token']}",
+        )
+    except OrderError as exc:
+        if exc.field == "idempotency_key":
+            form.add_error(
+                None,
+                "This form was already sent with other values. Check "
+                "your orders before ordering again; the form is ready anew.",
+            )
+            form.data = form.data.copy()
+            form.data["token"] = uuid.uuid4().hex
+        else:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        return None
+    except InsufficientFunds as exc:
+        form.add_error(
+            None,
+            f"Not enough funds: this order costs {exc.amount} "
+            f"{settings.PANEL_CURRENCY} and your balance is {exc.balance}.",
+        )
+        return None
+    return order
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def order_new(request: HttpRequest) -> HttpResponse:
+    params = request.GET if request.method == "GET" else request.POST
+    service_id = params.get("service", "")
+    service_pk = parse_id(service_id)
+    service = service_get_enabled(service_id=service_pk) if service_pk is not None else None
+    context = _picker_context(request, service)
+    status = 200
+    form = quote = None
+    if service is not None:
+        context.update(_service_info(request, service))
+        form = OrderForm(request.POST if request.method == "POST" else None, service=service)
+        if request.method == "POST" and form.is_valid():
+            if request.POST.get("action") == "quote":
+                quote = _quote_or_error(request, service, form)
+            else:
+                order = _place(request, form, service)
+                if order is not None:
+                    messages.success(
+                        request,
+                        f"Order {order.pk} is placed: {order.charge} "
+                        f"{settings.PANEL_CURRENCY} was charged.",
+                    )
+                    return redirect("order_detail", order_id=order.pk)
+        if form.errors:
+            status = 400
+    elif request.method == "POST":
+        messages.error(request, "Choose a service first.")
+        status = 400
+    context.update({"form": form, "quote": quote, "balance": request.user.balance})
+    return render(request, "orders/new.html", context, status=status)
+
+
+def _quote_or_error(request: HttpRequest, service: Service, form: OrderForm) -> dict:
+    try:
+        return {"ok": order_quote(user=request.user, service=service, data=form.service_data())}
+    except OrderError as exc:
+        return {"error": exc.message, "field": exc.field}
+
+
+@login_required
+@require_POST
+def order_quote_fragment(request: HttpRequest) -> HttpResponse:
+    """The live charge preview (htmx): validates like ordering, writes nothing."""
+    service_id = request.POST.get("service", "")
+    service_pk = parse_id(service_id)
+    service = service_get_enabled(service_id=service_pk) if service_pk is not None else None
+    if service is None:
+        return render(request, "orders/_quote.html", {"quote": {"error": "Choose a service."}})
+    form = OrderForm(request.POST, service=service)
+    quote = _quote_or_error(request, service, form) if form.is_valid() else _form_problem(form)
+    return render(request, "orders/_quote.html", {"quote": quote, "balance": request.user.balance})
+
+
+def _form_problem(form: OrderForm) -> dict:
+    """What the preview says about an incomplete form: the fields still empty, else the first
+    error (the full list appears next to the fields when the form is sent)."""
+    problems = form.errors.as_data()
+    missing = [
+        str(form.fields[name].label).lower()
+        for name, errors in problems.items()
+        if name in form.fields and all(e.code == "required" for e in errors)
+    ]
+    if len(missing) == len(problems):
+        return {"missing": missing}
+    name, errors = next(
+        (n, e)
+        for n, e in form.errors.items()
+        if n not in form.fields or str(form.fields[n].label).lower() not in missing
+    )
+    label = form.fields[name].label if name in form.fields else ""
+    return {"error": f"{label}: {errors[0]}" if label else errors[0], "field": name}
+
+
+# --- Mass order ------------------------------------------------------------------------------
+@dataclass
+class MassLine:
+    number: int
+    text: str
+    order: Order | None = None
+    error: str = ""
+
+
+def _parse_line(number: int, text: str) -> tuple[MassLine, tuple[int, str, str] | None]:
+    line = MassLine(number=number, text=text)
+    parts = [p.strip() for p in text.split("|")]
+    if len(parts) != 3:
+        line.error = "Write it as: service_id | link | quantity."
+        return line, None
+    service_id, link, quantity = parts
+    if parse_id(service_id) is None:
+        line.error = f"“{service_id}” is not a service id."
+        return line, None
+    return line, (parse_id(service_id), link, quantity)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def mass_order(request: HttpRequest) -> HttpResponse:
+    form = MassOrderForm(request.POST or None)
+    results: list[MassLine] = []
+    if request.method == "POST" and form.is_valid():
+        token = form.cleaned_data["token"]
+        parsed = [_parse_line(n, t) for n, t in form.cleaned_data["orders"]]
+        ids = {p[1][0] for p in parsed if p[1]}
+        services = {s.pk: s for s in service_list_enabled().filter(pk__in=ids)}
+        for line, fields in parsed:
+            results.append(line)
+            if fields is None:
+                continue
+            service = services.get(fields[0])
+            if service is None:
+                line.error = f"Service {fields[0]} does not exist or is not on sale."
+                continue
+            spec = service_spec(service)
+            if set(spec.required) != {"link", "quantity"}:
+                line.error = (
+                    f"Service {service.pk} ({service.type}) needs more than a link and "
+                    "a quantity; order it on the New order page."
+                )
+                continue
+            try:
+                line.order = order_create(
+                    user=request.user,
+                    service=service,
+                    data={"link": fields[1], "quantity": fields[2]},
+                    source=Order.Source.MASS,
+                    idempotency_key=f"mass:{token}:{line.number}",
+                )
+            except OrderError as exc:
+                line.error = exc.message
+            except InsufficientFunds as exc:
+                line.error = (
+                    f"Not enough funds: it costs {exc.amount}, the balance is {exc.balance}."
+                )
+        form = MassOrderForm(initial={"orders": "\n".join(r.text for r in results if r.error)})
+    accepted = [r for r in results if r.order]
+    context = {
+        "form": form,
+        "results": results,
+        "accepted": accepted,
+        "total": sum((r.order.charge for r in accepted), start=0),
+    }
+    status = 400 if form.errors else 200
+    return render(request, "orders/mass.html", context, status=status)
+
+
+# --- Order list, detail, actions -------------------------------------------------------------
+@login_required
+@require_GET
+def order_list(request: HttpRequest) -> HttpResponse:
+    tab = request.GET.get("status", "all")
+    tabs = {key: publics for key, _, publics in STATUS_TABS}
+    if tab not in tabs:
+        tab = "all"
+    orders = order_list_for_user(user=request.user)
+    if tabs[tab]:
+        orders = orders.filter(status__in=[s for s, p in PUBLIC_STATUS.items() if p in tabs[tab]])
+    search = OrderSearchForm(request.GET)
+    q = search.cleaned_data["q"].strip() if search.is_valid() else ""
+    if q:
+        by_link = Q(link__icontains=q)
+        number = parse_id(q)
+        orders = orders.filter(by_link | Q(pk=number) if number is not None else by_link)
+    page = Paginator(with_history(orders), ORDERS_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "orders": [decorate(o) for o in page.object_list],
+        "tabs": STATUS_TABS,
+        "tab": tab,
+        "q": q,
+        "search": search,
+        "poll": poll_seconds(),
+    }
+    return render(request, "orders/list.html", context)
+
+
+@login_required
+@require_GET
+def order_row(request: HttpRequest, order_id: int) -> HttpResponse:
+    """One row of the order list, for the htmx poll that keeps active orders up to date."""
+    order = decorate(_get_order(request, order_id))
+    # The row's Refill/Cancel forms return to the page showing the row, not to this fragment.
+    current = urlsplit(request.headers.get("HX-Current-URL", ""))
+    next_url = (
+        current.path + (f"?{current.query}" if current.query else "")
+        if current.path.startswith(reverse("orders"))
+        else reverse("orders")
+    )
+    context = {"order": order, "poll": poll_seconds(), "next_url": next_url}
+    return render(request, "orders/_order_row.html", context)
+
+
+@login_required
+@require_GET
+def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = decorate(_get_order(request, order_id))
+    history = []
+    for change in order.status_changes.all():
+        if not change.old_status:
+            continue  # the order's creation: the first line of the history already says it
+        public = PUBLIC_STATUS.get(change.new_status, "Pending")
+        if history and history[-1]["status"] == public and history[-1]["remains"] == change.remains:
+            continue  # internal steps (queued → submitting → pending) look alike to a customer
+        history.append(
+            {
+                "status": public,
+                "at": change.created_at,
+                "remains": change.remains,
+                "start_count": change.start_count,
+            }
+        )
+    context = {
+        "order": order,
+        "history": history,
+        "poll": poll_seconds(),
+        "params": _shown_params(order),
+    }
+    return render(request, "orders/detail.html", context)
+
+
+def _shown_params(order: Order) -> list[tuple[str, str]]:
+    """The type's own parameters (comments, usernames, runs...), not the link and quantity
+    the page shows already."""
+    params = order.params if isinstance(order.params, dict) else {}
+    return [
+        (PARAMS[k].label if k in PARAMS else k, v)
+        for k, v in sorted(params.items())
+        if k not in ("link", "quantity")
+    ]
+
+
+def _back(request: HttpRequest, order: Order) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("order_detail", args=[order.pk])
+    return redirect(target)
+
+
+@login_required
+@require_POST
+def order_refill(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = _get_order(request, order_id)
+    try:
+        refill = order_refill_request(user=request.user, order=order)
+    except OrderError as exc:
+        messages.error(request, f"Order {order.pk}: {exc.message}")
+    else:
+        messages.success(request, f"Refill {refill.pk} of order {order.pk} is requested.")
+    return _back(request, order)
+
+
+@login_required
+@require_POST
+def order_cancel(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = _get_order(request, order_id)
+    try:
+        order_cancel_request(user=request.user, order=order)
+    except OrderError as exc:
+        messages.error(request, f"Order {order.pk}: {exc.message}")
+    else:
+        messages.success(
+            request,
+            f"Cancellation of order {order.pk} is requested; what was "
+            "not delivered is refunded once the provider confirms.",
+        )
+    return _back(request, order)

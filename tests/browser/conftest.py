@@ -1,0 +1,174 @@
+"""Headless Chromium (Debian's package, driven by Playwright for Python) against
+pytest-django's live_server. Run `scripts/ensure_chromium.sh` once to install the browser."""
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+# between browser steps are still plain synchronous ones.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1366, "height": 900}
+TZ_MIDDLEWARE = "accounts.middleware.UserTimezoneMiddleware"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/browser/" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _timezone_middleware():
+    """live_server builds its middleware chain once, before any function-scoped `settings`
+    change, so the time zone middleware goes in first (until settings.MIDDLEWARE has it)."""
+    from django.conf import settings
+
+    original = list(settings.MIDDLEWARE)
+    if TZ_MIDDLEWARE not in original:
+        auth = original.index("django.contrib.auth.middleware.AuthenticationMiddleware")
+        settings.MIDDLEWARE = [*original[: auth + 1], TZ_MIDDLEWARE, *original[auth + 1 :]]
+    yield
+    settings.MIDDLEWARE = original
+
+
+@pytest.fixture(autouse=True)
+def _browser_settings(settings):
+    settings.PANEL_UI_POLL_SECONDS = 1
+
+
+@pytest.fixture
+def new_page(browser, live_server):
+    """Open pages in fresh contexts (separate cookies) at a given viewport."""
+    contexts = []
+
+    def _new_page(viewport=DESKTOP, javascript=True):
+        context = browser.new_context(
+            viewport=viewport, base_url=live_server.url, java_script_enabled=javascript
+        )
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = context.new_page()
+        # Nothing may come from outside the panel (no CDN): fail any such request.
+        page.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith(live_server.url)
+                else route.abort()
+            ),
+        )
+        return page
+
+    yield _new_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir():
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+def htmx_idle(page) -> None:
+    """Wait until htmx has no request in flight and has settled the last swap (its new
+    elements are wired up only then)."""
+    page.wait_for_function(
+        "window.htmx && !document.querySelector('.htmx-request, .htmx-settling, .htmx-swapping')"
+    )
+    page.wait_for_timeout(50)
+
+
+def login(page, username: str, password: str) -> None:
+    page.goto("/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: "/login/" not in url)
+
+
+def catalog_with_sandbox(sandbox_url: str, sandbox_key: str):
+    """A provider pointing at the sandbox and two panel services mapped to its catalog:
+    sandbox service 1 (Default, refill, cancel) and 5 (Custom Comments)."""
+    from catalog.models import Category, Service, UpstreamService
+    from providers.models import Provider
+
+    provider = Provider(name="sandbox", api_url=sandbox_url)
+    provider.set_api_key(sandbox_key)
+    provider.save()
+    followers = Category.objects.create(name="Instagram Followers", sort_order=1)
+    comments = Category.objects.create(name="Instagram Comments", sort_order=2)
+    up_followers = UpstreamService.objects.create(
+        provider=provider,
+        service_id="1",
+        name="Instagram Followers [Refill 30D]",
+        rate=Decimal("0.90"),
+        min=50,
+        max=10000,
+        refill=True,
+        cancel=True,
+    )
+    up_comments = UpstreamService.objects.create(
+        provider=provider,
+        service_id="5",
+        name="Instagram Custom Comments",
+        type="Custom Comments",
+        rate=Decimal("8"),
+        min=10,
+        max=1500,
+        cancel=True,
+    )
+    default = Service.objects.create(
+        name="Instagram Followers [Refill 30D]",
+        category=followers,
+        type="Default",
+        min=50,
+        max=10000,
+        rate=Decimal("1.35"),
+        refill=True,
+        refill_days=30,
+        cancel=True,
+        upstream=up_followers,
+        description="Start: 0-1 hour\nSpeed: 5K/day\n<b>Refill</b>: 30 days",
+    )
+    custom = Service.objects.create(
+        name="Instagram Custom Comments",
+        category=comments,
+        type="Custom Comments",
+        min=10,
+        max=1500,
+        rate=Decimal("12"),
+        cancel=True,
+        upstream=up_comments,
+        description="One comment per line. Quantity = number of lines.",
+    )
+    return provider, default, custom

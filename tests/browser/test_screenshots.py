@@ -1,0 +1,133 @@
+"""Every page at phone and desktop width, saved under test-artifacts/screenshots/ for a
+person to look at; the test also checks that nothing is wider than the screen on a phone."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from accounts.services import api_key_issue, balance_adjust, customer_create
+from catalog.models import Category, Service
+from orders.models import Order, Refill
+from orders.services import order_create
+from tests.browser.conftest import DESKTOP, PHONE, htmx_idle, login
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def make_data():
+    staff = customer_create(username="staffer", password="pw-staff-12345")
+    user = customer_create(
+        username="shots",
+        email="shots@example.com",
+        password="pw-shots-12345",
+        opening_balance=Decimal("25"),
+    )
+    user.timezone = "Europe/Berlin"
+    user.save(update_fields=["timezone"])
+    balance_adjust(user=user, amount=Decimal("100"), created_by=staff, reason="Bank transfer #4411")
+    followers = Category.objects.create(name="Instagram Followers", sort_order=1)
+    comments = Category.objects.create(name="Instagram Comments", sort_order=2)
+    default = Service.objects.create(
+        name="Instagram Followers [Refill 30D] — real-looking profiles, fast start",
+        category=followers,
+        type="Default",
+        min=50,
+        max=10000,
+        rate=Decimal("1.35"),
+        refill=True,
+        cancel=True,
+        description="Start: 0-1 hour\nSpeed: 5K/day\nRefill: 30 days",
+    )
+    Service.objects.create(
+        name="Instagram Followers [No Refill] [Cheap]",
+        category=followers,
+        type="Default",
+        min=100,
+        max=50000,
+        rate=Decimal("0.525"),
+        dripfeed=True,
+    )
+    Service.objects.create(
+        name="Instagram Custom Comments",
+        category=comments,
+        type="Custom Comments",
+        min=10,
+        max=1500,
+        rate=Decimal("12"),
+    )
+    now = timezone.now()
+    links = [
+        "https://instagram.com/p/CxYz123",
+        "https://instagram.com/shots.official",
+        "https://instagram.com/p/Partial999",
+        "https://instagram.com/p/new-one",
+    ]
+    states = [("completed", 0), ("in_progress", 640), ("partial", 300), (None, None)]
+    for link, (status, remains) in zip(links, states, strict=True):
+        order = order_create(user=user, service=default, data={"link": link, "quantity": "1000"})
+        if status:
+            Order.objects.filter(pk=order.pk).update(
+                status=status,
+                remains=remains,
+                start_count=1520,
+                upstream_order_id=f"u{order.pk}",
+                finished_at=now if status in ("completed", "partial") else None,
+                created_at=now - timedelta(hours=3),
+            )
+        if status == "completed":
+            Refill.objects.create(order=order, status="completed")
+    return user, default
+
+
+PAGES = [
+    ("login", "/login/", False),
+    ("signup", "/signup/", False),
+    ("password-reset", "/password-reset/", False),
+    ("home", "/", True),
+    ("new-order", "/order/?service={default}", True),
+    ("mass-order", "/mass-order/", True),
+    ("orders", "/orders/", True),
+    ("order-detail", "/orders/{order}/", True),
+    ("services", "/services/", True),
+    ("funds", "/funds/", True),
+    ("add-funds", "/funds/add/", True),
+    ("api", "/api/", True),
+    ("account", "/account/", True),
+]
+
+
+@pytest.mark.parametrize(("width_name", "viewport"), [("phone", PHONE), ("desktop", DESKTOP)])
+def test_screenshots(new_page, screenshot_dir, width_name, viewport):
+    user, default = make_data()
+    api_key_issue(user=user)
+    order = Order.objects.filter(user=user, status="in_progress").get()
+    anonymous = new_page(viewport)
+    page = new_page(viewport)
+    login(page, "shots", "pw-shots-12345")
+    for name, path, signed_in in PAGES:
+        browser_page = page if signed_in else anonymous
+        browser_page.goto(path.format(default=default.pk, order=order.pk))
+        if name == "new-order":
+            page.get_by_label("Link").fill("https://instagram.com/p/CxYz123")
+            page.get_by_label("Quantity").fill("2500")
+            page.get_by_test_id("charge").wait_for()
+        if name == "mass-order":
+            page.get_by_label("Orders").fill(
+                f"{default.pk} | https://instagram.com/p/a | 100\n"
+                f"{default.pk} | https://instagram.com/p/b | 5"
+            )
+            page.get_by_role("button", name="Place orders").click()
+            page.locator("#mass-results").wait_for()
+        htmx_idle(browser_page)
+        browser_page.screenshot(path=screenshot_dir / f"{name}-{width_name}.png", full_page=True)
+        # Nothing sticks out sideways on a phone (tables scroll inside their own box).
+        overflow = browser_page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        wide = browser_page.evaluate("""[...document.querySelectorAll('body *')]
+            .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1
+                         && !e.closest('.overflow-x-auto, pre'))
+            .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + e.id)""")
+        assert overflow <= 0, f"{name} is {overflow}px wider than the {width_name} screen: {wide}"
