@@ -37,7 +37,10 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh")
+        message = f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI must never pass by skipping the browser
+        pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
