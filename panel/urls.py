@@ -1,16 +1,18 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
-from django.urls import path
-from django.views.generic import TemplateView
+from django.urls import include, path, re_path
 
+from panel.api_v2 import api_v2
 from panel.health import healthz
 
 admin.site.site_header = admin.site.site_title = "Panel administration"
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("healthz", healthz, name="healthz"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # The reseller API, with and without the trailing slash: a redirect would turn a POST into GET.
+    re_path(r"^api/v2/?$", api_v2, name="api_v2"),
+    # The customer panel (home, login and logout keep their names: settings.LOGIN_URL uses them).
+    path("", include("accounts.urls")),
+    path("", include("catalog.urls")),
+    path("", include("orders.urls")),
 ]

@@ -1,0 +1,292 @@
+"""Reseller API benchmark: /api/v2 on PostgreSQL behind gunicorn on this machine.
+
+    .venv/bin/python bench/api_v2.py [--duration 5] [--concurrency 4] [--workers 2]
+
+It (re)creates the database `panel_api_bench` on the DATABASE_URL's server (default
+postgres://postgres@127.0.0.1:5432), migrates it, seeds one customer, 5,000 services and 1,000
+orders, and starts gunicorn (sync workers, DEBUG=true, settings bench.api_v2_settings) on a
+loopback port. Then, for each call, a load generator of --concurrency processes (requests
+sessions) sends it for --duration seconds (at most --max-requests), after a short warm-up, and
+the table gives requests per second, p50 and p95 latency, errors, and the SQL queries of one call
+(counted in-process with CaptureQueriesContext). The ceiling is a bare Django JSON view served
+by the same gunicorn through the same middleware (bench/api_v2_urls.py).
+
+`add` orders a service mapped to an upstream provider: the order is charged, saved and its
+placement enqueued on the Redis broker (REDIS_URL's database), where no worker takes it, so it
+stays queued and nothing leaves the machine. The broker queue is purged at the end.
+
+The load generator shares the machine's CPUs with gunicorn and PostgreSQL, so the figures are a
+floor for the server, and comparable between rows.
+"""
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DB_NAME = "panel_api_bench"
+
+
+def prepare_environment() -> None:
+    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/panel")
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        sys.exit("bench/api_v2.py measures PostgreSQL: set DATABASE_URL=postgres://...")
+    import psycopg
+
+    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{DB_NAME}"))
+    os.environ["DEBUG"] = "true"
+    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.api_v2_settings"
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True
+    )
+
+
+def seed(n_services: int, n_orders: int) -> dict:
+    """The customer, its key, the services and orders; returns what the calls need."""
+    from decimal import Decimal
+
+    from accounts.services import api_key_issue, customer_create
+    from catalog.models import Category, Service, UpstreamService
+    from orders.models import Order
+    from providers.models import Provider
+
+    user = customer_create(username="bench", opening_balance=Decimal("1000000000"))
+    key = api_key_issue(user=user).raw
+    categories = Category.objects.bulk_create(
+        [Category(name=f"Category {i}", sort_order=i) for i in range(50)]
+    )
+    services = Service.objects.bulk_create(
+        [
+            Service(
+                name=f"Bench service {i} — followers, real-looking accounts",
+                description="Start 0-1h, speed 10k/day, 30 days refill.",
+                category=categories[i % len(categories)],
+                rate=Decimal(i % 997) / 100 + Decimal("0.01"),
+                min=10,
+                max=100000,
+                refill=i % 3 == 0,
+                cancel=i % 2 == 0,
+                dripfeed=i % 5 == 0,
+            )
+            for i in range(n_services)
+        ]
+    )
+    provider = Provider(name="bench-upstream", api_url="http://127.0.0.1:9/api/v2")
+    provider.set_api_key("bench-upstream-key")
+    provider.save()
+    upstream = UpstreamService.objects.create(
+        provider=provider, service_id="1", name="Upstream", rate=Decimal("0.5"), min=10, max=100000
+    )
+    mapped = services[0]
+    Service.objects.filter(pk=mapped.pk).update(upstream=upstream)
+    statuses = [Order.Status.IN_PROGRESS, Order.Status.COMPLETED, Order.Status.PARTIAL]
+    orders = Order.objects.bulk_create(
+        [
+            Order(
+                user=user,
+                service=services[i % len(services)],
+                status=statuses[i % 3],
+                link=f"https://example.com/p/{i}",
+                quantity=1000,
+                rate=Decimal("0.9"),
+                charge=Decimal("0.90000"),
+                start_count=100 + i,
+                remains=i % 1000,
+            )
+            for i in range(n_orders)
+        ]
+    )
+    return {"key": key, "add_service": mapped.pk, "order_ids": [o.pk for o in orders[:100]]}
+
+
+def scenarios(seeded: dict) -> list[tuple[str, str, dict, dict]]:
+    key = seeded["key"]
+    ids = ",".join(str(i) for i in seeded["order_ids"])
+    add = {
+        "key": key,
+        "action": "add",
+        "service": str(seeded["add_service"]),
+        "link": "https://example.com/bench",
+        "quantity": "100",
+    }
+    return [
+        # name, path, form data, extra headers
+        ("ceiling (bare Django JSON view)", "/bench/ceiling", {}, {}),
+        ("balance", "/api/v2", {"key": key, "action": "balance"}, {}),
+        ("status, 100 ids", "/api/v2", {"key": key, "action": "status", "orders": ids}, {}),
+        ("services, 5,000 (gzip)", "/api/v2", {"key": key, "action": "services"}, {}),
+        (
+            "services, 5,000 (no gzip)",
+            "/api/v2",
+            {"key": key, "action": "services"},
+            {"Accept-Encoding": "identity"},
+        ),
+        ("add (placement left queued)", "/api/v2", add, {}),
+    ]
+
+
+def count_queries(path: str, data: dict) -> int | None:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    if not data:
+        return 0
+    client = Client(HTTP_HOST="127.0.0.1")
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.post(path, data)
+    assert response.status_code == 200 and b'"error"' not in response.content[:200], (
+        response.content[:200]
+    )
+    return len(ctx.captured_queries)
+
+
+def services_size(key: str) -> str:
+    import gzip
+
+    from django.test import Client
+
+    body = Client(HTTP_HOST="127.0.0.1").post("/api/v2", {"key": key, "action": "services"}).content
+    return f"services answer: {len(body):,} bytes, {len(gzip.compress(body)):,} gzipped"
+
+
+def _worker(args) -> tuple[list[float], int]:
+    import requests
+
+    url, data, headers, until, cap = args
+    session = requests.Session()
+    latencies: list[float] = []
+    errors = 0
+    while time.monotonic() < until and len(latencies) < cap:
+        started = time.perf_counter()
+        response = session.post(url, data=data, headers=headers, timeout=30)
+        body = response.content
+        latencies.append(time.perf_counter() - started)
+        if response.status_code != 200 or b'"error"' in body[:100]:
+            errors += 1
+    return latencies, errors
+
+
+def load(url: str, data: dict, headers: dict, *, concurrency: int, duration: float, cap: int):
+    with multiprocessing.Pool(concurrency) as pool:
+        # Warm-up: connections, gunicorn workers' first requests, PostgreSQL caches.
+        pool.map(_worker, [(url, data, headers, time.monotonic() + 0.5, 50)] * concurrency)
+        started = time.monotonic()
+        args = [(url, data, headers, started + duration, cap // concurrency)] * concurrency
+        results = pool.map(_worker, args)
+        wall = time.monotonic() - started
+    latencies = sorted(x for lats, _ in results for x in lats)
+    errors = sum(e for _, e in results)
+    p95 = latencies[int(len(latencies) * 0.95) - 1] if latencies else float("nan")
+    return len(latencies) / wall, statistics.median(latencies), p95, len(latencies), errors
+
+
+def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/gunicorn"),
+            "panel.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+    )
+    import requests
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/bench/ceiling", timeout=10)
+            return process
+        except requests.RequestException:
+            if process.poll() is not None:
+                sys.exit("gunicorn exited")
+            time.sleep(0.2)
+    process.terminate()
+    sys.exit("gunicorn did not start")
+
+
+def purge_broker() -> None:
+    from panel.celery import app
+
+    with app.connection_for_write() as conn:
+        for queue in ("default", "provider_io"):
+            with contextlib.suppress(Exception):  # a queue nobody declared
+                conn.default_channel.queue_purge(queue)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per call")
+    parser.add_argument("--concurrency", type=int, default=4, help="client processes")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--max-requests", type=int, default=20000, help="cap per call")
+    parser.add_argument("--port", type=int, default=8871)
+    parser.add_argument("--services", type=int, default=5000)
+    parser.add_argument("--orders", type=int, default=1000)
+    opts = parser.parse_args()
+
+    t0 = time.monotonic()
+    prepare_environment()
+    import django
+
+    django.setup()
+    seeded = seed(opts.services, opts.orders)
+    print(
+        f"seeded {opts.services} services and {opts.orders} orders in {time.monotonic() - t0:.1f}s"
+    )
+    calls = scenarios(seeded)
+    queries = {name: count_queries(path, data) for name, path, data, _ in calls}
+    print(services_size(seeded["key"]))
+    server = start_gunicorn(opts.port, opts.workers)
+    rows = []
+    try:
+        for name, path, data, headers in calls:
+            rps, p50, p95, n, errors = load(
+                f"http://127.0.0.1:{opts.port}{path}",
+                data,
+                headers,
+                concurrency=opts.concurrency,
+                duration=opts.duration,
+                cap=opts.max_requests,
+            )
+            rows.append((name, rps, p50, p95, n, errors, queries[name]))
+            print(f"  {name}: {rps:.0f} req/s", flush=True)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        purge_broker()
+    print(
+        f"\ngunicorn {opts.workers} sync workers, {opts.concurrency} client processes, "
+        f"{opts.duration:g}s per call, {os.cpu_count()} CPUs shared by all, DEBUG=true\n"
+    )
+    print("| call | req/s | p50 ms | p95 ms | requests | errors | SQL queries/call |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, rps, p50, p95, n, errors, q in rows:
+        print(
+            f"| {name} | {rps:.0f} | {p50 * 1000:.1f} | {p95 * 1000:.1f} | {n} | {errors} | {q} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""The reseller API's order actions: add, status, refill, refill_status, cancel (and the
+cancel-status call, `cancel` with `cancels=`). Dispatched by panel/api_v2.py; each handler reads
+its parameters, calls one orders service or selector, and shapes the answer exactly as the seed
+documents do (amounts and counts as strings, ids as numbers, `{"refill": "1"}` for one refill).
+
+Another customer's id answers exactly like an id that does not exist: the selectors only ever
+return the caller's own rows.
+"""
+
+from typing import Any
+
+from django.conf import settings
+
+from accounts.models import User
+from accounts.services import InsufficientFunds
+from catalog.models import Service
+from catalog.order_types import TYPE_SPECS, OrderType
+from catalog.pricing import format_money
+from catalog.selectors import service_get_enabled
+from orders.models import Order
+from orders.selectors import (
+    cancel_get_many_for_user,
+    order_get_for_user,
+    order_get_many_for_user,
+    refill_get_many_for_user,
+)
+from orders.services import OrderError, order_cancel_request, order_create, order_refill_request
+from panel.api_v2 import ApiError, ApiParams, IdItem, parse_id
+
+INCORRECT_ORDER = "Incorrect order ID"
+REFILL_NOT_FOUND = "Refill not found"
+CANCEL_NOT_FOUND = "Cancel not found"
+NOT_ENOUGH_FUNDS = "Not enough funds on balance."
+IDEMPOTENCY_KEY_MAX = 128
+
+# Every parameter any order type takes (catalog.order_types), handed to order_create as strings.
+ORDER_FIELDS = tuple(sorted({f for spec in TYPE_SPECS.values() for f in spec.fields}))
+
+
+def _idempotency_key(params: ApiParams) -> str | None:
+    key = params.headers.get("Idempotency-Key") or params.get("idempotency_key")
+    if key is None or not key.strip():
+        return None
+    key = key.strip()
+    if len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable():
+        raise ApiError(
+            f"The idempotency key must be printable text of at most {IDEMPOTENCY_KEY_MAX} characters."
+        )
+    return key
+
+
+def _service(params: ApiParams) -> Service:
+    service_id = parse_id(params.require("service"))
+    service = service_get_enabled(service_id=service_id) if service_id else None
+    if service is None:
+        raise ApiError("Incorrect service ID")
+    return service
+
+
+def add(*, user: User, params: ApiParams) -> dict[str, int]:
+    """{"order": 23501}"""
+    service = _service(params)
+    idempotency_key = _idempotency_key(params)
+    try:
+        order = order_create(
+            user=user,
+            service=service,
+            data=params.strings(ORDER_FIELDS),
+            source=Order.Source.API,
+            idempotency_key=idempotency_key,
+        )
+    except OrderError as exc:
+        raise ApiError(exc.message) from None
+    except InsufficientFunds:
+        raise ApiError(NOT_ENOUGH_FUNDS) from None
+    return {"order": order.pk}
+
+
+def _order_status(order: Order) -> dict[str, str]:
+    return {
+        "charge": format_money(order.charge),
+        "start_count": str(order.start_count if order.start_count is not None else 0),
+        "status": order.public_status,
+        "remains": str(order.remains if order.remains is not None else order.quantity),
+        "currency": settings.PANEL_CURRENCY,
+    }
+
+
+def status(*, user: User, params: ApiParams) -> dict[str, Any]:
+    """`order` → one status object; `orders` → {"<id>": status or {"error": ...}}."""
+    if "orders" in params:
+        items = params.id_list("orders")
+        found = order_get_many_for_user(user=user, order_ids=[i.id for i in items if i.id])
+        return {
+            item.raw: _order_status(found[item.id])
+            if item.id in found
+            else {"error": INCORRECT_ORDER}
+            for item in items
+        }
+    order_id = parse_id(_single(params, "order", "orders"))
+    order = order_get_for_user(user=user, order_id=order_id) if order_id else None
+    if order is None:
+        raise ApiError(INCORRECT_ORDER)
+    return _order_status(order)
+
+
+def _single(params: ApiParams, name: str, multi: str) -> str:
+    value = params.get(name)
+    if value is None:
+        raise ApiError(f'Missing parameter "{name}" (or "{multi}" for several).')
+    return value
+
+
+def _orders_by_item(user: User, items: list[IdItem]) -> dict[int, Order]:
+    return order_get_many_for_user(user=user, order_ids=[i.id for i in items if i.id])
+
+
+def refill(*, user: User, params: ApiParams) -> Any:
+    """`order` → {"refill": "1"}; `orders` → [{"order": 1, "refill": 1}, {"order": 3,
+    "refill": {"error": ...}}]."""
+    if "orders" in params:
+        items = params.id_list("orders")
+        found = _orders_by_item(user, items)
+        return [{"order": i.echo, "refill": _refill_one(user, found.get(i.id))} for i in items]
+    order_id = parse_id(_single(params, "order", "orders"))
+    order = order_get_for_user(user=user, order_id=order_id) if order_id else None
+    result = _refill_one(user, order)
+    if isinstance(result, dict):
+        raise ApiError(result["error"])
+    return {"refill": str(result)}  # a string here, as every document shows it
+
+
+def _refill_one(user: User, order: Order | None) -> int | dict[str, str]:
+    if order is None:
+        return {"error": INCORRECT_ORDER}
+    try:
+        return order_refill_request(user=user, order=order).pk
+    except OrderError as exc:
+        return {"error": exc.message}
+
+
+def refill_status(*, user: User, params: ApiParams) -> Any:
+    """`refill` → {"status": "Completed"}; `refills` → [{"refill": 1, "status": ...}]."""
+    if "refills" in params:
+        items = params.id_list("refills")
+        found = refill_get_many_for_user(user=user, refill_ids=[i.id for i in items if i.id])
+        return [
+            {
+                "refill": i.echo,
+                "status": found[i.id].public_status
+                if i.id in found
+                else {"error": REFILL_NOT_FOUND},
+            }
+            for i in items
+        ]
+    refill_id = parse_id(_single(params, "refill", "refills"))
+    found = refill_get_many_for_user(user=user, refill_ids=[refill_id]) if refill_id else {}
+    if refill_id not in found:
+        raise ApiError(REFILL_NOT_FOUND)
+    return {"status": found[refill_id].public_status}
+
+
+def _cancel_type(order: Order) -> str:
+    """What smmsend calls the thing being canceled: order, dripfeed or subscription."""
+    if order.service.type == OrderType.SUBSCRIPTIONS:
+        return "subscription"
+    if (order.params or {}).get("runs"):
+        return "dripfeed"
+    return "order"
+
+
+def cancel(*, user: User, params: ApiParams) -> list[dict[str, Any]]:
+    """`orders` (or `order`) → ask to cancel each: [{"order": 2, "type": "order", "cancel": 1},
+    {"order": 9, "cancel": {"error": ...}}]. `cancels` → the status of earlier requests."""
+    if "orders" in params or "order" in params:
+        items = params.id_list("orders" if "orders" in params else "order")
+        found = _orders_by_item(user, items)
+        return [_cancel_one(user, i, found.get(i.id)) for i in items]
+    if "cancels" in params:
+        return _cancel_status(user, params.id_list("cancels"))
+    raise ApiError('Missing parameter "orders" (or "cancels" for the status of cancels).')
+
+
+def _cancel_one(user: User, item: IdItem, order: Order | None) -> dict[str, Any]:
+    if order is None:
+        return {"order": item.echo, "cancel": {"error": INCORRECT_ORDER}}
+    answer: dict[str, Any] = {"order": item.echo, "type": _cancel_type(order)}
+    try:
+        answer["cancel"] = order_cancel_request(user=user, order=order).pk
+    except OrderError as exc:
+        answer["cancel"] = {"error": exc.message}
+    return answer
+
+
+def _cancel_status(user: User, items: list[IdItem]) -> list[dict[str, Any]]:
+    found = cancel_get_many_for_user(user=user, cancel_ids=[i.id for i in items if i.id])
+    return [
+        {
+            "cancel": i.echo,
+            "status": found[i.id].public_status if i.id in found else {"error": CANCEL_NOT_FOUND},
+        }
+        for i in items
+    ]

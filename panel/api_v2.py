@@ -1,0 +1,461 @@
+"""The reseller API v2: one action-style endpoint at /api/v2 that speaks the protocol of the
+providers in ../shared/seeds/, so that any client written for them works against the panel.
+
+This module is only the dispatcher: it reads the parameters (form POST, JSON POST or GET query
+string), checks the rate limits and the key, picks the action's handler and wraps whatever
+happens in the protocol's envelope. Each action lives next to the app that owns it
+(accounts/api.py, catalog/api.py, orders/api.py) and gets the customer and an ApiParams.
+
+Every answer is HTTP 200 and JSON, errors included ({"error": "..."}), because the common
+clients drop the body of any other status. Nothing a client sends can produce a 500 or HTML: an
+unexpected exception is logged and answered with a JSON error.
+"""
+
+import functools
+import ipaddress
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
+from django.core.exceptions import SuspiciousOperation
+from django.http import QueryDict
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.gzip import gzip_page
+from rest_framework.exceptions import UnsupportedMediaType
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import User
+from accounts.selectors import api_key_get_user
+from accounts.services import api_key_touch
+
+logger = logging.getLogger(__name__)
+
+MAX_IDS = 100  # every seed document caps multi calls at 100 ids
+ID_LIST_PARAMS = frozenset({"orders", "refills", "cancels"})
+MAX_ID = 2**63 - 1  # PostgreSQL bigint
+_ECHO_LIMIT = 40
+
+# Rate limits: "<count>/<period>", the period a number (default 1) and a unit s/m/h/d, e.g.
+# "60/10s" or "1000/h". None or "" turns a limit off.
+DEFAULT_RATE_LIMIT_PER_KEY = "60/10s"
+DEFAULT_RATE_LIMIT_PER_IP = "120/10s"
+
+
+class ApiError(Exception):
+    """A refused request; the message is what the client reads in {"error": ...}."""
+
+    def __init__(self, message: str, *, retry_after: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+def _echo(value: str) -> str:
+    """A client's value quoted back in an error message, cut short."""
+    return value if len(value) <= _ECHO_LIMIT else value[:_ECHO_LIMIT] + "…"
+
+
+def _clean_text(name: str, value: str) -> str:
+    # PostgreSQL refuses NUL in text and lone surrogates cannot be encoded: refuse them here
+    # with a clear message rather than letting the database raise.
+    if "\x00" in value:
+        raise ApiError(f'The parameter "{name}" contains a NUL character.')
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(f'The parameter "{name}" is not valid text.') from None
+    return value
+
+
+def _to_string(name: str, value: Any) -> str | None:
+    """A JSON value as the protocol's string: numbers and flags as text, a list of ids joined
+    with commas, a list of lines (comments, usernames, groups) joined with newlines."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(
+        isinstance(v, str | int | float) and not isinstance(v, bool) for v in value
+    ):
+        return ("," if name in ID_LIST_PARAMS else "\n").join(str(v) for v in value)
+    raise ApiError(f'The parameter "{name}" must be a string or a number.')
+
+
+@dataclass(frozen=True)
+class IdItem:
+    """One token of a comma-separated id list: what the client wrote and, if it is a valid id,
+    the number."""
+
+    raw: str
+    id: int | None
+
+    @property
+    def echo(self) -> int | str:
+        """The id as the answer shows it: a number, like the documents, when it is one."""
+        return self.id if self.id is not None else self.raw
+
+
+def parse_id(raw: str) -> int | None:
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isdigit():
+        return None
+    value = int(raw)
+    return value if 0 < value <= MAX_ID else None
+
+
+class ApiParams:
+    """The request's parameters. Values are read as strings, as the protocol sends them;
+    unknown parameters are simply never asked for."""
+
+    def __init__(self, values: Mapping[str, Any], *, headers: Mapping[str, str] | None = None):
+        self._values = values
+        self.headers = headers or {}
+
+    def __contains__(self, name: str) -> bool:
+        return self.get(name) is not None
+
+    def get(self, name: str) -> str | None:
+        """The value, or None when absent or empty."""
+        value = _to_string(name, self._values.get(name))
+        if value is None or value.strip() == "":
+            return None
+        return _clean_text(name, value)
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise ApiError(f'Missing parameter "{name}".')
+        return value
+
+    def strings(self, names: Iterable[str]) -> dict[str, str]:
+        """The named parameters that are present, as strings (for a service's data)."""
+        out = {}
+        for name in names:
+            value = self.get(name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def id_list(self, name: str) -> list[IdItem]:
+        """A comma-separated list of ids, up to MAX_IDS, in the client's order, each once.
+        Tokens that are not ids are kept (the answer reports them one by one)."""
+        seen: dict[str, IdItem] = {}
+        for token in self.require(name).split(","):
+            token = token.strip()
+            if token and token not in seen:
+                seen[token] = IdItem(raw=token, id=parse_id(token))
+        if not seen:
+            raise ApiError(f'The parameter "{name}" lists no ids.')
+        if len(seen) > MAX_IDS:
+            raise ApiError(
+                f'Too many ids in "{name}": at most {MAX_IDS} per call, {len(seen)} were sent.'
+            )
+        return list(seen.values())
+
+
+Handler = Callable[..., Any]
+
+
+@functools.cache
+def _actions() -> dict[str, Handler]:
+    # Imported on first use: the handlers import ApiError and ApiParams from here.
+    from accounts import api as accounts_api
+    from catalog import api as catalog_api
+    from orders import api as orders_api
+
+    return {
+        "services": catalog_api.services,
+        "add": orders_api.add,
+        "status": orders_api.status,
+        "refill": orders_api.refill,
+        "refill_status": orders_api.refill_status,
+        "cancel": orders_api.cancel,
+        "balance": accounts_api.balance,
+    }
+
+
+# --- Rate limits ---------------------------------------------------------------------------------
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LIMIT_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])[a-z]*\s*$", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=32)
+def parse_rate_limit(spec: str | None) -> tuple[int, int] | None:
+    """ "60/10s" → (60, 10): at most 60 calls per 10-second window. None or "" → no limit."""
+    if not spec:
+        return None
+    match = _LIMIT_RE.match(spec)
+    if not match:
+        raise ValueError(f"A rate limit looks like '60/10s' or '1000/h', not {spec!r}.")
+    count, amount, unit = int(match[1]), int(match[2] or 1), match[3].lower()
+    if count < 1 or amount < 1:
+        raise ValueError(f"A rate limit needs a positive count and period, not {spec!r}.")
+    return count, amount * _UNITS[unit]
+
+
+def _check_rate(scope: str, ident: str, spec: str | None, who: str) -> None:
+    """Count this call in a fixed window kept in the shared cache (Redis in production, so every
+    worker process counts together); refuse it when the window is full."""
+    limit = parse_rate_limit(spec)
+    if limit is None:
+        return
+    count, period = limit
+    now = time.time()
+    window = int(now // period)
+    key = f"apiv2:rl:{scope}:{ident}:{period}:{window}"
+    try:
+        used = _count_call(key, timeout=period + 1)
+    except Exception:
+        # A cache outage must not take the API down with it: let the call through, loudly.
+        logger.exception("api_v2: rate limit check failed; allowing the call")
+        return
+    if used > count:
+        retry_after = max(1, math.ceil((window + 1) * period - now))
+        raise ApiError(
+            f"Too many requests: at most {count} per {period} seconds {who}. "
+            f"Retry after {retry_after} seconds.",
+            retry_after=retry_after,
+        )
+
+
+# INCR and set the expiry on the first call of a window, atomically, in one round trip.
+_INCR_WITH_EXPIRY = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
+def _count_call(key: str, *, timeout: int) -> int:
+    """Add one to the window's counter and return it: one round trip on Redis (a Lua script),
+    the portable add + incr on any other cache backend."""
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        redis_key = backend.make_and_validate_key(key)
+        client = backend._cache.get_client(redis_key, write=True)
+        return int(client.eval(_INCR_WITH_EXPIRY, 1, redis_key, timeout))
+    backend.add(key, 0, timeout=timeout)
+    try:
+        return backend.incr(key)
+    except ValueError:  # expired between add and incr: a new window began
+        backend.add(key, 1, timeout=timeout)
+        return 1
+
+
+def client_ip(request) -> str | None:
+    """The caller's address: REMOTE_ADDR, or the header named by API_CLIENT_IP_HEADER (e.g.
+    "HTTP_X_REAL_IP") when a trusted proxy sets it. Anything that is not an IP gives None."""
+    header = getattr(settings, "API_CLIENT_IP_HEADER", None)
+    raw = request.META.get(header) if header else None
+    raw = (raw or request.META.get("REMOTE_ADDR") or "").split(",")[0].strip()
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        return None
+
+
+# --- Reading the request ---------------------------------------------------------------------------
+
+
+def _guess_body(body: bytes) -> Mapping[str, Any]:
+    """A body sent without a usable Content-Type: JSON if it looks like it, else form-encoded."""
+    text = body.decode("utf-8", errors="replace").strip()
+    if text.startswith("{"):
+        return _json_object(text)
+    return QueryDict(text)
+
+
+def _json_object(text: str | bytes) -> Mapping[str, Any]:
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ApiError("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ApiError("The JSON body must be an object of parameters.")
+    return data
+
+
+def _raw_body(request) -> bytes:
+    try:
+        return request.body
+    except SuspiciousOperation:  # larger than DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise ApiError("The request body is too large.") from None
+
+
+def _body_params(request) -> Mapping[str, Any]:
+    media_type = (request.content_type or "").split(";")[0].strip().lower()
+    try:
+        data = request.data
+    except UnsupportedMediaType:
+        return _guess_body(_raw_body(request))
+    except SuspiciousOperation:
+        raise ApiError("The request body is too large or has too many fields.") from None
+    except Exception:
+        if media_type.endswith("json"):
+            raise ApiError("The request body is not valid JSON.") from None
+        raise ApiError("The request body could not be read.") from None
+    if not isinstance(data, Mapping):
+        raise ApiError("The JSON body must be an object of parameters.")
+    if not data and not media_type and request.method == "POST":
+        # No Content-Type at all (e.g. a raw string body): DRF then parses nothing.
+        body = _raw_body(request)
+        if body:
+            return _guess_body(body)
+    return data
+
+
+def read_params(request) -> ApiParams:
+    """The query string and the body together; a value in the body wins over the same name in
+    the query string (some clients put `key` in the URL and the rest in the body)."""
+    values: dict[str, Any] = {}
+    for source in (request.query_params, _body_params(request) if request.method != "GET" else {}):
+        if isinstance(source, QueryDict):
+            values.update({name: source.get(name) for name in source})
+        else:
+            values.update(source)
+    return ApiParams(values, headers=request.headers)
+
+
+# --- The view ------------------------------------------------------------------------------------
+
+
+class _AlwaysJson(BaseContentNegotiation):
+    """Answer JSON whatever the client's Accept header says: never the browsable API, never 406."""
+
+    def select_parser(self, request, parsers):
+        media_type = (request.content_type or "").split(";")[0].strip().lower()
+        for parser in parsers:
+            if parser.media_type == media_type:
+                return parser
+        return None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+def _answer(data: Any, *, retry_after: int | None = None) -> Response:
+    response = Response(data, status=200)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    add_never_cache_headers(response)
+    return response
+
+
+def _authenticate(params: ApiParams) -> User:
+    raw_key = params.get("key")
+    if raw_key is None:
+        raise ApiError('Missing API key: send your key in the "key" parameter.')
+    user = api_key_get_user(raw_key=raw_key.strip())
+    if user is None:
+        raise ApiError("Invalid API key.")
+    return user
+
+
+def _touch(api_key, ip: str | None) -> None:
+    """Record the key's use. API_KEY_TOUCH_SECONDS > 0 skips the write when the recorded last use
+    from the same address is more recent than that (a busy client then costs one UPDATE per
+    interval instead of one per call); the default 0 writes on every call."""
+    interval = getattr(settings, "API_KEY_TOUCH_SECONDS", 0)
+    last = api_key.last_used_at
+    if (
+        interval > 0
+        and last is not None
+        and api_key.last_used_ip == ip
+        and (timezone.now() - last).total_seconds() < interval
+    ):
+        return
+    api_key_touch(api_key=api_key, ip=ip)
+
+
+def _dispatch(request) -> Response:
+    ip = client_ip(request)
+    _check_rate(
+        "ip",
+        ip or "unknown",
+        getattr(settings, "API_RATE_LIMIT_PER_IP", DEFAULT_RATE_LIMIT_PER_IP),
+        "from this address",
+    )
+    params = read_params(request)
+    user = _authenticate(params)
+    api_key = user.api_key  # cached by api_key_get_user's select_related
+    _check_rate(
+        "key",
+        str(api_key.pk),
+        getattr(settings, "API_RATE_LIMIT_PER_KEY", DEFAULT_RATE_LIMIT_PER_KEY),
+        "for this API key",
+    )
+    _touch(api_key, ip)
+    action = params.get("action")
+    if action is None:
+        raise ApiError('Missing parameter "action".')
+    handler = _actions().get(action.strip().lower())
+    if handler is None:
+        known = ", ".join(sorted(_actions()))
+        raise ApiError(f'Unknown action "{_echo(action)}". The actions are: {known}.')
+    return _answer(handler(user=user, params=params))
+
+
+class ApiV2View(APIView):
+    """POST (form or JSON) or GET /api/v2 with `key` and `action`."""
+
+    authentication_classes = ()
+    permission_classes = ()
+    throttle_classes = ()
+    parser_classes = (JSONParser, FormParser, MultiPartParser)
+    renderer_classes = (JSONRenderer,)
+    content_negotiation_class = _AlwaysJson
+
+    def get(self, request, *args, **kwargs):
+        return self._safe(request)
+
+    def post(self, request, *args, **kwargs):
+        return self._safe(request)
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        return _answer({"error": "Send the request with POST (or GET)."})
+
+    def options(self, request, *args, **kwargs):
+        return self.http_method_not_allowed(request)
+
+    def _safe(self, request) -> Response:
+        try:
+            return _dispatch(request)
+        except ApiError as exc:
+            return _answer({"error": exc.message}, retry_after=exc.retry_after)
+        except Exception:
+            logger.exception("api_v2: unexpected error for %s", request.META.get("REMOTE_ADDR"))
+            return _answer(
+                {"error": "Internal error: the request was not completed. Try again later."}
+            )
+
+    def handle_exception(self, exc):
+        # Anything DRF itself raises before or after our handler (negotiation, parsing) is still
+        # answered in the protocol's envelope, never as an HTML or non-200 page.
+        if not isinstance(exc, ApiError):
+            logger.warning("api_v2: %s: %s", type(exc).__name__, exc)
+        message = exc.message if isinstance(exc, ApiError) else "The request could not be read."
+        return _answer({"error": message})
+
+
+# gzip only when the client's Accept-Encoding allows it (Django's GZipMiddleware, for this view).
+api_v2 = gzip_page(ApiV2View.as_view())

@@ -1,0 +1,174 @@
+"""Refused calls: a clear {"error": ...} at HTTP 200 in JSON, and nothing written."""
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from accounts.models import ApiKey, LedgerEntry
+from orders.models import Order
+from tests.api.conftest import API_URL, decode
+from tests.api.factories import ServiceFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def service(db):
+    return ServiceFactory(rate=Decimal("1000"), min=10, max=1000, dripfeed=False)
+
+
+def state():
+    return (
+        Order.objects.count(),
+        LedgerEntry.objects.count(),
+        sorted(LedgerEntry.objects.values_list("balance_after", flat=True)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"action": "balance"}, 'Missing API key: send your key in the "key" parameter.'),
+        ({"key": "wrong", "action": "balance"}, "Invalid API key."),
+        (
+            {"key": "", "action": "balance"},
+            'Missing API key: send your key in the "key" parameter.',
+        ),
+    ],
+)
+def test_missing_or_wrong_key(api, alice_key, params, message):
+    assert api(**params) == {"error": message}
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, 'Missing parameter "action".'),
+        (
+            {"action": "steal"},
+            'Unknown action "steal". The actions are: add, balance, cancel, refill, refill_status, services, status.',
+        ),
+        ({"action": "add"}, 'Missing parameter "service".'),
+        ({"action": "add", "service": "abc"}, "Incorrect service ID"),
+        ({"action": "add", "service": "999999"}, "Incorrect service ID"),
+        ({"action": "status"}, 'Missing parameter "order" (or "orders" for several).'),
+        ({"action": "status", "order": "x"}, "Incorrect order ID"),
+        ({"action": "status", "order": "99999999999999999999999"}, "Incorrect order ID"),
+        ({"action": "status", "orders": ",,"}, 'The parameter "orders" lists no ids.'),
+        (
+            {"action": "status", "orders": ",".join(map(str, range(1, 102)))},
+            'Too many ids in "orders": at most 100 per call, 101 were sent.',
+        ),
+        ({"action": "refill"}, 'Missing parameter "order" (or "orders" for several).'),
+        ({"action": "refill", "order": "7"}, "Incorrect order ID"),
+        ({"action": "refill_status"}, 'Missing parameter "refill" (or "refills" for several).'),
+        ({"action": "refill_status", "refill": "7"}, "Refill not found"),
+        (
+            {"action": "cancel"},
+            'Missing parameter "orders" (or "cancels" for the status of cancels).',
+        ),
+        ({"action": "balance", "link": "a\x00b"}, None),  # unknown parameters are never read
+        ({"action": "status", "order": "1\x00"}, 'The parameter "order" contains a NUL character.'),
+    ],
+)
+def test_refused_calls_say_why(api, alice_key, params, message):
+    before = state()
+    answer = api(alice_key, **params)
+    if message is None:
+        assert "error" not in answer
+    else:
+        assert answer == {"error": message}
+    assert state() == before
+
+
+def test_add_refusals_name_the_problem_and_charge_nothing(api, alice_key, service):
+    before = state()
+    answer = api(alice_key, action="add", service=service.pk, link="https://x.com/p")
+    assert "quantity" in answer["error"].lower(), answer
+    answer = api(alice_key, action="add", service=service.pk, link="https://x.com/p", quantity="5")
+    assert "error" in answer and set(answer) == {"error"}
+    # 1000 per 1000, times 100 = 100.00000, alice has 50.
+    answer = api(
+        alice_key, action="add", service=service.pk, link="https://x.com/p", quantity="100"
+    )
+    assert answer == {"error": "Not enough funds on balance."}
+    assert state() == before
+
+
+def test_bad_bodies(client, alice_key):
+    def post(body, content_type):
+        return decode(client.post(API_URL, body, content_type=content_type))
+
+    assert post("{not json", "application/json") == {"error": "The request body is not valid JSON."}
+    assert post("[1, 2]", "application/json") == {
+        "error": "The JSON body must be an object of parameters."
+    }
+    assert post(json.dumps({"key": alice_key, "action": {"x": 1}}), "application/json") == {
+        "error": 'The parameter "action" must be a string or a number.'
+    }
+    assert post(json.dumps({"key": alice_key, "action": "balance"}), "text/plain")["balance"]
+    assert post(b"\xff\xfe\x00garbage", "application/octet-stream") == {
+        "error": 'Missing API key: send your key in the "key" parameter.'
+    }
+
+
+def test_an_unexpected_failure_is_a_json_error_not_a_500(api, alice_key, monkeypatch, caplog):
+    from accounts import api as accounts_api
+
+    def broken(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(accounts_api, "balance", broken)
+    from panel import api_v2
+
+    api_v2._actions.cache_clear()
+    try:
+        answer = api(alice_key, action="balance")
+    finally:
+        monkeypatch.undo()
+        api_v2._actions.cache_clear()
+    assert answer == {"error": "Internal error: the request was not completed. Try again later."}
+    assert "boom" in caplog.text
+
+
+def test_each_call_records_the_keys_last_use(api, alice, alice_key):
+    assert ApiKey.objects.get(user=alice).last_used_at is None
+    api(alice_key, action="balance")
+    key = ApiKey.objects.get(user=alice)
+    assert key.last_used_at is not None and key.last_used_ip == "127.0.0.1"
+
+
+def test_a_disabled_key_or_customer_is_refused(api, alice, alice_key):
+    ApiKey.objects.filter(user=alice).update(is_active=False)
+    assert api(alice_key, action="balance") == {"error": "Invalid API key."}
+
+
+def test_oversized_bodies_are_refused_in_json(client, alice_key):
+    big = "x" * (3 * 1024 * 1024)
+    answer = decode(client.post(API_URL, {"key": alice_key, "action": "balance", "link": big}))
+    assert answer == {"error": "The request body is too large or has too many fields."}
+    many = {f"p{i}": "1" for i in range(1200)} | {"key": alice_key, "action": "balance"}
+    answer = decode(client.post(API_URL, many))
+    assert answer == {"error": "The request body is too large or has too many fields."}
+    answer = decode(client.post(API_URL, big, content_type="text/plain"))
+    assert answer == {"error": "The request body is too large."}
+
+
+def test_touch_interval_coalesces_writes(api, settings, alice, alice_key):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.API_KEY_TOUCH_SECONDS = 60
+    api(alice_key, action="balance")
+    first = ApiKey.objects.get(user=alice).last_used_at
+    api(alice_key, action="balance")
+    assert ApiKey.objects.get(user=alice).last_used_at == first  # within the interval
+    ApiKey.objects.filter(user=alice).update(last_used_at=timezone.now() - timedelta(minutes=2))
+    api(alice_key, action="balance")
+    assert ApiKey.objects.get(user=alice).last_used_at > first
+    settings.API_KEY_TOUCH_SECONDS = 0
+    before = ApiKey.objects.get(user=alice).last_used_at
+    api(alice_key, action="balance")
+    assert ApiKey.objects.get(user=alice).last_used_at > before  # every call by default

@@ -1,0 +1,115 @@
+"""Rate limits per key and per address, counted in the shared cache (Redis), answered with a
+clear JSON error and a Retry-After header."""
+
+import pytest
+from django.core.cache import cache
+
+from accounts.models import ApiKey
+from panel.api_v2 import parse_rate_limit
+from tests.api.conftest import API_URL, decode
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("spec", "parsed"),
+    [
+        ("60/10s", (60, 10)),
+        ("1000/h", (1000, 3600)),
+        ("5 / 2m", (5, 120)),
+        ("3/sec", (3, 1)),
+        ("10/1d", (10, 86400)),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_parse_rate_limit(spec, parsed):
+    assert parse_rate_limit(spec) == parsed
+
+
+@pytest.mark.parametrize("spec", ["60", "a/10s", "0/10s", "10/0s", "10/10x"])
+def test_parse_rate_limit_refuses_nonsense(spec):
+    with pytest.raises(ValueError, match="rate limit"):
+        parse_rate_limit(spec)
+
+
+def test_per_key_limit(client, settings, alice, alice_key, bob_key):
+    settings.API_RATE_LIMIT_PER_KEY = "3/60s"
+    for _ in range(3):
+        assert "balance" in decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
+    used_at = ApiKey.objects.get(user=alice).last_used_at
+    response = client.post(API_URL, {"key": alice_key, "action": "balance"})
+    answer = decode(response)
+    assert answer["error"].startswith(
+        "Too many requests: at most 3 per 60 seconds for this API key."
+    )
+    assert 1 <= int(response["Retry-After"]) <= 60
+    # A refused call is not a use of the key, and bob's key has its own count.
+    assert ApiKey.objects.get(user=alice).last_used_at == used_at
+    assert "balance" in decode(client.post(API_URL, {"key": bob_key, "action": "balance"}))
+
+
+def test_per_address_limit_counts_bad_keys_too(client, settings, alice_key):
+    settings.API_RATE_LIMIT_PER_IP = "2/60s"
+    other = {"REMOTE_ADDR": "10.1.2.3"}
+    assert (
+        decode(client.post(API_URL, {"key": "guess-1", "action": "balance"}, **other))["error"]
+        == "Invalid API key."
+    )
+    assert (
+        decode(client.post(API_URL, {"key": "guess-2", "action": "balance"}, **other))["error"]
+        == "Invalid API key."
+    )
+    response = client.post(API_URL, {"key": alice_key, "action": "balance"}, **other)
+    assert decode(response)["error"].startswith(
+        "Too many requests: at most 2 per 60 seconds from this address."
+    )
+    assert response.has_header("Retry-After")
+    # Another address is not affected.
+    assert "balance" in decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
+
+
+def test_the_limit_lives_in_the_shared_cache(client, settings, alice_key):
+    """Another process (another gunicorn worker) sees the same count: it is in the cache."""
+    settings.API_RATE_LIMIT_PER_KEY = "2/60s"
+    decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
+    keys = [k for k in cache._cache.get_client().keys("*apiv2:rl:key:*")]
+    assert len(keys) == 1
+
+
+def test_a_cache_outage_lets_calls_through(client, settings, alice_key, caplog):
+    settings.API_RATE_LIMIT_PER_KEY = "1/60s"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        }
+    }
+    for _ in range(3):
+        assert "balance" in decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
+    assert "rate limit check failed" in caplog.text
+
+
+def test_other_cache_backends_count_too(client, settings, alice_key):
+    settings.API_RATE_LIMIT_PER_KEY = "2/60s"
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "rl"}
+    }
+    for _ in range(2):
+        assert "balance" in decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
+    answer = decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
+    assert answer["error"].startswith("Too many requests")
+
+
+def test_limits_can_be_turned_off(client, settings, alice_key):
+    settings.API_RATE_LIMIT_PER_KEY = None
+    settings.API_RATE_LIMIT_PER_IP = ""
+    for _ in range(5):
+        assert "balance" in decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
+
+
+def test_a_malformed_limit_is_loud(client, settings, alice_key, caplog):
+    settings.API_RATE_LIMIT_PER_IP = "60"
+    answer = decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
+    assert answer == {"error": "Internal error: the request was not completed. Try again later."}
+    assert "A rate limit looks like '60/10s'" in caplog.text
