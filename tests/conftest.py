@@ -1,9 +1,22 @@
+import os
 import socket
 from decimal import Decimal
 
 import pytest
 
 from accounts.services import customer_create
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -34,8 +47,12 @@ def _no_outside_network(monkeypatch):
 
 @pytest.fixture
 def alice(db):
-    return customer_create(username="alice", email="alice@example.com", password="pw-alice-123",
-                           opening_balance=Decimal("50.00000"))
+    return customer_create(
+        username="alice",
+        email="alice@example.com",
+        password="pw-alice-123",
+        opening_balance=Decimal("50.00000"),
+    )
 
 
 @pytest.fixture
@@ -46,3 +63,22 @@ def bob(db):
 @pytest.fixture
 def staff(django_user_model):
     return django_user_model.objects.create_superuser("staff", "staff@example.com", "pw-staff-123")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (Debian's package, driven by Playwright) for the whole session:
+    Playwright's sync API runs an event loop, and two at once in one thread collide."""
+    if not os.path.exists(CHROMIUM):
+        message = f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI must never pass by skipping the browser
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    # The ORM calls tests make between browser steps run in the thread of Playwright's loop.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

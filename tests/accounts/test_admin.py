@@ -54,3 +54,25 @@ def test_customers_without_staff_rights_cannot_change_balances(client, alice, bo
     assert response.status_code == 302  # to the admin login
     assert bob.balance == Decimal("0")
     assert LedgerEntry.objects.filter(user=alice).count() == 1
+
+
+def test_admin_balance_form_submitted_twice_credits_once(client, staff, alice):
+    # A double click or a browser resending the POST must not pay the customer twice.
+    client.force_login(staff)
+    url = reverse("admin:accounts_user_balance", args=[alice.pk])
+    page = client.get(url)
+    token = page.context["submission"]
+    assert f'name="submission" value="{token}"' in page.content.decode()
+    data = {"direction": "credit", "amount": "5", "reason": "bank", "submission": token}
+    assert client.post(url, data).status_code == 302
+    second = client.post(url, data, follow=True)
+    assert "already submitted" in second.content.decode()
+    assert LedgerEntry.objects.filter(user=alice).count() == 2
+    alice.wallet.refresh_from_db()
+    assert alice.wallet.balance == Decimal("55.00000")
+    # A new rendering of the form is a new change.
+    data["submission"] = client.get(url).context["submission"]
+    assert data["submission"] != token
+    client.post(url, data)
+    alice.wallet.refresh_from_db()
+    assert alice.wallet.balance == Decimal("60.00000")

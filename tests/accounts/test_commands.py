@@ -35,6 +35,7 @@ def test_create_customer_with_balance_and_api_key_prints_the_key_last():
         (["--balance", "ten"], "not an amount"),
         (["--balance", "-1"], "cannot be negative"),
         (["--balance", "NaN"], "not a finite amount"),
+        (["--balance", "1e23"], "too large"),
         (["--email", "not-an-email"], "email"),
     ],
 )
@@ -65,6 +66,8 @@ def test_credit_and_debit_through_the_ledger(alice):
         (["alice", "0", "--reason", "x"], "must be positive"),
         (["alice", "--reason", "x", "--", "-1000"], "Not enough funds"),
         (["alice", "5", "--reason", " "], "needs a reason"),
+        (["alice", "1e23", "--reason", "x"], "too large"),
+        (["alice", "--reason", "x", "--", "-1e30"], "too large"),
     ],
 )
 def test_credit_rejects_bad_input_and_writes_nothing(alice, args, message):

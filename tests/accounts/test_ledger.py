@@ -43,7 +43,9 @@ def test_balance_debit_rejects_insufficient_balance_and_leaves_no_entry(alice):
     assert Wallet.objects.get(user=alice).balance == Decimal("50.00000")
 
 
-@pytest.mark.parametrize("amount", ["0", "-1", "0.000001", "100000000000000"])
+@pytest.mark.parametrize(
+    "amount", ["0", "-1", "0.000001", "100000000000000", "1e23", "-1e30", "Infinity"]
+)
 def test_balance_credit_rejects_zero_negative_and_huge_amounts(alice, amount):
     with pytest.raises(InvalidAmount):
         balance_credit(user=alice, amount=Decimal(amount))

@@ -1,66 +1,20 @@
 """Headless Chromium (Debian's package, driven by Playwright for Python) against
 pytest-django's live_server. Run `scripts/ensure_chromium.sh` once to install the browser."""
 
-import os
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
-# between browser steps are still plain synchronous ones.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
-TZ_MIDDLEWARE = "accounts.middleware.UserTimezoneMiddleware"
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/browser/" in str(item.fspath):
             item.add_marker(pytest.mark.browser)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI must never pass by skipping the browser
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _timezone_middleware():
-    """live_server builds its middleware chain once, before any function-scoped `settings`
-    change, so the time zone middleware goes in first (until settings.MIDDLEWARE has it)."""
-    from django.conf import settings
-
-    original = list(settings.MIDDLEWARE)
-    if TZ_MIDDLEWARE not in original:
-        auth = original.index("django.contrib.auth.middleware.AuthenticationMiddleware")
-        settings.MIDDLEWARE = [*original[: auth + 1], TZ_MIDDLEWARE, *original[auth + 1 :]]
-    yield
-    settings.MIDDLEWARE = original
 
 
 @pytest.fixture(autouse=True)

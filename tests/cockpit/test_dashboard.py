@@ -2,6 +2,8 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -186,6 +188,17 @@ def test_provider_health_balance_sync_and_error_rate(world):
     assert health["Alpha"].last_ok_sync == alpha.last_sync_at
     assert health["Beta"].error_rate is None and health["Beta"].last_ok_sync is None
     assert beta.pk and not health["Beta"].low_balance
+
+
+def test_provider_health_reads_only_the_last_hour_of_calls(world):
+    # Provider calls grow with every order and poll: the health query must not join them all
+    # (a LEFT JOIN with Count(filter=...) scans the whole table on every admin home visit).
+    with CaptureQueriesContext(connection) as ctx:
+        dashboard.provider_health(now=timezone.now())
+    (query,) = ctx.captured_queries
+    sql = query["sql"].lower()
+    assert "join" not in sql
+    assert sql.count('"created_at" >=') == 2
 
 
 def test_dashboard_page_renders_cockpit_with_attention_and_health(client, staff, world, alice):

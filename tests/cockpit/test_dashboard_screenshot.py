@@ -2,7 +2,6 @@
 home and save a screenshot to test-artifacts/screenshots/admin-dashboard.png, then preview a
 bulk markup (admin-bulk-pricing.png)."""
 
-import os
 from io import StringIO
 from pathlib import Path
 
@@ -11,11 +10,6 @@ from django.core.management import call_command
 
 from orders.models import Order
 
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop runs in this thread
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 SCREENSHOT = (
     Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots" / "admin-dashboard.png"
 )
@@ -23,42 +17,34 @@ SCREENSHOT = (
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_dashboard_screenshot(live_server, staff):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh")
-    from playwright.sync_api import sync_playwright
-
+def test_dashboard_screenshot(live_server, staff, browser):
     call_command("seed_orders", orders=4000, days=35, providers=3, customers=40, stdout=StringIO())
     Order.objects.filter(pk__in=Order.objects.order_by("id").values("pk")[:3]).update(
         status=Order.Status.IN_PROGRESS
     )  # old and still running: stuck
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.set_default_timeout(15_000)
-            page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-            page.fill("#id_username", "staff")
-            page.fill("#id_password", "pw-staff-123")
-            page.click("input[type=submit]")
-            page.wait_for_selector("#cockpit")
-            assert page.locator(".cockpit-chart rect").count() >= 30
-            assert page.locator("#cockpit-providers tbody tr").count() == 3
-            assert page.locator("#cockpit-attention [data-kind=stuck] .profit").inner_text() != "0"
-            assert page.locator("#by-service tbody tr").count() == 10
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    try:
+        page.set_default_timeout(15_000)
+        page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+        page.fill("#id_username", "staff")
+        page.fill("#id_password", "pw-staff-123")
+        page.click("input[type=submit]")
+        page.wait_for_selector("#cockpit")
+        assert page.locator(".cockpit-chart rect").count() >= 30
+        assert page.locator("#cockpit-providers tbody tr").count() == 3
+        assert page.locator("#cockpit-attention [data-kind=stuck] .profit").inner_text() != "0"
+        assert page.locator("#by-service tbody tr").count() == 10
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-            page.click("text=Bulk pricing")
-            page.check("input[value=markup]")
-            page.fill("#id_value", "45")
-            page.select_option("#id_provider", label="Seed provider 3")
-            page.click("input[name=preview]")
-            page.wait_for_selector("#pricing-preview")
-            assert page.locator("#pricing-preview tbody tr").count() == 40
-            page.screenshot(
-                path=str(SCREENSHOT.with_name("admin-bulk-pricing.png")), full_page=False
-            )
-        finally:
-            browser.close()
+        page.click("text=Bulk pricing")
+        page.check("input[value=markup]")
+        page.fill("#id_value", "45")
+        page.select_option("#id_provider", label="Seed provider 3")
+        page.click("input[name=preview]")
+        page.wait_for_selector("#pricing-preview")
+        assert page.locator("#pricing-preview tbody tr").count() == 40
+        page.screenshot(path=str(SCREENSHOT.with_name("admin-bulk-pricing.png")), full_page=False)
+    finally:
+        page.close()
     assert SCREENSHOT.stat().st_size > 20_000

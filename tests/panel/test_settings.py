@@ -14,12 +14,26 @@ GOOD_SECRET = "t3st-Only-6mQ9vX2pLr8ZsK4yNw7bHc1dFj5gTe0aUo3iRk9PqWm"
 
 
 def load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {
-        "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "FIELD_ENCRYPTION_KEYS", "DATABASE_URL"}}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "DEBUG",
+            "SECRET_KEY",
+            "ALLOWED_HOSTS",
+            "FIELD_ENCRYPTION_KEYS",
+            "DATABASE_URL",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        }
+    }
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); print('ok')"],
-        cwd=ROOT, env={**clean, "DJANGO_SETTINGS_MODULE": "panel.settings", **env},
-        capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "panel.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -27,7 +41,10 @@ def load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
     ("env", "message"),
     [
         ({"ALLOWED_HOSTS": "panel.example", "FIELD_ENCRYPTION_KEYS": FERNET}, "SECRET_KEY must"),
-        ({"SECRET_KEY": "short", "ALLOWED_HOSTS": "x", "FIELD_ENCRYPTION_KEYS": FERNET}, "SECRET_KEY"),
+        (
+            {"SECRET_KEY": "short", "ALLOWED_HOSTS": "x", "FIELD_ENCRYPTION_KEYS": FERNET},
+            "SECRET_KEY",
+        ),
         ({"SECRET_KEY": GOOD_SECRET, "FIELD_ENCRYPTION_KEYS": FERNET}, "ALLOWED_HOSTS must"),
         ({"SECRET_KEY": GOOD_SECRET, "ALLOWED_HOSTS": "x"}, "FIELD_ENCRYPTION_KEYS must"),
     ],
@@ -40,13 +57,25 @@ def test_production_settings_refuse_to_start_without_secrets(env, message):
 
 def test_production_settings_pass_check_deploy(tmp_path):
     env = {
-        "DEBUG": "false", "SECRET_KEY": GOOD_SECRET, "ALLOWED_HOSTS": "panel.example",
-        "FIELD_ENCRYPTION_KEYS": FERNET, "PANEL_VAR_DIR": str(tmp_path),
+        "DEBUG": "false",
+        "SECRET_KEY": GOOD_SECRET,
+        "ALLOWED_HOSTS": "panel.example",
+        "FIELD_ENCRYPTION_KEYS": FERNET,
+        "PANEL_VAR_DIR": str(tmp_path),
     }
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "DATABASE_URL"}}
+    # The browser tests of the same session allow async-unsafe ORM calls; production never does.
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DEBUG", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -54,12 +83,21 @@ def test_production_settings_pass_check_deploy(tmp_path):
 
 def test_embedded_default_uses_sqlite_and_a_file_broker(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-c",
-         "import django; django.setup(); from django.conf import settings as s; "
-         "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL)"],
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings as s; "
+            "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL)",
+        ],
         cwd=ROOT,
-        env={"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "panel.settings",
-             "DEBUG": "true", "PANEL_VAR_DIR": str(tmp_path)},
-        capture_output=True, text=True, timeout=60,
+        env={
+            "PATH": os.environ["PATH"],
+            "DJANGO_SETTINGS_MODULE": "panel.settings",
+            "DEBUG": "true",
+            "PANEL_VAR_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://"], result.stderr

@@ -49,6 +49,10 @@ def test_add_provider_rejects_bad_input(db):
         run("add_provider", "demo", "ftp://nope", "k", "--no-test")
     with pytest.raises(CommandError, match="--markup"):
         run("add_provider", "demo", "https://x.example/api/v2", "k", "--markup", "lots")
+    with pytest.raises(CommandError, match="exchange_rate"):
+        run("add_provider", "demo", "https://x.example/api/v2", "k", "--exchange-rate", "0",
+            "--no-test")  # fmt: skip
+    assert not Provider.objects.exists()
 
 
 def test_add_provider_duplicate_name(provider):

@@ -9,19 +9,8 @@ from orders.models import Order
 from orders.services import order_create
 from providers.models import Provider
 
-TZ_MIDDLEWARE = "accounts.middleware.UserTimezoneMiddleware"
-
-
 @pytest.fixture(autouse=True)
 def _ui_settings(settings):
-    # Until the lead adds it to settings.MIDDLEWARE (right after AuthenticationMiddleware).
-    if TZ_MIDDLEWARE not in settings.MIDDLEWARE:
-        auth = settings.MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware")
-        settings.MIDDLEWARE = [
-            *settings.MIDDLEWARE[: auth + 1],
-            TZ_MIDDLEWARE,
-            *settings.MIDDLEWARE[auth + 1 :],
-        ]
     settings.PANEL_PUBLIC_URL = "https://panel.example.com"
 
 
