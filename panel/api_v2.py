@@ -16,7 +16,6 @@ import ipaddress
 import json
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from rest_framework.views import APIView
 from accounts.models import User
 from accounts.selectors import api_key_get_user
 from accounts.services import api_key_touch
+from panel.rates import parse_rate_limit
 
 logger = logging.getLogger(__name__)
 
@@ -194,24 +194,6 @@ def _actions() -> dict[str, Handler]:
 
 
 # --- Rate limits ---------------------------------------------------------------------------------
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_LIMIT_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])[a-z]*\s*$", re.IGNORECASE)
-
-
-@functools.lru_cache(maxsize=32)
-def parse_rate_limit(spec: str | None) -> tuple[int, int] | None:
-    """ "60/10s" → (60, 10): at most 60 calls per 10-second window. None or "" → no limit."""
-    if not spec:
-        return None
-    match = _LIMIT_RE.match(spec)
-    if not match:
-        raise ValueError(f"A rate limit looks like '60/10s' or '1000/h', not {spec!r}.")
-    count, amount, unit = int(match[1]), int(match[2] or 1), match[3].lower()
-    if count < 1 or amount < 1:
-        raise ValueError(f"A rate limit needs a positive count and period, not {spec!r}.")
-    return count, amount * _UNITS[unit]
-
 
 def _check_rate(scope: str, ident: str, spec: str | None, who: str) -> None:
     """Count this call in a fixed window kept in the shared cache (Redis in production, so every

@@ -6,10 +6,13 @@ Two ways to run:
 - production (DATABASE_URL and REDIS_URL set): PostgreSQL and Redis.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from panel.rates import parse_rate_limit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -219,6 +222,38 @@ if not FIELD_ENCRYPTION_KEYS:
         )
     # A fixed development key: provider keys stored while DEBUG is on are not secret anyway.
     FIELD_ENCRYPTION_KEYS = ["ZGV2LW9ubHktZmllbGQtZW5jcnlwdGlvbi1rZXktMDA="]
+
+# The reseller API (/api/v2): calls per window per key and per client address ("60/10s",
+# "1000/h"; empty turns a limit off), the header that carries the client's address behind a
+# proxy (e.g. HTTP_X_REAL_IP), and how often a key's last use is written (0: every call).
+API_RATE_LIMIT_PER_KEY = env("API_RATE_LIMIT_PER_KEY", default="60/10s")
+API_RATE_LIMIT_PER_IP = env("API_RATE_LIMIT_PER_IP", default="120/10s")
+for _name in ("API_RATE_LIMIT_PER_KEY", "API_RATE_LIMIT_PER_IP"):
+    try:
+        parse_rate_limit(globals()[_name])
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{_name}: {exc}") from None
+API_CLIENT_IP_HEADER = env("API_CLIENT_IP_HEADER", default=None)
+API_KEY_TOUCH_SECONDS = env.int("API_KEY_TOUCH_SECONDS", default=0)
+
+# Customer panel: failed logins allowed per username+address and per address in the window,
+# how often an active order's progress refreshes itself, and the text of the "Add funds" page.
+LOGIN_THROTTLE_ATTEMPTS = env.int("LOGIN_THROTTLE_ATTEMPTS", default=5)
+LOGIN_THROTTLE_IP_ATTEMPTS = env.int("LOGIN_THROTTLE_IP_ATTEMPTS", default=50)
+LOGIN_THROTTLE_SECONDS = env.int("LOGIN_THROTTLE_SECONDS", default=900)
+PANEL_UI_POLL_SECONDS = env.int("PANEL_UI_POLL_SECONDS", default=10)
+PANEL_FUNDS_INSTRUCTIONS = env("PANEL_FUNDS_INSTRUCTIONS", default="")
+
+# Orders: stop polling and hand to the admin after this age; an order stuck mid-placement
+# goes to review after this long; how often orders waiting for provider funds are retried.
+ORDER_MAX_POLL_AGE = timedelta(days=env.int("ORDER_MAX_POLL_AGE_DAYS", default=30))
+ORDER_SUBMIT_STUCK_AFTER = timedelta(minutes=env.int("ORDER_SUBMIT_STUCK_MINUTES", default=10))
+ORDER_FUNDS_RETRY_AFTER = timedelta(minutes=env.int("ORDER_FUNDS_RETRY_MINUTES", default=10))
+
+# Admin cockpit: an order still queued / pending / in progress this long after it was placed
+# is listed as stuck; the past days' figures are cached this many seconds (0: no cache).
+ATTENTION_STUCK_HOURS = env.int("ATTENTION_STUCK_HOURS", default=24)
+COCKPIT_CACHE_SECONDS = env.int("COCKPIT_CACHE_SECONDS", default=300)
 
 # A sync that would remove more than this share of a provider's known services is refused (a
 # provider answering half its catalog under load must not disable half the panel).

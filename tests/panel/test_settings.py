@@ -47,6 +47,15 @@ def load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
         ),
         ({"SECRET_KEY": GOOD_SECRET, "FIELD_ENCRYPTION_KEYS": FERNET}, "ALLOWED_HOSTS must"),
         ({"SECRET_KEY": GOOD_SECRET, "ALLOWED_HOSTS": "x"}, "FIELD_ENCRYPTION_KEYS must"),
+        (
+            {
+                "SECRET_KEY": GOOD_SECRET,
+                "ALLOWED_HOSTS": "x",
+                "FIELD_ENCRYPTION_KEYS": FERNET,
+                "API_RATE_LIMIT_PER_KEY": "lots",
+            },
+            "API_RATE_LIMIT_PER_KEY: A rate limit looks like",
+        ),
     ],
 )
 def test_production_settings_refuse_to_start_without_secrets(env, message):
