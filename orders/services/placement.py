@@ -9,7 +9,8 @@
 - the outcome is unknown (read timeout, connection dropped, 5xx, an unreadable answer):
   NEEDS_REVIEW, never resent automatically;
 - a permanent refusal: the next backup mapping, else CANCELED with a full refund;
-- not enough funds at the provider: WAITING_FUNDS, the admins are mailed once per episode.
+- not enough funds at the provider: the next backup mapping, else WAITING_FUNDS; the admins
+  are mailed once per episode either way.
 """
 
 from datetime import timedelta
@@ -114,6 +115,12 @@ def order_submit(*, order_id: int) -> Order | None:
             error = _send(order, upstream, provider)
             if error is None:
                 return order
+        if error.insufficient_funds and position + 1 < len(targets):
+            # A definite refusal too: the provider did not act, so the backup may take it.
+            _alert_out_of_funds(provider, order)
+            logger.warning("order %s: %s is out of funds, falling over", order.pk, provider.name)
+            last_error = error
+            continue
         if not (error.kind is ErrorKind.API_ERROR and error.permanent) or _is_our_config(error):
             return _not_placed(order, error, provider)
         logger.warning("order %s refused by %s: %s", order.pk, provider.name, error.message)

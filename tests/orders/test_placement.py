@@ -137,6 +137,30 @@ def test_permanent_refusal_falls_over_to_the_backup(alice, sandbox, provider, le
     ledger_clean()
 
 
+def test_provider_out_of_funds_falls_over_to_the_backup(
+    alice, sandbox, provider, settings, ledger_clean
+):
+    settings.ADMINS = [("Admin", "admin@example.com")]
+    service = make_service(provider=provider, sandbox_id=1)
+    backup_provider = make_provider(api_url=sandbox.api_url, key=KEY, name="backup")
+    backup = make_upstream(provider=backup_provider, sandbox_id=1, rate=Decimal("1.10"))
+    add_backup(service=service, upstream=backup)
+    order = _order(alice, service)
+    sandbox.fault("error", message="Not enough funds on balance")  # the primary's answer only
+    result = order_submit(order_id=order.pk)
+    result.refresh_from_db()
+    assert (result.status, result.provider, result.failed_over) == (
+        S.PENDING,
+        backup_provider,
+        True,
+    )
+    provider.refresh_from_db()
+    assert provider.out_of_funds_since is not None
+    assert len(mail.outbox) == 1
+    assert _upstream_orders_for(sandbox, order) == 1
+    ledger_clean()
+
+
 def test_provider_out_of_funds_waits_and_mails_once(alice, sandbox, provider, settings):
     settings.ADMINS = [("Admin", "admin@example.com")]
     service = make_service(provider=provider, sandbox_id=1)
