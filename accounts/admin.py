@@ -1,3 +1,5 @@
+import re
+import secrets
 from decimal import Decimal
 
 from django.contrib import admin, messages
@@ -23,6 +25,7 @@ from panel import dashboard
 dashboard.install(admin.site)
 
 RECENT_LEDGER_ROWS = 20
+_SUBMISSION_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _MONEY = DecimalField(max_digits=MONEY_DIGITS + 4, decimal_places=MONEY_PLACES)
 
 
@@ -224,7 +227,21 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
             raise PermissionDenied
         customer = get_object_or_404(User.objects.select_related("wallet"), pk=user_id)
         form = BalanceChangeForm(request.POST or None)
+        # One token per rendered form: a double click or a resent POST replays the first ledger
+        # entry instead of crediting (or debiting) the customer twice.
+        submission = request.POST.get("submission", "")
+        if not _SUBMISSION_TOKEN.fullmatch(submission):
+            submission = ""
+        key = f"admin-balance:{customer.pk}:{submission}" if submission else None
         if request.method == "POST" and form.is_valid():
+            done = LedgerEntry.objects.filter(idempotency_key=key).first() if key else None
+            if done is not None:
+                self.message_user(
+                    request,
+                    f"This form was already submitted: {done.amount:+} is in the ledger once.",
+                    messages.WARNING,
+                )
+                return redirect("admin:accounts_user_change", customer.pk)
             try:
                 entry = balance_adjust(
                     user=customer,
@@ -232,6 +249,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
                     created_by=request.user,
                     reason=form.cleaned_data["reason"],
                     payment_ref=form.cleaned_data["payment_ref"],
+                    idempotency_key=key,
                 )
             except (InsufficientFunds, InvalidAmount) as exc:
                 form.add_error("amount", str(exc))
@@ -256,6 +274,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
             "title": f"Change the balance of {customer}",
             "customer": customer,
             "form": form,
+            "submission": submission or secrets.token_urlsafe(16),
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/accounts/balance_change.html", context)
@@ -277,7 +296,8 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     search_fields = ("user__username", "user__email", "=order_ref", "payment_ref", "memo")
     raw_id_fields = ("user", "created_by")
-    date_hierarchy = "created_at"
+    # No date_hierarchy: its year links cost a MIN/MAX and a DISTINCT over the whole ledger
+    # (two entries per order; 0.6 s at 2M rows) on every visit. The created_at filter stays.
     show_full_result_count = False
 
     def has_add_permission(self, request):

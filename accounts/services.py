@@ -31,11 +31,15 @@ class InvalidAmount(ValueError):
 
 
 def _checked_amount(amount: Decimal) -> Decimal:
+    # Check the size before quantizing: quantize_money raises decimal.InvalidOperation (not an
+    # InvalidAmount) for anything past 28 significant digits, e.g. `credit alice 1e23`.
+    if not Decimal(amount).is_finite():
+        raise InvalidAmount(f"The amount {amount} is not a finite number.")
+    if abs(Decimal(amount)) > MAX_AMOUNT:
+        raise InvalidAmount(f"The amount {amount} is too large.")
     amount = quantize_money(amount)
     if amount <= 0:
         raise InvalidAmount(f"The amount must be positive, not {amount}.")
-    if amount > MAX_AMOUNT:
-        raise InvalidAmount(f"The amount {amount} is too large.")
     return amount
 
 
@@ -158,9 +162,11 @@ def balance_adjust(
     created_by: User | None,
     reason: str,
     payment_ref: str = "",
+    idempotency_key: str | None = None,
 ) -> LedgerEntry:
     """A manual change by staff: a positive amount is a deposit, a negative one an adjustment
-    (debit). A reason is required; it is the entry's memo."""
+    (debit). A reason is required; it is the entry's memo. A repeated `idempotency_key` (the
+    same form submitted twice) returns the first entry and changes nothing."""
     reason = reason.strip()
     if not reason:
         raise InvalidAmount("A manual balance change needs a reason.")
@@ -170,6 +176,7 @@ def balance_adjust(
         amount=abs(amount),
         kind=LedgerEntry.Kind.ADJUSTMENT if amount < 0 else LedgerEntry.Kind.DEPOSIT,
         payment_ref=payment_ref,
+        idempotency_key=idempotency_key,
         created_by=created_by,
         memo=reason,
     )

@@ -232,10 +232,14 @@ def _services_of(
     upstreams = {u.pk: u for u in existing.values()} | {u.pk: u for u in diff.upserts}
     for u in upstreams.values():
         u.provider = provider
+    # Locked: the sync writes these rows back whole (rate, holds, enabled), so an admin's price
+    # or approval committed meanwhile would be overwritten. service_set_price and
+    # service_approve_held_price wait for the sync instead.
     services = list(
-        Service.objects.filter(upstream__provider=provider).defer(
-            "name", "description", "created_at", "updated_at"
-        )
+        Service.objects.filter(upstream__provider=provider)
+        .select_for_update(of=("self",))
+        .order_by("pk")
+        .defer("name", "description", "created_at", "updated_at")
     )
     categories = Category.objects.in_bulk({s.category_id for s in services})
     for service in services:
@@ -579,7 +583,8 @@ def catalog_reprice_services(*, services: Iterable[Service] | None = None, chang
         qs = qs.filter(pk__in=[s.pk for s in services])
     with transaction.atomic():
         return _refresh_services(
-            list(qs.select_for_update(of=("self",))),
+            # pk order, like the sync's lock: two lockers of overlapping sets cannot deadlock.
+            list(qs.select_for_update(of=("self",)).order_by("pk")),
             settings=CatalogSettings.load(),
             now=timezone.now(),
             changed_by=changed_by,
@@ -595,6 +600,10 @@ def _check_markup(markup_percent: Decimal | None) -> None:
         return
     if not markup_percent.is_finite() or not Decimal(-100) < markup_percent < Decimal(1_000_000):
         raise CatalogError(f"The markup must be a percentage above -100, got {markup_percent}.")
+    # The column holds 2 places (PERCENT): more would be rounded by the database, and a price
+    # computed from the unrounded value would not match the one the next sync computes.
+    if markup_percent != markup_percent.quantize(Decimal("0.01")):
+        raise CatalogError(f"The markup takes at most 2 decimal places, got {markup_percent}.")
 
 
 def _categories(names: set[str]) -> dict[str, Category]:

@@ -131,6 +131,9 @@ def pricing_plan_build(*, services: QuerySet[Service], mode: str, value: Decimal
         raise BulkPricingError("A retail rate cannot be negative.")
     if mode == MARKUP and not Decimal(-100) < value < Decimal(1_000_000):
         raise BulkPricingError("A markup must be above -100%.")
+    if mode == MARKUP and value != value.quantize(Decimal("0.01")):
+        # Service.markup_percent keeps 2 places: the catalog would refuse it at apply time.
+        raise BulkPricingError("A markup takes at most 2 decimal places.")
     selected = list(services[: MAX_SERVICES + 1])
     if len(selected) > MAX_SERVICES:
         raise BulkPricingError(
@@ -187,7 +190,11 @@ def pricing_plan_apply(
     rows = plan.applying
     reason = reason.strip() or _default_reason(plan)
     with transaction.atomic():
-        locked = Service.objects.select_for_update().in_bulk([r.service.pk for r in rows])
+        # pk order, like the catalog sync's lock, so that the two cannot deadlock.
+        ids = [r.service.pk for r in rows]
+        locked = {
+            s.pk: s for s in Service.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+        }
         for row in rows:
             service = locked.get(row.service.pk)
             if service is None or service.rate != row.old_rate:

@@ -19,8 +19,17 @@ def run(*args) -> str:
 
 
 def test_create_customer_with_balance_and_api_key_prints_the_key_last():
-    output = run("create_customer", "carol", "--email", "c@example.com", "--balance", "12.5",
-                 "--password", "s3cret-pass", "--api-key")
+    output = run(
+        "create_customer",
+        "carol",
+        "--email",
+        "c@example.com",
+        "--balance",
+        "12.5",
+        "--password",
+        "s3cret-pass",
+        "--api-key",
+    )
     raw_key = output.strip().splitlines()[-1]
     carol = get_user_model().objects.get(username="carol")
     assert carol.balance == Decimal("12.50000")

@@ -54,8 +54,12 @@ def test_balance_credit_rejects_zero_negative_and_huge_amounts(alice, amount):
 
 def test_refund_of_an_order_is_paid_once_however_often_it_is_asked(alice):
     balance_debit(user=alice, amount=Decimal("10"), order_ref=42)
-    first = balance_credit(user=alice, amount=Decimal("4"), kind=LedgerEntry.Kind.REFUND, order_ref=42)
-    again = balance_credit(user=alice, amount=Decimal("4"), kind=LedgerEntry.Kind.REFUND, order_ref=42)
+    first = balance_credit(
+        user=alice, amount=Decimal("4"), kind=LedgerEntry.Kind.REFUND, order_ref=42
+    )
+    again = balance_credit(
+        user=alice, amount=Decimal("4"), kind=LedgerEntry.Kind.REFUND, order_ref=42
+    )
     assert again.pk == first.pk
     assert Wallet.objects.get(user=alice).balance == Decimal("44.00000")
     assert ledger_find_mismatches() == []
@@ -102,7 +106,10 @@ def test_balance_adjust_needs_a_reason_and_records_who(alice, staff):
         balance_adjust(user=alice, amount=Decimal("-5"), created_by=staff, reason="  ")
     entry = balance_adjust(user=alice, amount=Decimal("-5"), created_by=staff, reason="chargeback")
     assert (entry.kind, entry.amount, entry.created_by, entry.memo) == (
-        "adjustment", Decimal("-5.00000"), staff, "chargeback"
+        "adjustment",
+        Decimal("-5.00000"),
+        staff,
+        "chargeback",
     )
 
 
@@ -110,7 +117,9 @@ def test_check_ledger_finds_a_tampered_balance_and_a_broken_chain(alice, bob):
     balance_credit(user=bob, amount=Decimal("3"))
     call_command("check_ledger")  # clean
     Wallet.objects.filter(user=alice).update(balance=Decimal("49"))
-    with connection.cursor() as cursor:  # bypass the model's append-only guard, as an attacker would
+    with (
+        connection.cursor() as cursor
+    ):  # bypass the model's append-only guard, as an attacker would
         cursor.execute(
             "UPDATE accounts_ledgerentry SET balance_after = 4 WHERE user_id = %s", [bob.pk]
         )

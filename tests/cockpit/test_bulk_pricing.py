@@ -123,7 +123,11 @@ def test_apply_refuses_a_rate_changed_between_plan_and_lock(world, staff):
 
 @pytest.mark.parametrize(
     ("mode", "value", "message"),
-    [("fixed", "-1", "cannot be negative"), ("markup", "-100", "above -100%")],
+    [
+        ("fixed", "-1", "cannot be negative"),
+        ("markup", "-100", "above -100%"),
+        ("markup", "35.125", "2 decimal places"),  # the markup column would round it
+    ],
 )
 def test_bad_values_are_refused(client, staff, world, mode, value, message):
     client.force_login(staff)

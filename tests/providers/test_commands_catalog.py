@@ -104,6 +104,11 @@ def test_import_services_errors(provider, catalog_settings):
         run("import_services", "--provider", "acme", "--all", "--markup", "x")
     with pytest.raises(CommandError, match="above -100"):
         run("import_services", "--provider", "acme", "--all", "--markup", "-100")
+    # Service.markup_percent holds 2 decimal places and less than 1,000,000: the database would
+    # round 12.345 silently and overflow on 999999.999 (a traceback, not a message).
+    for markup in ("12.345", "999999.999"):
+        with pytest.raises(CommandError, match="2 decimal places"):
+            run("import_services", "--provider", "acme", "--all", "--markup", markup)
     with pytest.raises(CommandError):
         run("import_services", "--provider", "acme")  # neither --all nor --service
     assert not Service.objects.exists()

@@ -46,7 +46,8 @@ class Command(BaseCommand):
                 api_url=api_url,
                 api_key=api_key,
                 currency=currency,
-                exchange_rate=_decimal("--exchange-rate", options["exchange_rate"]) or 1,
+                # Not `or 1`: an exchange rate of 0 is an error to report, not a default.
+                exchange_rate=_decimal("--exchange-rate", options["exchange_rate"] or "1"),
                 markup_percent=_decimal("--markup", options["markup"]),
                 low_balance_threshold=_decimal("--low-balance", options["low_balance"]),
             )
