@@ -87,6 +87,10 @@ def order_list_urls(client: Client) -> list[tuple[str, str]]:
             any_id = Order.objects.order_by("-id").values_list("id", flat=True).first()
             pages.append((f"orders: search {any_id}", f"{base}?q={any_id}"))
             pages.append(("orders: search seed_customer_000007", f"{base}?q=seed_customer_000007"))
+            link = Order.objects.order_by("id").values_list("link", flat=True).first() or ""
+            if len(link) > 4:
+                prefix = link[:-2]  # the start of a link: a prefix search
+                pages.append((f"orders: search {prefix}", f"{base}?{urlencode({'q': prefix})}"))
         if changelist.date_hierarchy:
             pages.append(
                 (

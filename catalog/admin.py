@@ -11,6 +11,8 @@ from django.db.models import DecimalField, ExpressionWrapper, F, QuerySet
 from django.db.models.functions import NullIf
 from django.http import HttpRequest
 
+from accounts.audit import PER_OBJECT_LIMIT, AuditedAdminMixin, audit_record
+from accounts.models import AdminAuditLog
 from catalog.models import (
     CatalogChange,
     CatalogSettings,
@@ -29,11 +31,34 @@ from catalog.services import (
     catalog_reprice_services,
     service_approve_held_price,
     service_cost,
+    service_disable,
+    service_enable,
     service_set_price,
 )
 from providers.models import Provider
 
 RATE_OUTPUT = DecimalField(max_digits=RATE_DIGITS + 8, decimal_places=RATE_PLACES)
+# What the service actions may change: written to the audit log before and after.
+AUDITED_SERVICE_FIELDS = ("rate", "priced_cost", "held_rate", "held_cost", "pricing",
+                          "markup_percent", "is_enabled", "disabled_cause", "disabled_reason")  # fmt: skip
+
+
+def _service_fields(service: Service) -> dict:
+    return {name: getattr(service, name) for name in AUDITED_SERVICE_FIELDS}
+
+
+def _audit_services(request: HttpRequest, action: str, label: str, before: dict, ids) -> None:
+    """One audit row per service in `ids` (before: pk -> fields), or one summary row for a
+    selection larger than the audit log's per-object limit."""
+    ids = list(ids)
+    if len(ids) > PER_OBJECT_LIMIT:
+        audit_record(actor=request.user, action=action, area=AdminAuditLog.Area.PRICE,
+                     summary=f"{label}: {len(ids)} services.", after={"services": len(ids)})  # fmt: skip
+        return
+    for service in Service.objects.filter(pk__in=ids).order_by("pk"):
+        audit_record(actor=request.user, action=action, obj=service, summary=f"{label}.",
+                     before=before.get(service.pk), after=_service_fields(service),
+                     area=AdminAuditLog.Area.PRICE)  # fmt: skip
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -93,6 +118,15 @@ class UpstreamServiceAdmin(ReadOnlyAdmin):
                 continue
             ids = ", ".join(str(s.pk) for s in services)
             self.message_user(request, f"{provider.name}: panel services {ids}.", messages.SUCCESS)
+            for service in services:
+                audit_record(
+                    actor=request.user, action="import", obj=service,
+                    summary=f"Imported from {provider.name} #{service.upstream.service_id}."
+                    if service.upstream_id else "Imported.",
+                    after={"upstream": service.upstream_id, "category": service.category_id,
+                           **_service_fields(service)},
+                    area=AdminAuditLog.Area.PRICE,
+                )  # fmt: skip
 
 
 @admin.register(CatalogChange)
@@ -109,7 +143,7 @@ class CatalogChangeAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("name", "sort_order", "markup_percent", "is_enabled")
     list_editable = ("sort_order", "is_enabled")
     search_fields = ("name",)
@@ -168,7 +202,7 @@ class ServiceAdminForm(forms.ModelForm):
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = ServiceAdminForm
     list_display = ("id", "name", "category", "type", "rate", "cost_display", "margin_display",
                     "margin_pct_display", "pricing", "held_rate", "is_enabled", "disabled_reason",
@@ -181,7 +215,7 @@ class ServiceAdmin(admin.ModelAdmin):
     readonly_fields = ("priced_cost", "held_rate", "held_cost", "disabled_cause", "created_at",
                        "updated_at")  # fmt: skip
     inlines = (ServiceBackupInline,)
-    actions = ("approve_held_price", "reprice")
+    actions = ("approve_held_price", "reprice", "enable_services", "disable_services")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Service]:
         cost = ExpressionWrapper(
@@ -248,18 +282,47 @@ class ServiceAdmin(admin.ModelAdmin):
         }.intersection(form.changed_data):
             catalog_reprice_services(services=[obj], changed_by=request.user)
 
+    # Each action below writes one audit row per service it touched, with the rate, the held
+    # price and the enabled state before and after.
+
     @admin.action(description="Approve the held upstream price")
     def approve_held_price(self, request: HttpRequest, queryset: QuerySet[Service]) -> None:
-        done = 0
+        before = {}
         for service in queryset.filter(held_rate__isnull=False):
-            service_approve_held_price(service=service, approved_by=request.user)
-            done += 1
-        self.message_user(request, f"{done} held prices approved.")
+            fields = _service_fields(service)
+            try:
+                service_approve_held_price(service=service, approved_by=request.user)
+            except CatalogError:
+                continue  # approved meanwhile (by another admin): nothing changed here
+            before[service.pk] = fields
+        _audit_services(request, "approve_held_price", "Held price approved", before, before)
+        self.message_user(request, f"{len(before)} held prices approved.")
 
     @admin.action(description="Re-price by the markup rules")
     def reprice(self, request: HttpRequest, queryset: QuerySet[Service]) -> None:
-        count = catalog_reprice_services(services=list(queryset), changed_by=request.user)
+        services = list(queryset)
+        before = {s.pk: _service_fields(s) for s in services}
+        count = catalog_reprice_services(services=services, changed_by=request.user)
+        _audit_services(request, "reprice", "Re-priced by the markup rules", before, before)
         self.message_user(request, f"{count} services changed.")
+
+    @admin.action(description="Enable the selected services")
+    def enable_services(self, request: HttpRequest, queryset: QuerySet[Service]) -> None:
+        before = {}
+        for service in queryset.filter(is_enabled=False):
+            before[service.pk] = _service_fields(service)
+            service_enable(service=service)
+        _audit_services(request, "enable", "Enabled by an admin", before, before)
+        self.message_user(request, f"{len(before)} services enabled.")
+
+    @admin.action(description="Disable the selected services")
+    def disable_services(self, request: HttpRequest, queryset: QuerySet[Service]) -> None:
+        before = {}
+        for service in queryset.filter(is_enabled=True):
+            before[service.pk] = _service_fields(service)
+            service_disable(service=service, reason=f"Disabled by {request.user.get_username()}.")
+        _audit_services(request, "disable", "Disabled by an admin", before, before)
+        self.message_user(request, f"{len(before)} services disabled.")
 
 
 @admin.register(ServiceBackup)
@@ -282,7 +345,7 @@ class PriceChangeAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CatalogSettings)
-class CatalogSettingsAdmin(admin.ModelAdmin):
+class CatalogSettingsAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("__str__", "default_markup_percent", "price_rise_hold_percent",
                     "auto_import_new_services")  # fmt: skip
 
@@ -304,7 +367,7 @@ class CatalogSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(CustomerRate)
-class CustomerRateAdmin(admin.ModelAdmin):
+class CustomerRateAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("user", "service", "rate")
     list_select_related = ("user", "service")
     raw_id_fields = ("user", "service")
@@ -312,7 +375,7 @@ class CustomerRateAdmin(admin.ModelAdmin):
 
 
 @admin.register(CustomerDiscount)
-class CustomerDiscountAdmin(admin.ModelAdmin):
+class CustomerDiscountAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("user", "percent")
     list_select_related = ("user",)
     raw_id_fields = ("user",)

@@ -7,11 +7,18 @@ orders.services, so each change is recorded with who made it and refunds follow 
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Collate, Left
+from django.db.models.lookups import StartsWith
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
+from accounts.audit import audit_record
+from accounts.models import AdminAuditLog, User
 from orders.models import CancelRequest, Order, OrderStatusChange, Refill
 from orders.services import (
     OrderError,
@@ -24,6 +31,92 @@ from providers.models import ProviderCall
 
 S = Order.Status
 CALLS_SHOWN = 50
+# What an admin action can change on an order: written to the audit log before and after.
+AUDITED_FIELDS = ("status", "upstream_order_id", "remains", "start_count", "refunded")
+
+
+def _snapshot(order: Order) -> dict:
+    return {name: getattr(order, name) for name in AUDITED_FIELDS}
+
+
+def _audit(request: HttpRequest, action: str, before: dict, order: Order, note: str = "") -> None:
+    """One audit row for an admin action that changed `order` (before: its snapshot)."""
+    after = _snapshot(order)
+    summary = f"Order {order.pk}: {before['status']} → {after['status']}"
+    audit_record(
+        actor=request.user,
+        action=action,
+        obj=order,
+        summary=f"{summary}. {note}".strip() if note else f"{summary}.",
+        before=before,
+        after=after,
+        area=AdminAuditLog.Area.ORDER,
+    )
+
+
+# The order list never counts more than this many matching orders (see CappedCountPaginator).
+COUNT_CAP = 10_000
+# Link searches compare this many leading characters through the `order_link_prefix` index.
+LINK_PREFIX = 255
+
+
+class CappedCountPaginator(Paginator):
+    """The order list's paginator: no COUNT(*) over a million orders on every page.
+
+    Unfiltered, the number of orders is PostgreSQL's own estimate (pg_class.reltuples, kept
+    fresh by autovacuum); filtered or searched, matching orders are counted up to COUNT_CAP + 1
+    (a COUNT over a LIMIT subquery), so the list offers at most COUNT_CAP / per_page pages and
+    says "more than 10000". `capped` and `estimated` tell the template which case it is.
+    """
+
+    capped = False
+    estimated = False
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if not queryset.query.where and connection.vendor == "postgresql":
+            estimate = _table_estimate(queryset.model._meta.db_table)
+            if estimate > COUNT_CAP:
+                self.estimated = True
+                return estimate
+        count = queryset.order_by()[: COUNT_CAP + 1].count()
+        if count > COUNT_CAP:
+            self.capped = True
+            return COUNT_CAP
+        return count
+
+
+def _table_estimate(table: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [table])
+        row = cursor.fetchone()
+    return int(row[0]) if row and row[0] is not None else -1
+
+
+def order_search_filter(term: str) -> Q:
+    """What one search term matches, each part through an index (docs/orders.md):
+    a number is an order id; any term is an upstream order id (exact), a customer's username or
+    e-mail (exact, any case) or the start of a link (case-sensitive)."""
+    term = term.strip()
+    if not term:
+        return Q(pk__in=[])
+    query = Q(upstream_order_id=term)
+    if term.isdigit() and int(term) < 2**63:
+        query |= Q(pk=int(term))
+    users = list(
+        User.objects.filter(Q(username__iexact=term) | Q(email__iexact=term)).values_list(
+            "pk", flat=True
+        )[:50]
+    )
+    if users:
+        query |= Q(user_id__in=users)
+    if not term.isdigit():
+        if connection.vendor != "postgresql":  # SQLite (embedded mode) has no "C" collation
+            return query | Q(link__startswith=term)
+        link = StartsWith(Collate(Left("link", LINK_PREFIX), "C"), term[:LINK_PREFIX])
+        query |= Q(link, link__startswith=term) if len(term) > LINK_PREFIX else Q(link)
+    return query
 
 
 class NeedsAttentionFilter(admin.SimpleListFilter):
@@ -155,9 +248,15 @@ class OrderAdmin(admin.ModelAdmin):
         "failed_over",
         ("created_at", admin.DateFieldListFilter),
     )
-    search_fields = ("=id", "link", "=upstream_order_id", "user__username", "user__email")
+    # Only shows the search box: get_search_results below decides what a term matches.
+    search_fields = ("=id", "=upstream_order_id", "=user__username", "=user__email", "^link")
+    search_help_text = (
+        "An order id, an upstream order id, a customer's username or e-mail (exact), "
+        "or the start of a link (https://…)."
+    )
     list_select_related = ("user", "service", "provider")
     show_full_result_count = False
+    paginator = CappedCountPaginator
     date_hierarchy = None
     raw_id_fields = ("user", "service")
     list_per_page = 100
@@ -251,6 +350,13 @@ class OrderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # orders are made by customers, the API and mass orders
 
+    def get_search_results(self, request, queryset, search_term):
+        # Django's own search ORs every field (across the user join), which no index can answer
+        # on a million orders; here every part of the OR has an index (a bitmap OR).
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(order_search_filter(search_term)), False
+
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # the ledger refers to them
 
@@ -301,17 +407,19 @@ class OrderAdmin(admin.ModelAdmin):
         """Nothing is saved directly: the admin-action fields call the services."""
         data = form.cleaned_data
         order = Order.objects.get(pk=obj.pk)
+        before = _snapshot(order)
         note = data.get("admin_note") or ""
         try:
             if data.get("new_upstream_order_id"):
-                order_set_upstream_id(
+                order = order_set_upstream_id(
                     order=order,
                     upstream_order_id=data["new_upstream_order_id"],
                     who=request.user,
                     note=note,
                 )
+                _audit(request, "set_upstream_id", before, order, note)
             elif data.get("new_status") and data["new_status"] != order.status:
-                order_set_status_by_admin(
+                order = order_set_status_by_admin(
                     order=order,
                     new=data["new_status"],
                     who=request.user,
@@ -319,19 +427,24 @@ class OrderAdmin(admin.ModelAdmin):
                     start_count=data.get("new_start_count"),
                     note=note,
                 )
+                _audit(request, "set_status", before, order, note)
         except OrderError as exc:
             self.message_user(request, exc.message, messages.ERROR)
 
     # --- bulk actions, each through a service ---------------------------------------------
 
-    def _each(self, request, queryset: QuerySet[Order], work, done: str) -> None:
+    def _each(self, request, queryset: QuerySet[Order], work, done: str, action: str) -> None:
+        """Run `work` on each selected order; every order it changed gets an audit row."""
         ok, failed = 0, []
         for order in queryset.select_related("user"):
+            before = _snapshot(order)
             try:
-                work(order)
-                ok += 1
+                changed = work(order)
             except OrderError as exc:
                 failed.append(f"{order.pk}: {exc.message}")
+                continue
+            ok += 1
+            _audit(request, action, before, changed)
         if ok:
             self.message_user(request, f"{ok} order(s) {done}.", messages.SUCCESS)
         if failed:
@@ -339,7 +452,9 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resend upstream (needs review only; check the provider first)")
     def resend_orders(self, request, queryset):
-        self._each(request, queryset, lambda o: order_resend(order=o, who=request.user), "resent")
+        self._each(
+            request, queryset, lambda o: order_resend(order=o, who=request.user), "resent", "resend"
+        )
 
     @admin.action(description="Cancel with full refund (the provider is not asked)")
     def cancel_orders_with_refund(self, request, queryset):
@@ -348,6 +463,7 @@ class OrderAdmin(admin.ModelAdmin):
             queryset,
             lambda o: order_cancel_with_refund(order=o, who=request.user),
             "canceled and refunded",
+            "cancel_with_refund",
         )
 
     @admin.action(description="Mark completed (manual or reviewed orders)")
@@ -357,6 +473,7 @@ class OrderAdmin(admin.ModelAdmin):
             queryset,
             lambda o: order_set_status_by_admin(order=o, new=S.COMPLETED, who=request.user),
             "marked completed",
+            "set_status",
         )
 
 

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Collate, Left
 from django.utils import timezone
 
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, RATE_DIGITS, RATE_PLACES
@@ -107,6 +108,22 @@ class Order(models.Model):
                 fields=["status", "created_at"],
                 name="order_waiting_to_send",
                 condition=Q(status__in=["queued", "waiting_funds"]),
+            ),
+            # The admin order list's filters, newest first (its ordering).
+            models.Index(fields=["source", "-id"], name="order_source_recent"),
+            models.Index(
+                fields=["-id"], name="order_failed_over_recent", condition=Q(failed_over=True)
+            ),
+            # The order list's link search: the link's first 255 characters in the "C" collation,
+            # so that LIKE 'prefix%' can use it whatever the database's collation.
+            models.Index(Collate(Left("link", 255), "C"), name="order_link_prefix"),
+            # The customer list's "total spent" and "orders": read from the index alone.
+            models.Index(fields=["user"], include=["charge", "refunded"], name="order_user_totals"),
+            # The cockpit's "stuck" count: not finished long after it was created.
+            models.Index(
+                fields=["created_at"],
+                name="order_stuck",
+                condition=Q(status__in=["queued", "pending", "in_progress"]),
             ),
         ]
         constraints = [

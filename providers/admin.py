@@ -7,14 +7,36 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
+from accounts.audit import AuditedAdminMixin, audit_record
+from accounts.models import AdminAuditLog
 from catalog.models import Service
 from catalog.pricing import format_money
 from catalog.services import CatalogSyncError, catalog_reprice_services, catalog_sync_provider
-from providers.client import ProviderError
+from providers.client import ErrorKind, ProviderError
 from providers.models import Provider, ProviderCall
 from providers.services import provider_check_balance, provider_test_connection
 
 PRICING_FIELDS = {"markup_percent", "exchange_rate"}
+# What the actions below may change, written to the audit log before and after. Never the key.
+CAPABILITY_FIELDS = ("supports_cancel", "supports_multi_refill", "supports_refill_status",
+                     "supports_cancel_status", "supports_dripfeed")  # fmt: skip
+BALANCE_FIELDS = ("balance", "balance_checked_at")
+
+
+def _fields(provider: Provider, names) -> dict:
+    return {name: getattr(provider, name) for name in names}
+
+
+def _audit(request: HttpRequest, action: str, provider: Provider, summary: str, before, after):
+    audit_record(
+        actor=request.user,
+        action=action,
+        obj=provider,
+        summary=f"{provider.name}: {summary}"[:2000],
+        before=before,
+        after=after,
+        area=AdminAuditLog.Area.PROVIDER,
+    )
 
 
 class ProviderAdminForm(forms.ModelForm):
@@ -46,7 +68,7 @@ class ProviderAdminForm(forms.ModelForm):
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
+class ProviderAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = ProviderAdminForm
     list_display = (
         "name",
@@ -94,6 +116,13 @@ class ProviderAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Provider, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
+        if change and "api_key" in form.changed_data:
+            # The audit row says that the key was replaced, never what it was or is.
+            before, after = getattr(request, "_audit_diff", (None, None))
+            request._audit_diff = (
+                {**(before or {}), "api_key": "(previous key)"},
+                {**(after or {}), "api_key": "(replaced)"},
+            )
         if change and PRICING_FIELDS.intersection(form.changed_data):
             count = catalog_reprice_services(
                 services=Service.objects.filter(upstream__provider=obj), changed_by=request.user
@@ -103,9 +132,13 @@ class ProviderAdmin(admin.ModelAdmin):
     @admin.action(description="Test the connection (balance + services)")
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
         for provider in queryset:
+            before = _fields(provider, CAPABILITY_FIELDS + BALANCE_FIELDS)
             report = provider_test_connection(provider=provider)
+            lines = "; ".join(report.lines())
             level = messages.SUCCESS if report.ok else messages.ERROR
-            self.message_user(request, f"{provider.name}: " + "; ".join(report.lines()), level)
+            self.message_user(request, f"{provider.name}: {lines}", level)
+            after = {"ok": report.ok, **_fields(provider, CAPABILITY_FIELDS + BALANCE_FIELDS)}
+            _audit(request, "test_connection", provider, lines, before, after)
 
     @admin.action(description="Sync the catalog now")
     def sync_now(
@@ -118,8 +151,12 @@ class ProviderAdmin(admin.ModelAdmin):
                 )
             except CatalogSyncError as exc:
                 self.message_user(request, f"Sync failed, nothing changed: {exc}", messages.ERROR)
+                after = {"ok": False, "error": str(exc)}
             else:
                 self.message_user(request, report.summary(), messages.SUCCESS)
+                after = {"ok": True, "summary": report.summary()}
+            action = "sync_allow_mass_removal" if allow_mass_removal else "sync"
+            _audit(request, action, provider, after.get("summary") or after["error"], None, after)
 
     @admin.action(description="Sync now, accepting that most services disappeared upstream")
     def sync_now_allow_mass_removal(self, request: HttpRequest, queryset: QuerySet[Provider]):
@@ -128,11 +165,16 @@ class ProviderAdmin(admin.ModelAdmin):
     @admin.action(description="Check the balance")
     def check_balance(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
         for provider in queryset:
+            before = _fields(provider, BALANCE_FIELDS)
             try:
                 amount = provider_check_balance(provider=provider)
             except ProviderError as exc:
                 self.message_user(request, f"{provider.name}: {exc.message}", messages.ERROR)
+                after = {"ok": False, "error": exc.message}
+                _audit(request, "check_balance", provider, exc.message, before, after)
                 continue
+            after = {"ok": True, **_fields(provider, BALANCE_FIELDS)}
+            _audit(request, "check_balance", provider, f"balance {amount}", before, after)
             low = " — LOW (admins e-mailed)" if provider.is_low_on_balance else ""
             level = messages.WARNING if low else messages.SUCCESS
             self.message_user(
@@ -140,14 +182,39 @@ class ProviderAdmin(admin.ModelAdmin):
             )
 
 
+class _FixedChoicesFilter(admin.SimpleListFilter):
+    # The default filter of a plain CharField runs SELECT DISTINCT over the whole table to find
+    # its choices; provider calls grow with every order and poll, so the choices are fixed here.
+    values: tuple[str, ...] = ()
+
+    def lookups(self, request, model_admin):
+        return [(value, value) for value in self.values]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(**{self.parameter_name: value}) if value else queryset
+
+
+class CallActionFilter(_FixedChoicesFilter):
+    title = parameter_name = "action"
+    values = ("add", "status", "refill", "refill_status", "cancel", "cancel_status", "services",
+              "balance")  # fmt: skip
+
+
+class CallErrorKindFilter(_FixedChoicesFilter):
+    title = parameter_name = "error_kind"
+    values = tuple(kind.value for kind in ErrorKind)
+
+
 @admin.register(ProviderCall)
 class ProviderCallAdmin(admin.ModelAdmin):
     list_display = ("created_at", "provider", "action", "order_ref", "ok", "error_kind",
                     "duration_ms")  # fmt: skip
-    list_filter = ("ok", "action", "error_kind", "provider")
+    # No date_hierarchy: its year list is a MIN/MAX and a DISTINCT over every call ever made.
+    list_filter = ("ok", CallActionFilter, CallErrorKindFilter, "provider", "created_at")
     search_fields = ("=order_ref", "error_message")
     list_select_related = ("provider",)
-    date_hierarchy = "created_at"
+    show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
