@@ -9,6 +9,8 @@ from providers.models import Provider
 from providers.selectors import provider_ids_enabled
 
 logger = logging.getLogger(__name__)
+# Per-provider runs expire well before the next sweep queues new ones.
+SWEEP_TASK_EXPIRES = 10 * 60
 
 
 @shared_task(ignore_result=True)
@@ -16,7 +18,8 @@ def catalog_sync_sweep() -> int:
     """Beat: enqueue one catalog sync per enabled provider."""
     ids = provider_ids_enabled()
     for provider_id in ids:
-        catalog_sync_provider_task.delay(provider_id)
+        # Expires before the next sweep: after a worker outage runs never pile up.
+        catalog_sync_provider_task.apply_async((provider_id,), expires=SWEEP_TASK_EXPIRES)
     return len(ids)
 
 

@@ -164,10 +164,8 @@ def provider_check_balance(*, provider: Provider) -> Decimal:
             low_balance_alerted_at=None
         )
         provider.low_balance_alerted_at = None
-        threshold = provider.low_balance_threshold or Decimal(0)
-        if provider.out_of_funds_since and balance.amount > threshold:
-            # Topped up: orders may go to this provider again.
-            provider_clear_out_of_funds(provider=provider)
+    # The out-of-funds flag is not cleared here: a balance above zero says nothing about the
+    # next order's price. The next successful placement at this provider clears it.
     return balance.amount
 
 

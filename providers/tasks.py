@@ -8,12 +8,17 @@ from providers.selectors import provider_ids_enabled
 from providers.services import provider_check_balance
 
 
+# Per-provider runs expire well before the next sweep queues new ones.
+SWEEP_TASK_EXPIRES = 10 * 60
+
+
 @shared_task(ignore_result=True)
 def provider_check_balances_sweep() -> int:
     """Beat: enqueue one balance check per enabled provider."""
     ids = provider_ids_enabled()
     for provider_id in ids:
-        provider_check_balance_task.delay(provider_id)
+        # Expires before the next sweep: after a worker outage runs never pile up.
+        provider_check_balance_task.apply_async((provider_id,), expires=SWEEP_TASK_EXPIRES)
     return len(ids)
 
 

@@ -121,14 +121,17 @@ def test_balance_check_failure_raises_and_is_recorded(sandbox_provider, clean_sa
     assert ProviderCall.objects.get(action="balance").error_kind == "http_error"
 
 
-def test_out_of_funds_is_flagged_once_and_cleared_by_a_top_up(provider, upstream):
+def test_out_of_funds_is_flagged_once_and_survives_a_balance_check(provider, upstream):
     assert provider_mark_out_of_funds(provider=provider, message="Not enough funds")
     assert not provider_mark_out_of_funds(provider=provider)
     assert len(mail.outbox) == 1
     provider.refresh_from_db()
     assert provider.out_of_funds_since is not None
-    upstream.balance = D("100")
+    # Some money upstream does not prove the next order fits: only a placement clears the flag.
+    upstream.balance = D("10")
     provider_check_balance(provider=provider)
     provider.refresh_from_db()
-    assert provider.out_of_funds_since is None
+    assert provider.out_of_funds_since is not None
+    assert provider_clear_out_of_funds(provider=provider)
     assert not provider_clear_out_of_funds(provider=provider)
+    assert len(mail.outbox) == 1
