@@ -141,7 +141,20 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
         return queryset.filter(status__in=wanted) if wanted else queryset
 
 
-class StatusChangeInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline):
+    """History rows: shown, never added, edited or deleted from the order page."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class StatusChangeInline(ReadOnlyInline):
     model = OrderStatusChange
     fields = (
         "created_at",
@@ -153,16 +166,10 @@ class StatusChangeInline(admin.TabularInline):
         "changed_by",
         "note",
     )
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     verbose_name_plural = "status history"
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-
-class RefillInline(admin.TabularInline):
+class RefillInline(ReadOnlyInline):
     model = Refill
     fields = (
         "id",
@@ -173,15 +180,9 @@ class RefillInline(admin.TabularInline):
         "error",
         "finished_at",
     )
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
-class CancelInline(admin.TabularInline):
+class CancelInline(ReadOnlyInline):
     model = CancelRequest
     fields = (
         "id",
@@ -193,12 +194,6 @@ class CancelInline(admin.TabularInline):
         "error",
         "finished_at",
     )
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 class OrderAdminForm(forms.ModelForm):

@@ -1,14 +1,14 @@
 """Real races on PostgreSQL: threads with their own connections debit one wallet at once."""
 
-import threading
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection
 
 from accounts.models import LedgerEntry, Wallet
 from accounts.services import InsufficientFunds, balance_credit, balance_debit, customer_create
+from tests.threads import run_in_threads
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -16,31 +16,10 @@ pytestmark = [
 ]
 
 
-def _run_in_threads(count: int, work) -> list:
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except Exception as exc:  # collected and asserted on by the test
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
 def test_fifty_concurrent_debits_against_a_balance_that_covers_twenty():
     user = customer_create(username="racer", opening_balance=Decimal("20.00000"))
 
-    results = _run_in_threads(
+    results = run_in_threads(
         50, lambda i: balance_debit(user=user, amount=Decimal("1"), order_ref=1000 + i)
     )
 
@@ -57,7 +36,7 @@ def test_concurrent_refunds_of_one_order_pay_once():
     user = customer_create(username="refundee", opening_balance=Decimal("10"))
     balance_debit(user=user, amount=Decimal("10"), order_ref=77)
 
-    results = _run_in_threads(
+    results = run_in_threads(
         10,
         lambda i: balance_credit(
             user=user, amount=Decimal("10"), kind=LedgerEntry.Kind.REFUND, order_ref=77

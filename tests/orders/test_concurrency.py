@@ -1,11 +1,10 @@
 """Real races on PostgreSQL: threads with their own connections."""
 
-import threading
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection
 
 from accounts.models import LedgerEntry
 from accounts.services import customer_create
@@ -19,6 +18,7 @@ from orders.services import (
 )
 from tests.orders.factories import make_provider, make_service
 from tests.orders.sandbox import KEY
+from tests.threads import run_in_threads
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -26,32 +26,11 @@ pytestmark = [
 ]
 
 
-def _threads(count, work):
-    barrier = threading.Barrier(count)
-    results = [None] * count
-
-    def run(index):
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except Exception as exc:  # asserted on by the test
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
 def test_concurrent_creates_with_one_key_make_one_order():
     user = customer_create(username="racer", opening_balance=Decimal("50"))
     service = make_service(provider=make_provider(), sandbox_id=1, rate="1")
     data = {"link": "https://instagram.com/p/race", "quantity": "1000"}
-    results = _threads(
+    results = run_in_threads(
         10, lambda i: order_create(user=user, service=service, data=data, idempotency_key="once")
     )
     assert all(isinstance(r, Order) for r in results), results
@@ -66,7 +45,7 @@ def test_concurrent_creates_with_one_key_make_one_order():
 def test_concurrent_same_key_different_requests_one_wins():
     user = customer_create(username="racer2", opening_balance=Decimal("50"))
     service = make_service(provider=make_provider(), sandbox_id=1, rate="1")
-    results = _threads(
+    results = run_in_threads(
         6,
         lambda i: order_create(
             user=user,
@@ -94,7 +73,7 @@ def test_concurrent_submits_place_once(sandbox, monkeypatch):
         data={"link": "https://instagram.com/p/submitrace", "quantity": "100"},
     )
     sandbox.fault("slow", seconds=0.5)
-    results = _threads(8, lambda i: order_submit(order_id=order.pk))
+    results = run_in_threads(8, lambda i: order_submit(order_id=order.pk))
     placed = [r for r in results if isinstance(r, Order)]
     assert len(placed) == 1 and results.count(None) == 7
     assert len(sandbox.orders()) == 1
@@ -115,12 +94,12 @@ def test_concurrent_cancel_and_refill_requests_make_one_each(sandbox, monkeypatc
         data={"link": "https://instagram.com/p/reqrace", "quantity": "100"},
     )
     order_submit(order_id=order.pk)
-    results = _threads(6, lambda i: order_cancel_request(user=user, order=order))
+    results = run_in_threads(6, lambda i: order_cancel_request(user=user, order=order))
     assert sum(1 for r in results if not isinstance(r, Exception)) == 1
     assert all(isinstance(r, OrderError) for r in results if isinstance(r, Exception))
     assert CancelRequest.objects.count() == 1
     Order.objects.filter(pk=order.pk).update(status=Order.Status.COMPLETED)
     order.refresh_from_db()
-    results = _threads(6, lambda i: order_refill_request(user=user, order=order))
+    results = run_in_threads(6, lambda i: order_refill_request(user=user, order=order))
     assert sum(1 for r in results if not isinstance(r, Exception)) == 1
     assert Refill.objects.count() == 1
