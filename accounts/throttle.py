@@ -1,4 +1,5 @@
-"""Login throttling: failed attempts counted in the shared cache per (username, IP).
+"""Login throttling: failed attempts counted in the shared cache per (username, IP); and
+sign-up throttling per IP (at the end).
 
 A guesser who hammers one account from one address is stopped after LOGIN_THROTTLE_ATTEMPTS
 failures for LOGIN_THROTTLE_SECONDS; a second, looser counter per IP alone stops one address
@@ -7,10 +8,13 @@ the same counts. A successful login clears the (username, IP) counter.
 """
 
 import hashlib
+import logging
 import time
 
 from django.conf import settings
 from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
 
 
 def _limits() -> tuple[int, int, int]:
@@ -50,3 +54,36 @@ def login_throttle_fail(*, username: str, ip: str) -> None:
 
 def login_throttle_clear(*, username: str, ip: str) -> None:
     cache.delete(_keys(username, ip)[0])
+
+
+# --- Sign-up ----------------------------------------------------------------------------------
+# Every sign-up form sent from one address counts, accepted or not: a refused form still costs a
+# password hash and tells whether an e-mail is taken. Counted in fixed windows with the cache's
+# increment (atomic in Redis), so bots posting in parallel cannot slip past the limit together.
+
+
+def signup_throttle_hit(*, ip: str) -> int:
+    """Count one sign-up attempt from `ip`. Returns 0 while the address is within
+    SIGNUP_THROTTLE_ATTEMPTS per SIGNUP_THROTTLE_SECONDS, else the seconds until its window
+    ends. A limit (or window) of 0 or None turns the throttle off. If the cache is unreachable
+    the sign-up goes through (and it is logged) rather than the page failing."""
+    attempts = getattr(settings, "SIGNUP_THROTTLE_ATTEMPTS", 10)
+    window = int(getattr(settings, "SIGNUP_THROTTLE_SECONDS", 3600) or 0)
+    if not attempts or window <= 0:
+        return 0
+    now = time.time()
+    index = int(now // window)
+    key = f"signup:ip:{ip}:{index}"
+    try:
+        cache.add(key, 0, timeout=window + 1)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=window + 1)
+            count = 1
+    except Exception:
+        logger.exception("sign-up throttle: the cache failed; letting the sign-up through")
+        return 0
+    if count <= attempts:
+        return 0
+    return max(1, int((index + 1) * window - now))

@@ -21,7 +21,12 @@ from accounts.models import ApiKey, LedgerEntry
 from accounts.payments import payment_methods
 from accounts.selectors import ledger_list_for_user
 from accounts.services import api_key_issue, customer_create
-from accounts.throttle import login_throttle_clear, login_throttle_fail, login_throttle_wait
+from accounts.throttle import (
+    login_throttle_clear,
+    login_throttle_fail,
+    login_throttle_wait,
+    signup_throttle_hit,
+)
 from catalog.order_types import TYPE_SPECS
 from orders.forms import PARAMS
 from orders.selectors import order_list_for_user
@@ -81,6 +86,10 @@ class LoginView(auth_views.LoginView):
 def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("home")
+    if request.method == "POST":
+        wait = signup_throttle_hit(ip=client_ip(request))
+        if wait:
+            return _signup_throttled(request, wait)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = customer_create(
@@ -92,6 +101,18 @@ def signup(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Welcome, {user.username}! Your account is ready.")
         return redirect("funds_add")
     return render(request, "registration/signup.html", {"form": form})
+
+
+def _signup_throttled(request: HttpRequest, wait: int) -> HttpResponse:
+    """429 with the form kept (passwords left out) and how long to wait; nothing is checked."""
+    minutes = (wait + 59) // 60
+    data = {k: request.POST.get(k, "") for k in ("username", "email")}
+    message = (
+        "Too many sign-ups from your network. Please wait "
+        f"{minutes} minute{'s' if minutes != 1 else ''} and try again."
+    )
+    context = {"form": SignupForm(initial=data), "throttle_message": message}
+    return render(request, "registration/signup.html", context, status=429)
 
 
 @login_required

@@ -4,8 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 from accounts.models import User
-from catalog.models import Service
-from catalog.selectors import service_list_enabled, service_rates_for_user
+from catalog.selectors import service_list_enabled, service_rates_for_user_by_id
 from panel.api_v2 import ApiParams
 
 
@@ -38,12 +37,10 @@ FIELDS = (
 def services(*, user: User, params: ApiParams) -> list[dict[str, Any]]:
     """Every enabled service with this customer's rate, the panel's own ids, in three queries
     whatever the number of services."""
-    # Plain rows, not model instances: with 5,000 services building full models (and their
-    # categories) took most of the call. The pricing selector gets Services that carry only
-    # what it reads (id and rate), built from the same rows without another query.
+    # Plain rows, not model instances: with 5,000 services building models (even stubs holding
+    # just id and rate for the pricing selector) took half of the call.
     rows = list(service_list_enabled().values_list(*FIELDS))
-    priced = [Service.from_db(None, ["id", "rate"], (row[0], row[-1])) for row in rows]
-    rates = service_rates_for_user(user=user, services=priced)
+    rates = service_rates_for_user_by_id(user=user, retail={row[0]: row[-1] for row in rows})
     return [
         {
             "service": pk,

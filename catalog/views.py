@@ -2,9 +2,11 @@
 average completion time the panel measured on its own recent orders."""
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
+from django.core.paginator import Paginator
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -17,6 +19,9 @@ from orders.models import Order
 
 AVERAGE_WINDOW = timedelta(days=30)
 AVERAGE_MIN_ORDERS = 3  # fewer than this says more about luck than about the service
+# 5,000 services on one page were 2.7 MB of HTML; a page of 100 is about 60 kB, and the rates
+# and averages are then computed for the page's services only (docs/customer-panel.md, Figures).
+SERVICES_PAGE_SIZE = 100
 
 
 def average_completion_times(*, service_ids: list[int]) -> dict[int, timedelta]:
@@ -38,7 +43,7 @@ def average_completion_times(*, service_ids: list[int]) -> dict[int, timedelta]:
     return {r["service_id"]: r["average"] for r in rows if r["orders"] >= AVERAGE_MIN_ORDERS}
 
 
-def _filtered(request: HttpRequest) -> tuple[list[Service], str, str]:
+def _filtered(request: HttpRequest) -> tuple[QuerySet[Service], str, str]:
     services = service_list_enabled()
     category = request.GET.get("category", "")
     if parse_id(category) is not None:
@@ -48,13 +53,15 @@ def _filtered(request: HttpRequest) -> tuple[list[Service], str, str]:
         match = Q(name__icontains=q) | Q(description__icontains=q) | Q(type__icontains=q)
         number = parse_id(q)
         services = services.filter(match | Q(pk=number) if number is not None else match)
-    return list(services), category, q
+    return services, category, q
 
 
 @login_required
 @require_GET
 def service_list(request: HttpRequest) -> HttpResponse:
-    services, category, q = _filtered(request)
+    matching, category, q = _filtered(request)
+    page = Paginator(matching, SERVICES_PAGE_SIZE).get_page(request.GET.get("page"))
+    services = list(page.object_list)
     rates = service_rates_for_user(user=request.user, services=services)
     averages = average_completion_times(service_ids=[s.pk for s in services])
     groups: dict[Category, list[Service]] = {}
@@ -64,7 +71,11 @@ def service_list(request: HttpRequest) -> HttpResponse:
         groups.setdefault(s.category, []).append(s)
     context = {
         "groups": list(groups.items()),
-        "count": len(services),
+        "count": page.paginator.count,
+        "page": page,
+        # The filter the page links keep (includes/pagination.html appends page=N).
+        "query": urlencode([(k, v) for k, v in (("category", category), ("q", q)) if v])
+        + ("&" if category or q else ""),
         "categories": Category.objects.filter(is_enabled=True).order_by("sort_order", "name"),
         "category": category,
         "q": q,

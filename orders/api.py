@@ -20,8 +20,8 @@ from catalog.selectors import service_get_enabled
 from orders.models import Order
 from orders.selectors import (
     cancel_get_many_for_user,
-    order_get_for_user,
-    order_get_many_for_user,
+    order_request_many_for_user,
+    order_status_many_for_user,
     refill_get_many_for_user,
 )
 from orders.services import OrderError, order_cancel_request, order_create, order_refill_request
@@ -90,7 +90,7 @@ def status(*, user: User, params: ApiParams) -> dict[str, Any]:
     """`order` → one status object; `orders` → {"<id>": status or {"error": ...}}."""
     if "orders" in params:
         items = params.id_list("orders")
-        found = order_get_many_for_user(user=user, order_ids=[i.id for i in items if i.id])
+        found = order_status_many_for_user(user=user, order_ids=[i.id for i in items if i.id])
         return {
             item.raw: _order_status(found[item.id])
             if item.id in found
@@ -98,10 +98,10 @@ def status(*, user: User, params: ApiParams) -> dict[str, Any]:
             for item in items
         }
     order_id = parse_id(_single(params, "order", "orders"))
-    order = order_get_for_user(user=user, order_id=order_id) if order_id else None
-    if order is None:
+    found = order_status_many_for_user(user=user, order_ids=[order_id]) if order_id else {}
+    if order_id not in found:
         raise ApiError(INCORRECT_ORDER)
-    return _order_status(order)
+    return _order_status(found[order_id])
 
 
 def _single(params: ApiParams, name: str, multi: str) -> str:
@@ -112,7 +112,8 @@ def _single(params: ApiParams, name: str, multi: str) -> str:
 
 
 def _orders_by_item(user: User, items: list[IdItem]) -> dict[int, Order]:
-    return order_get_many_for_user(user=user, order_ids=[i.id for i in items if i.id])
+    """The orders a refill or cancel starts from: id, params and `service_type` only."""
+    return order_request_many_for_user(user=user, order_ids=[i.id for i in items if i.id])
 
 
 def refill(*, user: User, params: ApiParams) -> Any:
@@ -123,8 +124,8 @@ def refill(*, user: User, params: ApiParams) -> Any:
         found = _orders_by_item(user, items)
         return [{"order": i.echo, "refill": _refill_one(user, found.get(i.id))} for i in items]
     order_id = parse_id(_single(params, "order", "orders"))
-    order = order_get_for_user(user=user, order_id=order_id) if order_id else None
-    result = _refill_one(user, order)
+    found = order_request_many_for_user(user=user, order_ids=[order_id]) if order_id else {}
+    result = _refill_one(user, found.get(order_id))
     if isinstance(result, dict):
         raise ApiError(result["error"])
     return {"refill": str(result)}  # a string here, as every document shows it
@@ -161,8 +162,9 @@ def refill_status(*, user: User, params: ApiParams) -> Any:
 
 
 def _cancel_type(order: Order) -> str:
-    """What smmsend calls the thing being canceled: order, dripfeed or subscription."""
-    if order.service.type == OrderType.SUBSCRIPTIONS:
+    """What smmsend calls the thing being canceled: order, dripfeed or subscription. `order`
+    comes from order_request_many_for_user (its service's type annotated as service_type)."""
+    if order.service_type == OrderType.SUBSCRIPTIONS:
         return "subscription"
     if (order.params or {}).get("runs"):
         return "dripfeed"

@@ -9,6 +9,7 @@ from orders.models import Order
 from orders.services import order_create
 from providers.models import Provider
 
+
 @pytest.fixture(autouse=True)
 def _ui_settings(settings):
     settings.PANEL_PUBLIC_URL = "https://panel.example.com"

@@ -1,0 +1,158 @@
+"""Customer panel pages with a big catalog: time, SQL queries and bytes of /services/ and /order/.
+
+    .venv/bin/python bench/ui_pages.py [--services 5000] [--repeat 5]
+
+It (re)creates the database `panel_bench_ui` on the DATABASE_URL's server (default
+postgres://postgres@127.0.0.1:5432), migrates it, seeds a customer with a discount and a few
+custom rates, --services enabled services in one category and 300 completed orders (so that the
+average completion time has data), then asks for each page with Django's test client (signed
+in, in-process: no web server) --repeat times and prints the median and best time, the queries
+of one request and the size of the HTML. The database is dropped at the end.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DB_NAME = "panel_bench_ui"
+
+
+def _admin_url() -> str:
+    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/panel")
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        sys.exit("bench/ui_pages.py measures PostgreSQL: set DATABASE_URL=postgres://...")
+    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{DB_NAME}"))
+    return urlunsplit(parts._replace(path="/postgres"))
+
+
+def recreate_database(admin_url: str, *, drop_only: bool = False) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        if not drop_only:
+            conn.execute(f"CREATE DATABASE {DB_NAME}")
+
+
+def seed(n_services: int):
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from accounts.services import customer_create
+    from catalog.models import Category, CustomerDiscount, CustomerRate, Service
+    from orders.models import Order
+
+    user = customer_create(username="bench", opening_balance=Decimal("1000"))
+    CustomerDiscount.objects.create(user=user, percent=Decimal("5"))
+    category = Category.objects.create(name="Instagram followers")
+    services = Service.objects.bulk_create(
+        [
+            Service(
+                name=f"Bench service {i} — followers, real-looking accounts",
+                description="Start 0-1h, speed 10k/day.\n30 days refill, no drop guarantee.",
+                category=category,
+                rate=Decimal(i % 997) / 100 + Decimal("0.01"),
+                min=10,
+                max=100000,
+                refill=i % 3 == 0,
+                refill_days=30,
+                cancel=i % 2 == 0,
+                dripfeed=i % 5 == 0,
+            )
+            for i in range(n_services)
+        ]
+    )
+    CustomerRate.objects.bulk_create(
+        [CustomerRate(user=user, service=s, rate=Decimal("0.42")) for s in services[::500]]
+    )
+    now = timezone.now()
+    Order.objects.bulk_create(
+        [
+            Order(
+                user=user,
+                service=services[i % 100],
+                status=Order.Status.COMPLETED,
+                link=f"https://example.com/p/{i}",
+                quantity=1000,
+                rate=Decimal("0.9"),
+                charge=Decimal("0.90000"),
+                remains=0,
+                created_at=now - timedelta(hours=2, minutes=i % 60),
+                finished_at=now - timedelta(hours=1),
+            )
+            for i in range(300)
+        ]
+    )
+    return user
+
+
+def measure(client, url: str, repeat: int) -> tuple[float, float, int, int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.get(url)  # warm-up: templates, connection
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = client.get(url)
+        times.append(time.perf_counter() - started)
+        assert response.status_code == 200, (url, response.status_code)
+    with CaptureQueriesContext(connection) as ctx:
+        body = client.get(url).content
+    return statistics.median(times), min(times), len(ctx.captured_queries), len(body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--services", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    opts = parser.parse_args()
+
+    admin_url = _admin_url()
+    recreate_database(admin_url)
+    os.environ["DEBUG"] = "true"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "panel.settings")
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True
+    )
+    import django
+
+    django.setup()
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()  # the test client's host, and rendered templates
+    try:
+        user = seed(opts.services)
+        client = Client()
+        client.force_login(user)
+        print(
+            f"{opts.services:,} enabled services in one category, median (best) of "
+            f"{opts.repeat}, Django test client, {os.cpu_count()} CPUs shared by all, DEBUG=true\n"
+        )
+        print("| page | median ms | best ms | SQL queries | HTML bytes |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for url in ("/services/", "/services/?page=50", "/services/?q=service+42", "/order/"):
+            median, best, queries, size = measure(client, url, opts.repeat)
+            print(f"| `{url}` | {median * 1000:.0f} | {best * 1000:.0f} | {queries} | {size:,} |")
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not opts.keep:
+            recreate_database(admin_url, drop_only=True)
+
+
+if __name__ == "__main__":
+    main()
