@@ -92,7 +92,9 @@ class LedgerEntry(models.Model):
         indexes = [models.Index(fields=["user", "-id"], name="ledger_user_recent")]
         constraints = [
             models.CheckConstraint(condition=~Q(amount=0), name="ledger_amount_not_zero"),
-            models.CheckConstraint(condition=Q(balance_after__gte=0), name="ledger_after_not_negative"),
+            models.CheckConstraint(
+                condition=Q(balance_after__gte=0), name="ledger_after_not_negative"
+            ),
             # An order is charged once and refunded at most once, however often its status is
             # processed.
             models.UniqueConstraint(

@@ -40,9 +40,7 @@ def ledger_find_mismatches() -> list[LedgerMismatch]:
     """Every customer whose ledger does not sum to the cached balance, or whose entries'
     balance_after do not chain (each = the previous one + its amount)."""
     problems: list[LedgerMismatch] = []
-    sums = dict(
-        LedgerEntry.objects.values_list("user_id").annotate(total=Sum("amount")).order_by()
-    )
+    sums = dict(LedgerEntry.objects.values_list("user_id").annotate(total=Sum("amount")).order_by())
     wallets = Wallet.objects.select_related("user").order_by("user_id")
     for wallet in wallets.iterator(chunk_size=2000):
         total = sums.pop(wallet.user_id, Decimal(0))

@@ -138,8 +138,9 @@ class Service(models.Model):
     name = models.CharField(max_length=500)
     description = models.TextField(blank=True)
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="services")
-    type = models.CharField(max_length=64, choices=[(t.value, t.value) for t in OrderType],
-                            default=OrderType.DEFAULT)
+    type = models.CharField(
+        max_length=64, choices=[(t.value, t.value) for t in OrderType], default=OrderType.DEFAULT
+    )
     min = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
     max = models.PositiveIntegerField(default=1)
     refill = models.BooleanField(default=False)
@@ -158,19 +159,27 @@ class Service(models.Model):
     )
     pricing = models.CharField(max_length=8, choices=Pricing.choices, default=Pricing.MARKUP)
     markup_percent = models.DecimalField(
-        **PERCENT, null=True, blank=True, help_text="Overrides the category's and provider's markup."
+        **PERCENT,
+        null=True,
+        blank=True,
+        help_text="Overrides the category's and provider's markup.",
     )
-    rate = models.DecimalField(**RATE, help_text="Retail price per 1000 (per package for packages).")
+    rate = models.DecimalField(
+        **RATE, help_text="Retail price per 1000 (per package for packages)."
+    )
     allow_below_cost = models.BooleanField(default=False)
     allow_unlimited_subscriptions = models.BooleanField(
-        default=False, help_text="Accept subscriptions without `posts` (the charge is then the "
-        "reserve for `subscription_reserve_posts` posts)."
+        default=False,
+        help_text="Accept subscriptions without `posts` (the charge is then the "
+        "reserve for `subscription_reserve_posts` posts).",
     )
     subscription_reserve_posts = models.PositiveIntegerField(default=0)
     # An upstream rise above the hold threshold waits here for an admin's approval.
     held_rate = models.DecimalField(**RATE, null=True, blank=True, editable=False)
     held_cost = models.DecimalField(**RATE, null=True, blank=True, editable=False)
-    hold_policy = models.CharField(max_length=8, choices=HoldPolicy.choices, default=HoldPolicy.KEEP)
+    hold_policy = models.CharField(
+        max_length=8, choices=HoldPolicy.choices, default=HoldPolicy.KEEP
+    )
     # The cost (panel currency, per 1000) the current retail rate was computed from: the base a
     # price rise is measured against.
     priced_cost = models.DecimalField(**RATE, null=True, blank=True, editable=False)

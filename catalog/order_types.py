@@ -48,8 +48,30 @@ class TypeSpec:
 # Parameters that hold lists, one item per line ("separated by \r\n or \n" in the documents).
 LIST_FIELDS = frozenset({"comments", "usernames", "hashtags", "groups"})
 # Subscription delays in minutes: the union of the documented values (smmsend and smmcloud).
-SUBSCRIPTION_DELAYS = (0, 5, 10, 15, 20, 30, 40, 50, 60, 90, 120, 150, 180, 210, 240, 270, 300,
-                       360, 420, 480, 540, 600)
+SUBSCRIPTION_DELAYS = (
+    0,
+    5,
+    10,
+    15,
+    20,
+    30,
+    40,
+    50,
+    60,
+    90,
+    120,
+    150,
+    180,
+    210,
+    240,
+    270,
+    300,
+    360,
+    420,
+    480,
+    540,
+    600,
+)
 
 TYPE_SPECS: dict[OrderType, TypeSpec] = {
     OrderType.DEFAULT: TypeSpec(("link", "quantity"), ("runs", "interval")),

@@ -195,6 +195,7 @@ def _actions() -> dict[str, Handler]:
 
 # --- Rate limits ---------------------------------------------------------------------------------
 
+
 def _check_rate(scope: str, ident: str, spec: str | None, who: str) -> None:
     """Count this call in a fixed window kept in the shared cache (Redis in production, so every
     worker process counts together); refuse it when the window is full."""

@@ -12,7 +12,9 @@ def _fernet(keys: tuple[str, ...]) -> MultiFernet:
     try:
         return MultiFernet([Fernet(key) for key in keys])
     except (ValueError, TypeError) as exc:
-        raise ImproperlyConfigured(f"FIELD_ENCRYPTION_KEYS holds an invalid Fernet key: {exc}") from None
+        raise ImproperlyConfigured(
+            f"FIELD_ENCRYPTION_KEYS holds an invalid Fernet key: {exc}"
+        ) from None
 
 
 def encrypt(plain: str) -> str:

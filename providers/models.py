@@ -15,7 +15,9 @@ class Provider(models.Model):
     """An upstream that speaks API v2. Its API key is stored encrypted (providers.crypto)."""
 
     name = models.CharField(max_length=100, unique=True)
-    api_url = models.URLField(max_length=500, help_text="The API v2 endpoint, e.g. https://x.com/api/v2")
+    api_url = models.URLField(
+        max_length=500, help_text="The API v2 endpoint, e.g. https://x.com/api/v2"
+    )
     api_key_encrypted = models.TextField(editable=False)
     api_key_hint = models.CharField(max_length=8, editable=False, help_text="Last 4 characters.")
     currency = models.CharField(max_length=3, default="USD")

@@ -7,7 +7,6 @@ from providers.models import Provider
 from providers.selectors import provider_ids_enabled
 from providers.services import provider_check_balance
 
-
 # Per-provider runs expire well before the next sweep queues new ones.
 SWEEP_TASK_EXPIRES = 10 * 60
 

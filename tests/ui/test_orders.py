@@ -375,4 +375,4 @@ def test_order_page_shows_the_types_own_parameters(alice_client, comments_servic
     order = place(comments_service, comments="First!\n<b>bold</b>", quantity="2")
     body = alice_client.get(reverse("order_detail", args=[order.pk])).content.decode()
     assert "First!<br>&lt;b&gt;bold&lt;/b&gt;" in body
-    assert "<dt class=\"col-5\">Comments</dt>" in body
+    assert '<dt class="col-5">Comments</dt>' in body

@@ -14,7 +14,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument("--email", default="")
-        parser.add_argument("--password", default=None, help="Without it the customer cannot log in.")
+        parser.add_argument(
+            "--password", default=None, help="Without it the customer cannot log in."
+        )
         parser.add_argument("--balance", default="0", help="Opening balance, e.g. 25.50")
         parser.add_argument("--api-key", action="store_true", help="Issue an API key and print it.")
 
@@ -34,6 +36,8 @@ class Command(BaseCommand):
             raise CommandError(messages) from None
         except InvalidAmount as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"Created customer {user.username} (id {user.pk}), balance {user.balance}.")
+        self.stdout.write(
+            f"Created customer {user.username} (id {user.pk}), balance {user.balance}."
+        )
         if api_key:
             self.stdout.write(api_key_issue(user=user).raw)

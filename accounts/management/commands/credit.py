@@ -26,4 +26,6 @@ class Command(BaseCommand):
             entry = balance_adjust(user=user, amount=value, created_by=None, reason=reason)
         except (InsufficientFunds, InvalidAmount) as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"{entry.amount:+} for {user.username}; the balance is {entry.balance_after}.")
+        self.stdout.write(
+            f"{entry.amount:+} for {user.username}; the balance is {entry.balance_after}."
+        )
