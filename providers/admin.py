@@ -3,6 +3,7 @@ actions test the connection, sync the catalog now and check the balance."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
@@ -51,6 +52,13 @@ class ProviderAdminForm(forms.ModelForm):
     class Meta:
         model = Provider
         fields = "__all__"  # noqa: DJ007 - the ModelAdmin fieldsets choose the fields
+        # An API URL typed without a scheme means https (Django 6's default, chosen now).
+        formfield_callback = staticmethod(
+            lambda field, **kwargs: field.formfield(
+                **({"assume_scheme": "https"} if isinstance(field, models.URLField) else {}),
+                **kwargs,
+            )
+        )
 
     def clean(self):
         data = super().clean()
@@ -70,6 +78,7 @@ class ProviderAdminForm(forms.ModelForm):
 @admin.register(Provider)
 class ProviderAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = ProviderAdminForm
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = (
         "name",
         "api_url",
