@@ -309,11 +309,20 @@ class ServiceAdmin(AuditedAdminMixin, admin.ModelAdmin):
     @admin.action(description="Enable the selected services")
     def enable_services(self, request: HttpRequest, queryset: QuerySet[Service]) -> None:
         before = {}
-        for service in queryset.filter(is_enabled=False):
-            before[service.pk] = _service_fields(service)
-            service_enable(service=service)
+        refused = []
+        disabled = queryset.filter(is_enabled=False).select_related("upstream__provider")
+        for service in disabled:
+            fields = _service_fields(service)
+            try:
+                service_enable(service=service)
+            except CatalogError as exc:
+                refused.append(str(exc))
+                continue
+            before[service.pk] = fields
         _audit_services(request, "enable", "Enabled by an admin", before, before)
         self.message_user(request, f"{len(before)} services enabled.")
+        for reason in refused:
+            self.message_user(request, f"Not enabled: {reason}", messages.WARNING)
 
     @admin.action(description="Disable the selected services")
     def disable_services(self, request: HttpRequest, queryset: QuerySet[Service]) -> None:

@@ -83,6 +83,28 @@ def test_manual_disable_and_enable(synced):
     assert service.is_enabled and service.disabled_reason == ""
 
 
+def test_enable_refuses_a_service_that_cannot_be_served_or_sells_below_cost(synced):
+    (service,) = catalog_import_services(provider=synced, upstream_ids=["1"])
+    service_disable(service=service, reason="checking")
+    Service.objects.filter(pk=service.pk).update(rate=D("0.5"))  # upstream costs 1.00
+    service.refresh_from_db()
+    with pytest.raises(CatalogError, match="below the cost"):
+        service_enable(service=service)
+    service.allow_below_cost = True
+    UpstreamService.objects.filter(pk=service.upstream_id).update(removed_at="2026-01-01T00:00Z")
+    service.upstream.refresh_from_db()
+    with pytest.raises(CatalogError, match="removed at the provider"):
+        service_enable(service=service)
+    UpstreamService.objects.filter(pk=service.upstream_id).update(removed_at=None)
+    service.upstream.refresh_from_db()
+    Provider.objects.filter(pk=synced.pk).update(is_enabled=False)
+    service.upstream.provider.refresh_from_db()
+    with pytest.raises(CatalogError, match="is disabled"):
+        service_enable(service=service)
+    service.refresh_from_db()
+    assert not service.is_enabled
+
+
 def test_upstream_candidates_for_failover(synced, upstream):
     (service,) = catalog_import_services(provider=synced, upstream_ids=["1"])
     with CatalogServer([item(9), item(10)]) as other_server:
