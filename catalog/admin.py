@@ -33,6 +33,7 @@ from catalog.services import (
     service_cost,
     service_disable,
     service_enable,
+    service_enable_refusal,
     service_set_price,
 )
 from providers.models import Provider
@@ -198,6 +199,18 @@ class ServiceAdminForm(forms.ModelForm):
             if cost is not None and data["rate"] < cost and not allowed:
                 self.add_error("rate", f"Below the cost {cost.normalize():f}; tick "
                                "'allow below cost' to sell at a loss.")  # fmt: skip
+        switched_on = "is_enabled" in self.changed_data and data.get("is_enabled")
+        if self.instance.pk and switched_on and not self.errors:
+            # The same checks as the Enable action, on the values about to be saved.
+            candidate = Service(
+                pk=self.instance.pk,
+                name=data.get("name", self.instance.name),
+                upstream=data.get("upstream", self.instance.upstream),
+                rate=data.get("rate", self.instance.rate),
+                allow_below_cost=data.get("allow_below_cost", self.instance.allow_below_cost),
+            )
+            if refusal := service_enable_refusal(candidate):
+                self.add_error("is_enabled", refusal)
         return data
 
 

@@ -836,24 +836,31 @@ def service_disable(*, service: Service, reason: str, cause: str = Cause.MANUAL)
     return service
 
 
-def service_enable(*, service: Service) -> Service:
-    """Enable a service by hand (clears why it was disabled).
-
-    Raises CatalogError, changing nothing, when orders could not be served or would lose
-    money: its upstream service is gone or its provider disabled, or it sells below cost
-    without `allow_below_cost`."""
+def service_enable_refusal(service: Service) -> str | None:
+    """Why `service` must not go on sale now, or None: orders could not be served (its upstream
+    service is gone, its provider disabled) or would lose money (below cost without
+    `allow_below_cost`)."""
     upstream = service.upstream
-    if upstream is not None:
-        if upstream.removed_at is not None:
-            raise CatalogError(f"{service}: its upstream service was removed at the provider.")
-        if not upstream.provider.is_enabled:
-            raise CatalogError(f"{service}: its provider {upstream.provider} is disabled.")
-        cost = service_cost(service)
-        if cost is not None and service.rate < cost and not service.allow_below_cost:
-            raise CatalogError(
-                f"{service}: the rate {service.rate} is below the cost {cost}; raise the price "
-                "or allow selling below cost first."
-            )
+    if upstream is None:
+        return None
+    if upstream.removed_at is not None:
+        return f"{service}: its upstream service was removed at the provider."
+    if not upstream.provider.is_enabled:
+        return f"{service}: its provider {upstream.provider} is disabled."
+    cost = service_cost(service)
+    if cost is not None and service.rate < cost and not service.allow_below_cost:
+        return (
+            f"{service}: the rate {service.rate} is below the cost {cost}; raise the price "
+            "or allow selling below cost first."
+        )
+    return None
+
+
+def service_enable(*, service: Service) -> Service:
+    """Enable a service by hand (clears why it was disabled). Raises CatalogError, changing
+    nothing, when service_enable_refusal() gives a reason."""
+    if refusal := service_enable_refusal(service):
+        raise CatalogError(refusal)
     _enable(service)
     service.save(update_fields=["is_enabled", "disabled_cause", "disabled_reason", "updated_at"])
     return service
@@ -872,6 +879,7 @@ __all__ = [
     "service_cost",
     "service_disable",
     "service_enable",
+    "service_enable_refusal",
     "service_price_decision",
     "service_set_price",
     "service_use_markup",

@@ -161,3 +161,21 @@ def test_category_markup_change_reprices(admin_client, synced):
     )
     service.refresh_from_db()
     assert service.rate == D("2.2")
+
+
+def test_ticking_enabled_on_the_change_form_runs_the_enable_checks(admin_client, synced):
+    (service,) = catalog_import_services(provider=synced, upstream_ids=["2"])
+    Service.objects.filter(pk=service.pk).update(is_enabled=False, disabled_reason="gone")
+    UpstreamService.objects.filter(pk=service.upstream_id).update(removed_at="2026-01-01T00:00Z")
+    url = reverse("admin:catalog_service_change", args=[service.pk])
+    form = admin_client.get(url).context["adminform"].form
+    data = {k: ("" if v is None else v) for k, v in form.initial.items()
+            if k not in ("held_rate", "held_cost", "priced_cost", "disabled_cause", "created_at",
+                         "updated_at")}  # fmt: skip
+    data = {k: v for k, v in data.items() if not isinstance(v, bool) or v}
+    data.update({"is_enabled": "on", "backups-TOTAL_FORMS": "0", "backups-INITIAL_FORMS": "0"})
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    assert "upstream service was removed" in response.content.decode()
+    service.refresh_from_db()
+    assert not service.is_enabled
