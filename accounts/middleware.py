@@ -1,5 +1,11 @@
 import zoneinfo
+from collections.abc import Callable
+from functools import wraps
+from urllib.parse import urlsplit
 
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 
@@ -20,3 +26,26 @@ class UserTimezoneMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+def customer_login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Django's login_required, except for htmx: a poll or a fragment asked for after the
+    session ended would follow the redirect and swap the whole login page into the order row
+    (or blank the progress). htmx gets a 401 with HX-Redirect instead, and the browser goes to
+    the login page, coming back to the page it was on."""
+    plain = login_required(view)
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.user.is_authenticated or not request.headers.get("HX-Request"):
+            return plain(request, *args, **kwargs)
+        try:
+            current = urlsplit(request.headers.get("HX-Current-URL", ""))
+        except ValueError:
+            current = urlsplit("")
+        back = (current.path or "/") + (f"?{current.query}" if current.query else "")
+        response = HttpResponse("Your session has ended: please log in again.", status=401)
+        response["HX-Redirect"] = redirect_to_login(back)["Location"]
+        return response
+
+    return wrapper

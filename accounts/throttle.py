@@ -27,33 +27,48 @@ def _limits() -> tuple[int, int, int]:
 def _keys(username: str, ip: str) -> tuple[str, str]:
     # Hashed so that any username (spaces, unicode, 150 chars) makes a valid cache key.
     pair = hashlib.sha256(f"{username.strip().lower()}\0{ip}".encode()).hexdigest()
-    return f"login-fail:pair:{pair}", f"login-fail:ip:{ip}"
+    # "login-fails:", not the old "login-fail:" whose values were (count, start) tuples.
+    return f"login-fails:pair:{pair}", f"login-fails:ip:{ip}"
 
 
 def login_throttle_wait(*, username: str, ip: str) -> int:
     """Seconds until this (username, IP) may try again; 0 when it may try now."""
     attempts, window, per_ip = _limits()
     pair_key, ip_key = _keys(username, ip)
-    values = cache.get_many([pair_key, ip_key])
+    values = cache.get_many([pair_key, ip_key, f"{pair_key}:start", f"{ip_key}:start"])
     waits = []
     for key, limit in ((pair_key, attempts), (ip_key, per_ip)):
-        record = values.get(key)
-        if record and record[0] >= limit:
-            waits.append(max(1, int(record[1] + window - time.time())))
+        count = values.get(key)
+        if isinstance(count, int) and count >= limit:
+            started = values.get(f"{key}:start") or time.time()
+            waits.append(max(1, int(started + window - time.time())))
     return max(waits, default=0)
 
 
 def login_throttle_fail(*, username: str, ip: str) -> None:
-    """Count one failed attempt; the window starts at the first failure."""
+    """Count one failed attempt; the window starts at the first failure.
+
+    The count is the cache's atomic increment (Redis INCR), not a read and a write: with a
+    read-then-write, guesses sent in parallel all read the same count and most of them were
+    never counted, so a guesser with many connections got far more than the limit."""
     _, window, _ = _limits()
+    now = time.time()
     for key in _keys(username, ip):
-        record = cache.get(key)
-        count, started = record if record else (0, time.time())
-        cache.set(key, (count + 1, started), timeout=max(1, int(started + window - time.time())))
+        cache.add(f"{key}:start", now, timeout=window)
+        started = cache.get(f"{key}:start") or now
+        remaining = max(1, int(started + window - now))
+        cache.add(key, 0, timeout=remaining)
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=remaining)
+        # Some backends' incr (files, database) write the value back with the default timeout.
+        cache.touch(key, timeout=remaining)
 
 
 def login_throttle_clear(*, username: str, ip: str) -> None:
-    cache.delete(_keys(username, ip)[0])
+    pair_key = _keys(username, ip)[0]
+    cache.delete_many([pair_key, f"{pair_key}:start"])
 
 
 # --- Sign-up ----------------------------------------------------------------------------------

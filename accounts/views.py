@@ -1,6 +1,7 @@
 """The customer's own pages: home, sign up, log in, settings, funds and the API page."""
 
 import csv
+import ipaddress
 from collections.abc import Iterator
 
 from django.conf import settings
@@ -35,9 +36,18 @@ STATEMENT_PAGE_SIZE = 50
 
 
 def client_ip(request: HttpRequest) -> str:
-    # REMOTE_ADDR only: X-Forwarded-For is whatever the client wants it to be unless a proxy we
-    # trust rewrites it, and a throttle keyed on it would be trivial to step around.
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    """REMOTE_ADDR, or the header named by API_CLIENT_IP_HEADER (the one setting the reseller
+    API uses too) when the panel runs behind a proxy that sets it. Behind a proxy REMOTE_ADDR is
+    the proxy's own address: keyed on it, 50 failed logins would lock every customer out, and
+    10 sign-ups an hour would close sign-up for everyone. Without the setting the header is
+    ignored: it is whatever the client wants it to be unless a trusted proxy rewrites it."""
+    header = getattr(settings, "API_CLIENT_IP_HEADER", None)
+    for raw in (request.META.get(header, "") if header else "", request.META.get("REMOTE_ADDR")):
+        try:
+            return str(ipaddress.ip_address((raw or "").split(",")[0].strip()))
+        except ValueError:
+            continue
+    return "unknown"
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -175,6 +185,9 @@ def _csv_cell(value: str) -> str:
 def funds_csv(request: HttpRequest) -> StreamingHttpResponse:
     entries = ledger_list_for_user(user=request.user).order_by("id")
     writer = csv.writer(_Echo())
+    # The rows are written while the response streams, after UserTimezoneMiddleware has put the
+    # default zone back: take the customer's zone now.
+    tz = timezone.get_current_timezone()
 
     def rows() -> Iterator[str]:
         yield writer.writerow(
@@ -184,7 +197,7 @@ def funds_csv(request: HttpRequest) -> StreamingHttpResponse:
             yield writer.writerow(
                 [
                     entry.pk,
-                    timezone.localtime(entry.created_at).isoformat(timespec="seconds"),
+                    timezone.localtime(entry.created_at, tz).isoformat(timespec="seconds"),
                     entry.get_kind_display(),
                     f"{entry.amount}",
                     f"{entry.balance_after}",

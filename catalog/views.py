@@ -4,7 +4,6 @@ average completion time the panel measured on its own recent orders."""
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -12,6 +11,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from accounts.middleware import customer_login_required
 from catalog.models import Category, Service
 from catalog.selectors import service_list_enabled, service_rates_for_user
 from orders.forms import parse_id
@@ -48,7 +48,8 @@ def _filtered(request: HttpRequest) -> tuple[QuerySet[Service], str, str]:
     category = request.GET.get("category", "")
     if parse_id(category) is not None:
         services = services.filter(category_id=parse_id(category))
-    q = request.GET.get("q", "").strip()[:200]
+    # PostgreSQL refuses a NUL in a query parameter (a 500), and no name contains one.
+    q = request.GET.get("q", "").replace("\x00", "").strip()[:200]
     if q:
         match = Q(name__icontains=q) | Q(description__icontains=q) | Q(type__icontains=q)
         number = parse_id(q)
@@ -56,7 +57,7 @@ def _filtered(request: HttpRequest) -> tuple[QuerySet[Service], str, str]:
     return services, category, q
 
 
-@login_required
+@customer_login_required
 @require_GET
 def service_list(request: HttpRequest) -> HttpResponse:
     matching, category, q = _filtered(request)

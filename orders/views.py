@@ -8,11 +8,10 @@ Every read goes through orders.selectors.*_for_user, so another customer's order
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponse
@@ -22,6 +21,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.middleware import customer_login_required
 from accounts.services import InsufficientFunds
 from catalog.models import Category, Service
 from catalog.order_types import QuantityFrom
@@ -55,6 +55,7 @@ from orders.services import (
 
 ORDERS_PAGE_SIZE = 25
 MAX_ID = 2**63 - 1
+STALE_FORM = "This form is incomplete or out of date: reload the page and fill it in again."
 PICKER_LIMIT = 1000  # options in the service select; search or a category narrows it
 # Status tabs → the internal statuses behind them (Processing sits under "In progress").
 STATUS_TABS: list[tuple[str, str, frozenset[str]]] = [
@@ -118,7 +119,8 @@ def cancel_allowed(order: Order) -> bool:
         return False
     if any(c.status in OPEN_CANCEL_STATUSES for c in order.cancel_requests.all()):
         return False
-    if order.status in (Order.Status.QUEUED, Order.Status.WAITING_FUNDS):
+    # Not sent upstream yet (a manual service's order waits for the admin): canceled at once.
+    if order.status in (Order.Status.QUEUED, Order.Status.WAITING_FUNDS, Order.Status.MANUAL):
         return True
     return (
         order.status in POLLED_STATUSES
@@ -159,7 +161,8 @@ def _get_order(request: HttpRequest, order_id: int) -> Order:
 def _picker_context(request: HttpRequest, service: Service | None) -> dict:
     params = request.GET if request.method == "GET" else request.POST
     category_id = params.get("category", "")
-    q = params.get("q", "").strip()[:200]
+    # PostgreSQL refuses a NUL in a query parameter (a 500), and no name contains one.
+    q = params.get("q", "").replace("\x00", "").strip()[:200]
     services = service_list_enabled()
     if parse_id(category_id) is not None:
         services = services.filter(category_id=parse_id(category_id))
@@ -230,7 +233,7 @@ def _place(request: HttpRequest, form: OrderForm, service: Service) -> Order | N
     return order
 
 
-@login_required
+@customer_login_required
 @require_http_methods(["GET", "POST"])
 def order_new(request: HttpRequest) -> HttpResponse:
     params = request.GET if request.method == "GET" else request.POST
@@ -271,7 +274,7 @@ def _quote_or_error(request: HttpRequest, service: Service, form: OrderForm) -> 
         return {"error": exc.message, "field": exc.field}
 
 
-@login_required
+@customer_login_required
 @require_POST
 def order_quote_fragment(request: HttpRequest) -> HttpResponse:
     """The live charge preview (htmx): validates like ordering, writes nothing."""
@@ -289,18 +292,17 @@ def _form_problem(form: OrderForm) -> dict:
     """What the preview says about an incomplete form: the fields still empty, else the first
     error (the full list appears next to the fields when the form is sent)."""
     problems = form.errors.as_data()
+    if any(form[n].is_hidden for n in problems if n in form.fields):
+        return {"error": STALE_FORM}  # service or token: not the customer's typing
     missing = [
-        str(form.fields[name].label).lower()
+        name
         for name, errors in problems.items()
         if name in form.fields and all(e.code == "required" for e in errors)
     ]
     if len(missing) == len(problems):
-        return {"missing": missing}
-    name, errors = next(
-        (n, e)
-        for n, e in form.errors.items()
-        if n not in form.fields or str(form.fields[n].label).lower() not in missing
-    )
+        return {"missing": [str(form.fields[n].label).lower() for n in missing]}
+    name = next(n for n in problems if n not in missing)
+    errors = form.errors[name]
     label = form.fields[name].label if name in form.fields else ""
     return {"error": f"{label}: {errors[0]}" if label else errors[0], "field": name}
 
@@ -327,7 +329,7 @@ def _parse_line(number: int, text: str) -> tuple[MassLine, tuple[int, str, str] 
     return line, (parse_id(service_id), link, quantity)
 
 
-@login_required
+@customer_login_required
 @require_http_methods(["GET", "POST"])
 def mass_order(request: HttpRequest) -> HttpResponse:
     form = MassOrderForm(request.POST or None)
@@ -379,7 +381,7 @@ def mass_order(request: HttpRequest) -> HttpResponse:
 
 
 # --- Order list, detail, actions -------------------------------------------------------------
-@login_required
+@customer_login_required
 @require_GET
 def order_list(request: HttpRequest) -> HttpResponse:
     tab = request.GET.get("status", "all")
@@ -402,19 +404,24 @@ def order_list(request: HttpRequest) -> HttpResponse:
         "tabs": STATUS_TABS,
         "tab": tab,
         "q": q,
+        # What the page links keep (includes/pagination.html appends page=N): tab and search.
+        "query": urlencode([("status", tab), *([("q", q)] if q else [])]) + "&",
         "search": search,
         "poll": poll_seconds(),
     }
     return render(request, "orders/list.html", context)
 
 
-@login_required
+@customer_login_required
 @require_GET
 def order_row(request: HttpRequest, order_id: int) -> HttpResponse:
     """One row of the order list, for the htmx poll that keeps active orders up to date."""
     order = decorate(_get_order(request, order_id))
     # The row's Refill/Cancel forms return to the page showing the row, not to this fragment.
-    current = urlsplit(request.headers.get("HX-Current-URL", ""))
+    try:
+        current = urlsplit(request.headers.get("HX-Current-URL", ""))
+    except ValueError:  # a malformed header ("http://[") is no reason for a 500
+        current = urlsplit("")
     next_url = (
         current.path + (f"?{current.query}" if current.query else "")
         if current.path.startswith(reverse("orders"))
@@ -424,7 +431,7 @@ def order_row(request: HttpRequest, order_id: int) -> HttpResponse:
     return render(request, "orders/_order_row.html", context)
 
 
-@login_required
+@customer_login_required
 @require_GET
 def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
     order = decorate(_get_order(request, order_id))
@@ -472,7 +479,7 @@ def _back(request: HttpRequest, order: Order) -> HttpResponse:
     return redirect(target)
 
 
-@login_required
+@customer_login_required
 @require_POST
 def order_refill(request: HttpRequest, order_id: int) -> HttpResponse:
     order = _get_order(request, order_id)
@@ -485,7 +492,7 @@ def order_refill(request: HttpRequest, order_id: int) -> HttpResponse:
     return _back(request, order)
 
 
-@login_required
+@customer_login_required
 @require_POST
 def order_cancel(request: HttpRequest, order_id: int) -> HttpResponse:
     order = _get_order(request, order_id)

@@ -3,6 +3,7 @@
 import csv
 import io
 import re
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,8 @@ from django.utils import timezone
 from accounts.models import ApiKey, LedgerEntry, User
 from accounts.selectors import api_key_get_user
 from accounts.services import balance_adjust
+from accounts.throttle import login_throttle_fail, login_throttle_wait
+from tests.threads import run_in_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -222,3 +225,71 @@ def test_api_page_documents_every_action_and_order_type(alice_client):
         "curl_init",
     ]:
         assert text in body, text
+
+
+def test_login_failures_sent_in_parallel_are_all_counted(settings):
+    # A read-then-write count lost most of the guesses sent at the same moment, so a guesser
+    # with many connections got far more tries than the limit. All 16 must count.
+    if "redis" not in settings.CACHES["default"]["BACKEND"].lower():
+        pytest.skip("atomic increments need the Redis cache (the file cache is single-process)")
+    settings.LOGIN_THROTTLE_ATTEMPTS = 16
+    username, ip = f"race-{uuid.uuid4().hex}", "10.9.9.9"
+    results = run_in_threads(16, lambda _: login_throttle_fail(username=username, ip=ip))
+    assert results == [None] * 16
+    assert login_throttle_wait(username=username, ip=ip) > 0
+    settings.LOGIN_THROTTLE_ATTEMPTS = 17
+    assert login_throttle_wait(username=username, ip=ip) == 0
+
+
+def test_several_errors_of_one_field_sit_in_the_one_element_the_field_points_to(client):
+    # The widget's aria-describedby names "<id>_error"; one element per error repeated that id,
+    # so a screen reader read only the first ("too short") and the page was invalid HTML.
+    response = client.post(
+        reverse("signup"),
+        {"username": "carol", "email": "c@example.com", "password1": "123", "password2": "123"},
+    )
+    body = response.content.decode()
+    assert 'aria-describedby="id_password2_helptext id_password2_error"' in body
+    assert body.count('id="id_password2_error"') == 1
+    block = re.search(r'id="id_password2_error">(.*?)</div></div>', body, re.S).group(1)
+    assert "too short" in block and "too common" in block and "entirely numeric" in block
+
+
+def test_behind_a_proxy_the_login_throttle_counts_the_clients_address(client, alice, settings):
+    # Behind the TLS proxy every request's REMOTE_ADDR is the proxy: keyed on it, one guesser
+    # locked every customer out. With API_CLIENT_IP_HEADER set, the proxy's header counts.
+    settings.LOGIN_THROTTLE_ATTEMPTS = 3
+    settings.API_CLIENT_IP_HEADER = "HTTP_X_REAL_IP"
+    proxy = {"REMOTE_ADDR": "10.0.0.1"}
+    for _ in range(3):
+        client.post(
+            reverse("login"),
+            {"username": "alice", "password": "x"},
+            HTTP_X_REAL_IP="203.0.113.7",
+            **proxy,
+        )
+    right = {"username": "alice", "password": "pw-alice-123"}
+    guesser = client.post(reverse("login"), right, HTTP_X_REAL_IP="203.0.113.7", **proxy)
+    assert guesser.status_code == 429
+    customer = client.post(reverse("login"), right, HTTP_X_REAL_IP="198.51.100.2", **proxy)
+    assert customer.status_code == 302
+
+
+def test_without_the_setting_a_client_cannot_pick_its_address(client, alice, settings):
+    settings.LOGIN_THROTTLE_ATTEMPTS = 3
+    settings.API_CLIENT_IP_HEADER = None
+    for n in range(3):
+        client.post(
+            reverse("login"), {"username": "alice", "password": "x"}, HTTP_X_REAL_IP=f"192.0.2.{n}"
+        )
+    right = {"username": "alice", "password": "pw-alice-123"}
+    assert client.post(reverse("login"), right, HTTP_X_REAL_IP="192.0.2.99").status_code == 429
+
+
+def test_statement_csv_times_are_in_the_customers_time_zone(alice_client, alice):
+    alice.timezone = "Asia/Tokyo"
+    alice.save(update_fields=["timezone"])
+    response = alice_client.get(reverse("funds_csv"))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    # Written while streaming, after the middleware has put UTC back.
+    assert rows[1][1].endswith("+09:00")

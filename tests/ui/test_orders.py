@@ -376,3 +376,90 @@ def test_order_page_shows_the_types_own_parameters(alice_client, comments_servic
     body = alice_client.get(reverse("order_detail", args=[order.pk])).content.decode()
     assert "First!<br>&lt;b&gt;bold&lt;/b&gt;" in body
     assert '<dt class="col-5">Comments</dt>' in body
+
+
+def test_a_nul_in_a_search_is_no_server_error(alice_client, default_service):
+    # PostgreSQL refuses NUL in a text parameter; the searches drop it instead of failing.
+    response = alice_client.get(reverse("order_new"), {"q": "Insta\x00gram"})
+    assert response.status_code == 200 and default_service in response.context["services"]
+    response = alice_client.get(reverse("services"), {"q": "Insta\x00gram"})
+    assert response.status_code == 200 and response.context["count"] == 1
+    assert alice_client.get(reverse("orders"), {"q": "p/\x00"}).status_code == 200
+
+
+def test_order_list_page_links_keep_the_search(alice_client, default_service, place):
+    for _ in range(27):
+        place(default_service, status="completed", link="https://instagram.com/p/kept")
+    place(default_service, status="completed", link="https://instagram.com/p/other")
+    response = alice_client.get(reverse("orders"), {"status": "completed", "q": "p/kept"})
+    page = response.content.decode()
+    assert 'href="?status=completed&amp;q=p%2Fkept&amp;page=2"' in page
+    second = alice_client.get(reverse("orders"), {"status": "completed", "q": "p/kept", "page": 2})
+    assert len(second.context["orders"]) == 2  # 27 matches: 25 + 2, the other link left out
+
+
+def test_row_fragment_survives_a_malformed_current_url(alice_client, default_service, place):
+    order = place(default_service, status="in_progress")
+    row = alice_client.get(
+        reverse("order_row", args=[order.pk]), HTTP_HX_CURRENT_URL="http://[::1/orders/"
+    )
+    assert row.status_code == 200
+    assert 'name="next" value="/orders/"' in row.content.decode()
+
+
+def test_a_manual_services_order_shows_cancel_since_the_service_accepts_it(
+    alice_client, alice, category, place
+):
+    # A service without an upstream: its orders wait for the admin (status manual), and
+    # order_cancel_request cancels them at once with a full refund. The button was missing.
+    manual = Service.objects.create(
+        name="Hand-made",
+        category=category,
+        type="Default",
+        min=10,
+        max=1000,
+        rate=Decimal("2.00"),
+        cancel=True,
+    )
+    order = place(manual)
+    assert order.status == Order.Status.MANUAL
+    body = alice_client.get(reverse("orders")).content.decode()
+    assert reverse("order_cancel", args=[order.pk]) in body
+    alice_client.post(reverse("order_cancel", args=[order.pk]))
+    order.refresh_from_db()
+    assert order.status == Order.Status.CANCELED and balance(alice) == Decimal("50.00000")
+
+
+def test_a_form_without_its_hidden_fields_says_so(alice_client, alice, default_service):
+    # A stale or hand-made form without its token: the page answered 400 with no message at
+    # all (hidden fields have no place for their error) and the preview said "Fill in none".
+    fields = {"service": default_service.pk, "link": "https://x.com/a", "quantity": "100"}
+    response = alice_client.post(reverse("order_new"), fields)
+    body = response.content.decode()
+    assert response.status_code == 400 and body.count("incomplete or out of date") == 1
+    quote = alice_client.post(reverse("order_quote"), fields).content.decode()
+    assert "incomplete or out of date" in quote and "none" not in quote
+    mass = alice_client.post(reverse("mass_order"), {"orders": f"{default_service.pk} | x | 100"})
+    assert mass.status_code == 400 and "incomplete or out of date" in mass.content.decode()
+    assert balance(alice) == Decimal("50.00000") and not Order.objects.exists()
+
+
+def test_an_htmx_poll_after_the_session_ended_sends_the_browser_to_log_in(
+    client, default_service, place
+):
+    # It followed the redirect and swapped the whole login page into the order's row.
+    order = place(default_service, status="in_progress")
+    response = client.get(
+        reverse("order_row", args=[order.pk]),
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="http://testserver/orders/?status=in_progress",
+    )
+    assert response.status_code == 401
+    assert response["HX-Redirect"] == "/login/?next=/orders/%3Fstatus%3Din_progress"
+    quote = client.post(
+        reverse("order_quote"), {"service": default_service.pk}, HTTP_HX_REQUEST="true"
+    )
+    assert quote.status_code == 401 and quote["HX-Redirect"].startswith("/login/")
+    # Without htmx it is the usual redirect.
+    plain = client.get(reverse("order_row", args=[order.pk]))
+    assert plain.status_code == 302 and plain["Location"].startswith("/login/")
