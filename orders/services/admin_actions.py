@@ -12,6 +12,8 @@ from orders.services.status import order_set_status
 
 S = Order.Status
 ADMIN = OrderStatusChange.Source.ADMIN
+# The placement's own states: set by the placement and the sweeps, never by hand.
+PLACEMENT_STATUSES = frozenset({S.QUEUED, S.SUBMITTING, S.WAITING_FUNDS})
 
 
 def _moved(order: Order, **kwargs) -> Order:
@@ -32,13 +34,21 @@ def order_resend(*, order: Order, who: User, note: str = "") -> Order:
     provider has no order for it: a resend after an unknown outcome can place it twice."""
     if order.status != S.NEEDS_REVIEW:
         raise OrderError(None, "Only orders that need review can be resent.")
+    if order.upstream_order_id:
+        # Placed for sure (polled too long, or accepted after the stuck sweep moved it): a
+        # resend would place it a second time. Set its status instead.
+        raise OrderError(
+            None,
+            f"Order {order.pk} is placed at the provider as {order.upstream_order_id}; "
+            "set its status instead of resending.",
+        )
     with transaction.atomic():
         order = _moved(
             order,
             new=S.QUEUED,
             who=who,
             note=note or "Resent by an admin",
-            extra={"attention_reason": "", "upstream_order_id": ""},
+            extra={"attention_reason": ""},
         )
         transaction.on_commit(lambda: enqueue_submit(order.pk))
     return order
@@ -84,6 +94,10 @@ def order_set_status_by_admin(
     refund is charge * remains / quantity, Canceled refunds all, once."""
     if new not in S.values:
         raise OrderError("status", "Unknown status.")
+    if new in PLACEMENT_STATUSES:
+        # These send the order upstream (the requeue sweep picks up QUEUED ones): only Resend
+        # may do that, after its checks.
+        raise OrderError("status", "Use Resend to send an order upstream again.")
     if new == S.PARTIAL and remains is None:
         raise OrderError("remains", "Say how many were not delivered (remains) for Partial.")
     if remains is not None and not 0 <= remains <= order.quantity:

@@ -107,10 +107,14 @@ def _url(data: Mapping[str, object], name: str, label: str) -> str:
     value = _required(data, name, label)
     if len(value) > MAX_LINK_LENGTH:
         raise OrderError(name, f"{label} is too long (at most {MAX_LINK_LENGTH} characters).")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+    except ValueError:  # e.g. "http://[abc/": an unclosed IPv6 bracket
+        hostname = None
     if (
-        parts.scheme.lower() not in ("http", "https")
-        or not parts.hostname
+        not hostname
+        or parts.scheme.lower() not in ("http", "https")
         or any(ch.isspace() for ch in value)
     ):
         raise OrderError(name, f"{label} must be a full http:// or https:// address.")
@@ -127,6 +131,14 @@ def _username(data: Mapping[str, object], name: str = "username") -> str:
 def _range(service: Service, name: str, value: int, label: str = "Quantity") -> None:
     if not service.min <= value <= service.max:
         raise OrderError(name, f"{label} must be between {service.min} and {service.max}.")
+
+
+def _units_within_limit(units: int, name: str, label: str) -> int:
+    # Each factor is within its own limit but the product may not fit the order's quantity
+    # column: refuse it here rather than let the INSERT fail.
+    if units > _MAX_INT:
+        raise OrderError(name, f"{label} is too large (at most {_MAX_INT} units in one order).")
+    return units
 
 
 def _joined(lines: list[str]) -> str:
@@ -156,7 +168,7 @@ def _draft_default(service: Service, data: Mapping[str, object]) -> _Draft:
         raise OrderError("runs", f"Runs can be at most {MAX_RUNS}.")
     if interval > MAX_INTERVAL_MINUTES:
         raise OrderError("interval", "Interval can be at most 30 days.")
-    total = quantity * runs
+    total = _units_within_limit(quantity * runs, "runs", "Quantity x runs")
     params = {"quantity": str(quantity), "runs": str(runs), "interval": str(interval)}
     return _Draft(link, total, params, total)
 
@@ -280,7 +292,7 @@ def _draft_subscription(service: Service, data: Mapping[str, object]) -> _Draft:
         if expires <= timezone.now().date():
             raise OrderError("expiry", "Expiry must be a date in the future.")
         params["expiry"] = expiry
-    units = high * (reserved_posts + old_posts)
+    units = _units_within_limit(high * (reserved_posts + old_posts), "max", "Max x posts")
     return _Draft("", units, params, units)
 
 

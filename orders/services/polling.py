@@ -214,6 +214,12 @@ def order_apply_upstream_status(
     remains = answer.remains
     if remains is not None:
         remains = min(max(remains, 0), order.quantity)
+    elif new == S.PARTIAL and order.remains is None:
+        # Nothing says how much was not delivered: settling now would refund nothing, for good.
+        logger.warning("order %s: Partial without remains, left as it was", order.pk)
+        if result is not None:
+            result.errors += 1
+        return False
     start_count = answer.start_count
     same = (
         new == order.status

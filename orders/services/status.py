@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts.models import LedgerEntry, User
 from accounts.services import balance_credit
+from catalog.order_types import OrderType
 from catalog.pricing import ZERO, quantize_money
 from orders.models import (
     FINAL_STATUSES,
@@ -23,13 +24,20 @@ S = Order.Status
 
 def refund_amount(*, order: Order, status: str, remains: int | None) -> Decimal:
     """What a final status gives back: all of the charge for Canceled, charge * remains /
-    quantity for Partial (remains clamped to 0..quantity, rounded half up to 5 places)."""
+    quantity for Partial (remains clamped to 0..quantity, rounded half up to 5 places). A
+    Partial without remains uses the last remains the order recorded. A subscription's
+    reserve is settled the same way when it ends Completed: what it did not use comes back."""
     if status == S.CANCELED:
         return order.charge
-    if status == S.PARTIAL:
-        left = min(max(remains or 0, 0), order.quantity)
-        return quantize_money(order.charge * left / order.quantity)
-    return ZERO
+    if status == S.PARTIAL and remains is None:
+        remains = order.remains
+    left = min(max(remains or 0, 0), order.quantity)
+    if not left or status not in (S.PARTIAL, S.COMPLETED):
+        return ZERO
+    # Looked up only for a Completed order that reports remains: the poll loads no service.
+    if status == S.COMPLETED and order.service.type != OrderType.SUBSCRIPTIONS:
+        return ZERO
+    return quantize_money(order.charge * left / order.quantity)
 
 
 def _refund(*, order: Order, amount: Decimal, who: User | None, note: str) -> Decimal:

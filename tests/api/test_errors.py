@@ -96,6 +96,14 @@ def test_add_refusals_name_the_problem_and_charge_nothing(api, alice_key, servic
     assert state() == before
 
 
+@pytest.mark.parametrize("link", ["http://[abc/p", "https://[::1", "https://a]b/p"])
+def test_add_with_an_unparsable_link_names_the_link(api, alice_key, service, link):
+    before = state()
+    answer = api(alice_key, action="add", service=service.pk, link=link, quantity="20")
+    assert answer == {"error": "Link must be a full http:// or https:// address."}
+    assert state() == before
+
+
 def test_bad_bodies(client, alice_key):
     def post(body, content_type):
         return decode(client.post(API_URL, body, content_type=content_type))

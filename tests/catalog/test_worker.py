@@ -44,8 +44,10 @@ def _database_url() -> str:
 def worker(settings, tmp_path):
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()  # this helper's own Redis database
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+    # Read before changing the Django setting: the Celery conf reads through to it, so reading
+    # after would "restore" False and leave every later test in the session without eager tasks.
     old = celery_app.conf.task_always_eager, celery_app.conf.broker_url
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     celery_app.conf.task_always_eager, celery_app.conf.broker_url = False, REDIS_URL
     env = {
         **os.environ,

@@ -1,8 +1,10 @@
 """What an admin does by hand: resend, set the upstream id, set a status, cancel with refund."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from accounts.models import LedgerEntry
 from orders.models import Order
@@ -15,6 +17,8 @@ from orders.services import (
     order_set_status_by_admin,
     order_set_upstream_id,
     order_submit,
+    orders_requeue,
+    provider_poll_orders,
 )
 from tests.orders.factories import make_service
 
@@ -39,6 +43,43 @@ def test_resend_only_from_review_and_recorded(alice, staff, sandbox, provider):
     change = order.status_changes.last()
     assert change.changed_by == staff and change.source == "admin"
     assert order_submit(order_id=order.pk).status == S.PENDING
+
+
+def test_resend_refuses_an_order_already_placed_upstream(alice, staff, sandbox, provider, settings):
+    # Polled past ORDER_MAX_POLL_AGE: in review, but placed for sure. A resend would place it
+    # a second time at the provider.
+    settings.ORDER_MAX_POLL_AGE = timedelta(days=2)
+    service = make_service(provider=provider, sandbox_id=1)
+    order = order_submit(order_id=_order(alice, service).pk)
+    Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(days=3))
+    provider_poll_orders(provider=provider, now=timezone.now() + timedelta(minutes=10))
+    order.refresh_from_db()
+    assert order.status == S.NEEDS_REVIEW and order.upstream_order_id
+    with pytest.raises(OrderError, match="placed at the provider"):
+        order_resend(order=order, who=staff)
+    order.refresh_from_db()
+    assert order.status == S.NEEDS_REVIEW and order.upstream_order_id
+    assert len(sandbox.orders()) == 1
+
+
+def test_a_status_set_by_hand_never_sends_the_order_again(
+    alice, staff, sandbox, provider, settings
+):
+    # NEEDS_REVIEW -> QUEUED is in the table (for Resend): set by hand it would skip Resend's
+    # checks, and the requeue sweep would place the order a second time.
+    settings.ORDER_MAX_POLL_AGE = timedelta(days=2)
+    service = make_service(provider=provider, sandbox_id=1)
+    order = order_submit(order_id=_order(alice, service).pk)
+    Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - timedelta(days=3))
+    provider_poll_orders(provider=provider, now=timezone.now() + timedelta(minutes=10))
+    order.refresh_from_db()
+    assert order.status == S.NEEDS_REVIEW
+    with pytest.raises(OrderError, match="Resend"):
+        order_set_status_by_admin(order=order, new=S.QUEUED, who=staff)
+    orders_requeue(now=timezone.now() + timedelta(minutes=5))
+    order.refresh_from_db()
+    assert order.status == S.NEEDS_REVIEW
+    assert len(sandbox.orders()) == 1
 
 
 def test_set_upstream_id_by_hand_then_polled(alice, staff, sandbox, provider):

@@ -205,6 +205,18 @@ def test_dripfeed_charges_every_run(alice, offline_provider):
     assert order.charge == Decimal("3.50000")  # 0.7 x 1000 x 5 / 1000
 
 
+def test_dripfeed_too_large_in_total_is_refused_by_name(alice, offline_provider):
+    # Each factor within its limit, the product past the quantity column: a clear error, not
+    # a database error (a 500 in the panel, "Internal error" in the API).
+    service = _service(offline_provider, "Default", sandbox_id=2, rate="0.001", max=10**7)
+    with pytest.raises(OrderError) as info:
+        _create(
+            alice, service, {"link": LINK, "quantity": "10000000", "runs": "300", "interval": "5"}
+        )
+    assert info.value.field == "runs"
+    _nothing_written(alice)
+
+
 @pytest.mark.parametrize(
     ("data", "field"),
     [

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import LedgerEntry
+from catalog.models import Service
 from orders.models import CancelRequest, Order, Refill
 from orders.services import (
     OrderError,
@@ -104,13 +105,53 @@ def test_the_same_final_status_processed_twice_refunds_once(alice, fast, provide
     ledger_clean()
 
 
+def test_partial_without_remains_never_settles_with_a_zero_refund(alice, sandbox, provider):
+    service = make_service(provider=provider, sandbox_id=1, rate="3")
+    order = _placed(alice, service, "https://instagram.com/p/partial-no-remains")
+    no_remains = OrderStatus(UpstreamStatus.PARTIAL, "Partial", None, 5, None, "USD")
+    assert not order_apply_upstream_status(order=order, answer=no_remains, now=timezone.now())
+    order.refresh_from_db()
+    assert order.status == S.PENDING and order.refunded == 0
+    # Progress seen earlier (100 of 300 left) settles a Partial that leaves remains out.
+    Order.objects.filter(pk=order.pk).update(remains=100)
+    order.refresh_from_db()
+    assert order_apply_upstream_status(order=order, answer=no_remains, now=timezone.now())
+    order.refresh_from_db()
+    assert order.status == S.PARTIAL and order.refunded == Decimal("0.30000")
+
+
 def test_refund_rule_clamps_remains():
-    order = Order(charge=Decimal("1.00000"), quantity=3)
+    order = Order(charge=Decimal("1.00000"), quantity=3, service=Service(type="Default"))
     assert refund_amount(order=order, status=S.PARTIAL, remains=1) == Decimal("0.33333")
     assert refund_amount(order=order, status=S.PARTIAL, remains=-4) == 0
     assert refund_amount(order=order, status=S.PARTIAL, remains=99) == Decimal("1.00000")
     assert refund_amount(order=order, status=S.CANCELED, remains=0) == Decimal("1.00000")
     assert refund_amount(order=order, status=S.COMPLETED, remains=3) == 0
+
+
+def test_a_subscription_that_ends_completed_refunds_its_unused_reserve(
+    alice, sandbox, provider, ledger_clean
+):
+    service = make_service(provider=provider, sandbox_id=15, rate="1")
+    data = {"username": "ann", "min": "100", "max": "200", "delay": "30", "posts": "10"}
+    order = order_submit(order_id=order_create(user=alice, service=service, data=data).pk)
+    assert order.quantity == 2000 and order.charge == Decimal("2.00000")
+    # Fewer posts than reserved before it ended: 600 of the 2000 units were never delivered.
+    ended = OrderStatus(UpstreamStatus.COMPLETED, "Completed", None, 0, 600, "USD")
+    assert order_apply_upstream_status(order=order, answer=ended, now=timezone.now())
+    order.refresh_from_db()
+    assert order.status == S.COMPLETED and order.refunded == Decimal("0.60000")
+    ledger_clean()
+
+
+def test_a_completed_order_with_remains_refunds_nothing(alice, sandbox, provider):
+    service = make_service(provider=provider, sandbox_id=1, rate="3")
+    order = _placed(alice, service, "https://instagram.com/p/done-remains")
+    done = OrderStatus(UpstreamStatus.COMPLETED, "Completed", None, 5, 40, "USD")
+    assert order_apply_upstream_status(order=order, answer=done, now=timezone.now())
+    order.refresh_from_db()
+    assert order.status == S.COMPLETED and order.refunded == 0
+    assert not LedgerEntry.objects.filter(order_ref=order.pk, kind="refund").exists()
 
 
 def test_unchanged_orders_are_not_written_but_rescheduled(alice, sandbox, provider):

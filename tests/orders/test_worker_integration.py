@@ -99,8 +99,10 @@ class Worker:
 def broker(settings):
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()  # this helper's own Redis database: stale messages of earlier runs go
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+    # Read before changing the Django setting: the Celery conf reads through to it, so reading
+    # after would "restore" False and leave every later test in the session without eager tasks.
     old = celery_app.conf.task_always_eager, celery_app.conf.broker_url
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     celery_app.conf.task_always_eager = False
     celery_app.conf.broker_url = REDIS_URL
     yield client
