@@ -24,7 +24,13 @@ from orders.selectors import (
     order_status_many_for_user,
     refill_get_many_for_user,
 )
-from orders.services import OrderError, order_cancel_request, order_create, order_refill_request
+from orders.services import (
+    OrderError,
+    order_cancel_request,
+    order_create,
+    order_refill_request,
+    order_replay,
+)
 from panel.api_v2 import ApiError, ApiParams, IdItem, parse_id
 
 INCORRECT_ORDER = "Incorrect order ID"
@@ -59,13 +65,24 @@ def _service(params: ApiParams) -> Service:
 
 def add(*, user: User, params: ApiParams) -> dict[str, int]:
     """{"order": 23501}"""
-    service = _service(params)
     idempotency_key = _idempotency_key(params)
+    data = params.strings(ORDER_FIELDS)
+    if idempotency_key and (service_id := parse_id(params.require("service"))):
+        # A retry gets its order back first, even if the service changed since.
+        try:
+            first = order_replay(
+                user=user, service_id=service_id, data=data, idempotency_key=idempotency_key
+            )
+        except OrderError as exc:
+            raise ApiError(exc.message) from None
+        if first is not None:
+            return {"order": first.pk}
+    service = _service(params)
     try:
         order = order_create(
             user=user,
             service=service,
-            data=params.strings(ORDER_FIELDS),
+            data=data,
             source=Order.Source.API,
             idempotency_key=idempotency_key,
         )

@@ -11,7 +11,7 @@ from orders.services.admin_actions import (
     order_set_upstream_id,
 )
 from orders.services.common import OrderConflict, OrderError
-from orders.services.create import Quote, order_create, order_quote
+from orders.services.create import Quote, order_create, order_quote, order_replay
 from orders.services.placement import order_submit, order_submit_safe, upstream_params
 from orders.services.polling import (
     PollResult,
@@ -45,6 +45,7 @@ __all__ = [
     "order_quote",
     "order_refill_request",
     "order_release_stuck_requests",
+    "order_replay",
     "order_resend",
     "order_set_status",
     "order_set_status_by_admin",

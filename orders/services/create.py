@@ -336,16 +336,37 @@ def order_cost(*, service: Service, upstream: UpstreamService | None, units: int
     return charge_for(cost_rate, units)
 
 
-def _fingerprint(service: Service, link: str, params: Mapping[str, str]) -> str:
-    body = json.dumps({"service": service.pk, "link": link, **params}, sort_keys=True)
+# Every parameter an order can carry: the fingerprint of a request is taken over these alone.
+_REQUEST_FIELDS = sorted({"link", "quantity"}.union(*(spec.fields for spec in TYPE_SPECS.values())))
+
+
+def _fingerprint(service_id: int, data: Mapping[str, object]) -> str:
+    """The request as the client sent it (not as validated), so that a retry is recognised
+    before validation: a retry must get its order back even if the service was disabled or
+    its limits changed since."""
+    fields = {
+        name: str(data[name]).replace("\r\n", "\n").strip()
+        for name in _REQUEST_FIELDS
+        if data.get(name) not in (None, "")
+    }
+    body = json.dumps({"service": service_id, **fields}, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _replay(*, user: User, key: str, fingerprint: str) -> Order | None:
+def order_replay(
+    *, user: User, service_id: int, data: Mapping[str, object], idempotency_key: str | None
+) -> Order | None:
+    """The order this customer already placed with `idempotency_key`, or None.
+
+    Raises OrderError when the key was used for a different request.
+    """
+    key = (idempotency_key or "").strip()
+    if not key:
+        return None
     existing = Order.objects.filter(user=user, idempotency_key=key).first()
     if existing is None:
         return None
-    if existing.request_fingerprint != fingerprint:
+    if existing.request_fingerprint != _fingerprint(service_id, data):
         raise OrderError(
             "idempotency_key", "This idempotency key was already used for a different order."
         )
@@ -367,13 +388,13 @@ def order_create(
     then. With an idempotency_key, the same request again returns the first order and charges
     nothing; a different request with the same key raises OrderError("idempotency_key").
     """
-    draft, quote = _validate(user=user, service=service, data=data)
     key = (idempotency_key or "").strip() or None
     if key is not None and len(key) > 128:
         raise OrderError("idempotency_key", "The idempotency key is at most 128 characters.")
-    fingerprint = _fingerprint(service, draft.link, draft.params)
-    if key is not None and (first := _replay(user=user, key=key, fingerprint=fingerprint)):
+    if first := order_replay(user=user, service_id=service.pk, data=data, idempotency_key=key):
         return first
+    draft, quote = _validate(user=user, service=service, data=data)
+    fingerprint = _fingerprint(service.pk, data)
     try:
         order = _save_and_charge(
             user=user,
@@ -389,7 +410,7 @@ def order_create(
         # wait for it, then refused our row). Answer with its order.
         if key is None:
             raise
-        first = _replay(user=user, key=key, fingerprint=fingerprint)
+        first = order_replay(user=user, service_id=service.pk, data=data, idempotency_key=key)
         if first is None:
             raise
         return first
@@ -454,4 +475,4 @@ def _save_and_charge(
     return order
 
 
-__all__ = ["LIST_FIELDS", "Quote", "order_create", "order_quote"]
+__all__ = ["LIST_FIELDS", "Quote", "order_create", "order_quote", "order_replay"]

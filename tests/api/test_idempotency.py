@@ -63,3 +63,18 @@ def test_a_key_too_long_is_refused(api, alice_key, service):
         "error": "The idempotency key must be printable text of at most 128 characters."
     }
     assert not Order.objects.exists()
+
+
+def test_a_retry_gets_its_order_even_after_the_service_changed(api, alice, alice_key, service):
+    first = add(api, alice_key, service, idempotency_key="before-change")
+    assert "order" in first
+    service.is_enabled = False
+    service.max = 50  # the first order's 100 would no longer pass either
+    service.save()
+    assert add(api, alice_key, service, idempotency_key="before-change") == first
+    assert LedgerEntry.objects.filter(user=alice, kind="charge").count() == 1
+    # A new key for the changed service is refused as it should be, charging nothing.
+    assert add(api, alice_key, service, idempotency_key="after-change") == {
+        "error": "Incorrect service ID"
+    }
+    assert LedgerEntry.objects.filter(user=alice, kind="charge").count() == 1
