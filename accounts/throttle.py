@@ -77,18 +77,17 @@ def login_throttle_clear(*, username: str, ip: str) -> None:
 # increment (atomic in Redis), so bots posting in parallel cannot slip past the limit together.
 
 
-def signup_throttle_hit(*, ip: str) -> int:
-    """Count one sign-up attempt from `ip`. Returns 0 while the address is within
-    SIGNUP_THROTTLE_ATTEMPTS per SIGNUP_THROTTLE_SECONDS, else the seconds until its window
-    ends. A limit (or window) of 0 or None turns the throttle off. If the cache is unreachable
-    the sign-up goes through (and it is logged) rather than the page failing."""
-    attempts = getattr(settings, "SIGNUP_THROTTLE_ATTEMPTS", 10)
-    window = int(getattr(settings, "SIGNUP_THROTTLE_SECONDS", 3600) or 0)
+def address_throttle_hit(*, scope: str, ip: str, attempts: int, window: int) -> int:
+    """Count one attempt of `scope` from `ip`. Returns 0 while the address is within `attempts`
+    per `window` seconds, else the seconds until its window ends. A limit (or window) of 0
+    turns the throttle off. If the cache is unreachable the attempt goes through (and it is
+    logged) rather than the page failing."""
+    window = int(window or 0)
     if not attempts or window <= 0:
         return 0
     now = time.time()
     index = int(now // window)
-    key = f"signup:ip:{ip}:{index}"
+    key = f"{scope}:ip:{ip}:{index}"
     try:
         cache.add(key, 0, timeout=window + 1)
         try:
@@ -97,8 +96,29 @@ def signup_throttle_hit(*, ip: str) -> int:
             cache.set(key, 1, timeout=window + 1)
             count = 1
     except Exception:
-        logger.exception("sign-up throttle: the cache failed; letting the sign-up through")
+        logger.exception("%s throttle: the cache failed; letting the attempt through", scope)
         return 0
     if count <= attempts:
         return 0
     return max(1, int((index + 1) * window - now))
+
+
+def signup_throttle_hit(*, ip: str) -> int:
+    """One sign-up form from `ip`: SIGNUP_THROTTLE_ATTEMPTS per SIGNUP_THROTTLE_SECONDS."""
+    return address_throttle_hit(
+        scope="signup",
+        ip=ip,
+        attempts=getattr(settings, "SIGNUP_THROTTLE_ATTEMPTS", 10),
+        window=getattr(settings, "SIGNUP_THROTTLE_SECONDS", 3600),
+    )
+
+
+def password_reset_throttle_hit(*, ip: str) -> int:
+    """One password-reset request from `ip` (each may send an e-mail to a customer's inbox):
+    PASSWORD_RESET_THROTTLE_ATTEMPTS per PASSWORD_RESET_THROTTLE_SECONDS."""
+    return address_throttle_hit(
+        scope="password-reset",
+        ip=ip,
+        attempts=getattr(settings, "PASSWORD_RESET_THROTTLE_ATTEMPTS", 5),
+        window=getattr(settings, "PASSWORD_RESET_THROTTLE_SECONDS", 3600),
+    )

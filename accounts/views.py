@@ -26,6 +26,7 @@ from accounts.throttle import (
     login_throttle_clear,
     login_throttle_fail,
     login_throttle_wait,
+    password_reset_throttle_hit,
     signup_throttle_hit,
 )
 from catalog.order_types import TYPE_SPECS
@@ -111,6 +112,24 @@ def signup(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Welcome, {user.username}! Your account is ready.")
         return redirect("funds_add")
     return render(request, "registration/signup.html", {"form": form})
+
+
+class ThrottledPasswordResetView(auth_views.PasswordResetView):
+    """Django's password reset, limited per address: every request may mail a customer."""
+
+    def post(self, request, *args, **kwargs):
+        wait = password_reset_throttle_hit(ip=client_ip(request))
+        if wait:
+            minutes = (wait + 59) // 60
+            form = self.get_form()  # bound: the e-mail stays in the field; nothing is sent
+            form.full_clean()
+            form.add_error(
+                None,
+                "Too many password reset requests from your network. Please wait "
+                f"{minutes} minute{'s' if minutes != 1 else ''} and try again.",
+            )
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)
 
 
 def _signup_throttled(request: HttpRequest, wait: int) -> HttpResponse:

@@ -249,6 +249,9 @@ LOGIN_THROTTLE_SECONDS = env.int("LOGIN_THROTTLE_SECONDS", default=900)
 # Sign-up forms accepted per client address in the window (0 turns the limit off).
 SIGNUP_THROTTLE_ATTEMPTS = env.int("SIGNUP_THROTTLE_ATTEMPTS", default=10)
 SIGNUP_THROTTLE_SECONDS = env.int("SIGNUP_THROTTLE_SECONDS", default=3600)
+# Password-reset requests (each may e-mail a customer) per client address in the window.
+PASSWORD_RESET_THROTTLE_ATTEMPTS = env.int("PASSWORD_RESET_THROTTLE_ATTEMPTS", default=5)
+PASSWORD_RESET_THROTTLE_SECONDS = env.int("PASSWORD_RESET_THROTTLE_SECONDS", default=3600)
 PANEL_UI_POLL_SECONDS = env.int("PANEL_UI_POLL_SECONDS", default=10)
 PANEL_FUNDS_INSTRUCTIONS = env("PANEL_FUNDS_INSTRUCTIONS", default="")
 

@@ -64,4 +64,24 @@ def test_a_cache_outage_lets_signups_through(settings, caplog):
     with override_settings(CACHES=unreachable):
         assert signup("carol").status_code == 302
         assert signup("dave").status_code == 302
-    assert "sign-up throttle: the cache failed" in caplog.text
+    assert "signup throttle: the cache failed" in caplog.text
+
+
+def test_password_reset_requests_are_limited_per_address(settings, alice):
+    from django.core import mail
+
+    settings.PASSWORD_RESET_THROTTLE_ATTEMPTS = 2
+    settings.PASSWORD_RESET_THROTTLE_SECONDS = 3600
+
+    def ask(addr="10.2.2.2"):
+        return Client().post(
+            reverse("password_reset"), {"email": "alice@example.com"}, REMOTE_ADDR=addr
+        )
+
+    assert ask().status_code == 302
+    assert ask().status_code == 302
+    refused = ask()
+    assert refused.status_code == 429
+    assert "Too many password reset requests" in refused.content.decode()
+    assert len(mail.outbox) == 2  # the refused request mailed nobody
+    assert ask(addr="10.3.3.3").status_code == 302  # another address is not limited
