@@ -7,6 +7,7 @@ from walking through many usernames. The cache is Redis (or files) so every web 
 the same counts. A successful login clears the (username, IP) counter.
 """
 
+import functools
 import hashlib
 import logging
 import time
@@ -15,6 +16,24 @@ from django.conf import settings
 from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
+
+
+def _fail_open(default):
+    """With the cache unreachable, log and let the customer in rather than answer a 500: the
+    throttle is a brake on guessing, the password check still stands."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except Exception:
+                logger.exception("login throttle: the cache failed; letting the attempt through")
+                return default
+
+        return wrapper
+
+    return decorate
 
 
 def _limits() -> tuple[int, int, int]:
@@ -31,6 +50,7 @@ def _keys(username: str, ip: str) -> tuple[str, str]:
     return f"login-fails:pair:{pair}", f"login-fails:ip:{ip}"
 
 
+@_fail_open(0)
 def login_throttle_wait(*, username: str, ip: str) -> int:
     """Seconds until this (username, IP) may try again; 0 when it may try now."""
     attempts, window, per_ip = _limits()
@@ -45,6 +65,7 @@ def login_throttle_wait(*, username: str, ip: str) -> int:
     return max(waits, default=0)
 
 
+@_fail_open(None)
 def login_throttle_fail(*, username: str, ip: str) -> None:
     """Count one failed attempt; the window starts at the first failure.
 
@@ -66,6 +87,7 @@ def login_throttle_fail(*, username: str, ip: str) -> None:
         cache.touch(key, timeout=remaining)
 
 
+@_fail_open(None)
 def login_throttle_clear(*, username: str, ip: str) -> None:
     pair_key = _keys(username, ip)[0]
     cache.delete_many([pair_key, f"{pair_key}:start"])

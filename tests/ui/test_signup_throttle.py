@@ -85,3 +85,18 @@ def test_password_reset_requests_are_limited_per_address(settings, alice):
     assert "Too many password reset requests" in refused.content.decode()
     assert len(mail.outbox) == 2  # the refused request mailed nobody
     assert ask(addr="10.3.3.3").status_code == 302  # another address is not limited
+
+
+def test_a_cache_outage_never_breaks_logging_in(alice, caplog):
+    unreachable = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        }
+    }
+    with override_settings(CACHES=unreachable):
+        wrong = Client().post(reverse("login"), {"username": "alice", "password": "nope"})
+        right = Client().post(reverse("login"), {"username": "alice", "password": "pw-alice-123"})
+    assert wrong.status_code == 200  # the form's own error, not a server error
+    assert right.status_code == 302
+    assert "login throttle: the cache failed" in caplog.text
