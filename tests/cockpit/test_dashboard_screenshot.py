@@ -18,7 +18,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_dashboard_screenshot(live_server, staff, browser):
-    call_command("seed_orders", orders=4000, days=35, providers=3, customers=40, stdout=StringIO())
+    call_command(
+        "seed_orders",
+        orders=4000,
+        days=35,
+        providers=3,
+        customers=40,
+        not_production=True,
+        stdout=StringIO(),
+    )
     Order.objects.filter(pk__in=Order.objects.order_by("id").values("pk")[:3]).update(
         status=Order.Status.IN_PROGRESS
     )  # old and still running: stuck

@@ -3,6 +3,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db.models import F, Sum
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
@@ -55,6 +56,7 @@ def test_seed_orders_makes_consistent_realistic_data():
         providers=3,
         customers=50,
         batch=1000,
+        not_production=True,  # tests run with DEBUG off
         stdout=StringIO(),
     )
     assert Order.objects.count() == 3000
@@ -76,5 +78,19 @@ def test_seed_orders_makes_consistent_realistic_data():
     assert Order.objects.aggregate(s=Sum("charge"))["s"] > Decimal(0)
     assert ledger_find_mismatches() == []
     # Running it again adds orders, not providers, services or customers.
-    call_command("seed_orders", orders=10, days=30, providers=3, customers=50, stdout=StringIO())
+    call_command(
+        "seed_orders",
+        orders=10,
+        days=30,
+        providers=3,
+        customers=50,
+        not_production=True,
+        stdout=StringIO(),
+    )
     assert Provider.objects.count() == 3 and Order.objects.count() == 3010
+
+
+def test_seed_orders_refuses_a_database_that_may_be_production():
+    with pytest.raises(CommandError, match="fake customers"):
+        call_command("seed_orders", orders=10, stdout=StringIO())
+    assert not Order.objects.exists()

@@ -18,6 +18,7 @@ import random
 import time
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
@@ -68,8 +69,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--seed", type=int, default=42, help="Random seed (same data each run)."
         )
+        parser.add_argument(
+            "--not-production",
+            action="store_true",
+            help="Required when DEBUG is off: this writes fake customers, wallets and orders.",
+        )
 
     def handle(self, *args, **opts):
+        if not settings.DEBUG and not opts["not_production"]:
+            raise CommandError(
+                "seed_orders writes fake customers, balances and orders: run it on a benchmark "
+                "database, with DEBUG=true or --not-production."
+            )
         if opts["orders"] < 0 or opts["days"] < 1 or opts["providers"] < 1 or opts["customers"] < 1:
             raise CommandError("--orders ≥ 0, --days ≥ 1, --providers ≥ 1 and --customers ≥ 1.")
         rng = random.Random(opts["seed"])
