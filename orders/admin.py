@@ -472,8 +472,24 @@ class OrderAdmin(admin.ModelAdmin):
         )
 
 
+class UpstreamRequestAdmin(admin.ModelAdmin):
+    """Refills and cancels: read-only records of requests sent upstream, found by their own,
+    their order's or the provider's id."""
+
+    list_filter = ("status",)
+    list_select_related = ("order",)
+    raw_id_fields = ("order",)
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
 @admin.register(Refill)
-class RefillAdmin(admin.ModelAdmin):
+class RefillAdmin(UpstreamRequestAdmin):
     list_display = (
         "id",
         "order",
@@ -483,19 +499,11 @@ class RefillAdmin(admin.ModelAdmin):
         "created_at",
         "finished_at",
     )
-    list_filter = ("status",)
     search_fields = ("=id", "=order__id", "=upstream_refill_id")
-    list_select_related = ("order",)
-    raw_id_fields = ("order",)
-    show_full_result_count = False
-    readonly_fields = [f.name for f in Refill._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
 
 
 @admin.register(CancelRequest)
-class CancelRequestAdmin(admin.ModelAdmin):
+class CancelRequestAdmin(UpstreamRequestAdmin):
     list_display = (
         "id",
         "order",
@@ -505,12 +513,4 @@ class CancelRequestAdmin(admin.ModelAdmin):
         "created_at",
         "finished_at",
     )
-    list_filter = ("status",)
     search_fields = ("=id", "=order__id", "=upstream_cancel_id")
-    list_select_related = ("order",)
-    raw_id_fields = ("order",)
-    show_full_result_count = False
-    readonly_fields = [f.name for f in CancelRequest._meta.fields]
-
-    def has_add_permission(self, request):
-        return False

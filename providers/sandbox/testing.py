@@ -155,7 +155,36 @@ class _StateDir:
             self._tmp.cleanup()
 
 
-class SandboxServer(SandboxControl):
+class _Running(SandboxControl):
+    """Start/stop as a context manager, on a state directory removed at the end."""
+
+    _state: _StateDir
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def restart(self) -> Self:
+        """Stop and start again on the same port and state file (state must survive)."""
+        self.stop()
+        return self.start()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        self._state.cleanup()
+
+
+class SandboxServer(_Running):
     """The sandbox in a background thread of this process, on a free loopback port."""
 
     def __init__(
@@ -205,25 +234,8 @@ class SandboxServer(SandboxControl):
         self._thread.join(timeout=5)
         self.server = None
 
-    def restart(self) -> Self:
-        """Stop and start again on the same port and state file (state must survive)."""
-        self.stop()
-        return self.start()
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-        self._state.cleanup()
-
-
-class SandboxProcess(SandboxControl):
+class SandboxProcess(_Running):
     """The sandbox as a child process (``python -m providers.sandbox --port 0 --print-port``)."""
 
     def __init__(
@@ -305,19 +317,3 @@ class SandboxProcess(SandboxControl):
             if self.process.stdout is not None:
                 self.process.stdout.close()
             self.process = None
-
-    def restart(self) -> Self:
-        self.stop()
-        return self.start()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-        self._state.cleanup()
