@@ -4,7 +4,7 @@ from django.conf import settings
 
 from accounts.models import User, Wallet
 from catalog.pricing import ZERO, format_money
-from panel.api_v2 import ApiParams
+from panel.api_protocol import ApiParams
 
 
 def balance(*, user: User, params: ApiParams) -> dict[str, str]:

@@ -5,7 +5,7 @@ from typing import Any
 
 from accounts.models import User
 from catalog.selectors import service_list_enabled, service_rates_for_user_by_id
-from panel.api_v2 import ApiParams
+from panel.api_protocol import ApiParams
 
 
 def format_rate(rate: Decimal) -> str:

@@ -31,7 +31,7 @@ from orders.services import (
     order_refill_request,
     order_replay,
 )
-from panel.api_v2 import ApiError, ApiParams, IdItem, parse_id
+from panel.api_protocol import ApiError, ApiParams, IdItem, parse_id
 
 INCORRECT_ORDER = "Incorrect order ID"
 REFILL_NOT_FOUND = "Refill not found"

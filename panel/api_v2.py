@@ -4,48 +4,50 @@ providers in ../shared/seeds/, so that any client written for them works against
 This module is only the dispatcher: it reads the parameters (form POST, JSON POST or GET query
 string), checks the rate limits and the key, picks the action's handler and wraps whatever
 happens in the protocol's envelope. Each action lives next to the app that owns it
-(accounts/api.py, catalog/api.py, orders/api.py) and gets the customer and an ApiParams.
+(accounts/api.py, catalog/api.py, orders/api.py) and gets the customer and an ApiParams. The
+protocol's types (ApiError, ApiParams, IdItem, parse_id) live in panel/api_protocol.py, which
+imports no app: the handlers import it, and this module imports the handlers at the top.
 
 Every answer is HTTP 200 and JSON, errors included ({"error": "..."}), because the common
 clients drop the body of any other status. Nothing a client sends can produce a 500 or HTML: an
 unexpected exception is logged and answered with a JSON error.
 """
 
-import functools
 import ipaddress
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import SuspiciousOperation
-from django.http import QueryDict
+from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.gzip import gzip_page
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.renderers import JSONRenderer
+from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
+from accounts import api as accounts_api
+from accounts.models import ApiKey, User
 from accounts.selectors import api_key_get_user
 from accounts.services import api_key_touch
-from panel.rates import parse_rate_limit
+from catalog import api as catalog_api
+from orders import api as orders_api
+from panel.api_protocol import ApiError, ApiParams
+from panel.ratelimits import parse_rate_limit
 
 logger = logging.getLogger(__name__)
 
-MAX_IDS = 100  # every seed document caps multi calls at 100 ids
-ID_LIST_PARAMS = frozenset({"orders", "refills", "cancels"})
-MAX_ID = 2**63 - 1  # PostgreSQL bigint
 _ECHO_LIMIT = 40
 
 # Rate limits: "<count>/<period>", the period a number (default 1) and a unit s/m/h/d, e.g.
@@ -54,143 +56,23 @@ DEFAULT_RATE_LIMIT_PER_KEY = "60/10s"
 DEFAULT_RATE_LIMIT_PER_IP = "120/10s"
 
 
-class ApiError(Exception):
-    """A refused request; the message is what the client reads in {"error": ...}."""
-
-    def __init__(self, message: str, *, retry_after: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
-
-
 def _echo(value: str) -> str:
     """A client's value quoted back in an error message, cut short."""
     return value if len(value) <= _ECHO_LIMIT else value[:_ECHO_LIMIT] + "…"
 
 
-def _clean_text(name: str, value: str) -> str:
-    # PostgreSQL refuses NUL in text and lone surrogates cannot be encoded: refuse them here
-    # with a clear message rather than letting the database raise.
-    if "\x00" in value:
-        raise ApiError(f'The parameter "{name}" contains a NUL character.')
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ApiError(f'The parameter "{name}" is not valid text.') from None
-    return value
-
-
-def _to_string(name: str, value: Any) -> str | None:
-    """A JSON value as the protocol's string: numbers and flags as text, a list of ids joined
-    with commas, a list of lines (comments, usernames, groups) joined with newlines."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(
-        isinstance(v, str | int | float) and not isinstance(v, bool) for v in value
-    ):
-        return ("," if name in ID_LIST_PARAMS else "\n").join(str(v) for v in value)
-    raise ApiError(f'The parameter "{name}" must be a string or a number.')
-
-
-@dataclass(frozen=True)
-class IdItem:
-    """One token of a comma-separated id list: what the client wrote and, if it is a valid id,
-    the number."""
-
-    raw: str
-    id: int | None
-
-    @property
-    def echo(self) -> int | str:
-        """The id as the answer shows it: a number, like the documents, when it is one."""
-        return self.id if self.id is not None else self.raw
-
-
-def parse_id(raw: str) -> int | None:
-    raw = raw.strip()
-    if not raw.isascii() or not raw.isdigit():
-        return None
-    value = int(raw)
-    return value if 0 < value <= MAX_ID else None
-
-
-class ApiParams:
-    """The request's parameters. Values are read as strings, as the protocol sends them;
-    unknown parameters are simply never asked for."""
-
-    def __init__(self, values: Mapping[str, Any], *, headers: Mapping[str, str] | None = None):
-        self._values = values
-        self.headers = headers or {}
-
-    def __contains__(self, name: str) -> bool:
-        return self.get(name) is not None
-
-    def get(self, name: str) -> str | None:
-        """The value, or None when absent or empty."""
-        value = _to_string(name, self._values.get(name))
-        if value is None or value.strip() == "":
-            return None
-        return _clean_text(name, value)
-
-    def require(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise ApiError(f'Missing parameter "{name}".')
-        return value
-
-    def strings(self, names: Iterable[str]) -> dict[str, str]:
-        """The named parameters that are present, as strings (for a service's data)."""
-        out = {}
-        for name in names:
-            value = self.get(name)
-            if value is not None:
-                out[name] = value
-        return out
-
-    def id_list(self, name: str) -> list[IdItem]:
-        """A comma-separated list of ids, up to MAX_IDS, in the client's order, each once.
-        Tokens that are not ids are kept (the answer reports them one by one)."""
-        seen: dict[str, IdItem] = {}
-        for token in self.require(name).split(","):
-            token = token.strip()
-            if token and token not in seen:
-                seen[token] = IdItem(raw=token, id=parse_id(token))
-        if not seen:
-            raise ApiError(f'The parameter "{name}" lists no ids.')
-        if len(seen) > MAX_IDS:
-            raise ApiError(
-                f'Too many ids in "{name}": at most {MAX_IDS} per call, {len(seen)} were sent.'
-            )
-        return list(seen.values())
-
-
 Handler = Callable[..., Any]
 
-
-@functools.cache
-def _actions() -> dict[str, Handler]:
-    # Imported on first use: the handlers import ApiError and ApiParams from here.
-    from accounts import api as accounts_api
-    from catalog import api as catalog_api
-    from orders import api as orders_api
-
-    return {
-        "services": catalog_api.services,
-        "add": orders_api.add,
-        "status": orders_api.status,
-        "refill": orders_api.refill,
-        "refill_status": orders_api.refill_status,
-        "cancel": orders_api.cancel,
-        "balance": accounts_api.balance,
-    }
+# Each action's handler, next to the app that owns it; they import only panel.api_protocol.
+ACTIONS: dict[str, Handler] = {
+    "services": catalog_api.services,
+    "add": orders_api.add,
+    "status": orders_api.status,
+    "refill": orders_api.refill,
+    "refill_status": orders_api.refill_status,
+    "cancel": orders_api.cancel,
+    "balance": accounts_api.balance,
+}
 
 
 # --- Rate limits ---------------------------------------------------------------------------------
@@ -245,7 +127,7 @@ def _count_call(key: str, *, timeout: int) -> int:
         return 1
 
 
-def client_ip(request) -> str | None:
+def client_ip(request: HttpRequest) -> str | None:
     """The caller's address: REMOTE_ADDR, or the header named by API_CLIENT_IP_HEADER (e.g.
     "HTTP_X_REAL_IP") when a trusted proxy sets it. Anything that is not an IP gives None."""
     header = getattr(settings, "API_CLIENT_IP_HEADER", None)
@@ -278,14 +160,14 @@ def _json_object(text: str | bytes) -> Mapping[str, Any]:
     return data
 
 
-def _raw_body(request) -> bytes:
+def _raw_body(request: Request) -> bytes:
     try:
         return request.body
     except SuspiciousOperation:  # larger than DATA_UPLOAD_MAX_MEMORY_SIZE
         raise ApiError("The request body is too large.") from None
 
 
-def _body_params(request) -> Mapping[str, Any]:
+def _body_params(request: Request) -> Mapping[str, Any]:
     media_type = (request.content_type or "").split(";")[0].strip().lower()
     try:
         data = request.data
@@ -307,7 +189,7 @@ def _body_params(request) -> Mapping[str, Any]:
     return data
 
 
-def read_params(request) -> ApiParams:
+def read_params(request: Request) -> ApiParams:
     """The query string and the body together; a value in the body wins over the same name in
     the query string (some clients put `key` in the URL and the rest in the body)."""
     values: dict[str, Any] = {}
@@ -325,14 +207,16 @@ def read_params(request) -> ApiParams:
 class _AlwaysJson(BaseContentNegotiation):
     """Answer JSON whatever the client's Accept header says: never the browsable API, never 406."""
 
-    def select_parser(self, request, parsers):
+    def select_parser(self, request: Request, parsers: list[BaseParser]) -> BaseParser | None:
         media_type = (request.content_type or "").split(";")[0].strip().lower()
         for parser in parsers:
             if parser.media_type == media_type:
                 return parser
         return None
 
-    def select_renderer(self, request, renderers, format_suffix=None):
+    def select_renderer(
+        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
         return renderers[0], renderers[0].media_type
 
 
@@ -354,7 +238,7 @@ def _authenticate(params: ApiParams) -> User:
     return user
 
 
-def _touch(api_key, ip: str | None) -> None:
+def _touch(api_key: ApiKey, ip: str | None) -> None:
     """Record the key's use. API_KEY_TOUCH_SECONDS > 0 skips the write when the recorded last use
     from the same address is more recent than that (a busy client then costs one UPDATE per
     interval instead of one per call); the default 0 writes on every call."""
@@ -370,7 +254,7 @@ def _touch(api_key, ip: str | None) -> None:
     api_key_touch(api_key=api_key, ip=ip)
 
 
-def _dispatch(request) -> Response:
+def _dispatch(request: Request) -> Response:
     ip = client_ip(request)
     _check_rate(
         "ip",
@@ -391,9 +275,9 @@ def _dispatch(request) -> Response:
     action = params.get("action")
     if action is None:
         raise ApiError('Missing parameter "action".')
-    handler = _actions().get(action.strip().lower())
+    handler = ACTIONS.get(action.strip().lower())
     if handler is None:
-        known = ", ".join(sorted(_actions()))
+        known = ", ".join(sorted(ACTIONS))
         raise ApiError(f'Unknown action "{_echo(action)}". The actions are: {known}.')
     return _answer(handler(user=user, params=params))
 
@@ -408,19 +292,19 @@ class ApiV2View(APIView):
     renderer_classes = (JSONRenderer,)
     content_negotiation_class = _AlwaysJson
 
-    def get(self, request, *args, **kwargs):
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._safe(request)
 
-    def post(self, request, *args, **kwargs):
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._safe(request)
 
-    def http_method_not_allowed(self, request, *args, **kwargs):
+    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return _answer({"error": "Send the request with POST (or GET)."})
 
-    def options(self, request, *args, **kwargs):
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.http_method_not_allowed(request)
 
-    def _safe(self, request) -> Response:
+    def _safe(self, request: Request) -> Response:
         try:
             return _dispatch(request)
         except ApiError as exc:
@@ -431,7 +315,7 @@ class ApiV2View(APIView):
                 {"error": "Internal error: the request was not completed. Try again later."}
             )
 
-    def handle_exception(self, exc):
+    def handle_exception(self, exc: Exception) -> Response:
         # Anything DRF itself raises before or after our handler (negotiation, parsing) is still
         # answered in the protocol's envelope, never as an HTML or non-200 page.
         if not isinstance(exc, ApiError):

@@ -12,7 +12,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from panel.rates import parse_rate_limit
+from panel.ratelimits import parse_rate_limit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()

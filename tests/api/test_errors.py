@@ -122,20 +122,16 @@ def test_bad_bodies(client, alice_key):
 
 
 def test_an_unexpected_failure_is_a_json_error_not_a_500(api, alice_key, monkeypatch, caplog):
-    from accounts import api as accounts_api
+    from panel import api_v2
 
     def broken(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(accounts_api, "balance", broken)
-    from panel import api_v2
-
-    api_v2._actions.cache_clear()
+    monkeypatch.setitem(api_v2.ACTIONS, "balance", broken)
     try:
         answer = api(alice_key, action="balance")
     finally:
         monkeypatch.undo()
-        api_v2._actions.cache_clear()
     assert answer == {"error": "Internal error: the request was not completed. Try again later."}
     assert "boom" in caplog.text
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from panel.api_v2 import ApiError, ApiParams, IdItem, parse_id
+from panel.api_protocol import ApiError, ApiParams, IdItem, parse_id
 
 
 def test_values_are_read_as_strings():

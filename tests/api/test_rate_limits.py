@@ -5,7 +5,7 @@ import pytest
 from django.core.cache import cache
 
 from accounts.models import ApiKey
-from panel.api_v2 import parse_rate_limit
+from panel.ratelimits import parse_rate_limit
 from tests.api.conftest import API_URL, decode
 
 pytestmark = pytest.mark.django_db
