@@ -3,6 +3,10 @@ call recorded as a ProviderCall (for the order's history in admin and the error 
 
 Other apps call `provider_call(provider, "add", lambda c: c.add_order(...), order_ref=order.id)`;
 the ProviderError of the client passes through unchanged after it has been recorded.
+
+A call made inside a database transaction raises ProviderCallInTransaction before anything is
+sent: an upstream call can take the whole read timeout while the transaction holds its locks,
+and a rollback after it cannot take back what the provider already did.
 """
 
 import logging
@@ -11,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import transaction
 
 from providers.client import ApiV2Client, ProviderError
 from providers.models import Provider, ProviderCall
@@ -19,6 +24,25 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EXCERPT_CHARS = 2000
+
+
+class ProviderCallInTransaction(RuntimeError):
+    """provider_call was reached inside transaction.atomic(): a bug in the caller."""
+
+
+def _refuse_inside_transaction(provider: Provider, action: str) -> None:
+    """Raise unless we are outside every atomic block. An empty durable block is Django's own
+    check (it tolerates only the blocks pytest-django's `db` tests wrap themselves in) and,
+    outside a transaction, sends nothing to the database."""
+    try:
+        with transaction.atomic(durable=True):
+            pass
+    except RuntimeError as exc:
+        raise ProviderCallInTransaction(
+            f"provider_call({provider.name!r}, {action!r}) inside a database transaction: "
+            "call the provider after the commit (transaction.on_commit or a task), never "
+            "inside transaction.atomic()."
+        ) from exc
 
 
 def provider_client(provider: Provider) -> ApiV2Client:
@@ -41,9 +65,10 @@ def provider_call(
 ) -> T:
     """Run one client call against `provider` and record it, success or failure.
 
-    Never call this inside a database transaction that holds locks: upstream calls can take
-    the whole read timeout.
+    Raises ProviderCallInTransaction, before any request is sent, when called inside a
+    database transaction: upstream calls can take the whole read timeout.
     """
+    _refuse_inside_transaction(provider, action)
     started = time.monotonic()
     client = provider_client(provider)
     try:
