@@ -5,17 +5,26 @@ from decimal import Decimal
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-from django.db.models import Count, DecimalField, F, OuterRef, Subquery, Sum
+from django.db.models import Count, DecimalField, F, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.http import HttpRequest
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from accounts.audit import AuditedAdminMixin, audit_record, audited_action
+from accounts.audit import AuditedAdminMixin
 from accounts.forms import BalanceChangeForm
 from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, User
-from accounts.services import InsufficientFunds, InvalidAmount, balance_adjust
+from accounts.services import (
+    InsufficientFunds,
+    InvalidAmount,
+    StaffAdjustment,
+    api_key_set_active,
+    balance_adjust_by_staff,
+    customer_suspend,
+    customer_unsuspend,
+)
 from catalog.models import CustomerDiscount, CustomerRate
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
 from orders.models import Order
@@ -173,37 +182,36 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
             url,
         )
 
-    @audited_action(
-        action="suspend", description="Suspend the selected customers (no login, no API)"
-    )
-    def suspend_customers(self, request, queryset):
-        changed = (
-            queryset.filter(is_active=True).exclude(pk=request.user.pk).update(is_active=False)
-        )
+    # The services write the audit rows, in the same transaction as the change.
+    @admin.action(description="Suspend the selected customers (no login, no API)")
+    def suspend_customers(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        changed = customer_suspend(customers=queryset, actor=request.user)
         self.message_user(request, f"{changed} customers suspended.", messages.SUCCESS)
-        return {"suspended": changed}
 
-    @audited_action(action="unsuspend", description="Unsuspend the selected customers")
-    def unsuspend_customers(self, request, queryset):
-        changed = queryset.filter(is_active=False).update(is_active=True)
+    @admin.action(description="Unsuspend the selected customers")
+    def unsuspend_customers(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        changed = customer_unsuspend(customers=queryset, actor=request.user)
         self.message_user(request, f"{changed} customers unsuspended.", messages.SUCCESS)
-        return {"unsuspended": changed}
 
-    @audited_action(
-        action="disable_api_key", description="Disable the API keys of the selected customers"
-    )
-    def disable_api_keys(self, request, queryset):
-        changed = ApiKey.objects.filter(user__in=queryset, is_active=True).update(is_active=False)
+    @admin.action(description="Disable the API keys of the selected customers")
+    def disable_api_keys(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        changed = api_key_set_active(
+            api_keys=ApiKey.objects.filter(user__in=queryset),
+            active=False,
+            actor=request.user,
+            selection=queryset,
+        )
         self.message_user(request, f"{changed} API keys disabled.", messages.SUCCESS)
-        return {"api_keys_disabled": changed}
 
-    @audited_action(
-        action="enable_api_key", description="Enable the API keys of the selected customers"
-    )
-    def enable_api_keys(self, request, queryset):
-        changed = ApiKey.objects.filter(user__in=queryset, is_active=False).update(is_active=True)
+    @admin.action(description="Enable the API keys of the selected customers")
+    def enable_api_keys(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        changed = api_key_set_active(
+            api_keys=ApiKey.objects.filter(user__in=queryset),
+            active=True,
+            actor=request.user,
+            selection=queryset,
+        )
         self.message_user(request, f"{changed} API keys enabled.", messages.SUCCESS)
-        return {"api_keys_enabled": changed}
 
     @admin.display(description="credit / debit")
     def change_balance_link(self, obj: User):
@@ -234,19 +242,11 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
             submission = ""
         key = f"admin-balance:{customer.pk}:{submission}" if submission else None
         if request.method == "POST" and form.is_valid():
-            done = LedgerEntry.objects.filter(idempotency_key=key).first() if key else None
-            if done is not None:
-                self.message_user(
-                    request,
-                    f"This form was already submitted: {done.amount:+} is in the ledger once.",
-                    messages.WARNING,
-                )
-                return redirect("admin:accounts_user_change", customer.pk)
             try:
-                entry = balance_adjust(
+                done = balance_adjust_by_staff(
                     user=customer,
                     amount=form.signed_amount(),
-                    created_by=request.user,
+                    staff=request.user,
                     reason=form.cleaned_data["reason"],
                     payment_ref=form.cleaned_data["payment_ref"],
                     idempotency_key=key,
@@ -254,20 +254,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
             except (InsufficientFunds, InvalidAmount) as exc:
                 form.add_error("amount", str(exc))
             else:
-                audit_record(
-                    actor=request.user,
-                    action="balance_adjust",
-                    obj=customer,
-                    summary=f"{entry.amount:+} ({entry.get_kind_display()}): {entry.memo}",
-                    before={"balance": entry.balance_after - entry.amount},
-                    after={"balance": entry.balance_after, "ledger_entry": entry.pk},
-                    area=AdminAuditLog.Area.MONEY,
-                )
-                self.message_user(
-                    request,
-                    f"{entry.amount:+} written to the ledger; the balance is {entry.balance_after}.",
-                    messages.SUCCESS,
-                )
+                self._balance_message(request, done)
                 return redirect("admin:accounts_user_change", customer.pk)
         context = {
             **self.admin_site.each_context(request),
@@ -278,6 +265,21 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/accounts/balance_change.html", context)
+
+    def _balance_message(self, request: HttpRequest, done: StaffAdjustment) -> None:
+        entry = done.entry
+        if done.replayed:
+            self.message_user(
+                request,
+                f"This form was already submitted: {entry.amount:+} is in the ledger once.",
+                messages.WARNING,
+            )
+            return
+        self.message_user(
+            request,
+            f"{entry.amount:+} written to the ledger; the balance is {entry.balance_after}.",
+            messages.SUCCESS,
+        )
 
 
 @admin.register(LedgerEntry)
@@ -325,17 +327,15 @@ class ApiKeyAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # keys are issued by the customer or `create_customer --api-key`
 
-    @audited_action(action="disable_api_key", description="Disable the selected API keys")
-    def disable_keys(self, request, queryset):
-        changed = queryset.filter(is_active=True).update(is_active=False)
+    @admin.action(description="Disable the selected API keys")
+    def disable_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        changed = api_key_set_active(api_keys=queryset, active=False, actor=request.user)
         self.message_user(request, f"{changed} API keys disabled.", messages.SUCCESS)
-        return {"api_keys_disabled": changed}
 
-    @audited_action(action="enable_api_key", description="Enable the selected API keys")
-    def enable_keys(self, request, queryset):
-        changed = queryset.filter(is_active=False).update(is_active=True)
+    @admin.action(description="Enable the selected API keys")
+    def enable_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        changed = api_key_set_active(api_keys=queryset, active=True, actor=request.user)
         self.message_user(request, f"{changed} API keys enabled.", messages.SUCCESS)
-        return {"api_keys_enabled": changed}
 
 
 def _api_key(user: User) -> ApiKey | None:

@@ -5,7 +5,9 @@ Three ways in:
 - `AuditedAdminMixin` on a ModelAdmin: every add, change (with the changed fields before and
   after) and delete made through that admin is recorded next to Django's own LogEntry;
 - `@audited_action(...)` on an admin action: one row per selected object (or one summary row
-  for a very large selection), written after the action ran.
+  for a very large selection), written after the action ran;
+- `audit_record_selection(...)` from a service that changes a selection (the same rows, written
+  in the service's own transaction: accounts.services' suspend and key switches use it).
 """
 
 import datetime
@@ -187,6 +189,40 @@ class AuditedAdminMixin:
         return entries
 
 
+def audit_selection_ids(queryset: QuerySet) -> list[Any]:
+    """The selection's ids, taken before an action changes it: at most PER_OBJECT_LIMIT + 1 (one
+    more than that is enough to know the selection gets a summary row)."""
+    return list(queryset.values_list("pk", flat=True)[: PER_OBJECT_LIMIT + 1])
+
+
+def audit_record_selection(
+    *,
+    actor: User | None,
+    action: str,
+    model: type[models.Model],
+    ids: list[Any],
+    label: str,
+    after: dict | None = None,
+    area: str | None = None,
+) -> None:
+    """Record an action on a selection (ids from audit_selection_ids): one row per object, or
+    one summary row when more than PER_OBJECT_LIMIT were selected."""
+    the_area = area or area_for(model)
+    if len(ids) > PER_OBJECT_LIMIT:
+        audit_record(
+            actor=actor,
+            action=action,
+            summary=f"{label}: more than {PER_OBJECT_LIMIT} {model._meta.verbose_name_plural}.",
+            after=after,
+            area=the_area,
+        )
+        return
+    AdminAuditLog.objects.bulk_create(
+        AdminAuditLog(**_row(actor, action, obj, f"{label}.", None, after, the_area))
+        for obj in model._default_manager.filter(pk__in=ids)
+    )
+
+
 def audited_action(
     *, action: str, area: str | None = None, **admin_action_kwargs: Any
 ) -> Callable[[Callable], Callable]:
@@ -202,27 +238,17 @@ def audited_action(
     def decorate(func: Callable) -> Callable:
         @functools.wraps(func)
         def wrapper(modeladmin, request, queryset):
-            ids = list(queryset.values_list("pk", flat=True)[: PER_OBJECT_LIMIT + 1])
+            ids = audit_selection_ids(queryset)
             result = func(modeladmin, request, queryset)
-            the_area = area or area_for(queryset.model)
-            extra = result if isinstance(result, dict) else None
-            label = admin_action_kwargs.get("description") or action
-            if len(ids) > PER_OBJECT_LIMIT:
-                audit_record(
-                    actor=request.user,
-                    action=action,
-                    summary=f"{label}: more than {PER_OBJECT_LIMIT} {queryset.model._meta.verbose_name_plural}.",
-                    after=extra,
-                    area=the_area,
-                )
-            else:
-                objects = queryset.model._default_manager.filter(pk__in=ids)
-                AdminAuditLog.objects.bulk_create(
-                    AdminAuditLog(
-                        **_row(request.user, action, obj, f"{label}.", None, extra, the_area)
-                    )
-                    for obj in objects
-                )
+            audit_record_selection(
+                actor=request.user,
+                action=action,
+                model=queryset.model,
+                ids=ids,
+                label=admin_action_kwargs.get("description") or action,
+                after=result if isinstance(result, dict) else None,
+                area=area,
+            )
             return None if isinstance(result, dict) else result
 
         return admin.action(**admin_action_kwargs)(wrapper)

@@ -1,7 +1,9 @@
 """Every write to customers, balances and API keys.
 
 The balance changes only through balance_credit / balance_debit: each locks the wallet row,
-appends one LedgerEntry and updates the cached balance in the same transaction.
+appends one LedgerEntry and updates the cached balance in the same transaction. Staff changes
+(balance_adjust_by_staff, the suspend and API-key switches) write their audit rows in the same
+transaction as the change: a committed change always has its row, a refused one never does.
 """
 
 from dataclasses import dataclass
@@ -9,9 +11,11 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import ApiKey, LedgerEntry, User, Wallet
+from accounts.audit import audit_record, audit_record_selection, audit_selection_ids
+from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, User, Wallet
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, quantize_money
 
 MAX_AMOUNT = Decimal(10) ** (MONEY_DIGITS - MONEY_PLACES) - 1
@@ -57,8 +61,7 @@ def _apply(
     with transaction.atomic():
         # Lock first, then look for a replay: two workers processing the same refund queue up
         # here, and the second one finds the first one's entry.
-        wallet, _ = Wallet.objects.get_or_create(user=user)
-        wallet = Wallet.objects.select_for_update().get(pk=wallet.pk)
+        wallet = _locked_wallet(user)
         existing = _find_replay(
             user=user, kind=kind, order_ref=order_ref, idempotency_key=idempotency_key
         )
@@ -84,6 +87,12 @@ def _apply(
         )
         Wallet.objects.filter(pk=wallet.pk).update(balance=new_balance, updated_at=now)
     return entry
+
+
+def _locked_wallet(user: User) -> Wallet:
+    """The user's wallet (created if missing), locked until the transaction ends."""
+    wallet, _ = Wallet.objects.get_or_create(user=user)
+    return Wallet.objects.select_for_update().get(pk=wallet.pk)
 
 
 def _find_replay(
@@ -182,6 +191,53 @@ def balance_adjust(
     )
 
 
+@dataclass(frozen=True)
+class StaffAdjustment:
+    entry: LedgerEntry
+    replayed: bool  # the same one-time key was used before: nothing new was written
+
+
+def balance_adjust_by_staff(
+    *,
+    user: User,
+    amount: Decimal,
+    staff: User,
+    reason: str,
+    payment_ref: str = "",
+    idempotency_key: str | None = None,
+) -> StaffAdjustment:
+    """A credit (amount > 0) or debit (amount < 0) by `staff` from the admin, and its audit row,
+    in one transaction. A repeated `idempotency_key` (the same form submitted twice) returns the
+    first entry with replayed=True and writes nothing, no audit row either. Raises
+    InsufficientFunds or InvalidAmount, writing nothing, for a refused change."""
+    with transaction.atomic():
+        # The wallet lock makes a second submission of the same form wait for the first one's
+        # commit, then find its entry: never two entries, never two audit rows.
+        _locked_wallet(user)
+        if idempotency_key:
+            done = _find_replay(user=user, kind="", order_ref=None, idempotency_key=idempotency_key)
+            if done is not None:
+                return StaffAdjustment(entry=done, replayed=True)
+        entry = balance_adjust(
+            user=user,
+            amount=amount,
+            created_by=staff,
+            reason=reason,
+            payment_ref=payment_ref,
+            idempotency_key=idempotency_key,
+        )
+        audit_record(
+            actor=staff,
+            action="balance_adjust",
+            obj=user,
+            summary=f"{entry.amount:+} ({entry.get_kind_display()}): {entry.memo}",
+            before={"balance": entry.balance_after - entry.amount},
+            after={"balance": entry.balance_after, "ledger_entry": entry.pk},
+            area=AdminAuditLog.Area.MONEY,
+        )
+    return StaffAdjustment(entry=entry, replayed=False)
+
+
 def customer_create(
     *,
     username: str,
@@ -229,3 +285,78 @@ def api_key_issue(*, user: User) -> IssuedKey:
 def api_key_touch(*, api_key: ApiKey, ip: str | None) -> None:
     """Record a use of the key; a plain UPDATE so that concurrent calls never conflict."""
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now(), last_used_ip=ip)
+
+
+# --- Staff switches: suspend customers, disable API keys (audited in the same transaction) ---
+
+
+def _switch_audited(
+    *,
+    target: QuerySet,
+    selection: QuerySet,
+    active: bool,
+    actor: User,
+    action: str,
+    label: str,
+    result_key: str,
+) -> int:
+    """Set is_active on the rows of `target` that differ, and record one audit row per object of
+    `selection` (what staff selected) with the count, in one transaction."""
+    with transaction.atomic():
+        ids = audit_selection_ids(selection)
+        changed = target.filter(is_active=not active).update(is_active=active)
+        audit_record_selection(
+            actor=actor,
+            action=action,
+            model=selection.model,
+            ids=ids,
+            label=label,
+            after={result_key: changed},
+            area=AdminAuditLog.Area.ACCESS,
+        )
+    return changed
+
+
+def customer_suspend(*, customers: QuerySet[User], actor: User) -> int:
+    """Suspend the customers (no login, no API), never `actor` themself; returns how many
+    changed."""
+    return _switch_audited(
+        target=customers.exclude(pk=actor.pk),
+        selection=customers,
+        active=False,
+        actor=actor,
+        action="suspend",
+        label="Suspend the selected customers (no login, no API)",
+        result_key="suspended",
+    )
+
+
+def customer_unsuspend(*, customers: QuerySet[User], actor: User) -> int:
+    """Let suspended customers in again; returns how many changed."""
+    return _switch_audited(
+        target=customers,
+        selection=customers,
+        active=True,
+        actor=actor,
+        action="unsuspend",
+        label="Unsuspend the selected customers",
+        result_key="unsuspended",
+    )
+
+
+def api_key_set_active(
+    *, api_keys: QuerySet[ApiKey], active: bool, actor: User, selection: QuerySet | None = None
+) -> int:
+    """Enable or disable the keys; returns how many changed. The audit rows are about
+    `selection` (the customers staff selected) or, without it, the keys themselves."""
+    on_customers = selection is not None and selection.model is User
+    whose = "the API keys of the selected customers" if on_customers else "the selected API keys"
+    return _switch_audited(
+        target=api_keys,
+        selection=selection if selection is not None else api_keys,
+        active=active,
+        actor=actor,
+        action="enable_api_key" if active else "disable_api_key",
+        label=f"{'Enable' if active else 'Disable'} {whose}",
+        result_key="api_keys_enabled" if active else "api_keys_disabled",
+    )
