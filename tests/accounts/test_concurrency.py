@@ -47,3 +47,25 @@ def test_concurrent_refunds_of_one_order_pay_once():
     assert len({r.pk for r in results}) == 1
     assert Wallet.objects.get(user=user).balance == Decimal("10.00000")
     call_command("check_ledger")
+
+
+def test_one_staff_form_submitted_at_once_from_ten_threads_writes_once():
+    from accounts.models import AdminAuditLog, User
+    from accounts.services import StaffAdjustment, balance_adjust_by_staff
+
+    user = customer_create(username="credited", opening_balance=Decimal("1"))
+    staff = User.objects.create_superuser("boss", "boss@example.com", "pw-boss-123")
+
+    results = run_in_threads(
+        10,
+        lambda i: balance_adjust_by_staff(
+            user=user, amount=Decimal("5"), staff=staff, reason="bank", idempotency_key="form-1"
+        ),
+    )
+
+    assert all(isinstance(r, StaffAdjustment) for r in results), results
+    assert sum(not r.replayed for r in results) == 1
+    assert len({r.entry.pk for r in results}) == 1
+    assert Wallet.objects.get(user=user).balance == Decimal("6.00000")
+    assert AdminAuditLog.objects.filter(action="balance_adjust").count() == 1
+    call_command("check_ledger")
