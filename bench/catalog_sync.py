@@ -15,14 +15,20 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from socketserver import TCPServer
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from providers.models import Provider
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 KEY = "bench-key"
+T = TypeVar("T")
 TYPES = ("Default", "Default", "Default", "Package", "Custom Comments", "Subscriptions")
 
 
@@ -115,6 +121,69 @@ def change(catalog: list[dict], percent: float, next_id: int) -> dict[str, int]:
     return counts
 
 
+def _measure(label: str, fn: Callable[[], T]) -> T:
+    """Run `fn` once and print its wall time and SQL query count."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - started
+    print(f"{label:<44} {seconds:8.2f} s {len(queries.captured_queries):6d} queries")
+    return result
+
+
+def _start(services: int) -> tuple[Server, "Provider"]:
+    """Migrate, forget the last run's provider, and serve a catalog of `services` items."""
+    from django.core.management import call_command
+
+    from catalog.models import CatalogSettings, Service
+    from providers.models import Provider
+    from providers.services import provider_create
+
+    call_command("migrate", verbosity=0)
+    Service.objects.filter(upstream__provider__name="bench").delete()
+    Provider.objects.filter(name="bench").delete()
+    settings = CatalogSettings.load()
+    settings.auto_import_new_services = False
+    settings.save()
+    server = Server(("127.0.0.1", 0), Handler)
+    server.catalog = [service(i) for i in range(1, services + 1)]  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/api/v2"
+    return server, provider_create(name="bench", api_url=url, api_key=KEY)
+
+
+def _steps(server: Server, provider: "Provider", args: argparse.Namespace) -> None:
+    """The four measured steps: first sync, import all, re-sync with changes, re-sync as is."""
+    from django.db import connection
+
+    from catalog.models import CatalogChange, UpstreamService
+    from catalog.services import catalog_import_services, catalog_sync_provider
+
+    print(f"PostgreSQL {connection.pg_version}, {args.services} upstream services\n")
+    print(f"{'step':<44} {'wall time':>10} {'SQL':>14}")
+    report = _measure("first sync", lambda: catalog_sync_provider(provider=provider))
+    print(f"  {report.summary()}")
+    imported = _measure(
+        "import all into the panel", lambda: catalog_import_services(provider=provider, all=True)
+    )
+    print(f"  {len(imported)} panel services")
+    counts = change(server.catalog, args.changed, args.services + 1)  # type: ignore[attr-defined]
+    report = _measure(
+        f"re-sync, {args.changed:g}% changed {counts}",
+        lambda: catalog_sync_provider(provider=provider),
+    )
+    print(f"  {report.summary()}")
+    report = _measure("re-sync, nothing changed", lambda: catalog_sync_provider(provider=provider))
+    print(f"  {report.summary()}")
+    print(
+        f"\nrows: {UpstreamService.objects.filter(provider=provider).count()} upstream services, "
+        f"{CatalogChange.objects.filter(provider=provider).count()} catalog changes"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--services", type=int, default=5000)
@@ -125,56 +194,8 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from catalog.models import CatalogChange, CatalogSettings, Service, UpstreamService
-    from catalog.services import catalog_import_services, catalog_sync_provider
-    from providers.models import Provider
-    from providers.services import provider_create
-
-    call_command("migrate", verbosity=0)
-    Service.objects.filter(upstream__provider__name="bench").delete()
-    Provider.objects.filter(name="bench").delete()
-    settings = CatalogSettings.load()
-    settings.auto_import_new_services = False
-    settings.save()
-
-    server = Server(("127.0.0.1", 0), Handler)
-    server.catalog = [service(i) for i in range(1, args.services + 1)]  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/api/v2"
-    provider = provider_create(name="bench", api_url=url, api_key=KEY)
-
-    def measure(label: str, fn):
-        with CaptureQueriesContext(connection) as queries:
-            started = time.perf_counter()
-            result = fn()
-            seconds = time.perf_counter() - started
-        print(f"{label:<44} {seconds:8.2f} s {len(queries.captured_queries):6d} queries")
-        return result
-
-    print(f"PostgreSQL {connection.pg_version}, {args.services} upstream services\n")
-    print(f"{'step':<44} {'wall time':>10} {'SQL':>14}")
-    report = measure("first sync", lambda: catalog_sync_provider(provider=provider))
-    print(f"  {report.summary()}")
-    imported = measure(
-        "import all into the panel", lambda: catalog_import_services(provider=provider, all=True)
-    )
-    print(f"  {len(imported)} panel services")
-    counts = change(server.catalog, args.changed, args.services + 1)  # type: ignore[attr-defined]
-    report = measure(
-        f"re-sync, {args.changed:g}% changed {counts}",
-        lambda: catalog_sync_provider(provider=provider),
-    )
-    print(f"  {report.summary()}")
-    report = measure("re-sync, nothing changed", lambda: catalog_sync_provider(provider=provider))
-    print(f"  {report.summary()}")
-    print(
-        f"\nrows: {UpstreamService.objects.filter(provider=provider).count()} upstream services, "
-        f"{CatalogChange.objects.filter(provider=provider).count()} catalog changes"
-    )
+    server, provider = _start(args.services)
+    _steps(server, provider, args)
     server.shutdown()
 
 

@@ -16,6 +16,7 @@ from accounts.models import AdminAuditLog
 from catalog.models import (
     CatalogChange,
     CatalogSettings,
+    CatalogSyncRun,
     Category,
     CustomerDiscount,
     CustomerRate,
@@ -137,6 +138,20 @@ class CatalogChangeAdmin(ReadOnlyAdmin):
     search_fields = ("=upstream_service__service_id", "upstream_service__name")
     list_select_related = ("provider", "upstream_service", "upstream_service__provider")
     raw_id_fields = ("upstream_service",)
+    date_hierarchy = "created_at"
+
+
+@admin.register(CatalogSyncRun)
+class CatalogSyncRunAdmin(ReadOnlyAdmin):
+    """The "Sync now" runs asked for on the provider admin: read-only, written by the worker."""
+
+    list_display = ("id", "created_at", "provider", "status", "requested_by", "allow_mass_removal",
+                    "started_at", "finished_at", "outcome")  # fmt: skip
+    list_filter = ("status", "provider")
+    list_select_related = ("provider", "requested_by")
+    fields = ("provider", "requested_by", "allow_mass_removal", "status", "outcome", "progress",
+              "summary", "error", "created_at", "started_at", "finished_at")  # fmt: skip
+    readonly_fields = fields
     date_hierarchy = "created_at"
 
 

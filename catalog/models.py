@@ -277,3 +277,53 @@ class CustomerRate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} · {self.service_id}: {self.rate}"
+
+
+class CatalogSyncRun(models.Model):
+    """One "Sync the catalog now" asked for in admin: queued by catalog_sync_request, run by a
+    worker (catalog.tasks.catalog_sync_run_task), its progress and outcome kept for the admin."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    provider = models.ForeignKey(
+        "providers.Provider", on_delete=models.CASCADE, related_name="catalog_sync_runs"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    allow_mass_removal = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.TextField(blank=True, help_text="What the sync reported so far.")
+    summary = models.TextField(blank=True, help_text="What the sync did (when done).")
+    error = models.TextField(blank=True, help_text="Why it failed; nothing was changed then.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # One run at a time per provider; a stale one is closed before a new one is queued.
+            models.UniqueConstraint(
+                fields=["provider"],
+                condition=Q(status__in=["queued", "running"]),
+                name="catalog_sync_run_one_active_per_provider",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"catalog sync #{self.pk} of {self.provider} ({self.status})"
+
+    @property
+    def outcome(self) -> str:
+        """One line for the admin: what the run did, why it failed, or how far it got."""
+        if self.status == self.Status.DONE:
+            return self.summary
+        if self.status == self.Status.FAILED:
+            return f"Sync failed, nothing changed: {self.error}"
+        last = self.progress.rsplit("\n", 1)[-1]
+        return f"{self.get_status_display()}: {last}" if last else self.get_status_display()

@@ -72,6 +72,22 @@ def retail_rate(cost_rate: Decimal, markup_percent: Decimal) -> Decimal:
     return max(rate, Decimal(0))
 
 
+MARKUP_MAX = Decimal(1_000_000)  # Service.markup_percent: PERCENT digits hold less than this
+_MARKUP_QUANTUM = Decimal("0.01")
+
+
+def markup_percent_error(value: Decimal) -> str | None:
+    """Why `value` cannot be a markup percentage, or None when it can: finite, above -100 (a
+    price of zero or less), below 1,000,000 and at most 2 decimal places."""
+    if not value.is_finite() or not Decimal(-100) < value < MARKUP_MAX:
+        return f"The markup must be a percentage above -100% and below 1,000,000%, got {value}."
+    # The column holds 2 places (PERCENT): more would be rounded by the database, and a price
+    # computed from the unrounded value would not match the one the next sync computes.
+    if value != value.quantize(_MARKUP_QUANTUM):
+        return f"The markup takes at most 2 decimal places, got {value}."
+    return None
+
+
 def margin(retail: Decimal, cost: Decimal) -> Decimal:
     """What the panel keeps per 1000: retail minus cost (negative when selling at a loss)."""
     return quantize_rate(Decimal(retail) - Decimal(cost))

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from accounts.models import User
 from catalog.models import CustomerDiscount, CustomerRate, Service, ServiceBackup, UpstreamService
-from catalog.pricing import quantize_rate
+from catalog.pricing import convert_rate, quantize_rate
 
 
 def service_list_enabled() -> QuerySet[Service]:
@@ -55,13 +55,14 @@ def service_rate_for_user(*, user: User, service: Service) -> Decimal:
     return service_rates_for_user(user=user, services=[service])[service.pk]
 
 
-def service_cost_rate(*, service: Service, upstream=None) -> Decimal | None:
-    """What the provider charges per 1000, converted to the panel's currency; None for a
-    manual service."""
+def service_cost(service: Service, *, upstream: UpstreamService | None = None) -> Decimal | None:
+    """What the provider charges per 1000 for `service` (or for `upstream`, one of its backups),
+    converted to the panel's currency; None for a manual service. The one cost rule: pricing,
+    the below-cost checks and the order's cost snapshot all use it."""
     upstream = upstream or service.upstream
     if upstream is None:
         return None
-    return quantize_rate(upstream.rate * upstream.provider.exchange_rate)
+    return convert_rate(upstream.rate, upstream.provider.exchange_rate)
 
 
 def service_upstream_candidates(*, service: Service) -> list[UpstreamService]:

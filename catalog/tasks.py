@@ -1,10 +1,11 @@
-"""Celery entry points for the catalog: the periodic sync sweep and one sync per provider."""
+"""Celery entry points for the catalog: the periodic sync sweep, one sync per provider, and the
+admin's "Sync now" runs."""
 
 import logging
 
 from celery import shared_task
 
-from catalog.services import CatalogSyncError, catalog_sync_provider
+from catalog.services import CatalogSyncError, catalog_sync_provider, catalog_sync_run_execute
 from providers.models import Provider
 from providers.selectors import provider_ids_enabled
 
@@ -34,3 +35,13 @@ def catalog_sync_provider_task(provider_id: int) -> str:
         return catalog_sync_provider(provider=provider).summary()
     except CatalogSyncError as exc:
         return f"failed: {exc}"
+
+
+@shared_task(ignore_result=True, queue="provider_io")
+def catalog_sync_run_task(run_id: int) -> str:
+    """Run one CatalogSyncRun queued from admin; its row keeps the progress and the outcome.
+    No retry: the admin sees a failure and can ask again."""
+    run = catalog_sync_run_execute(run_id=run_id)
+    if run is None:
+        return "skipped: not queued any more"
+    return run.summary or f"failed: {run.error}"

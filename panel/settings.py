@@ -203,6 +203,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ROUTES = {
     "providers.tasks.*": {"queue": "provider_io"},
     "catalog.tasks.catalog_sync_provider_task": {"queue": "provider_io"},
+    "catalog.tasks.catalog_sync_run_task": {"queue": "provider_io"},
     "orders.tasks.order_submit": {"queue": "provider_io"},
     "orders.tasks.provider_poll_orders": {"queue": "provider_io"},
     "orders.tasks.provider_process_refills": {"queue": "provider_io"},

@@ -1,18 +1,22 @@
 """Admin for providers: the API key is write-only (only its last 4 characters are shown back);
-actions test the connection, sync the catalog now and check the balance."""
+actions test the connection, queue a catalog sync (run by a worker, shown as CatalogSyncRun rows
+on the provider's page) and check the balance."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
 from accounts.audit import AuditedAdminMixin, audit_record
 from accounts.models import AdminAuditLog
-from catalog.models import Service
+from catalog.models import CatalogSyncRun, Service
 from catalog.pricing import format_money
-from catalog.services import CatalogSyncError, catalog_reprice_services, catalog_sync_provider
+from catalog.services import CatalogError, catalog_reprice_services, catalog_sync_request
 from providers.client import ErrorKind, ProviderError
 from providers.models import Provider, ProviderCall
 from providers.services import provider_check_balance, provider_test_connection
@@ -22,6 +26,7 @@ PRICING_FIELDS = {"markup_percent", "exchange_rate"}
 CAPABILITY_FIELDS = ("supports_cancel", "supports_multi_refill", "supports_refill_status",
                      "supports_cancel_status", "supports_dripfeed")  # fmt: skip
 BALANCE_FIELDS = ("balance", "balance_checked_at")
+RECENT_SYNC_RUNS = 5
 
 
 def _fields(provider: Provider, names) -> dict:
@@ -38,6 +43,10 @@ def _audit(request: HttpRequest, action: str, provider: Provider, summary: str, 
         after=after,
         area=AdminAuditLog.Area.PROVIDER,
     )
+
+
+def _run_url(run: CatalogSyncRun) -> str:
+    return reverse("admin:catalog_catalogsyncrun_change", args=[run.pk])
 
 
 class ProviderAdminForm(forms.ModelForm):
@@ -100,6 +109,7 @@ class ProviderAdmin(AuditedAdminMixin, admin.ModelAdmin):
         "out_of_funds_since",
         "last_sync_at",
         "last_sync_error",
+        "recent_sync_runs",
         "created_at",
     )
     fieldsets = (
@@ -111,7 +121,8 @@ class ProviderAdmin(AuditedAdminMixin, admin.ModelAdmin):
         ("Supports (set by hand or detected by the connection test)", {"fields": (
             "supports_cancel", "supports_multi_refill", "supports_refill_status",
             "supports_cancel_status", "supports_dripfeed")}),
-        ("Catalog sync", {"fields": ("last_sync_at", "last_sync_error", "created_at")}),
+        ("Catalog sync", {"fields": ("last_sync_at", "last_sync_error", "recent_sync_runs",
+                                      "created_at")}),
     )  # fmt: skip
     actions = ("test_connection", "sync_now", "sync_now_allow_mass_removal", "check_balance")
 
@@ -149,23 +160,55 @@ class ProviderAdmin(AuditedAdminMixin, admin.ModelAdmin):
             after = {"ok": report.ok, **_fields(provider, CAPABILITY_FIELDS + BALANCE_FIELDS)}
             _audit(request, "test_connection", provider, lines, before, after)
 
+    @admin.display(description="recent syncs from admin")
+    def recent_sync_runs(self, obj: Provider) -> SafeString | str:
+        runs = (
+            list(CatalogSyncRun.objects.filter(provider=obj)[:RECENT_SYNC_RUNS]) if obj.pk else []
+        )
+        if not runs:
+            return "none yet"
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                '<li><a href="{}">#{}</a> {} {}: {}</li>',
+                (
+                    (_run_url(r), r.pk, f"{r.created_at:%Y-%m-%d %H:%M}", r.status, r.outcome)
+                    for r in runs
+                ),
+            ),
+        )
+
     @admin.action(description="Sync the catalog now")
     def sync_now(
         self, request: HttpRequest, queryset: QuerySet[Provider], allow_mass_removal: bool = False
     ) -> None:
+        """Queue one CatalogSyncRun per provider; a worker runs it (the sync can take minutes)."""
+        action = "sync_allow_mass_removal" if allow_mass_removal else "sync"
         for provider in queryset:
             try:
-                report = catalog_sync_provider(
-                    provider=provider, allow_mass_removal=allow_mass_removal
+                run = catalog_sync_request(
+                    provider=provider,
+                    requested_by=request.user,
+                    allow_mass_removal=allow_mass_removal,
                 )
-            except CatalogSyncError as exc:
-                self.message_user(request, f"Sync failed, nothing changed: {exc}", messages.ERROR)
-                after = {"ok": False, "error": str(exc)}
-            else:
-                self.message_user(request, report.summary(), messages.SUCCESS)
-                after = {"ok": True, "summary": report.summary()}
-            action = "sync_allow_mass_removal" if allow_mass_removal else "sync"
-            _audit(request, action, provider, after.get("summary") or after["error"], None, after)
+            except CatalogError as exc:
+                self.message_user(request, f"Not queued: {exc}", messages.WARNING)
+                _audit(request, action, provider, str(exc), None, {"ok": False, "error": str(exc)})
+                continue
+            self.message_user(
+                request,
+                format_html(
+                    'Catalog sync of {} queued: <a href="{}">run #{}</a> shows its progress '
+                    "and result.",
+                    provider.name,
+                    _run_url(run),
+                    run.pk,
+                ),
+                messages.SUCCESS,
+            )
+            after = {"ok": True, "queued": True, "run": run.pk}
+            _audit(request, action, provider, f"catalog sync queued (run #{run.pk})", None, after)
 
     @admin.action(description="Sync now, accepting that most services disappeared upstream")
     def sync_now_allow_mass_removal(self, request: HttpRequest, queryset: QuerySet[Provider]):

@@ -24,7 +24,7 @@ from catalog.order_types import (
     QuantityFrom,
 )
 from catalog.pricing import ZERO, charge_for, quantize_money
-from catalog.selectors import service_cost_rate, service_rate_for_user
+from catalog.selectors import service_cost, service_rate_for_user
 from orders.models import Order, OrderStatusChange
 from orders.services.common import OrderError, logger
 
@@ -328,7 +328,7 @@ def order_quote(*, user: User, service: Service, data: Mapping[str, object]) -> 
 
 def order_cost(*, service: Service, upstream: UpstreamService | None, units: int) -> Decimal | None:
     """What the provider will charge us for `units` (per package for packages), or None."""
-    cost_rate = service_cost_rate(service=service, upstream=upstream) if upstream else None
+    cost_rate = service_cost(service, upstream=upstream) if upstream else None
     if cost_rate is None:
         return None
     if service.type in PACKAGE_TYPES:

@@ -5,7 +5,7 @@ from decimal import Decimal as D
 import pytest
 from django.urls import reverse
 
-from catalog.models import PriceChange, Service, UpstreamService
+from catalog.models import CatalogSyncRun, PriceChange, Service, UpstreamService
 from catalog.services import catalog_import_services, catalog_sync_provider
 from providers.models import Provider
 
@@ -52,26 +52,40 @@ def test_provider_add_requires_a_key(admin_client, db):
     assert not Provider.objects.exists()
 
 
-def test_provider_actions(admin_client, provider, upstream, catalog_settings):
+def test_provider_actions(
+    admin_client, provider, upstream, catalog_settings, django_capture_on_commit_callbacks
+):
     url = reverse("admin:providers_provider_changelist")
     for action in ("test_connection", "sync_now", "sync_now_allow_mass_removal", "check_balance"):
-        response = admin_client.post(
-            url, {"action": action, "_selected_action": [provider.pk]}, follow=True
-        )
+        # The sync actions queue a run whose task is sent on commit (eager Celery in tests).
+        with django_capture_on_commit_callbacks(execute=True):
+            response = admin_client.post(
+                url, {"action": action, "_selected_action": [provider.pk]}, follow=True
+            )
         assert response.status_code == 200
     assert [str(m) for m in response.context["messages"]] == ["acme: 100.00000 USD"]
     assert UpstreamService.objects.count() == 5
     provider.refresh_from_db()
     assert provider.balance == D("100") and provider.last_sync_at is not None
+    runs = list(CatalogSyncRun.objects.order_by("pk"))
+    assert [(r.status, r.allow_mass_removal) for r in runs] == [("done", False), ("done", True)]
 
 
-def test_sync_now_failure_is_shown(admin_client, provider, upstream):
+def test_sync_now_failure_is_shown(
+    admin_client, provider, upstream, django_capture_on_commit_callbacks
+):
     upstream.catalog = "not a list"
-    response = admin_client.post(
-        reverse("admin:providers_provider_changelist"),
-        {"action": "sync_now", "_selected_action": [provider.pk]}, follow=True,
-    )  # fmt: skip
-    assert "Sync failed, nothing changed" in response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(
+            reverse("admin:providers_provider_changelist"),
+            {"action": "sync_now", "_selected_action": [provider.pk]}, follow=True,
+        )  # fmt: skip
+    run = CatalogSyncRun.objects.get()
+    assert run.status == CatalogSyncRun.Status.FAILED and run.error and not run.summary
+    page = admin_client.get(reverse("admin:catalog_catalogsyncrun_change", args=[run.pk]))
+    assert "Sync failed, nothing changed" in page.content.decode()
+    page = admin_client.get(reverse("admin:providers_provider_change", args=[provider.pk]))
+    assert "Sync failed, nothing changed" in page.content.decode()
 
 
 def test_upstream_text_is_escaped_everywhere(admin_client, synced):

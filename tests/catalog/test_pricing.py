@@ -10,6 +10,7 @@ from catalog.pricing import (
     decide_price,
     margin,
     margin_percent,
+    markup_percent_error,
     retail_rate,
     rise_percent,
 )
@@ -114,3 +115,24 @@ def test_fixed_rate_below_cost_pauses_unless_allowed():
     assert _decide(fixed=True, current_rate=D("3"), cost=D("3.5")).pause is Pause.BELOW_COST
     allowed = _decide(fixed=True, current_rate=D("3"), cost=D("3.5"), allow_below_cost=True)
     assert allowed.pause is Pause.NONE and allowed.rate == D("3")
+
+
+@pytest.mark.parametrize("value", ["-99.99", "0", "35.5", "999999.99"])
+def test_markup_percent_error_accepts_a_valid_markup(value):
+    assert markup_percent_error(D(value)) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-100", "above -100%"),
+        ("1000000", "below 1,000,000%"),
+        ("Infinity", "above -100%"),
+        ("NaN", "above -100%"),
+        ("35.125", "2 decimal places"),
+        ("999999.999", "2 decimal places"),
+    ],
+)
+def test_markup_percent_error_says_what_is_wrong(value, message):
+    error = markup_percent_error(D(value))
+    assert error is not None and message in error and value in error

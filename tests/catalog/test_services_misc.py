@@ -5,7 +5,7 @@ from decimal import Decimal as D
 import pytest
 
 from catalog.models import PriceChange, Service, ServiceBackup, UpstreamService
-from catalog.selectors import service_upstream_candidates
+from catalog.selectors import service_cost, service_upstream_candidates
 from catalog.services import (
     CatalogError,
     catalog_apply_markup,
@@ -122,3 +122,28 @@ def test_upstream_candidates_for_failover(synced, upstream):
     UpstreamService.objects.filter(service_id="1").update(removed_at="2026-01-01T00:00Z")
     service.refresh_from_db()
     assert service_upstream_candidates(service=service) == []
+
+
+def test_service_cost_of_the_service_or_of_a_backup_in_the_panel_currency(synced):
+    (service,) = catalog_import_services(provider=synced, upstream_ids=["2"])
+    with CatalogServer([item(9, rate="3.00")]) as other_server:
+        other = provider_create(name="other", api_url=other_server.url, api_key=other_server.key)
+        catalog_sync_provider(provider=other)
+    Provider.objects.filter(pk=other.pk).update(exchange_rate=D("0.5"))
+    backup = UpstreamService.objects.select_related("provider").get(provider=other)
+    assert service_cost(service) == D("2.00000000")
+    assert service_cost(service, upstream=backup) == D("1.50000000")
+    manual = Service(category=service.category, name="by hand", rate=D(1))
+    assert service_cost(manual) is None
+
+
+def test_approving_or_pricing_by_hand_re_enables_only_a_price_paused_service(synced):
+    (service,) = catalog_import_services(provider=synced, upstream_ids=["2"])
+    service_disable(service=service, reason="held", cause=Service.DisabledCause.PRICE_HOLD)
+    service_set_price(service=service, rate=D("5"))
+    service.refresh_from_db()
+    assert service.is_enabled and service.disabled_cause == Service.DisabledCause.NONE
+    service_disable(service=service, reason="by an admin")
+    service_set_price(service=service, rate=D("6"))
+    service.refresh_from_db()
+    assert not service.is_enabled and service.disabled_cause == Service.DisabledCause.MANUAL

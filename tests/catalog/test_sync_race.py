@@ -7,9 +7,9 @@ from decimal import Decimal as D
 import pytest
 from django.db import connection
 
-from catalog import services as catalog_services
 from catalog.models import Service
 from catalog.services import catalog_import_services, catalog_sync_provider, service_set_price
+from catalog.services import sync as catalog_sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,7 +22,7 @@ def test_price_set_by_hand_during_a_sync_is_not_overwritten(
     assert service.rate == D("3.00000000")  # cost 2.00 + 50 %
     upstream.set_rate(2, "2.10")  # a small rise: this sync re-prices the service to 3.15
     services_read = threading.Event()
-    real_refresh = catalog_services._refresh_services
+    real_refresh = catalog_sync._refresh_services
 
     def slow_refresh(services, **kwargs):
         # The sync has read the provider's services; give the admin time to change one.
@@ -30,7 +30,7 @@ def test_price_set_by_hand_during_a_sync_is_not_overwritten(
         time.sleep(0.5)
         return real_refresh(services, **kwargs)
 
-    monkeypatch.setattr(catalog_services, "_refresh_services", slow_refresh)
+    monkeypatch.setattr(catalog_sync, "_refresh_services", slow_refresh)
     errors: list[BaseException] = []
 
     def in_thread(fn):

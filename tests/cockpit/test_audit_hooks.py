@@ -10,7 +10,14 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import AdminAuditLog
-from catalog.models import CatalogSettings, Category, CustomerDiscount, CustomerRate, Service
+from catalog.models import (
+    CatalogSettings,
+    CatalogSyncRun,
+    Category,
+    CustomerDiscount,
+    CustomerRate,
+    Service,
+)
 from catalog.services import catalog_import_services, catalog_sync_provider
 from orders.models import Order
 from orders.services import order_create
@@ -274,7 +281,9 @@ def test_provider_add_key_change_and_delete_are_audited_without_the_key(admin, s
     _no_key_material("first-secret-key-0001", "second-secret-key-0002")
 
 
-def test_provider_actions_are_audited(admin, staff, provider, upstream):
+def test_provider_actions_are_audited(
+    admin, staff, provider, upstream, django_capture_on_commit_callbacks
+):
     upstream.balance = Decimal("123.45")
     _action(admin, "providers_provider", "check_balance", [provider.pk])
     row = _one(action="check_balance")
@@ -288,9 +297,12 @@ def test_provider_actions_are_audited(admin, staff, provider, upstream):
     assert Decimal(row.before["balance"]) == Decimal("123.45")
     assert row.after["ok"] is True and Decimal(row.after["balance"]) == Decimal("99")
 
-    _action(admin, "providers_provider", "sync_now", [provider.pk])
-    row = _one(action="sync")
-    assert row.after["ok"] is True and "5 upstream services" in row.after["summary"]
+    with django_capture_on_commit_callbacks(execute=True):  # the run's task is sent on commit
+        _action(admin, "providers_provider", "sync_now", [provider.pk])
+    row = _one(action="sync")  # written when the run is queued; the outcome is on the run
+    run = CatalogSyncRun.objects.get()
+    assert row.after["ok"] is True and row.after["run"] == run.pk
+    assert "5 upstream services" in run.summary
 
     broken = make_provider(key="wrong-key-9999", api_url=upstream.url, name="broken")
     _action(admin, "providers_provider", "check_balance", [broken.pk])

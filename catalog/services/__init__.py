@@ -1,0 +1,53 @@
+"""Writes for the catalog, one module per subdomain (docs/catalog.md, "Where things live"):
+
+- sync.py: fetch a provider's catalog, diff it, write UpstreamService + CatalogChange (SyncReport)
+- sync_runs.py: the admin's "Sync now" as a queued CatalogSyncRun that a worker runs
+- repricing.py: which markup applies, price decisions, re-pricing panel services
+- imports.py: panel services created from upstream services
+- prices.py: hand-set prices, held rises, enabling and disabling
+- common.py: the errors and the enable/disable helpers they share
+
+Imports go one way: common ← repricing ← imports ← sync ← sync_runs, and common ← prices.
+Callers import from here (`from catalog.services import ...`).
+"""
+
+from catalog.pricing import Pause
+from catalog.selectors import service_cost
+from catalog.services.common import CatalogError, CatalogSyncError
+from catalog.services.imports import catalog_import_services
+from catalog.services.prices import (
+    service_approve_held_price,
+    service_disable,
+    service_enable,
+    service_enable_refusal,
+    service_set_price,
+)
+from catalog.services.repricing import (
+    catalog_apply_markup,
+    catalog_reprice_services,
+    service_price_decision,
+    service_use_markup,
+)
+from catalog.services.sync import SyncReport, catalog_sync_provider
+from catalog.services.sync_runs import catalog_sync_request, catalog_sync_run_execute
+
+__all__ = [
+    "CatalogError",
+    "CatalogSyncError",
+    "Pause",
+    "SyncReport",
+    "catalog_apply_markup",
+    "catalog_import_services",
+    "catalog_reprice_services",
+    "catalog_sync_provider",
+    "catalog_sync_request",
+    "catalog_sync_run_execute",
+    "service_approve_held_price",
+    "service_cost",
+    "service_disable",
+    "service_enable",
+    "service_enable_refusal",
+    "service_price_decision",
+    "service_set_price",
+    "service_use_markup",
+]
