@@ -2,6 +2,8 @@
 `admin:pricing_bulk`, added by panel.admin.PanelAdminSite). The form checks the input's shape;
 catalog/bulk_pricing.py plans and applies."""
 
+from typing import cast
+
 from django import forms
 from django.contrib import messages
 from django.contrib.admin import AdminSite
@@ -11,6 +13,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from accounts.models import User
 from catalog import bulk_pricing
 from catalog.models import Category
 from providers.models import Provider
@@ -96,7 +99,7 @@ def _apply_from_form(
         changed = bulk_pricing.pricing_plan_apply(
             plan=plan,
             expected_fingerprint=request.POST.get("fingerprint", ""),
-            actor=request.user,
+            actor=cast(User, request.user),  # admin_view: a logged-in staff user
             reason=form.cleaned_data["reason"],
         )
     except bulk_pricing.BulkPricingError as exc:

@@ -235,7 +235,10 @@ def _write(plan: PricingPlan, rows: list[PlannedPrice], actor: User, reason: str
         )
         return
     for row in rows:
-        service_set_price(service=row.service, rate=row.new_rate, changed_by=actor, reason=reason)
+        if row.new_rate is not None:  # always: `rows` are the plan's applying rows
+            service_set_price(
+                service=row.service, rate=row.new_rate, changed_by=actor, reason=reason
+            )
 
 
 def _default_reason(plan: PricingPlan) -> str:

@@ -3,7 +3,7 @@ attention (one definition for the cockpit and the orders admin); the cockpit's p
 the price list's average completion times."""
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -291,12 +291,7 @@ class AttentionGroup:
 @dataclass
 class Attention:
     groups: list[AttentionGroup] = field(default_factory=list)
-    orders: list[Order] = field(default_factory=list)
-    stuck_hours: int = 24
-
-    @property
-    def total(self) -> int:
-        return sum(g.count for g in self.groups)
+    orders: list[Order] = field(default_factory=list)  # the oldest few
 
 
 def order_count_capped(*, condition: Q, cap: int) -> tuple[int, bool]:
@@ -308,7 +303,7 @@ def order_count_capped(*, condition: Q, cap: int) -> tuple[int, bool]:
 
 def order_attention_summary(*, now: datetime) -> Attention:
     """A capped count per attention kind and the oldest few orders needing attention."""
-    attention = Attention(stuck_hours=attention_stuck_hours())
+    attention = Attention()
     for kind in order_attention_kinds(now=now):
         count, capped = order_count_capped(condition=kind.condition, cap=ATTENTION_COUNT_CAP)
         attention.groups.append(AttentionGroup(kind, count, capped))
@@ -353,8 +348,8 @@ class Figures:
     key: object = None
 
     def __post_init__(self) -> None:
-        self.revenue = quantize_money(self.revenue or 0)
-        self.cost = quantize_money(self.cost or 0)
+        self.revenue = quantize_money(Decimal(self.revenue or 0))
+        self.cost = quantize_money(Decimal(self.cost or 0))
 
     @property
     def profit(self) -> Decimal:
@@ -475,14 +470,22 @@ def profit_breakdowns(*, cells: list[Cell], since: dt.date) -> dict[str, list[Fi
             pk__in={c.service_id for c in cells}
         ).values_list("pk", "category_id", "name")
     }
-    groups: dict[str, dict[object, list[Cell]]] = {"provider": {}, "category": {}, "service": {}}
+    groups: dict[str, dict[int | None, list[Cell]]] = {
+        "provider": {},
+        "category": {},
+        "service": {},
+    }
     for cell in cells:
         category_id = services.get(cell.service_id, (None, ""))[0]
         groups["provider"].setdefault(cell.provider_id, []).append(cell)
         groups["category"].setdefault(category_id, []).append(cell)
         groups["service"].setdefault(cell.service_id, []).append(cell)
-    providers = dict(Provider.objects.filter(pk__in=groups["provider"]).values_list("pk", "name"))
-    categories = dict(Category.objects.filter(pk__in=groups["category"]).values_list("pk", "name"))
+    providers = dict(
+        Provider.objects.filter(pk__in=_ids_of(groups["provider"])).values_list("pk", "name")
+    )
+    categories = dict(
+        Category.objects.filter(pk__in=_ids_of(groups["category"])).values_list("pk", "name")
+    )
     labels = {
         "provider": lambda pk: providers.get(pk, "(not placed yet)"),
         "category": lambda pk: categories.get(pk, "—"),
@@ -494,6 +497,10 @@ def profit_breakdowns(*, cells: list[Cell], since: dt.date) -> dict[str, list[Fi
         rows.sort(key=lambda f: (-f.profit, str(f.label)))
         result[group] = rows[:TOP_SERVICES] if group == "service" else rows
     return result
+
+
+def _ids_of(keys: Iterable[int | None]) -> list[int]:
+    return [key for key in keys if key is not None]
 
 
 # --- the price list's average completion times ----------------------------------------------------
