@@ -28,10 +28,6 @@ from accounts.services import (
 from catalog.models import CustomerDiscount, CustomerRate
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
 from orders.models import Order
-from panel import dashboard
-
-# The admin home becomes the cockpit, and /admin/pricing/bulk/ appears (panel/dashboard.py).
-dashboard.install(admin.site)
 
 RECENT_LEDGER_ROWS = 20
 _SUBMISSION_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")

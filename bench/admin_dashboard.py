@@ -44,8 +44,9 @@ from django.utils import timezone  # noqa: E402
 from django.utils.http import urlencode  # noqa: E402
 
 from accounts.models import User  # noqa: E402
+from orders.admin_views import attention_changelist_url  # noqa: E402
 from orders.models import Order  # noqa: E402
-from panel.dashboard import attention_querysets  # noqa: E402
+from orders.selectors import order_attention_kinds  # noqa: E402
 
 
 def timed(
@@ -99,8 +100,54 @@ def order_list_urls(client: Client) -> list[tuple[str, str]]:
                 )
             )
     # The links the cockpit's attention cards use.
-    for key, (_label, _q, query) in attention_querysets(now=timezone.now()).items():
-        pages.append((f"orders: attention link {key}", f"{base}?{urlencode(query)}"))
+    for kind in order_attention_kinds(now=timezone.now()):
+        pages.append((f"orders: attention link {kind.key}", attention_changelist_url(kind) or base))
+    return pages
+
+
+ROW = "| {:<58} | {:9.0f} | {:8.0f} | {:7d} | {:6d} |"
+
+
+def prepare() -> Client:
+    """Bench settings and a client logged in as a superuser; exits when there are no orders."""
+    setup_test_environment()
+    settings.ALLOWED_HOSTS = ["*"]
+    settings.DEBUG = False  # no debug-only overhead in the figures
+    # No collectstatic for a bench: static URLs without the manifest.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    if not Order.objects.exists():
+        sys.exit(
+            "No orders: run `manage.py seed_orders --orders 1000000 ...` on the bench database first."
+        )
+    admin_user = User.objects.filter(
+        username="bench_admin"
+    ).first() or User.objects.create_superuser("bench_admin", "bench@example.com", None)
+    client = Client()
+    client.force_login(admin_user)
+    return client
+
+
+def admin_pages(client: Client) -> list[tuple[str, str]]:
+    """(title, url) of every page timed with a plain GET."""
+    home = reverse("admin:index")
+    pages = [
+        ("admin home (cockpit), 30 days", home),
+        ("admin home, 7 days", home + "?period=7d"),
+        ("admin home, today", home + "?period=today"),
+    ]
+    pages += order_list_urls(client)
+    customer = (
+        User.objects.filter(username="seed_customer_000000").values_list("pk", flat=True).first()
+        or User.objects.get(username="bench_admin").pk
+    )
+    pages += [
+        ("customers list", reverse("admin:accounts_user_changelist")),
+        ("one customer", reverse("admin:accounts_user_change", args=[customer])),
+        ("audit log", reverse("admin:accounts_adminauditlog_changelist")),
+    ]
     return pages
 
 
@@ -110,69 +157,19 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    setup_test_environment()
-    settings.ALLOWED_HOSTS = ["*"]
-    settings.DEBUG = False  # no debug-only overhead in the figures
-    # No collectstatic for a bench: static URLs without the manifest.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
+    client = prepare()
+    pages = admin_pages(client)
     total = Order.objects.count()
-    if total == 0:
-        sys.exit(
-            "No orders: run `manage.py seed_orders --orders 1000000 ...` on the bench database first."
-        )
-    admin_user = User.objects.filter(
-        username="bench_admin"
-    ).first() or User.objects.create_superuser("bench_admin", "bench@example.com", None)
-    client = Client()
-    client.force_login(admin_user)
-
-    pages = [
-        ("admin home (cockpit), 30 days", reverse("admin:index")),
-        ("admin home, 7 days", reverse("admin:index") + "?period=7d"),
-        ("admin home, today", reverse("admin:index") + "?period=today"),
-    ]
-    pages += order_list_urls(client)
-    pages += [
-        ("customers list", reverse("admin:accounts_user_changelist")),
-        (
-            "one customer",
-            reverse(
-                "admin:accounts_user_change",
-                args=[
-                    User.objects.filter(username="seed_customer_000000")
-                    .values_list("pk", flat=True)
-                    .first()
-                    or admin_user.pk
-                ],
-            ),
-        ),
-        ("audit log", reverse("admin:accounts_adminauditlog_changelist")),
-    ]
     print(f"{total:,} orders in {connection.settings_dict['NAME']}, {args.runs} runs per page\n")
     print(f"| {'page':<58} | {'median ms':>9} | {'max ms':>8} | {'queries':>7} | status |")
     print(f"|{'-' * 60}|{'-' * 11}|{'-' * 10}|{'-' * 9}|--------|")
-    median, worst, queries, status = timed(
-        client, reverse("admin:index"), args.runs, before=cache.clear
-    )
-    print(
-        f"| {'admin home, 30 days, nothing cached':<58} | {median:9.0f} | {worst:8.0f} | {queries:7d} | {status:6d} |"
-    )
+    home = timed(client, reverse("admin:index"), args.runs, before=cache.clear)
+    print(ROW.format("admin home, 30 days, nothing cached", *home))
     for title, url in pages:
-        median, worst, queries, status = timed(client, url, args.runs)
-        print(f"| {title[:58]:<58} | {median:9.0f} | {worst:8.0f} | {queries:7d} | {status:6d} |")
-    median, worst, queries, status = timed(
-        client,
-        reverse("admin:pricing_bulk"),
-        args.runs,
-        {"mode": "markup", "value": "40", "preview": "1"},
-    )
-    print(
-        f"| {'bulk pricing preview, every service':<58} | {median:9.0f} | {worst:8.0f} | {queries:7d} | {status:6d} |"
-    )
+        print(ROW.format(title[:58], *timed(client, url, args.runs)))
+    preview = {"mode": "markup", "value": "40", "preview": "1"}
+    bulk = timed(client, reverse("admin:pricing_bulk"), args.runs, preview)
+    print(ROW.format("bulk pricing preview, every service", *bulk))
     if not order_list_urls(client):
         print("\n(no orders admin registered: the order changelist was not benched)")
 

@@ -1,46 +1,23 @@
 """The customer's price list: every service on sale at this customer's own rate, with the
 average completion time the panel measured on its own recent orders."""
 
-from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.middleware import customer_login_required
 from catalog.models import Category, Service
 from catalog.selectors import service_list_enabled, service_rates_for_user
 from orders.forms import parse_id
-from orders.models import Order
+from orders.selectors import order_average_completion_times
 
-AVERAGE_WINDOW = timedelta(days=30)
-AVERAGE_MIN_ORDERS = 3  # fewer than this says more about luck than about the service
 # 5,000 services on one page were 2.7 MB of HTML; a page of 100 is about 60 kB, and the rates
 # and averages are then computed for the page's services only (docs/customer-panel.md, Figures).
 SERVICES_PAGE_SIZE = 100
-
-
-def average_completion_times(*, service_ids: list[int]) -> dict[int, timedelta]:
-    """created → finished of each service's orders completed in the last 30 days, in one
-    aggregate query (the index on created_at keeps it to recent rows)."""
-    since = timezone.now() - AVERAGE_WINDOW
-    took = ExpressionWrapper(F("finished_at") - F("created_at"), output_field=DurationField())
-    rows = (
-        Order.objects.filter(
-            service_id__in=service_ids,
-            status=Order.Status.COMPLETED,
-            created_at__gte=since,
-            finished_at__isnull=False,
-        )
-        .values("service_id")
-        .annotate(average=Avg(took), orders=Count("id"))
-        .order_by()
-    )
-    return {r["service_id"]: r["average"] for r in rows if r["orders"] >= AVERAGE_MIN_ORDERS}
 
 
 def _filtered(request: HttpRequest) -> tuple[QuerySet[Service], str, str]:
@@ -64,7 +41,7 @@ def service_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(matching, SERVICES_PAGE_SIZE).get_page(request.GET.get("page"))
     services = list(page.object_list)
     rates = service_rates_for_user(user=request.user, services=services)
-    averages = average_completion_times(service_ids=[s.pk for s in services])
+    averages = order_average_completion_times(service_ids=[s.pk for s in services])
     groups: dict[Category, list[Service]] = {}
     for s in services:
         s.customer_rate = rates[s.pk]

@@ -14,12 +14,14 @@ from django.db.models.functions import Collate, Left
 from django.db.models.lookups import StartsWith
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
 from accounts.audit import audit_record
 from accounts.models import AdminAuditLog, User
 from orders.models import CancelRequest, Order, OrderStatusChange, Refill
+from orders.selectors import order_attention_kind_get, order_attention_kinds
 from orders.services import (
     OrderError,
     order_cancel_with_refund,
@@ -120,25 +122,17 @@ def order_search_filter(term: str) -> Q:
 
 
 class NeedsAttentionFilter(admin.SimpleListFilter):
+    """The kinds of orders.selectors.order_attention_kinds, the ones the cockpit counts."""
+
     title = "needs attention"
     parameter_name = "attention"
 
-    def lookups(self, request, model_admin):
-        return [
-            ("review", "Needs review"),
-            ("funds", "Waiting for provider funds"),
-            ("manual", "Manual, waiting for the admin"),
-            ("stuck", "Not sent yet"),
-        ]
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(kind.key, kind.label) for kind in order_attention_kinds(now=timezone.now())]
 
-    def queryset(self, request, queryset):
-        wanted = {
-            "review": [S.NEEDS_REVIEW],
-            "funds": [S.WAITING_FUNDS],
-            "manual": [S.MANUAL],
-            "stuck": [S.QUEUED, S.SUBMITTING],
-        }.get(self.value())
-        return queryset.filter(status__in=wanted) if wanted else queryset
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        kind = order_attention_kind_get(key=self.value(), now=timezone.now())
+        return queryset.filter(kind.condition) if kind else queryset
 
 
 class ReadOnlyInline(admin.TabularInline):

@@ -1,11 +1,35 @@
-"""Reads for orders, refills and cancel requests, with their joins chosen."""
+"""Reads for orders, refills and cancel requests, with their joins chosen; what needs
+attention (one definition for the cockpit and the orders admin); the cockpit's profit figures;
+the price list's average completion times."""
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 
-from django.db.models import F, QuerySet
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    DecimalField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
 
 from accounts.models import User
+from catalog.models import Category, Service
+from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, quantize_money
 from orders.models import (
     POLLED_STATUSES,
     CancelRequest,
@@ -13,6 +37,8 @@ from orders.models import (
     Refill,
 )
 from providers.models import Provider
+
+S = Order.Status
 
 
 def order_list_for_user(*, user: User) -> QuerySet[Order]:
@@ -41,14 +67,6 @@ def _ids(values: Sequence[int]) -> list[int]:
         except (TypeError, ValueError):
             continue
     return ids
-
-
-def order_get_many_for_user(*, user: User, order_ids: Sequence[int]) -> dict[int, Order]:
-    """The customer's orders among `order_ids`, in one query; others' ids are left out."""
-    ids = _ids(order_ids)
-    if not ids:
-        return {}
-    return {o.pk: o for o in order_list_for_user(user=user).filter(pk__in=ids)}
 
 
 # What an order's status answer (API v2 `status`) shows. Loading only these, with no join, builds
@@ -95,10 +113,6 @@ def cancel_get_many_for_user(*, user: User, cancel_ids: Sequence[int]) -> dict[i
         return {}
     rows = CancelRequest.objects.filter(pk__in=ids, order__user=user).select_related("order")
     return {c.pk: c for c in rows}
-
-
-def refill_list_for_order(*, order: Order) -> QuerySet[Refill]:
-    return Refill.objects.filter(order=order).order_by("-id")
 
 
 def order_list_due_for_poll(
@@ -186,13 +200,332 @@ def order_list_stuck_submitting(*, now: datetime, older_than: timedelta) -> Quer
     ).order_by("id")
 
 
-def order_list_needing_attention() -> QuerySet[Order]:
-    """Orders a person has to look at: unknown placement outcome, manual services, provider
-    out of funds; oldest first, with what the admin list shows joined."""
+# --- needs attention --------------------------------------------------------------------------
+# The one definition of an order that needs a person. The cockpit counts each kind and links to
+# the orders admin filtered by it (NeedsAttentionFilter in orders/admin.py uses the same kinds,
+# `?attention=<key>`); docs/admin.md says what each kind means.
+
+# The partial index `order_stuck` (orders/models.py) covers exactly these statuses.
+ATTENTION_STUCK_STATUSES = (S.QUEUED, S.PENDING, S.IN_PROGRESS)
+# Counts of orders needing attention stop here ("1000+"): COUNT over a LIMITed subquery.
+ATTENTION_COUNT_CAP = 1000
+ATTENTION_LIST_SIZE = 15
+# What the cockpit's list of the oldest orders needing attention shows.
+_ATTENTION_LIST_FIELDS = (
+    "id",
+    "status",
+    "created_at",
+    "charge",
+    "attention_reason",
+    "quantity",
+    "user__username",
+    "service__name",
+    "provider__name",
+)
+
+
+@dataclass(frozen=True)
+class AttentionKind:
+    """One reason an order needs a person: `key` is also the orders admin filter's value."""
+
+    key: str
+    label: str
+    condition: Q
+    # Only for "stuck": the cutoff `condition` uses, so that a link can pin it.
+    created_before: datetime | None = None
+
+
+def attention_stuck_hours() -> int:
+    return int(getattr(settings, "ATTENTION_STUCK_HOURS", 24))
+
+
+def order_attention_kinds(*, now: datetime) -> list[AttentionKind]:
+    """Every kind of order that needs attention at `now`, in the order the cockpit shows them."""
+    hours = attention_stuck_hours()
+    before = now - timedelta(hours=hours)
+    return [
+        AttentionKind("review", "Need review (upstream outcome unknown)", Q(status=S.NEEDS_REVIEW)),
+        AttentionKind("funds", "Waiting: provider out of funds", Q(status=S.WAITING_FUNDS)),
+        AttentionKind(
+            "stuck",
+            f"Stuck in queued, pending or in progress for over {hours} h",
+            Q(status__in=ATTENTION_STUCK_STATUSES, created_at__lt=before),
+            created_before=before,
+        ),
+        AttentionKind("manual", "Manual: waiting for the admin", Q(status=S.MANUAL)),
+    ]
+
+
+def order_attention_kind_get(*, key: str | None, now: datetime) -> AttentionKind | None:
+    return next((k for k in order_attention_kinds(now=now) if k.key == key), None)
+
+
+def order_list_needing_attention(*, now: datetime | None = None) -> QuerySet[Order]:
+    """Orders of any attention kind, oldest first, with what the cockpit's list shows joined."""
+    anything = Q()
+    for kind in order_attention_kinds(now=now or timezone.now()):
+        anything |= kind.condition
     return (
-        Order.objects.filter(
-            status__in=[Order.Status.NEEDS_REVIEW, Order.Status.MANUAL, Order.Status.WAITING_FUNDS]
-        )
+        Order.objects.filter(anything)
         .select_related("user", "service", "provider")
-        .order_by("created_at")
+        .only(*_ATTENTION_LIST_FIELDS)
+        .order_by("created_at", "id")
     )
+
+
+@dataclass
+class AttentionGroup:
+    kind: AttentionKind
+    count: int
+    capped: bool
+
+    @property
+    def key(self) -> str:
+        return self.kind.key
+
+    @property
+    def label(self) -> str:
+        return self.kind.label
+
+
+@dataclass
+class Attention:
+    groups: list[AttentionGroup] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)  # the oldest few
+
+
+def order_count_capped(*, condition: Q, cap: int) -> tuple[int, bool]:
+    """How many orders match (at most `cap`) and whether there are more."""
+    # COUNT over a LIMITed subquery: the cost stays bounded however many orders match.
+    count = Order.objects.filter(condition).order_by().values("pk")[: cap + 1].count()
+    return min(count, cap), count > cap
+
+
+def order_attention_summary(*, now: datetime) -> Attention:
+    """A capped count per attention kind and the oldest few orders needing attention."""
+    attention = Attention()
+    for kind in order_attention_kinds(now=now):
+        count, capped = order_count_capped(condition=kind.condition, cap=ATTENTION_COUNT_CAP)
+        attention.groups.append(AttentionGroup(kind, count, capped))
+    attention.orders = list(order_list_needing_attention(now=now)[:ATTENTION_LIST_SIZE])
+    return attention
+
+
+# --- profit (the cockpit) -----------------------------------------------------------------------
+# revenue of an order = charge - refunded (what the customer finally paid);
+# cost of an order = cost * (charge - refunded) / charge: the provider refunds the undelivered
+# part of a partial or canceled order in the same proportion as we do. An order without a cost
+# yet (not placed) counts 0; an order with a zero charge keeps its full cost;
+# profit = revenue - cost. Orders count on the UTC day they were created (docs/admin.md).
+# Every figure comes from one aggregate query over Order.created_at ranges (indexed).
+
+PROFIT_PERIODS = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"}
+TOP_SERVICES = 10
+_MONEY = DecimalField(max_digits=MONEY_DIGITS + 10, decimal_places=MONEY_PLACES + 5)
+_ZERO = Value(Decimal(0), output_field=_MONEY)
+
+
+def _revenue_expr() -> ExpressionWrapper:
+    return ExpressionWrapper(F("charge") - F("refunded"), output_field=_MONEY)
+
+
+def _cost_expr() -> Case:
+    # cost * (1 - refunded / charge), i.e. cost * (charge - refunded) / charge.
+    return Case(
+        When(cost__isnull=True, then=_ZERO),
+        When(charge__gt=0, then=F("cost") * (F("charge") - F("refunded")) / F("charge")),
+        default=F("cost"),
+        output_field=_MONEY,
+    )
+
+
+@dataclass
+class Figures:
+    revenue: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)
+    orders: int = 0
+    label: str = ""
+    key: object = None
+
+    def __post_init__(self) -> None:
+        self.revenue = quantize_money(Decimal(self.revenue or 0))
+        self.cost = quantize_money(Decimal(self.cost or 0))
+
+    @property
+    def profit(self) -> Decimal:
+        return self.revenue - self.cost
+
+    @property
+    def margin_percent(self) -> Decimal | None:
+        if not self.revenue:
+            return None
+        return (self.profit * 100 / self.revenue).quantize(Decimal("0.1"))
+
+
+@dataclass(frozen=True)
+class Periods:
+    now: datetime
+    today: datetime  # UTC midnight
+    start_7d: datetime
+    start_30d: datetime
+
+    @classmethod
+    def at(cls, now: datetime) -> "Periods":
+        today = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return cls(now, today, today - timedelta(days=6), today - timedelta(days=29))
+
+    def start(self, key: str) -> datetime:
+        return {"today": self.today, "7d": self.start_7d, "30d": self.start_30d}[key]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Money of the orders of one UTC day, one service and one provider."""
+
+    day: dt.date
+    service_id: int
+    provider_id: int | None
+    revenue: Decimal
+    cost: Decimal
+    orders: int
+
+
+def _cells(since: datetime, until: datetime | None = None) -> list[Cell]:
+    # One scan of the range, grouped by (day, service, provider): a few thousand rows at most
+    # (days x services on sale), from which every figure of the page is summed in Python.
+    orders = Order.objects.filter(created_at__gte=since)
+    if until is not None:
+        orders = orders.filter(created_at__lt=until)
+    rows = (
+        orders.annotate(day=TruncDate("created_at", tzinfo=dt.UTC))
+        .values_list("day", "service_id", "provider_id")
+        .annotate(
+            revenue=Coalesce(Sum(_revenue_expr()), _ZERO),
+            cost=Coalesce(Sum(_cost_expr()), _ZERO),
+            orders=Count("id"),
+        )
+        .order_by()
+    )
+    return [Cell(*row) for row in rows]
+
+
+def profit_cells(*, periods: Periods) -> list[Cell]:
+    """The cells of the last 30 days. Today's are read live; the 29 days before change only
+    when a late refund lands, so they are cached for COCKPIT_CACHE_SECONDS (default 300)."""
+    seconds = int(getattr(settings, "COCKPIT_CACHE_SECONDS", 300))
+    if seconds <= 0:
+        return _cells(periods.start_30d)
+    key = f"cockpit:cells:{periods.start_30d:%Y%m%d}:{periods.today:%Y%m%d}"
+    past = cache.get(key)
+    if past is None:
+        past = _cells(periods.start_30d, periods.today)
+        cache.set(key, past, seconds)
+    return past + _cells(periods.today)
+
+
+def _sum(cells: list[Cell], label: str = "", key: object = None) -> Figures:
+    return Figures(
+        sum((c.revenue for c in cells), Decimal(0)),
+        sum((c.cost for c in cells), Decimal(0)),
+        sum(c.orders for c in cells),
+        label,
+        key,
+    )
+
+
+def profit_by_day(*, cells: list[Cell], periods: Periods) -> list[Figures]:
+    """One row per UTC day of the last 30 (today included), days without orders as zeros."""
+    by_day: dict[dt.date, list[Cell]] = {}
+    for cell in cells:
+        by_day.setdefault(cell.day, []).append(cell)
+    days = []
+    for offset in range(30):
+        day = (periods.start_30d + timedelta(days=offset)).date()
+        days.append(_sum(by_day.get(day, []), str(day), day))
+    return days
+
+
+def profit_totals(*, days: list[Figures], periods: Periods) -> dict[str, Figures]:
+    """Today, 7 and 30 days, summed from the daily rows (no extra query)."""
+    totals = {}
+    for key, label in PROFIT_PERIODS.items():
+        start = periods.start(key).date()
+        chosen = [d for d in days if isinstance(d.key, dt.date) and d.key >= start]
+        totals[key] = Figures(
+            sum((d.revenue for d in chosen), Decimal(0)),
+            sum((d.cost for d in chosen), Decimal(0)),
+            sum(d.orders for d in chosen),
+            label,
+        )
+    return totals
+
+
+def profit_breakdowns(*, cells: list[Cell], since: dt.date) -> dict[str, list[Figures]]:
+    """Per provider, per category and the top services by profit, for the cells since `since`;
+    names in three small queries."""
+    cells = [c for c in cells if c.day >= since]
+    services = {
+        pk: (category_id, name)
+        for pk, category_id, name in Service.objects.filter(
+            pk__in={c.service_id for c in cells}
+        ).values_list("pk", "category_id", "name")
+    }
+    groups: dict[str, dict[int | None, list[Cell]]] = {
+        "provider": {},
+        "category": {},
+        "service": {},
+    }
+    for cell in cells:
+        category_id = services.get(cell.service_id, (None, ""))[0]
+        groups["provider"].setdefault(cell.provider_id, []).append(cell)
+        groups["category"].setdefault(category_id, []).append(cell)
+        groups["service"].setdefault(cell.service_id, []).append(cell)
+    providers = dict(
+        Provider.objects.filter(pk__in=_ids_of(groups["provider"])).values_list("pk", "name")
+    )
+    categories = dict(
+        Category.objects.filter(pk__in=_ids_of(groups["category"])).values_list("pk", "name")
+    )
+    labels = {
+        "provider": lambda pk: providers.get(pk, "(not placed yet)"),
+        "category": lambda pk: categories.get(pk, "—"),
+        "service": lambda pk: f"{pk} — {services.get(pk, (None, ''))[1]}",
+    }
+    result = {}
+    for group, by_key in groups.items():
+        rows = [_sum(group_cells, labels[group](key), key) for key, group_cells in by_key.items()]
+        rows.sort(key=lambda f: (-f.profit, str(f.label)))
+        result[group] = rows[:TOP_SERVICES] if group == "service" else rows
+    return result
+
+
+def _ids_of(keys: Iterable[int | None]) -> list[int]:
+    return [key for key in keys if key is not None]
+
+
+# --- the price list's average completion times ----------------------------------------------------
+
+AVERAGE_WINDOW = timedelta(days=30)
+AVERAGE_MIN_ORDERS = 3  # fewer than this says more about luck than about the service
+
+
+def order_average_completion_times(
+    *, service_ids: Sequence[int], now: datetime | None = None
+) -> dict[int, timedelta]:
+    """created → finished of each service's orders completed in the 30 days before `now`, for
+    services with at least AVERAGE_MIN_ORDERS of them, in one aggregate query (the index on
+    created_at keeps it to recent rows)."""
+    since = (now or timezone.now()) - AVERAGE_WINDOW
+    took = ExpressionWrapper(F("finished_at") - F("created_at"), output_field=DurationField())
+    rows = (
+        Order.objects.filter(
+            service_id__in=service_ids,
+            status=S.COMPLETED,
+            created_at__gte=since,
+            finished_at__isnull=False,
+        )
+        .values("service_id")
+        .annotate(average=Avg(took), orders=Count("id"))
+        .order_by()
+    )
+    return {r["service_id"]: r["average"] for r in rows if r["orders"] >= AVERAGE_MIN_ORDERS}

@@ -38,7 +38,7 @@ if not DEBUG and not ALLOWED_HOSTS:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "panel.apps.PanelAdminConfig",  # django.contrib.admin with the panel's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

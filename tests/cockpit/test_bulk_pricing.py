@@ -4,8 +4,8 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import AdminAuditLog
+from catalog import bulk_pricing
 from catalog.models import PriceChange, Service
-from panel import pricing_tools
 
 pytestmark = pytest.mark.django_db
 
@@ -111,11 +111,11 @@ def test_apply_refuses_when_prices_moved_since_the_preview(client, staff, world)
 
 
 def test_apply_refuses_a_rate_changed_between_plan_and_lock(world, staff):
-    services = pricing_tools.service_list_for_bulk_pricing(provider_id=world["alpha"].pk)
-    plan = pricing_tools.pricing_plan_build(services=services, mode="fixed", value=Decimal("9"))
+    services = bulk_pricing.service_list_for_bulk_pricing(provider_id=world["alpha"].pk)
+    plan = bulk_pricing.pricing_plan_build(services=services, mode="fixed", value=Decimal("9"))
     Service.objects.filter(pk=world["s_likes"].pk).update(rate=Decimal("7"))
-    with pytest.raises(pricing_tools.BulkPricingError, match="changed meanwhile"):
-        pricing_tools.pricing_plan_apply(
+    with pytest.raises(bulk_pricing.BulkPricingError, match="changed meanwhile"):
+        bulk_pricing.pricing_plan_apply(
             plan=plan, expected_fingerprint=plan.fingerprint, actor=staff
         )
     assert not PriceChange.objects.exists()

@@ -1,15 +1,26 @@
 import datetime
+import re
 from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from orders import selectors
+from orders.admin_views import attention_changelist_url, cockpit_context
 from orders.models import Order
-from panel import dashboard
+from orders.selectors import (
+    Periods,
+    order_attention_kinds,
+    order_attention_summary,
+    profit_by_day,
+    profit_cells,
+)
 from providers.models import ProviderCall
+from providers.selectors import provider_health
 
 from .conftest import make_order, make_provider
 
@@ -57,7 +68,7 @@ def known_orders(world, alice, bob):
 
 
 def test_profit_totals_for_today_7_and_30_days(known_orders):
-    context = dashboard.dashboard_context(now=NOW, period="30d")
+    context = cockpit_context(now=NOW, period="30d")
     totals = context["totals"]
     today, week, month = totals["today"], totals["7d"], totals["30d"]
     assert (today.revenue, today.cost, today.profit, today.orders) == (
@@ -82,8 +93,8 @@ def test_profit_totals_for_today_7_and_30_days(known_orders):
 
 
 def test_daily_series_has_30_days_with_zeros(known_orders):
-    periods = dashboard.Periods.at(NOW)
-    days = dashboard.profit_by_day(cells=dashboard.profit_cells(periods=periods), periods=periods)
+    periods = Periods.at(NOW)
+    days = profit_by_day(cells=profit_cells(periods=periods), periods=periods)
     assert len(days) == 30
     assert days[-1].key == NOW.date() and days[-1].profit == Decimal("8.40000")
     assert days[-2].revenue == Decimal("1.00000")
@@ -92,7 +103,7 @@ def test_daily_series_has_30_days_with_zeros(known_orders):
 
 
 def test_breakdowns_per_provider_category_and_service(known_orders, world):
-    context = dashboard.dashboard_context(now=NOW, period="30d")
+    context = cockpit_context(now=NOW, period="30d")
     by_provider = {row.label: row for row in context["by_provider"]}
     # Alpha: 10-6 today, 20-15 ten days ago, and the queued order has no provider yet.
     assert by_provider["Alpha"].revenue == Decimal("30.00000")
@@ -107,12 +118,26 @@ def test_breakdowns_per_provider_category_and_service(known_orders, world):
     assert [row.key for row in services] == [world["s_likes"].pk, world["s_views"].pk]
     assert services[0].profit >= services[1].profit
 
-    today = dashboard.dashboard_context(now=NOW, period="today")
+    today = cockpit_context(now=NOW, period="today")
     assert {row.label: row.orders for row in today["by_provider"]} == {
         "Alpha": 1,
         "Beta": 1,
         "(not placed yet)": 1,
     }
+
+
+def test_chart_is_a_template_fed_with_plain_numbers(known_orders, settings):
+    settings.USE_THOUSAND_SEPARATOR = True
+    chart = cockpit_context(now=NOW, period="30d")["chart"]
+    assert len(chart.bars) == 30 and chart.bars[-1].day.profit == Decimal("8.40000")
+    assert len(chart.profit_points.split()) == 30
+    with translation.override("de"):  # a decimal comma would break every coordinate
+        svg = render_to_string("admin/orders/cockpit_chart.html", {"chart": chart})
+    assert svg.count("<rect") == 31  # 30 days and the legend
+    coordinates = re.findall(r' (?:x|y|x1|x2|y1|y2|width|height)="([^"]*)"', svg)
+    assert coordinates and all(re.fullmatch(r"-?\d+(\.\d+)?%?", c) for c in coordinates)
+    assert f'points="{chart.profit_points}"' in svg
+    assert "revenue 18.00000, cost 9.60000, profit 8.40000, 3 orders" in svg
 
 
 def test_attention_lists_review_funds_and_stuck_orders(world, alice, settings):
@@ -146,15 +171,88 @@ def test_attention_lists_review_funds_and_stuck_orders(world, alice, settings):
         created_at=now - datetime.timedelta(days=3),
     )
 
-    attention = dashboard.orders_needing_attention(now=now)
+    attention = order_attention_summary(now=now)
     counts = {g.key: g.count for g in attention.groups}
-    assert counts == {"needs_review": 1, "waiting_funds": 1, "stuck": 1}
+    # One definition of "needs attention" (orders.selectors.order_attention_kinds): the keys are
+    # the orders admin filter's values, and manual orders waiting for the admin count too.
+    assert counts == {"review": 1, "funds": 1, "stuck": 1, "manual": 0}
     assert [o.pk for o in attention.orders] == [stuck.pk, review.pk, funds.pk]
     assert "6 h" in attention.groups[2].label
 
 
+def test_attention_links_list_exactly_the_counted_orders(client, staff, world, alice, settings):
+    settings.ATTENTION_STUCK_HOURS = 6
+    now = timezone.now()
+    hours = datetime.timedelta(hours=1)
+    for status, age in [
+        (S.NEEDS_REVIEW, 0),
+        (S.WAITING_FUNDS, 0),
+        (S.MANUAL, 0),
+        (S.IN_PROGRESS, 7),
+        (S.QUEUED, 30),
+        (S.PENDING, 5),  # not stuck yet
+        (S.SUBMITTING, 30),  # reset by the submitting sweep, not stuck
+        (S.COMPLETED, 72),
+    ]:
+        make_order(
+            alice,
+            world["s_likes"],
+            charge="1",
+            cost="1",
+            status=status,
+            created_at=now - age * hours,
+        )
+    client.force_login(staff)
+    response = client.get(reverse("admin:index"))
+    cards = response.context["attention_cards"]
+    assert [(g.key, g.count) for g, _url in cards] == [
+        ("review", 1),
+        ("funds", 1),
+        ("stuck", 2),
+        ("manual", 1),
+    ]
+    for group, url in cards:
+        listed = client.get(url).context["cl"]
+        counted = Order.objects.filter(group.kind.condition)
+        assert listed.result_count == group.count, group.key
+        assert {o.pk for o in listed.result_list} == {o.pk for o in counted}, group.key
+        # The orders admin filter offers the same kinds, with the same labels.
+        (attention_filter,) = [f for f in listed.filter_specs if f.title == "needs attention"]
+        assert (group.key, group.label) in attention_filter.lookup_choices
+
+
+def test_stuck_link_keeps_the_cutoff_of_the_count(client, staff, world, alice, settings):
+    # Counted an hour ago: an order that became stuck since is not in the count, so the link
+    # must not show it either, although the filter alone (?attention=stuck) would.
+    settings.ATTENTION_STUCK_HOURS = 6
+    counted_at = timezone.now() - datetime.timedelta(hours=1)
+    likes = world["s_likes"]
+    old = make_order(
+        alice,
+        likes,
+        charge="1",
+        cost="1",
+        status=S.IN_PROGRESS,
+        created_at=counted_at - datetime.timedelta(hours=7),
+    )
+    make_order(
+        alice,
+        likes,
+        charge="1",
+        cost="1",
+        status=S.IN_PROGRESS,
+        created_at=counted_at - datetime.timedelta(hours=5, minutes=30),
+    )
+    (stuck,) = [k for k in order_attention_kinds(now=counted_at) if k.key == "stuck"]
+    client.force_login(staff)
+    listed = client.get(attention_changelist_url(stuck)).context["cl"]
+    assert [o.pk for o in listed.result_list] == [old.pk]
+    changelist = reverse("admin:orders_order_changelist")
+    assert client.get(changelist + "?attention=stuck").context["cl"].result_count == 2
+
+
 def test_attention_counts_are_capped(world, alice, monkeypatch):
-    monkeypatch.setattr(dashboard, "ATTENTION_COUNT_CAP", 2)
+    monkeypatch.setattr(selectors, "ATTENTION_COUNT_CAP", 2)
     for _ in range(3):
         make_order(
             alice,
@@ -164,7 +262,7 @@ def test_attention_counts_are_capped(world, alice, monkeypatch):
             status=S.NEEDS_REVIEW,
             created_at=timezone.now(),
         )
-    group = dashboard.orders_needing_attention(now=timezone.now()).groups[0]
+    group = order_attention_summary(now=timezone.now()).groups[0]
     assert (group.count, group.capped) == (2, True)
 
 
@@ -181,7 +279,7 @@ def test_provider_health_balance_sync_and_error_rate(world):
     ProviderCall.objects.create(
         provider=alpha, action="status", ok=False, created_at=now - datetime.timedelta(hours=2)
     )
-    health = {h.provider.name: h for h in dashboard.provider_health(now=now)}
+    health = {h.provider.name: h for h in provider_health(now=now)}
     assert (health["Alpha"].calls_last_hour, health["Alpha"].errors_last_hour) == (4, 1)
     assert health["Alpha"].error_rate == Decimal("25.0")
     assert health["Alpha"].low_balance and "balance below threshold" in health["Alpha"].problems
@@ -194,7 +292,7 @@ def test_provider_health_reads_only_the_last_hour_of_calls(world):
     # Provider calls grow with every order and poll: the health query must not join them all
     # (a LEFT JOIN with Count(filter=...) scans the whole table on every admin home visit).
     with CaptureQueriesContext(connection) as ctx:
-        dashboard.provider_health(now=timezone.now())
+        provider_health(now=timezone.now())
     (query,) = ctx.captured_queries
     sql = query["sql"].lower()
     assert "join" not in sql
@@ -271,17 +369,17 @@ def test_dashboard_caches_past_days_but_reads_today_live(
     likes = world["s_likes"]
     make_order(alice, likes, charge="4", cost="1", created_at=NOW - datetime.timedelta(days=2))
     make_order(alice, likes, charge="2", cost="1", created_at=NOW - datetime.timedelta(hours=1))
-    periods = dashboard.Periods.at(NOW)
-    first = dashboard.profit_cells(periods=periods)
+    periods = Periods.at(NOW)
+    first = profit_cells(periods=periods)
     # A late order today shows at once; a change to a past day waits for the cache to expire.
     make_order(alice, likes, charge="8", cost="1", created_at=NOW - datetime.timedelta(hours=2))
     make_order(alice, likes, charge="16", cost="1", created_at=NOW - datetime.timedelta(days=3))
     with django_assert_num_queries(1):
-        second = dashboard.profit_cells(periods=periods)
+        second = profit_cells(periods=periods)
     assert sum(c.revenue for c in first) == Decimal("6")
     assert sum(c.revenue for c in second) == Decimal("14")
     cache.clear()
-    assert sum(c.revenue for c in dashboard.profit_cells(periods=periods)) == Decimal("30")
+    assert sum(c.revenue for c in profit_cells(periods=periods)) == Decimal("30")
 
 
 def test_customers_without_admin_rights_do_not_see_the_cockpit(client, alice):

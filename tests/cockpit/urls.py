@@ -4,8 +4,6 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-admin.site.site_header = admin.site.site_title = "Panel administration"
-
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("admin/", admin.site.urls),

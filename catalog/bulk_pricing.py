@@ -1,11 +1,12 @@
-"""Bulk margin management for the admin: plan new retail rates for a selection of services,
-show old and new prices and margins, then apply the plan.
+"""Bulk pricing (the catalog's side of the admin page /admin/pricing/bulk/, whose form and view
+are in catalog/admin_views.py): plan new retail rates for a selection of services, show old and
+new prices and margins, then apply the plan.
 
-The catalog owns the pricing rules and the price history: the plan predicts each rate with
-catalog.pricing.decide_price (markup, the below-cost floor, holds of big cost rises) and the
-apply goes through catalog.services (catalog_apply_markup, service_set_price), which write one
-PriceChange (who, when, old, new) per changed rate. This module adds the preview, the check
-that nothing moved since it, and one audit-log row per bulk change.
+The plan predicts each rate with catalog.pricing.decide_price (markup, the below-cost floor,
+holds of big cost rises) and the apply goes through catalog.services (catalog_apply_markup,
+service_set_price), which write one PriceChange (who, when, old, new) per changed rate. This
+module adds the preview, the check that nothing moved since it, and one audit-log row per bulk
+change.
 
 A plan is computed twice: once for the preview, once when the admin applies it. Its fingerprint
 (every service id with its old and new rate) travels with the form, so that a price that moved
@@ -234,7 +235,10 @@ def _write(plan: PricingPlan, rows: list[PlannedPrice], actor: User, reason: str
         )
         return
     for row in rows:
-        service_set_price(service=row.service, rate=row.new_rate, changed_by=actor, reason=reason)
+        if row.new_rate is not None:  # always: `rows` are the plan's applying rows
+            service_set_price(
+                service=row.service, rate=row.new_rate, changed_by=actor, reason=reason
+            )
 
 
 def _default_reason(plan: PricingPlan) -> str:

@@ -1,0 +1,35 @@
+"""The panel's admin site: the stock AdminSite with the cockpit as its home and the admin pages
+that belong to no model (bulk pricing). Installed as the default site by
+panel.apps.PanelAdminConfig (INSTALLED_APPS), so `admin.site` is this site everywhere."""
+
+from typing import Any
+
+from django.contrib.admin import AdminSite
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, path
+
+from catalog.admin_views import bulk_pricing_view
+from orders.admin_views import cockpit_view_context
+
+
+class PanelAdminSite(AdminSite):
+    site_header = site_title = "Panel administration"
+    index_template = "admin/orders/cockpit_index.html"
+
+    def index(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> TemplateResponse:
+        """The stock admin home (the app list) with the cockpit above it (orders/admin_views.py)."""
+        context = {**cockpit_view_context(request), **(extra_context or {})}
+        return super().index(request, extra_context=context)
+
+    def bulk_pricing(self, request: HttpRequest) -> HttpResponse:
+        return bulk_pricing_view(request, site=self)
+
+    def get_urls(self) -> list[URLPattern | URLResolver]:
+        """The stock URLs (`admin:index` included) plus /pricing/bulk/ (`admin:pricing_bulk`)."""
+        return [
+            path("pricing/bulk/", self.admin_view(self.bulk_pricing), name="pricing_bulk"),
+            *super().get_urls(),
+        ]

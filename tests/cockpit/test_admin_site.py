@@ -1,0 +1,67 @@
+"""The admin site is panel.admin.PanelAdminSite, installed by panel.apps.PanelAdminConfig
+(AdminConfig.default_site); no import patches an admin site."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from django.contrib import admin
+from django.urls import reverse
+
+import accounts.admin
+from panel.admin import PanelAdminSite
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_default_admin_site_is_the_panel_site():
+    assert isinstance(admin.site, PanelAdminSite)
+    assert admin.site.site_header == admin.site.site_title == "Panel administration"
+    assert admin.site.index_template == "admin/orders/cockpit_index.html"
+    names = {getattr(p, "name", None) for p in admin.site.get_urls()}
+    assert {"index", "pricing_bulk"} <= names
+    assert reverse("admin:pricing_bulk") == "/admin/pricing/bulk/"
+    # The class's get_urls, not one patched onto the instance.
+    assert "get_urls" not in vars(admin.site._wrapped)
+
+
+def test_accounts_admin_imports_nothing_from_panel():
+    modules = {
+        getattr(v, "__module__", getattr(v, "__name__", "")) for v in vars(accounts.admin).values()
+    }
+    assert not any(str(m).startswith("panel") for m in modules)
+
+
+def test_importing_accounts_admin_installs_nothing():
+    # A stock django.contrib.admin in a fresh interpreter: after every admin.py ran
+    # (accounts/admin.py included), the default site is the stock one, untouched.
+    code = textwrap.dedent(
+        """
+        import django
+        from django.conf import settings
+
+        settings.INSTALLED_APPS = [
+            "django.contrib.admin" if app == "panel.apps.PanelAdminConfig" else app
+            for app in settings.INSTALLED_APPS
+        ]
+        django.setup()
+        import accounts.admin  # noqa: F401
+        from django.contrib import admin
+        from django.contrib.admin import AdminSite
+
+        assert type(admin.site._wrapped) is AdminSite, type(admin.site._wrapped)
+        assert admin.site.index_template is None
+        assert "get_urls" not in vars(admin.site._wrapped)
+        names = {getattr(p, "name", None) for p in admin.site.get_urls()}
+        assert "pricing_bulk" not in names, names
+        print("stock")
+        """
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "panel.settings", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "stock"
