@@ -1,6 +1,6 @@
 """Catalog pages of the admin that are not a model's: bulk pricing (/admin/pricing/bulk/, URL name
 `admin:pricing_bulk`, added by panel.admin.PanelAdminSite). The form checks the input's shape;
-catalog/bulk_pricing.py plans and applies."""
+catalog/services/bulk_pricing.py plans and applies."""
 
 from typing import cast
 
@@ -14,8 +14,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from accounts.models import User
-from catalog import bulk_pricing
 from catalog.models import Category
+from catalog.selectors import service_list_for_bulk_pricing
+from catalog.services import bulk_pricing
 from providers.models import Provider
 
 
@@ -78,7 +79,7 @@ def bulk_pricing_view(request: HttpRequest, *, site: AdminSite) -> HttpResponse:
 
 def _plan_from_form(form: BulkPricingForm) -> bulk_pricing.PricingPlan | None:
     data = form.cleaned_data
-    services = bulk_pricing.service_list_for_bulk_pricing(
+    services = service_list_for_bulk_pricing(
         provider_id=data["provider"].pk if data["provider"] else None,
         category_id=data["category"].pk if data["category"] else None,
         search=data["search"],

@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts.models import User
 from catalog.models import CustomerDiscount, CustomerRate, Service, ServiceBackup, UpstreamService
@@ -82,3 +82,21 @@ def service_upstream_candidates(*, service: Service) -> list[UpstreamService]:
     return [
         u for u in candidates if u is not None and u.removed_at is None and u.provider.is_enabled
     ]
+
+
+def service_list_for_bulk_pricing(
+    *, provider_id: int | None = None, category_id: int | None = None, search: str = ""
+) -> QuerySet[Service]:
+    """The services a bulk change would touch, with their cost's joins chosen."""
+    services = Service.objects.select_related("category", "upstream", "upstream__provider")
+    if provider_id:
+        services = services.filter(upstream__provider_id=provider_id)
+    if category_id:
+        services = services.filter(category_id=category_id)
+    search = search.strip()
+    if search:
+        match = Q(name__icontains=search) | Q(upstream__service_id=search)
+        if search.isdigit():
+            match |= Q(pk=int(search))
+        services = services.filter(match)
+    return services.order_by("category__sort_order", "category__name", "sort_order", "id")

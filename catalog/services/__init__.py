@@ -5,9 +5,12 @@
 - repricing.py: which markup applies, price decisions, re-pricing panel services
 - imports.py: panel services created from upstream services
 - prices.py: hand-set prices, held rises, enabling and disabling
+- bulk_pricing.py: the admin's bulk pricing: a previewed plan of new rates, applied through
+  repricing and prices with one audit row
 - common.py: the errors and the enable/disable helpers they share
 
-Imports go one way: common ← repricing ← imports ← sync ← sync_runs, and common ← prices.
+Imports go one way: common ← repricing ← imports ← sync ← sync_runs, common ← prices, and
+repricing, prices ← bulk_pricing.
 Callers import from here (`from catalog.services import ...`).
 """
 

@@ -4,8 +4,9 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import AdminAuditLog
-from catalog import bulk_pricing
 from catalog.models import PriceChange, Service
+from catalog.selectors import service_list_for_bulk_pricing
+from catalog.services import bulk_pricing
 
 pytestmark = pytest.mark.django_db
 
@@ -111,7 +112,7 @@ def test_apply_refuses_when_prices_moved_since_the_preview(client, staff, world)
 
 
 def test_apply_refuses_a_rate_changed_between_plan_and_lock(world, staff):
-    services = bulk_pricing.service_list_for_bulk_pricing(provider_id=world["alpha"].pk)
+    services = service_list_for_bulk_pricing(provider_id=world["alpha"].pk)
     plan = bulk_pricing.pricing_plan_build(services=services, mode="fixed", value=Decimal("9"))
     Service.objects.filter(pk=world["s_likes"].pk).update(rate=Decimal("7"))
     with pytest.raises(bulk_pricing.BulkPricingError, match="changed meanwhile"):

@@ -20,13 +20,22 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from accounts.audit import audit_record
 from accounts.models import AdminAuditLog, User
 from catalog.models import CatalogSettings, Service
-from catalog.pricing import decide_price, margin, margin_percent, quantize_rate
-from catalog.services import CatalogError, catalog_apply_markup, service_cost, service_set_price
+from catalog.pricing import (
+    decide_price,
+    margin,
+    margin_percent,
+    markup_percent_error,
+    quantize_rate,
+)
+from catalog.selectors import service_cost
+from catalog.services.common import CatalogError
+from catalog.services.prices import service_set_price
+from catalog.services.repricing import catalog_apply_markup
 
 MARKUP = "markup"
 FIXED = "fixed"
@@ -104,37 +113,16 @@ class PricingPlan:
         return hashlib.sha256(f"{self.mode}:{self.value}:{text}".encode()).hexdigest()[:32]
 
 
-def service_list_for_bulk_pricing(
-    *, provider_id: int | None = None, category_id: int | None = None, search: str = ""
-) -> QuerySet[Service]:
-    """The services a bulk change would touch, with their cost's joins chosen."""
-    services = Service.objects.select_related("category", "upstream", "upstream__provider")
-    if provider_id:
-        services = services.filter(upstream__provider_id=provider_id)
-    if category_id:
-        services = services.filter(category_id=category_id)
-    search = search.strip()
-    if search:
-        match = Q(name__icontains=search) | Q(upstream__service_id=search)
-        if search.isdigit():
-            match |= Q(pk=int(search))
-        services = services.filter(match)
-    return services.order_by("category__sort_order", "category__name", "sort_order", "id")
-
-
 def pricing_plan_build(*, services: QuerySet[Service], mode: str, value: Decimal) -> PricingPlan:
     """New rates for `services`: `mode` MARKUP puts `value` percent on each one's cost (the
     catalog's rules: never below cost unless allowed, big cost rises held); FIXED sets the
     retail rate to `value` (refused below cost unless allowed). Writes nothing."""
     if mode not in (MARKUP, FIXED):
         raise BulkPricingError(f"Unknown pricing mode {mode!r}.")
-    if not value.is_finite() or (mode == FIXED and value < 0):
+    if mode == MARKUP and (error := markup_percent_error(value)):
+        raise BulkPricingError(error)  # the catalog's own rule: it would refuse it at apply time
+    if mode == FIXED and (not value.is_finite() or value < 0):
         raise BulkPricingError("A retail rate cannot be negative.")
-    if mode == MARKUP and not Decimal(-100) < value < Decimal(1_000_000):
-        raise BulkPricingError("A markup must be above -100%.")
-    if mode == MARKUP and value != value.quantize(Decimal("0.01")):
-        # Service.markup_percent keeps 2 places: the catalog would refuse it at apply time.
-        raise BulkPricingError("A markup takes at most 2 decimal places.")
     selected = list(services[: MAX_SERVICES + 1])
     if len(selected) > MAX_SERVICES:
         raise BulkPricingError(
