@@ -11,10 +11,12 @@ from orders.services.admin_actions import (
     order_set_upstream_id,
 )
 from orders.services.common import OrderConflict, OrderError
+from orders.services.costs import order_cost
 from orders.services.create import Quote, order_create, order_quote, order_replay
-from orders.services.placement import order_submit, order_submit_safe, upstream_params
+from orders.services.placement import order_submit, upstream_params
 from orders.services.polling import (
     PollResult,
+    StatusOutcome,
     next_poll_at,
     order_apply_upstream_status,
     provider_poll_orders,
@@ -37,10 +39,12 @@ __all__ = [
     "PollResult",
     "ProviderSweep",
     "Quote",
+    "StatusOutcome",
     "next_poll_at",
     "order_apply_upstream_status",
     "order_cancel_request",
     "order_cancel_with_refund",
+    "order_cost",
     "order_create",
     "order_quote",
     "order_refill_request",
@@ -51,7 +55,6 @@ __all__ = [
     "order_set_status_by_admin",
     "order_set_upstream_id",
     "order_submit",
-    "order_submit_safe",
     "orders_requeue",
     "provider_poll_cancels",
     "provider_poll_orders",

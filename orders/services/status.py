@@ -1,13 +1,16 @@
 """Moving an order between statuses (the table in orders.models) and the refunds that go with
 the final ones. Every move is a conditional UPDATE plus an OrderStatusChange row."""
 
+from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import LedgerEntry, User
 from accounts.services import balance_credit
+from catalog.models import UpstreamService
 from catalog.order_types import OrderType
 from catalog.pricing import ZERO, quantize_money
 from orders.models import (
@@ -18,6 +21,7 @@ from orders.models import (
     status_change_allowed,
 )
 from orders.services.common import OrderConflict, OrderError, logger
+from providers.models import Provider
 
 S = Order.Status
 
@@ -56,6 +60,13 @@ def _refund(*, order: Order, amount: Decimal, who: User | None, note: str) -> De
     return entry.amount
 
 
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+UNSET = _Unset.UNSET  # "leave the field as it is" where None is a value to write
+
+
 def order_set_status(
     *,
     order: Order,
@@ -66,15 +77,23 @@ def order_set_status(
     note: str = "",
     who: User | None = None,
     upstream_status: str | None = None,
-    extra: dict | None = None,
-    now=None,
+    now: datetime | None = None,
+    attention_reason: str | None = None,
+    upstream_order_id: str | None = None,
+    provider: Provider | None = None,
+    upstream_service: UpstreamService | None = None,
+    next_poll_at: datetime | _Unset | None = UNSET,
+    last_polled_at: datetime | None = None,
+    poll_errors: int | None = None,
 ) -> Order:
     """Move `order` to `new` if the table allows it and nobody moved it first.
 
     The move is `UPDATE ... WHERE status = <the status we read>`: zero rows means another
     worker or an admin got there first, and OrderConflict is raised with nothing written.
     A final status settles the money in the same transaction (Partial: charge * remains /
-    quantity; Canceled: the whole charge), once. `extra` holds other fields to save.
+    quantity; Canceled: the whole charge), once, and clears next_poll_at. The other keyword
+    arguments are fields saved with the move; None (UNSET for next_poll_at, where None
+    means "never poll") leaves a field as it is.
     """
     old = order.status
     if not status_change_allowed(old, new):
@@ -82,30 +101,29 @@ def order_set_status(
             None, f"An order cannot go from {order.get_status_display()} to {S(new).label}."
         )
     now = now or timezone.now()
-    fields: dict = {"status": new, "updated_at": now, **(extra or {})}
-    if start_count is not None:
-        fields["start_count"] = start_count
-    if remains is not None:
-        fields["remains"] = remains
-    if upstream_status is not None:
-        fields["upstream_status"] = upstream_status[:64]
+    given = {
+        "start_count": start_count,
+        "remains": remains,
+        "upstream_status": upstream_status[:64] if upstream_status is not None else None,
+        "attention_reason": attention_reason,
+        "upstream_order_id": upstream_order_id,
+        "provider": provider,
+        "upstream_service": upstream_service,
+        "last_polled_at": last_polled_at,
+        "poll_errors": poll_errors,
+    }
+    fields: dict[str, object] = {name: value for name, value in given.items() if value is not None}
+    if next_poll_at is not UNSET:
+        fields["next_poll_at"] = next_poll_at
     if new in FINAL_STATUSES:
         fields["finished_at"] = now
         fields["next_poll_at"] = None
-    with transaction.atomic():
-        updated = Order.objects.filter(pk=order.pk, status=old).update(**fields)
-        if updated != 1:
-            raise OrderConflict(f"order {order.pk} is no longer {old}")
-        refund = _refund(
-            order=order,
-            amount=refund_amount(order=order, status=new, remains=remains),
-            who=who,
-            note=note,
-        )
-        if refund:
-            Order.objects.filter(pk=order.pk).update(refunded=refund)
-            fields["refunded"] = refund
-        OrderStatusChange.objects.create(
+    fields.update(status=new, updated_at=now)  # last: nothing above can overwrite the move
+    refund = _write_move(
+        order=order,
+        old=old,
+        fields=fields,
+        change=OrderStatusChange(
             order=order,
             old_status=old,
             new_status=new,
@@ -115,9 +133,8 @@ def order_set_status(
             note=note[:2000],
             changed_by=who,
             created_at=now,
-        )
-        if new in FINAL_STATUSES:
-            _settle_cancel_requests(order=order, new=new, now=now)
+        ),
+    )
     for name, value in fields.items():
         setattr(order, name, value)
     logger.info(
@@ -131,7 +148,32 @@ def order_set_status(
     return order
 
 
-def _settle_cancel_requests(*, order: Order, new: str, now) -> None:
+def _write_move(
+    *, order: Order, old: str, fields: dict[str, object], change: OrderStatusChange
+) -> Decimal:
+    """The conditional UPDATE, the refund of a final status, the history row (`change`) and
+    the open cancel requests, in one transaction; returns the refund (adds it to `fields`)."""
+    new = change.new_status
+    with transaction.atomic():
+        updated = Order.objects.filter(pk=order.pk, status=old).update(**fields)
+        if updated != 1:
+            raise OrderConflict(f"order {order.pk} is no longer {old}")
+        refund = _refund(
+            order=order,
+            amount=refund_amount(order=order, status=new, remains=change.remains),
+            who=change.changed_by,
+            note=change.note,
+        )
+        if refund:
+            Order.objects.filter(pk=order.pk).update(refunded=refund)
+            fields["refunded"] = refund
+        change.save()
+        if new in FINAL_STATUSES:
+            _settle_cancel_requests(order=order, new=new, now=change.created_at)
+    return refund
+
+
+def _settle_cancel_requests(*, order: Order, new: str, now: datetime) -> None:
     """A final status answers the order's open cancel requests: canceled (or partly) = done."""
     outcome = (
         CancelRequest.Status.REJECTED if new == S.COMPLETED else CancelRequest.Status.COMPLETED
