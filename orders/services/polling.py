@@ -8,6 +8,7 @@ ORDER_MAX_POLL_AGE goes to NEEDS_REVIEW instead of being polled forever.
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -95,6 +96,15 @@ def provider_poll_orders(
             provider=provider, orders=fresh[start : start + size], now=now, result=result
         )
     return result
+
+
+def orders_make_due(*, providers: Iterable[Provider], now: datetime | None = None) -> int:
+    """Make every placed, active order of `providers` due for its status poll now (the
+    poll_orders command's --all-due); returns how many. Orders no poll follows are left."""
+    now = now or timezone.now()
+    return Order.objects.filter(provider__in=list(providers), status__in=POLLED_STATUSES).update(
+        next_poll_at=now
+    )
 
 
 def _send_to_review(order: Order, result: PollResult, now: datetime) -> None:
