@@ -89,12 +89,11 @@ def order_set_status(
     """Move `order` to `new` if the table allows it and nobody moved it first.
 
     The move is `UPDATE ... WHERE status = <the status we read>`: zero rows means another
-    worker or an admin got there first, and OrderConflict is raised with nothing written.
-    A final status settles the money in the same transaction (Partial: charge * remains /
-    quantity; Canceled: the whole charge), once, and clears next_poll_at. The other keyword
-    arguments are fields saved with the move; None (UNSET for next_poll_at, where None
-    means "never poll") leaves a field as it is.
-    """
+    worker or an admin got there first, and OrderConflict is raised with nothing written. A
+    final status settles the money in the same transaction (Partial: charge * remains /
+    quantity; Canceled: the whole charge), once, and clears next_poll_at. The other arguments
+    are fields saved with the move: None leaves one as it is (UNSET for next_poll_at, where
+    None means "never poll")."""
     old = order.status
     if not status_change_allowed(old, new):
         raise OrderError(
@@ -112,65 +111,67 @@ def order_set_status(
         "last_polled_at": last_polled_at,
         "poll_errors": poll_errors,
     }
-    fields: dict[str, object] = {name: value for name, value in given.items() if value is not None}
+    fields = _move_fields(given=given, next_poll_at=next_poll_at, new=new, now=now)
+    _write_move(order=order, old=old, fields=fields, source=source, note=note, who=who, now=now)
+    for name, value in fields.items():
+        setattr(order, name, value)
+    return order
+
+
+def _move_fields(
+    *, given: dict[str, object], next_poll_at: datetime | _Unset | None, new: str, now: datetime
+) -> dict[str, object]:
+    """The columns a move writes: the fields given (not None), the poll time, what a final
+    status implies, and the status last, so that nothing can overwrite it."""
+    fields = {name: value for name, value in given.items() if value is not None}
     if next_poll_at is not UNSET:
         fields["next_poll_at"] = next_poll_at
     if new in FINAL_STATUSES:
         fields["finished_at"] = now
         fields["next_poll_at"] = None
-    fields.update(status=new, updated_at=now)  # last: nothing above can overwrite the move
-    refund = _write_move(
-        order=order,
-        old=old,
-        fields=fields,
-        change=OrderStatusChange(
+    fields.update(status=new, updated_at=now)
+    return fields
+
+
+def _write_move(
+    *,
+    order: Order,
+    old: str,
+    fields: dict[str, object],
+    source: str,
+    note: str,
+    who: User | None,
+    now: datetime,
+) -> None:
+    """The conditional UPDATE, the refund of a final status (added to `fields`), the history
+    row and the open cancel requests, in one transaction."""
+    new = str(fields["status"])
+    remains = fields.get("remains")
+    with transaction.atomic():
+        if Order.objects.filter(pk=order.pk, status=old).update(**fields) != 1:
+            raise OrderConflict(f"order {order.pk} is no longer {old}")
+        amount = refund_amount(
+            order=order, status=new, remains=remains if isinstance(remains, int) else None
+        )
+        refund = _refund(order=order, amount=amount, who=who, note=note)
+        if refund:
+            Order.objects.filter(pk=order.pk).update(refunded=refund)
+            fields["refunded"] = refund
+        OrderStatusChange.objects.create(
             order=order,
             old_status=old,
             new_status=new,
-            start_count=start_count,
+            start_count=fields.get("start_count"),
             remains=remains,
             source=source,
             note=note[:2000],
             changed_by=who,
             created_at=now,
-        ),
-    )
-    for name, value in fields.items():
-        setattr(order, name, value)
-    logger.info(
-        "order %s: %s -> %s (%s)%s",
-        order.pk,
-        old,
-        new,
-        source,
-        f" refund {refund}" if refund else "",
-    )
-    return order
-
-
-def _write_move(
-    *, order: Order, old: str, fields: dict[str, object], change: OrderStatusChange
-) -> Decimal:
-    """The conditional UPDATE, the refund of a final status, the history row (`change`) and
-    the open cancel requests, in one transaction; returns the refund (adds it to `fields`)."""
-    new = change.new_status
-    with transaction.atomic():
-        updated = Order.objects.filter(pk=order.pk, status=old).update(**fields)
-        if updated != 1:
-            raise OrderConflict(f"order {order.pk} is no longer {old}")
-        refund = _refund(
-            order=order,
-            amount=refund_amount(order=order, status=new, remains=change.remains),
-            who=change.changed_by,
-            note=change.note,
         )
-        if refund:
-            Order.objects.filter(pk=order.pk).update(refunded=refund)
-            fields["refunded"] = refund
-        change.save()
         if new in FINAL_STATUSES:
-            _settle_cancel_requests(order=order, new=new, now=change.created_at)
-    return refund
+            _settle_cancel_requests(order=order, new=new, now=now)
+    refunded = f" refund {refund}" if refund else ""
+    logger.info("order %s: %s -> %s (%s)%s", order.pk, old, new, source, refunded)
 
 
 def _settle_cancel_requests(*, order: Order, new: str, now: datetime) -> None:
