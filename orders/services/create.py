@@ -439,7 +439,7 @@ def _save_and_charge(
             rate=quote.rate,
             charge=quote.charge,
             cost=order_cost(service=service, upstream=upstream, priced_units=draft.priced_units),
-            provider=None if manual else upstream.provider,
+            provider=upstream.provider if upstream is not None else None,
             upstream_service=upstream,
             idempotency_key=key,
             request_fingerprint=fingerprint,

@@ -86,21 +86,14 @@ def order_set_status(
     last_polled_at: datetime | None = None,
     poll_errors: int | None = None,
 ) -> Order:
-    """Move `order` to `new` if the table allows it and nobody moved it first.
-
-    The move is `UPDATE ... WHERE status = <the status we read>`: zero rows means another
-    worker or an admin got there first, and OrderConflict is raised with nothing written. A
-    final status settles the money in the same transaction (Partial: charge * remains /
-    quantity; Canceled: the whole charge), once, and clears next_poll_at. The other arguments
-    are fields saved with the move: None leaves one as it is (UNSET for next_poll_at, where
-    None means "never poll")."""
+    """Move `order` to `new` if the table allows it (else OrderError) and nobody moved it
+    first (`UPDATE ... WHERE status = <read>`; else OrderConflict, nothing written). A final
+    status settles the money once, in the same transaction, and clears next_poll_at. The other
+    arguments are fields saved with the move: None (UNSET for next_poll_at) leaves one as is."""
     old = order.status
-    if not status_change_allowed(old, new):
-        raise OrderError(
-            None, f"An order cannot go from {order.get_status_display()} to {S(new).label}."
-        )
+    _check_allowed(order, new)
     now = now or timezone.now()
-    given = {
+    given: dict[str, object] = {
         "start_count": start_count,
         "remains": remains,
         "upstream_status": upstream_status[:64] if upstream_status is not None else None,
@@ -112,10 +105,32 @@ def order_set_status(
         "poll_errors": poll_errors,
     }
     fields = _move_fields(given=given, next_poll_at=next_poll_at, new=new, now=now)
-    _write_move(order=order, old=old, fields=fields, source=source, note=note, who=who, now=now)
+    _write_move(
+        order=order,
+        old=old,
+        fields=fields,
+        change=OrderStatusChange(
+            order=order,
+            old_status=old,
+            new_status=new,
+            start_count=start_count,
+            remains=remains,
+            source=source,
+            note=note[:2000],
+            changed_by=who,
+            created_at=now,
+        ),
+    )
     for name, value in fields.items():
         setattr(order, name, value)
     return order
+
+
+def _check_allowed(order: Order, new: str) -> None:
+    if not status_change_allowed(order.status, new):
+        raise OrderError(
+            None, f"An order cannot go from {order.get_status_display()} to {S(new).label}."
+        )
 
 
 def _move_fields(
@@ -134,44 +149,24 @@ def _move_fields(
 
 
 def _write_move(
-    *,
-    order: Order,
-    old: str,
-    fields: dict[str, object],
-    source: str,
-    note: str,
-    who: User | None,
-    now: datetime,
+    *, order: Order, old: str, fields: dict[str, object], change: OrderStatusChange
 ) -> None:
     """The conditional UPDATE, the refund of a final status (added to `fields`), the history
-    row and the open cancel requests, in one transaction."""
-    new = str(fields["status"])
-    remains = fields.get("remains")
+    row (`change`) and the open cancel requests, in one transaction."""
+    new = change.new_status
     with transaction.atomic():
         if Order.objects.filter(pk=order.pk, status=old).update(**fields) != 1:
             raise OrderConflict(f"order {order.pk} is no longer {old}")
-        amount = refund_amount(
-            order=order, status=new, remains=remains if isinstance(remains, int) else None
-        )
-        refund = _refund(order=order, amount=amount, who=who, note=note)
+        amount = refund_amount(order=order, status=new, remains=change.remains)
+        refund = _refund(order=order, amount=amount, who=change.changed_by, note=change.note)
         if refund:
             Order.objects.filter(pk=order.pk).update(refunded=refund)
             fields["refunded"] = refund
-        OrderStatusChange.objects.create(
-            order=order,
-            old_status=old,
-            new_status=new,
-            start_count=fields.get("start_count"),
-            remains=remains,
-            source=source,
-            note=note[:2000],
-            changed_by=who,
-            created_at=now,
-        )
+        change.save()
         if new in FINAL_STATUSES:
-            _settle_cancel_requests(order=order, new=new, now=now)
+            _settle_cancel_requests(order=order, new=new, now=change.created_at)
     refunded = f" refund {refund}" if refund else ""
-    logger.info("order %s: %s -> %s (%s)%s", order.pk, old, new, source, refunded)
+    logger.info("order %s: %s -> %s (%s)%s", order.pk, old, new, change.source, refunded)
 
 
 def _settle_cancel_requests(*, order: Order, new: str, now: datetime) -> None:
