@@ -65,11 +65,17 @@ def service_cost(service: Service, *, upstream: UpstreamService | None = None) -
     return convert_rate(upstream.rate, upstream.provider.exchange_rate)
 
 
-def service_upstream_candidates(*, service: Service) -> list[UpstreamService]:
+def service_upstream_candidates(
+    *, service: Service, start_at: UpstreamService | None = None
+) -> list[UpstreamService]:
     """Where an order for `service` can go, in order: its own upstream service, then its
-    backups by priority. Upstream services removed upstream or at a disabled provider are left
-    out; providers flagged out of funds are kept (provider.out_of_funds_since says so) so that
-    the caller decides. One query for the backups (plus the primary's provider if not loaded)."""
+    backups by priority. This is the rule placement (orders.services.placement) follows.
+
+    Upstream services removed upstream or at a disabled provider are left out; providers
+    flagged out of funds are kept (provider.out_of_funds_since says so) so that the caller
+    decides. With `start_at` (an order's current mapping) the list starts there when it is a
+    candidate: an order sent again goes back where it was sent last, not to the primary again.
+    One query for the backups (plus the primary's provider if not loaded)."""
     candidates: list[UpstreamService | None] = []
     if service.upstream_id is not None:
         candidates.append(service.upstream)
@@ -79,9 +85,12 @@ def service_upstream_candidates(*, service: Service) -> list[UpstreamService]:
         .order_by("priority", "id")
     )
     candidates.extend(b.upstream for b in backups)
-    return [
+    usable = [
         u for u in candidates if u is not None and u.removed_at is None and u.provider.is_enabled
     ]
+    if start_at is not None and start_at in usable:
+        return usable[usable.index(start_at) :]
+    return usable
 
 
 def service_list_for_bulk_pricing(

@@ -11,6 +11,11 @@ from django import forms
 
 from catalog.models import Service
 from catalog.order_types import SUBSCRIPTION_DELAYS, TYPE_SPECS, OrderType, TypeSpec, spec_for
+from orders.services import OrderError, mass_order_split
+
+# Re-exported: catalog.views reads customer ids with it too.
+from orders.services.common import parse_id as parse_id
+from orders.services.mass import MASS_ORDER_MAX_LINES
 
 
 @dataclass(frozen=True)
@@ -42,14 +47,6 @@ PARAMS: dict[str, Param] = {
 }
 
 _DMY = re.compile(r"^\d{1,2}/\d{1,2}/\d{4}$")
-_ID = re.compile(r"^[0-9]{1,18}$")
-
-
-def parse_id(text: str) -> int | None:
-    """An id typed or sent by a customer, or None: ASCII digits only (str.isdigit() takes
-    "²"), and short enough for a bigint column."""
-    text = text.strip().lstrip("#")
-    return int(text) if _ID.match(text) else None
 
 
 def service_spec(service: Service) -> TypeSpec:
@@ -137,9 +134,6 @@ class OrderForm(forms.Form):
         }
 
 
-MASS_ORDER_MAX_LINES = 100
-
-
 class MassOrderForm(forms.Form):
     orders = forms.CharField(
         label="Orders",
@@ -160,18 +154,10 @@ class MassOrderForm(forms.Form):
         super().__init__(*args, **kwargs)
 
     def clean_orders(self) -> list[tuple[int, str]]:
-        lines = [
-            (number, line.strip())
-            for number, line in enumerate(self.cleaned_data["orders"].splitlines(), start=1)
-            if line.strip()
-        ]
-        if not lines:
-            raise forms.ValidationError("Write at least one order.")
-        if len(lines) > MASS_ORDER_MAX_LINES:
-            raise forms.ValidationError(
-                f"At most {MASS_ORDER_MAX_LINES} orders at once; this has {len(lines)}."
-            )
-        return lines
+        try:
+            return mass_order_split(text=self.cleaned_data["orders"])
+        except OrderError as exc:
+            raise forms.ValidationError(exc.message) from None
 
 
 class OrderSearchForm(forms.Form):

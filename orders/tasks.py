@@ -1,13 +1,16 @@
-"""Celery entry points for orders: each loads ids, calls one service, returns.
+"""Celery entry points for orders: each loads ids, calls one service, returns; each is named
+after the service it wraps.
 
-Beat schedule (the lead adds these to CELERY_BEAT_SCHEDULE, see docs/orders.md):
+Beat schedule (setup_schedules, see docs/orders.md):
   orders_poll_sweep every minute (expires 50 s), orders_requeue_sweep every minute (expires 50 s).
 """
 
 from celery import shared_task
+from django.utils import timezone
 
 from orders import services
 from orders.selectors import provider_ids_with_due_orders
+from orders.services.enqueue import enqueue_provider_sweep
 from providers.client import ProviderError
 from providers.models import Provider
 
@@ -27,35 +30,36 @@ def order_submit(order_id: int) -> None:
     services.order_submit(order_id=order_id)
 
 
+def _enabled_provider(provider_id: int) -> Provider | None:
+    return Provider.objects.filter(pk=provider_id, is_enabled=True).first()
+
+
 @shared_task(acks_late=True)
-def provider_poll_orders(provider_id: int) -> None:
-    """One sweep of one provider: order statuses, refills and cancels."""
-    provider = Provider.objects.filter(pk=provider_id, is_enabled=True).first()
-    if provider is not None:
+def provider_sweep(provider_id: int) -> None:
+    """One sweep of one provider: cancels and refills sent, order/refill/cancel statuses polled."""
+    if (provider := _enabled_provider(provider_id)) is not None:
         services.provider_sweep(provider=provider)
 
 
 @shared_task(acks_late=True)
-def provider_process_refills(provider_id: int) -> None:
-    provider = Provider.objects.filter(pk=provider_id, is_enabled=True).first()
-    if provider is not None:
+def provider_send_refills(provider_id: int) -> None:
+    """Send the provider's queued refills now (a customer just asked for one)."""
+    if (provider := _enabled_provider(provider_id)) is not None:
         services.provider_send_refills(provider=provider)
 
 
 @shared_task(acks_late=True)
-def provider_process_cancels(provider_id: int) -> None:
-    provider = Provider.objects.filter(pk=provider_id, is_enabled=True).first()
-    if provider is not None:
+def provider_send_cancels(provider_id: int) -> None:
+    """Send the provider's queued cancel requests now (a customer just asked for one)."""
+    if (provider := _enabled_provider(provider_id)) is not None:
         services.provider_send_cancels(provider=provider)
 
 
 @shared_task(expires=50)
 def orders_poll_sweep() -> None:
-    """Fan out: one provider_poll_orders task per provider with something due."""
-    from django.utils import timezone
-
+    """Fan out: one provider_sweep task per provider with something due."""
     for provider_id in provider_ids_with_due_orders(now=timezone.now()):
-        provider_poll_orders.apply_async((provider_id,), expires=55)
+        enqueue_provider_sweep(provider_id)
 
 
 @shared_task(expires=50)
@@ -63,3 +67,27 @@ def orders_requeue_sweep() -> None:
     """Re-enqueue placement of waiting orders; send orders stuck mid-placement to review."""
     services.orders_requeue()
     services.order_release_stuck_requests()
+
+
+# --- old task names ---------------------------------------------------------------------------
+# Registered for one release only: messages queued under these names before the deploy that
+# renamed the tasks must still find a consumer. Nothing enqueues them any more; remove them in
+# the release after.
+
+
+@shared_task(acks_late=True)
+def provider_poll_orders(provider_id: int) -> None:
+    """Old name of provider_sweep (kept for messages already in a queue at deploy time)."""
+    provider_sweep(provider_id)
+
+
+@shared_task(acks_late=True)
+def provider_process_refills(provider_id: int) -> None:
+    """Old name of provider_send_refills (kept for messages already in a queue at deploy time)."""
+    provider_send_refills(provider_id)
+
+
+@shared_task(acks_late=True)
+def provider_process_cancels(provider_id: int) -> None:
+    """Old name of provider_send_cancels (kept for messages already in a queue at deploy time)."""
+    provider_send_cancels(provider_id)

@@ -26,14 +26,7 @@ from accounts.services import InsufficientFunds
 from catalog.models import Category, Service
 from catalog.order_types import QuantityFrom
 from catalog.selectors import service_get_enabled, service_list_enabled, service_rates_for_user
-from orders.forms import (
-    PARAMS,
-    MassOrderForm,
-    OrderForm,
-    OrderSearchForm,
-    parse_id,
-    service_spec,
-)
+from orders.forms import PARAMS, MassOrderForm, OrderForm, OrderSearchForm, service_spec
 from orders.models import (
     FINAL_STATUSES,
     OPEN_CANCEL_STATUSES,
@@ -46,12 +39,15 @@ from orders.models import (
 )
 from orders.selectors import order_get_for_user, order_list_for_user
 from orders.services import (
+    MassLine,
     OrderError,
     order_cancel_request,
     order_create,
+    order_create_many,
     order_quote,
     order_refill_request,
 )
+from orders.services.common import parse_id
 
 ORDERS_PAGE_SIZE = 25
 MAX_ID = 2**63 - 1
@@ -308,66 +304,15 @@ def _form_problem(form: OrderForm) -> dict:
 
 
 # --- Mass order ------------------------------------------------------------------------------
-@dataclass
-class MassLine:
-    number: int
-    text: str
-    order: Order | None = None
-    error: str = ""
-
-
-def _parse_line(number: int, text: str) -> tuple[MassLine, tuple[int, str, str] | None]:
-    line = MassLine(number=number, text=text)
-    parts = [p.strip() for p in text.split("|")]
-    if len(parts) != 3:
-        line.error = "Write it as: service_id | link | quantity."
-        return line, None
-    service_id, link, quantity = parts
-    if parse_id(service_id) is None:
-        line.error = f"“{service_id}” is not a service id."
-        return line, None
-    return line, (parse_id(service_id), link, quantity)
-
-
 @customer_login_required
 @require_http_methods(["GET", "POST"])
 def mass_order(request: HttpRequest) -> HttpResponse:
     form = MassOrderForm(request.POST or None)
     results: list[MassLine] = []
     if request.method == "POST" and form.is_valid():
-        token = form.cleaned_data["token"]
-        parsed = [_parse_line(n, t) for n, t in form.cleaned_data["orders"]]
-        ids = {p[1][0] for p in parsed if p[1]}
-        services = {s.pk: s for s in service_list_enabled().filter(pk__in=ids)}
-        for line, fields in parsed:
-            results.append(line)
-            if fields is None:
-                continue
-            service = services.get(fields[0])
-            if service is None:
-                line.error = f"Service {fields[0]} does not exist or is not on sale."
-                continue
-            spec = service_spec(service)
-            if set(spec.required) != {"link", "quantity"}:
-                line.error = (
-                    f"Service {service.pk} ({service.type}) needs more than a link and "
-                    "a quantity; order it on the New order page."
-                )
-                continue
-            try:
-                line.order = order_create(
-                    user=request.user,
-                    service=service,
-                    data={"link": fields[1], "quantity": fields[2]},
-                    source=Order.Source.MASS,
-                    idempotency_key=f"mass:{token}:{line.number}",
-                )
-            except OrderError as exc:
-                line.error = exc.message
-            except InsufficientFunds as exc:
-                line.error = (
-                    f"Not enough funds: it costs {exc.amount}, the balance is {exc.balance}."
-                )
+        results = order_create_many(
+            user=request.user, lines=form.cleaned_data["orders"], token=form.cleaned_data["token"]
+        )
         form = MassOrderForm(initial={"orders": "\n".join(r.text for r in results if r.error)})
     accepted = [r for r in results if r.order]
     context = {

@@ -205,6 +205,10 @@ CELERY_TASK_ROUTES = {
     "catalog.tasks.catalog_sync_provider_task": {"queue": "provider_io"},
     "catalog.tasks.catalog_sync_run_task": {"queue": "provider_io"},
     "orders.tasks.order_submit": {"queue": "provider_io"},
+    "orders.tasks.provider_sweep": {"queue": "provider_io"},
+    "orders.tasks.provider_send_refills": {"queue": "provider_io"},
+    "orders.tasks.provider_send_cancels": {"queue": "provider_io"},
+    # Old names of the three above, registered for one release (see orders/tasks.py).
     "orders.tasks.provider_poll_orders": {"queue": "provider_io"},
     "orders.tasks.provider_process_refills": {"queue": "provider_io"},
     "orders.tasks.provider_process_cancels": {"queue": "provider_io"},

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import mail_admins
-from django.db import transaction
 from django.utils import timezone
 
 from catalog.pricing import format_money
@@ -192,29 +192,36 @@ def _alert_low_balance(provider: Provider, now: datetime) -> None:
     )
 
 
-def provider_mark_out_of_funds(*, provider: Provider, message: str = "") -> bool:
-    """Flag the provider as refusing orders for funds (from an `add` answer). True when this call
-    set the flag (the admins are e-mailed then), False when it was already set."""
+def provider_mark_out_of_funds(
+    *, provider: Provider, message: str = "", order_ref: int | None = None
+) -> bool:
+    """Flag the provider as refusing orders for funds (placement calls it on an `add` answer;
+    `order_ref` is the refused order). True when this call set the flag and mailed the admins,
+    False when it was already set: one e-mail per episode, which the next successful placement
+    at this provider ends (provider_clear_out_of_funds)."""
     now = timezone.now()
-    with transaction.atomic():
-        claimed = Provider.objects.filter(pk=provider.pk, out_of_funds_since__isnull=True).update(
-            out_of_funds_since=now
-        )
+    claimed = Provider.objects.filter(pk=provider.pk, out_of_funds_since__isnull=True).update(
+        out_of_funds_since=now
+    )
     if not claimed:
         return False
     provider.out_of_funds_since = now
     logger.warning("provider %s is out of funds: %s", provider.name, message)
+    refused = f"order {order_ref}" if order_ref is not None else "an order"
     mail_admins(
         f"Provider {provider.name} is out of funds",
-        f"{provider.name} refused an order for funds ({message or 'no message'}). Top up the "
-        "account; orders fall over to backup services meanwhile.",
+        f"{provider.name} refused {refused} for lack of funds ({message or 'no message'}). "
+        "Orders fall over to a backup service where one is set; the others wait in "
+        "'Waiting: provider out of funds' and are retried automatically once you top up.\n"
+        f"{settings.PANEL_PUBLIC_URL}/admin/orders/order/?status=waiting_funds",
         fail_silently=True,
     )
     return True
 
 
 def provider_clear_out_of_funds(*, provider: Provider) -> bool:
-    """Clear the out-of-funds flag (after a top-up). True when it was set."""
+    """Clear the out-of-funds flag: placement calls it when the provider accepted an order
+    while flagged. True when it was set."""
     cleared = Provider.objects.filter(pk=provider.pk, out_of_funds_since__isnull=False).update(
         out_of_funds_since=None
     )

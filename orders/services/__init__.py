@@ -11,12 +11,16 @@ from orders.services.admin_actions import (
     order_set_upstream_id,
 )
 from orders.services.common import OrderConflict, OrderError
+from orders.services.costs import order_cost
 from orders.services.create import Quote, order_create, order_quote, order_replay
-from orders.services.placement import order_submit, order_submit_safe, upstream_params
+from orders.services.mass import MassLine, mass_order_split, order_create_many
+from orders.services.placement import order_submit, upstream_params
 from orders.services.polling import (
     PollResult,
+    StatusOutcome,
     next_poll_at,
     order_apply_upstream_status,
+    orders_make_due,
     provider_poll_orders,
 )
 from orders.services.requests import (
@@ -32,16 +36,21 @@ from orders.services.status import order_set_status, refund_amount
 from orders.services.sweeps import ProviderSweep, orders_requeue, provider_sweep
 
 __all__ = [
+    "MassLine",
     "OrderConflict",
     "OrderError",
     "PollResult",
     "ProviderSweep",
     "Quote",
+    "StatusOutcome",
+    "mass_order_split",
     "next_poll_at",
     "order_apply_upstream_status",
     "order_cancel_request",
     "order_cancel_with_refund",
+    "order_cost",
     "order_create",
+    "order_create_many",
     "order_quote",
     "order_refill_request",
     "order_release_stuck_requests",
@@ -51,7 +60,7 @@ __all__ = [
     "order_set_status_by_admin",
     "order_set_upstream_id",
     "order_submit",
-    "order_submit_safe",
+    "orders_make_due",
     "orders_requeue",
     "provider_poll_cancels",
     "provider_poll_orders",

@@ -1,13 +1,16 @@
 """What an admin does to an order by hand. Each move is recorded with who made it; refunds
 follow the same rules (and the same once-only ledger entry) as the automatic ones."""
 
+from typing import Any
+
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
 from orders.models import FINAL_STATUSES, Order, OrderStatusChange
 from orders.services.common import OrderConflict, OrderError
-from orders.services.placement import FIRST_POLL_AFTER, enqueue_submit
+from orders.services.enqueue import enqueue_order_submit
+from orders.services.placement import FIRST_POLL_AFTER
 from orders.services.status import order_set_status
 
 S = Order.Status
@@ -16,7 +19,7 @@ ADMIN = OrderStatusChange.Source.ADMIN
 PLACEMENT_STATUSES = frozenset({S.QUEUED, S.SUBMITTING, S.WAITING_FUNDS})
 
 
-def _moved(order: Order, **kwargs) -> Order:
+def _moved(order: Order, **kwargs: Any) -> Order:
     if order.status == S.SUBMITTING:
         # The `add` is in flight: cancelling (and refunding) now could refund an order the
         # provider is about to accept. Wait for the outcome.
@@ -48,9 +51,9 @@ def order_resend(*, order: Order, who: User, note: str = "") -> Order:
             new=S.QUEUED,
             who=who,
             note=note or "Resent by an admin",
-            extra={"attention_reason": ""},
+            attention_reason="",
         )
-        transaction.on_commit(lambda: enqueue_submit(order.pk))
+        transaction.on_commit(lambda: enqueue_order_submit(order.pk))
     return order
 
 
@@ -73,11 +76,9 @@ def order_set_upstream_id(
         who=who,
         now=now,
         note=note or f"Upstream id {upstream_order_id} set by an admin",
-        extra={
-            "upstream_order_id": upstream_order_id,
-            "next_poll_at": now + FIRST_POLL_AFTER,
-            "attention_reason": "",
-        },
+        upstream_order_id=upstream_order_id,
+        next_poll_at=now + FIRST_POLL_AFTER,
+        attention_reason="",
     )
 
 

@@ -1,8 +1,18 @@
 """What every orders service shares: the error customers see and small helpers."""
 
 import logging
+import re
 
 logger = logging.getLogger("orders")
+
+_ID = re.compile(r"^[0-9]{1,18}$")
+
+
+def parse_id(text: str) -> int | None:
+    """An id typed or sent by a customer, or None: ASCII digits only (str.isdigit() takes
+    "²"), and short enough for a bigint column."""
+    text = text.strip().lstrip("#")
+    return int(text) if _ID.match(text) else None
 
 
 class OrderError(Exception):

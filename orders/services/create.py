@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import LedgerEntry, User
 from accounts.services import balance_debit
-from catalog.models import Service, UpstreamService
+from catalog.models import Service
 from catalog.order_types import (
     LIST_FIELDS,
     SUBSCRIPTION_DELAYS,
@@ -24,9 +24,11 @@ from catalog.order_types import (
     QuantityFrom,
 )
 from catalog.pricing import ZERO, charge_for, quantize_money
-from catalog.selectors import service_cost, service_rate_for_user
+from catalog.selectors import service_rate_for_user
 from orders.models import Order, OrderStatusChange
 from orders.services.common import OrderError, logger
+from orders.services.costs import PACKAGE_TYPES, order_cost
+from orders.services.enqueue import enqueue_order_submit
 
 MAX_LINK_LENGTH = 2000
 MAX_FIELD_LENGTH = 20000  # comments of 1,500 lines fit; a megabyte of text does not
@@ -38,14 +40,19 @@ _USERNAME = re.compile(r"^@?[\w.\-]{1,64}$")
 _HASHTAG = re.compile(r"^#?[^\s#]{1,100}$")
 _MAX_INT = 2**31 - 1
 
-PACKAGE_TYPES = frozenset({OrderType.PACKAGE, OrderType.CUSTOM_COMMENTS_PACKAGE})
+# Three numbers are easy to mix up here; each has its own name:
+# - the *typed quantity*: the `quantity` field as the customer sent it (per run for a drip-feed;
+#   for line types it must equal the number of lines);
+# - the *order quantity*: what Order.quantity stores and refunds are counted against
+#   (charge * remains / order quantity): all runs of a drip-feed, the reserve of a
+#   subscription, 1 for a package;
+# - the *priced units*: the units charged at the rate per 1000 (0 for a package, which is
+#   priced per package).
 
 
 @dataclass(frozen=True)
 class Quote:
-    quantity: (
-        int  # units the charge covers (all runs of a drip-feed; the reserve of a subscription)
-    )
+    order_quantity: int  # what Order.quantity will store (see above)
     rate: Decimal  # this customer's rate per 1000 (per package for packages)
     charge: Decimal
 
@@ -55,9 +62,9 @@ class _Draft:
     """A validated request: what to store, what to send upstream, what to charge."""
 
     link: str
-    quantity: int  # the units the charge covers; refunds are charge * remains / quantity
+    order_quantity: int  # Order.quantity: refunds are charge * remains / order_quantity
     params: dict[str, str] = field(default_factory=dict)  # sent upstream as they are, with link
-    units_charged: int = 0  # quantity at the rate per 1000 (0 for a package)
+    priced_units: int = 0  # units at the rate per 1000 (0 for a package)
 
 
 # --- field checks ---------------------------------------------------------------------------
@@ -150,13 +157,13 @@ def _joined(lines: list[str]) -> str:
 
 def _draft_default(service: Service, data: Mapping[str, object]) -> _Draft:
     link = _url(data, "link", "Link")
-    quantity = _int(data, "quantity", minimum=1, label="Quantity")
-    assert quantity is not None
-    _range(service, "quantity", quantity)
+    typed_quantity = _int(data, "quantity", minimum=1, label="Quantity")
+    assert typed_quantity is not None
+    _range(service, "quantity", typed_quantity)
     runs = _int(data, "runs", minimum=1, label="Runs", required=False)
     interval = _int(data, "interval", minimum=1, label="Interval", required=False)
     if runs is None and interval is None:
-        return _Draft(link, quantity, {"quantity": str(quantity)}, quantity)
+        return _Draft(link, typed_quantity, {"quantity": str(typed_quantity)}, typed_quantity)
     if not service.dripfeed:
         field_name = "runs" if runs is not None else "interval"
         raise OrderError(field_name, "This service does not offer drip-feed.")
@@ -168,8 +175,8 @@ def _draft_default(service: Service, data: Mapping[str, object]) -> _Draft:
         raise OrderError("runs", f"Runs can be at most {MAX_RUNS}.")
     if interval > MAX_INTERVAL_MINUTES:
         raise OrderError("interval", "Interval can be at most 30 days.")
-    total = _units_within_limit(quantity * runs, "runs", "Quantity x runs")
-    params = {"quantity": str(quantity), "runs": str(runs), "interval": str(interval)}
+    total = _units_within_limit(typed_quantity * runs, "runs", "Quantity x runs")
+    params = {"quantity": str(typed_quantity), "runs": str(runs), "interval": str(interval)}
     return _Draft(link, total, params, total)
 
 
@@ -179,8 +186,8 @@ def _draft_lines(service: Service, data: Mapping[str, object], spec_field: str) 
     lines = _lines(data, spec_field, labels[spec_field])
     if spec_field == "usernames" and not all(_USERNAME.match(line) for line in lines):
         raise OrderError("usernames", "Each line of usernames must be one username.")
-    sent = _int(data, "quantity", minimum=1, label="Quantity", required=False)
-    if sent is not None and sent != len(lines):
+    typed_quantity = _int(data, "quantity", minimum=1, label="Quantity", required=False)
+    if typed_quantity is not None and typed_quantity != len(lines):
         raise OrderError(
             "quantity", f"Quantity must equal the number of lines in {spec_field} ({len(lines)})."
         )
@@ -209,12 +216,12 @@ def _draft_for_type(order_type: str, service: Service, data: Mapping[str, object
         return draft
     # Types with a typed quantity and extra fields.
     link = _url(data, "link", "Link")
-    quantity = _int(data, "quantity", minimum=1, label="Quantity")
-    assert quantity is not None
-    _range(service, "quantity", quantity)
-    params = {"quantity": str(quantity)}
+    typed_quantity = _int(data, "quantity", minimum=1, label="Quantity")
+    assert typed_quantity is not None
+    _range(service, "quantity", typed_quantity)
+    params = {"quantity": str(typed_quantity)}
     params.update(_extra_fields(order_type, data))
-    return _Draft(link, quantity, params, quantity)
+    return _Draft(link, typed_quantity, params, typed_quantity)
 
 
 def _extra_fields(order_type: str, data: Mapping[str, object]) -> dict[str, str]:
@@ -311,8 +318,8 @@ def _price(*, user: User, service: Service, draft: _Draft) -> Quote:
     if service.type in PACKAGE_TYPES:
         charge = quantize_money(rate)
     else:
-        charge = charge_for(rate, draft.units_charged)
-    return Quote(quantity=draft.quantity, rate=rate, charge=charge)
+        charge = charge_for(rate, draft.priced_units)
+    return Quote(order_quantity=draft.order_quantity, rate=rate, charge=charge)
 
 
 def _validate(*, user: User, service: Service, data: Mapping[str, object]) -> tuple[_Draft, Quote]:
@@ -324,16 +331,6 @@ def _validate(*, user: User, service: Service, data: Mapping[str, object]) -> tu
 def order_quote(*, user: User, service: Service, data: Mapping[str, object]) -> Quote:
     """Validate exactly like order_create and return the charge; writes nothing."""
     return _validate(user=user, service=service, data=data)[1]
-
-
-def order_cost(*, service: Service, upstream: UpstreamService | None, units: int) -> Decimal | None:
-    """What the provider will charge us for `units` (per package for packages), or None."""
-    cost_rate = service_cost(service, upstream=upstream) if upstream else None
-    if cost_rate is None:
-        return None
-    if service.type in PACKAGE_TYPES:
-        return quantize_money(cost_rate)
-    return charge_for(cost_rate, units)
 
 
 # Every parameter an order can carry: the fingerprint of a request is taken over these alone.
@@ -427,8 +424,6 @@ def _save_and_charge(
     key: str | None,
     fingerprint: str,
 ) -> Order:
-    from orders.services.placement import enqueue_submit  # placement imports this module
-
     upstream = service.upstream
     manual = upstream is None
     now = timezone.now()
@@ -439,12 +434,12 @@ def _save_and_charge(
             source=source,
             status=Order.Status.MANUAL if manual else Order.Status.QUEUED,
             link=draft.link,
-            quantity=draft.quantity,
+            quantity=draft.order_quantity,
             params=draft.params,
             rate=quote.rate,
             charge=quote.charge,
-            cost=order_cost(service=service, upstream=upstream, units=draft.units_charged),
-            provider=None if manual else upstream.provider,
+            cost=order_cost(service=service, upstream=upstream, priced_units=draft.priced_units),
+            provider=upstream.provider if upstream is not None else None,
             upstream_service=upstream,
             idempotency_key=key,
             request_fingerprint=fingerprint,
@@ -468,7 +463,7 @@ def _save_and_charge(
             changed_by=user if source != Order.Source.ADMIN else None,
         )
         if not manual:
-            transaction.on_commit(lambda: enqueue_submit(order.pk))
+            transaction.on_commit(lambda: enqueue_order_submit(order.pk))
     logger.info(
         "order %s created: %s x%s charge %s", order.pk, service.pk, order.quantity, order.charge
     )

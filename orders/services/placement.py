@@ -9,42 +9,36 @@
 - the outcome is unknown (read timeout, connection dropped, 5xx, an unreadable answer):
   NEEDS_REVIEW, never resent automatically;
 - a permanent refusal: the next backup mapping, else CANCELED with a full refund;
-- not enough funds at the provider: the next backup mapping, else WAITING_FUNDS; the admins
-  are mailed once per episode either way.
+- not enough funds at the provider: the next backup mapping, else WAITING_FUNDS; the provider
+  is flagged out of funds (providers.services.provider_mark_out_of_funds mails the admins once
+  per episode) and the flag is cleared by its next successful placement.
+
+Where an order may go is catalog.selectors.service_upstream_candidates: the primary mapping,
+then the backups by priority, without those removed upstream or at a disabled provider,
+starting at the order's current mapping.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.mail import mail_admins
 from django.db.models import F
 from django.utils import timezone
 
 from catalog.models import UpstreamService
+from catalog.selectors import service_upstream_candidates
 from orders.models import Order, OrderStatusChange
 from orders.services.common import OrderConflict, logger
-from orders.services.create import order_cost
+from orders.services.costs import order_cost
 from orders.services.status import order_set_status
 from providers.client import ErrorKind, ProviderError
 from providers.gateway import provider_call
 from providers.models import Provider
+from providers.services import provider_clear_out_of_funds, provider_mark_out_of_funds
 
 S = Order.Status
 SRC = OrderStatusChange.Source
 # After this many refusals that were not final (429, unknown error texts), a person looks.
 MAX_SUBMIT_ATTEMPTS = 8
 FIRST_POLL_AFTER = timedelta(minutes=1)
-
-
-def enqueue_submit(order_id: int) -> None:
-    """Queue the placement task. Never raises: the order is already charged and committed,
-    and if the broker is down the requeue sweep sends it a minute later."""
-    from orders.tasks import order_submit as task
-
-    try:
-        task.delay(order_id)
-    except Exception:  # the broker, or an eager run's error; the sweeper retries
-        logger.exception("could not enqueue the placement of order %s", order_id)
 
 
 def upstream_params(order: Order) -> dict[str, str]:
@@ -54,7 +48,7 @@ def upstream_params(order: Order) -> dict[str, str]:
     return params
 
 
-def _claim(order_id: int, now) -> Order | None:
+def _claim(order_id: int, now: datetime) -> Order | None:
     order = Order.objects.filter(pk=order_id).first()
     if order is None or order.status not in (S.QUEUED, S.WAITING_FUNDS):
         return None
@@ -78,20 +72,6 @@ def _claim(order_id: int, now) -> Order | None:
     )
 
 
-def _targets(order: Order) -> list[UpstreamService]:
-    """The primary mapping, then the backups by priority; the order's current one first."""
-    service = order.service
-    chain = [service.upstream] if service.upstream else []
-    chain += [
-        b.upstream
-        for b in service.backups.select_related("upstream__provider").order_by("priority", "id")
-    ]
-    current = order.upstream_service
-    if current is not None and current in chain:
-        chain = chain[chain.index(current) :]
-    return [u for u in chain if u.removed_at is None]
-
-
 def order_submit(*, order_id: int) -> Order | None:
     """Place the order upstream if it is waiting to be sent; None when there was nothing to do.
 
@@ -102,22 +82,23 @@ def order_submit(*, order_id: int) -> Order | None:
     order = _claim(order_id, now)
     if order is None:
         return None
-    targets = _targets(order)
+    targets = service_upstream_candidates(service=order.service, start_at=order.upstream_service)
     if not targets:
-        return _refused_for_good(order, "No upstream mapping is left for this service.")
+        return _refused_for_good(
+            order,
+            "No upstream mapping is left for this service "
+            "(all removed upstream or at disabled providers).",
+        )
     for position, upstream in enumerate(targets):
-        if position:
+        if upstream.pk != order.upstream_service_id:
             _fail_over(order, upstream)
         provider = upstream.provider
-        if not provider.is_enabled:
-            error = ProviderError("provider disabled", kind=ErrorKind.API_ERROR, permanent=True)
-        else:
-            error = _send(order, upstream, provider)
-            if error is None:
-                return order
+        error = _send(order, upstream, provider)
+        if error is None:
+            return order
         if error.insufficient_funds and position + 1 < len(targets):
             # A definite refusal too: the provider did not act, so the backup may take it.
-            _alert_out_of_funds(provider, order)
+            _mark_out_of_funds(provider, order, error)
             logger.warning("order %s: %s is out of funds, falling over", order.pk, provider.name)
             last_error = error
             continue
@@ -154,12 +135,12 @@ def _send(order: Order, upstream: UpstreamService, provider: Provider) -> Provid
             attention_reason=f"Placed at {provider.name} as {upstream_id} after it was moved.",
         )
     if provider.out_of_funds_since is not None:
-        Provider.objects.filter(pk=provider.pk).update(out_of_funds_since=None)
+        provider_clear_out_of_funds(provider=provider)
     return None
 
 
 def _placed(
-    order: Order, upstream: UpstreamService, provider: Provider, upstream_id: str, now
+    order: Order, upstream: UpstreamService, provider: Provider, upstream_id: str, now: datetime
 ) -> None:
     order_set_status(
         order=order,
@@ -167,13 +148,11 @@ def _placed(
         source=SRC.SUBMIT,
         now=now,
         note=f"Placed at {provider.name} as {upstream_id}",
-        extra={
-            "upstream_order_id": upstream_id,
-            "provider": provider,
-            "upstream_service": upstream,
-            "next_poll_at": now + FIRST_POLL_AFTER,
-            "attention_reason": "",
-        },
+        upstream_order_id=upstream_id,
+        provider=provider,
+        upstream_service=upstream,
+        next_poll_at=now + FIRST_POLL_AFTER,
+        attention_reason="",
     )
 
 
@@ -182,7 +161,8 @@ def _fail_over(order: Order, upstream: UpstreamService) -> None:
     order.provider = upstream.provider
     order.upstream_service = upstream
     order.failed_over = True
-    order.cost = order_cost(service=order.service, upstream=upstream, units=_units(order))
+    # Order.quantity is the priced units for every type but packages, priced per package.
+    order.cost = order_cost(service=order.service, upstream=upstream, priced_units=order.quantity)
     Order.objects.filter(pk=order.pk, status=S.SUBMITTING).update(
         provider=upstream.provider,
         upstream_service=upstream,
@@ -198,10 +178,6 @@ def _fail_over(order: Order, upstream: UpstreamService) -> None:
     )
 
 
-def _units(order: Order) -> int:
-    return order.quantity
-
-
 def _is_our_config(error: ProviderError) -> bool:
     # "Invalid API key" is permanent but says nothing about the order: never cancel for it.
     return "api key" in error.message.casefold()
@@ -214,9 +190,9 @@ def _not_placed(order: Order, error: ProviderError, provider: Provider) -> Order
             new=S.WAITING_FUNDS,
             source=SRC.SUBMIT,
             note=error.message,
-            extra={"attention_reason": f"{provider.name}: not enough funds"},
+            attention_reason=f"{provider.name}: not enough funds",
         )
-        _alert_out_of_funds(provider, order)
+        _mark_out_of_funds(provider, order, error)
         return order
     if error.outcome_unknown:
         reason = (
@@ -228,7 +204,7 @@ def _not_placed(order: Order, error: ProviderError, provider: Provider) -> Order
             new=S.NEEDS_REVIEW,
             source=SRC.SUBMIT,
             note=error.message,
-            extra={"attention_reason": reason[:2000]},
+            attention_reason=reason[:2000],
         )
         return order
     # Certainly not acted on: safe to send again later.
@@ -238,10 +214,9 @@ def _not_placed(order: Order, error: ProviderError, provider: Provider) -> Order
             new=S.NEEDS_REVIEW,
             source=SRC.SUBMIT,
             note=error.message,
-            extra={
-                "attention_reason": f"Not placed after {order.submit_attempts} attempts: "
-                f"{error.message}"[:2000]
-            },
+            attention_reason=f"Not placed after {order.submit_attempts} attempts: {error.message}"[
+                :2000
+            ],
         )
         return order
     order_set_status(
@@ -249,7 +224,7 @@ def _not_placed(order: Order, error: ProviderError, provider: Provider) -> Order
         new=S.QUEUED,
         source=SRC.SUBMIT,
         note=f"{error.kind}: {error.message}",
-        extra={"attention_reason": f"Last attempt: {error.message}"[:2000]},
+        attention_reason=f"Last attempt: {error.message}"[:2000],
     )
     if error.sent is False or error.kind is ErrorKind.RATE_LIMITED:
         raise error  # the task retries it with backoff; the sweeper after the cap
@@ -262,31 +237,10 @@ def _refused_for_good(order: Order, reason: str) -> Order:
         new=S.CANCELED,
         source=SRC.SUBMIT,
         note=reason,
-        extra={"attention_reason": reason[:2000]},
+        attention_reason=reason[:2000],
     )
 
 
-def _alert_out_of_funds(provider: Provider, order: Order) -> None:
-    """Mail the admins once per episode: only the call that sets out_of_funds_since mails."""
-    now = timezone.now()
-    first = Provider.objects.filter(pk=provider.pk, out_of_funds_since__isnull=True).update(
-        out_of_funds_since=now
-    )
-    if first:
-        mail_admins(
-            f"Provider {provider.name} is out of funds",
-            f"{provider.name} refused order {order.pk} for lack of funds. Orders wait in "
-            f"'Waiting: provider out of funds' and are retried automatically once you top up.\n"
-            f"{settings.PANEL_PUBLIC_URL}/admin/orders/order/?status=waiting_funds",
-            fail_silently=True,
-        )
-
-
-def order_submit_safe(*, order_id: int) -> Order | None:
-    """order_submit for callers that must not see ProviderError (commands, the sweeper)."""
-    try:
-        return order_submit(order_id=order_id)
-    except ProviderError:
-        return Order.objects.filter(pk=order_id).first()
-    except OrderConflict:
-        return None
+def _mark_out_of_funds(provider: Provider, order: Order, error: ProviderError) -> None:
+    """Flag the provider (the admins are mailed once per episode, by the providers service)."""
+    provider_mark_out_of_funds(provider=provider, message=error.message, order_ref=order.pk)

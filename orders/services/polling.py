@@ -8,8 +8,10 @@ ORDER_MAX_POLL_AGE goes to NEEDS_REVIEW instead of being polled forever.
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import Enum
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -18,7 +20,7 @@ from django.utils import timezone
 from orders.models import POLLED_STATUSES, Order, OrderStatusChange
 from orders.selectors import order_list_due_for_poll
 from orders.services.common import OrderConflict, OrderError, logger
-from orders.services.status import order_set_status
+from orders.services.status import UNSET, order_set_status
 from providers.client import ItemError, OrderStatus, ProviderError
 from providers.gateway import provider_call
 from providers.models import Provider
@@ -96,6 +98,15 @@ def provider_poll_orders(
     return result
 
 
+def orders_make_due(*, providers: Iterable[Provider], now: datetime | None = None) -> int:
+    """Make every placed, active order of `providers` due for its status poll now (the
+    poll_orders command's --all-due); returns how many. Orders no poll follows are left."""
+    now = now or timezone.now()
+    return Order.objects.filter(provider__in=list(providers), status__in=POLLED_STATUSES).update(
+        next_poll_at=now
+    )
+
+
 def _send_to_review(order: Order, result: PollResult, now: datetime) -> None:
     reason = f"Still {order.get_status_display()} upstream after {max_poll_age().days} days."
     try:
@@ -105,7 +116,8 @@ def _send_to_review(order: Order, result: PollResult, now: datetime) -> None:
             source=SRC.POLL,
             note=reason,
             now=now,
-            extra={"attention_reason": reason, "next_poll_at": None},
+            attention_reason=reason,
+            next_poll_at=None,
         )
     except (OrderConflict, OrderError):
         return
@@ -143,11 +155,11 @@ def apply_status_batch(
             order.poll_errors += 1
             quiet.append(order)
             continue
-        if order_apply_upstream_status(
+        outcome = order_apply_upstream_status(
             order=order, answer=answer, now=now, result=result, moves=moves
-        ):
-            continue
-        quiet.append(order)
+        )
+        if outcome.caller_saves:
+            quiet.append(order)
     _postpone(quiet, now)
     _apply_moves(moves, now, result)
 
@@ -191,84 +203,117 @@ def _apply_moves(
         result.changes.extend(f"order {pk}: {old} -> {new}" for pk in sorted(won))
 
 
+class StatusOutcome(Enum):
+    """What order_apply_upstream_status did with one status answer."""
+
+    WRITTEN = "written"  # the new status was saved (and the next poll scheduled)
+    QUEUED_FOR_BULK = "queued_for_bulk"  # a move between active statuses, added to `moves`
+    CONFLICT = "conflict"  # someone moved the order first: nothing written, nothing to do
+    UNCHANGED = "unchanged"  # the same status, remains and start count as we have
+    PROGRESS = "progress"  # same status, remains or start count moved: set on the object
+    UNKNOWN = "unknown"  # unusable: an unknown status, or Partial without remains
+
+    @property
+    def caller_saves(self) -> bool:
+        """True when the caller must still schedule the next poll (and save the progress)."""
+        return self in (StatusOutcome.UNCHANGED, StatusOutcome.PROGRESS, StatusOutcome.UNKNOWN)
+
+
 def order_apply_upstream_status(
     *,
     order: Order,
     answer: OrderStatus,
     now: datetime,
     result: PollResult | None = None,
-    moves: list | None = None,
-) -> bool:
-    """Apply one status answer to a polled order. True when the status was written (and the
-    next poll scheduled); False when the order is unchanged (the caller reschedules it).
+    moves: list[tuple[Order, str, OrderStatus]] | None = None,
+) -> StatusOutcome:
+    """Apply one status answer to a polled order and say what happened (StatusOutcome).
 
-    Unknown statuses are logged and leave the order as it was. A Partial or Canceled answer
-    refunds through the ledger, once, however often it is processed.
+    WRITTEN and CONFLICT need nothing more; QUEUED_FOR_BULK is written by the caller with
+    `moves` (given only by the batch poll); UNCHANGED, PROGRESS and UNKNOWN leave the next
+    poll (and PROGRESS's new remains/start count, set on `order`) for the caller to save.
+    Unknown statuses are logged. A Partial or Canceled answer refunds through the ledger, once,
+    however often it is processed.
     """
-    new = UPSTREAM_TO_STATUS.get(answer.status)
+    result = result if result is not None else PollResult(provider="")
+    new, remains = _read_answer(order, answer)
     if new is None:
-        logger.warning("order %s: unknown upstream status %r", order.pk, answer.raw_status)
-        if result is not None:
-            result.errors += 1
-        return False
-    remains = answer.remains
-    if remains is not None:
-        remains = min(max(remains, 0), order.quantity)
-    elif new == S.PARTIAL and order.remains is None:
-        # Nothing says how much was not delivered: settling now would refund nothing, for good.
-        logger.warning("order %s: Partial without remains, left as it was", order.pk)
-        if result is not None:
-            result.errors += 1
-        return False
+        result.errors += 1
+        return StatusOutcome.UNKNOWN
     start_count = answer.start_count
-    same = (
-        new == order.status
-        and (remains is None or remains == order.remains)
-        and (start_count is None or start_count == order.start_count)
-    )
-    if same:
-        if result is not None:
-            result.unchanged += 1
-        return False
     if new == order.status:
-        # Progress only (remains or start_count moved): no status row, written in bulk.
+        if (remains is None or remains == order.remains) and (
+            start_count is None or start_count == order.start_count
+        ):
+            result.unchanged += 1
+            return StatusOutcome.UNCHANGED
+        # Progress only (remains or start_count moved): no status row; _postpone writes it.
         order.remains = remains if remains is not None else order.remains
         order.start_count = start_count if start_count is not None else order.start_count
         order.upstream_status = answer.raw_status[:64]
-        order._progress = True
-        if result is not None:
-            result.changed += 1
-        return False
+        result.changed += 1
+        return StatusOutcome.PROGRESS
     if moves is not None and new in POLLED_STATUSES and order.status in POLLED_STATUSES:
         moves.append((order, new, answer))  # written in bulk by the caller
-        return True
-    extra = {"last_polled_at": now, "poll_errors": 0}
-    if new not in (S.COMPLETED, S.PARTIAL, S.CANCELED):
-        extra["next_poll_at"] = next_poll_at(created_at=order.created_at, now=now)
+        return StatusOutcome.QUEUED_FOR_BULK
+    return _write_status(order, new, remains, answer, now, result)
+
+
+def _read_answer(order: Order, answer: OrderStatus) -> tuple[str | None, int | None]:
+    """Our status for the answer and its remains clamped to 0..quantity; None for the status
+    when the answer cannot be used (logged)."""
+    new = UPSTREAM_TO_STATUS.get(answer.status)
+    if new is None:
+        logger.warning("order %s: unknown upstream status %r", order.pk, answer.raw_status)
+        return None, None
+    remains = answer.remains
+    if remains is not None:
+        return new, min(max(remains, 0), order.quantity)
+    if new == S.PARTIAL and order.remains is None:
+        # Nothing says how much was not delivered: settling now would refund nothing, for good.
+        logger.warning("order %s: Partial without remains, left as it was", order.pk)
+        return None, None
+    return new, None
+
+
+def _write_status(
+    order: Order,
+    new: str,
+    remains: int | None,
+    answer: OrderStatus,
+    now: datetime,
+    result: PollResult,
+) -> StatusOutcome:
     old = order.status
     try:
         order_set_status(
             order=order,
             new=new,
             source=SRC.POLL,
-            start_count=start_count,
+            start_count=answer.start_count,
             remains=remains,
             upstream_status=answer.raw_status,
             now=now,
-            extra=extra,
+            last_polled_at=now,
+            poll_errors=0,
+            next_poll_at=(
+                UNSET
+                if new in (S.COMPLETED, S.PARTIAL, S.CANCELED)
+                else next_poll_at(created_at=order.created_at, now=now)
+            ),
         )
     except (OrderConflict, OrderError) as exc:
         logger.info("order %s: poll answer %s not applied: %s", order.pk, new, exc)
-        return True
-    if result is not None:
-        result.changed += 1
-        result.statuses[new] += 1
-        result.changes.append(f"order {order.pk}: {old} -> {new}")
-    return True
+        return StatusOutcome.CONFLICT
+    result.changed += 1
+    result.statuses[new] += 1
+    result.changes.append(f"order {order.pk}: {old} -> {new}")
+    return StatusOutcome.WRITTEN
 
 
 def _postpone(orders: list[Order], now: datetime, *, errors: bool = False) -> None:
-    """Schedule the next poll of unchanged orders (and save progress) in one UPDATE."""
+    """Schedule the next poll of unchanged orders and save their progress (remains, start
+    count, upstream status set by order_apply_upstream_status) in one UPDATE."""
     if not orders:
         return
     for order in orders:

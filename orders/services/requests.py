@@ -21,6 +21,7 @@ from orders.models import (
     Refill,
 )
 from orders.services.common import OrderConflict, OrderError, logger
+from orders.services.enqueue import enqueue_provider_send_cancels, enqueue_provider_send_refills
 from orders.services.status import order_set_status
 from providers.client import ItemError, ProviderError
 from providers.gateway import provider_call
@@ -41,15 +42,6 @@ REQUEST_TO_REFILL: dict[RequestStatus, str] = {
     RequestStatus.REJECTED: RS.REJECTED,
     RequestStatus.CANCELED: RS.REJECTED,
 }
-
-
-def _enqueue(task_name: str, provider_id: int) -> None:
-    from orders import tasks
-
-    try:
-        getattr(tasks, task_name).delay(provider_id)
-    except Exception:
-        logger.exception("could not enqueue %s for provider %s", task_name, provider_id)
 
 
 # --- the customer's requests ----------------------------------------------------------------
@@ -85,7 +77,7 @@ def order_refill_request(*, user: User, order: Order) -> Refill:
             raise OrderError("order", "A refill of this order is already in progress.")
         refill = Refill.objects.create(order=locked, created_at=now)
         provider_id = locked.provider_id
-        transaction.on_commit(lambda: _enqueue("provider_process_refills", provider_id))
+        transaction.on_commit(lambda: enqueue_provider_send_refills(provider_id))
     return refill
 
 
@@ -118,7 +110,7 @@ def order_cancel_request(*, user: User, order: Order) -> CancelRequest:
             raise OrderError("order", "A cancel of this order was already asked.")
         cancel = CancelRequest.objects.create(order=order)
         provider_id = order.provider_id
-        transaction.on_commit(lambda: _enqueue("provider_process_cancels", provider_id))
+        transaction.on_commit(lambda: enqueue_provider_send_cancels(provider_id))
     return cancel
 
 

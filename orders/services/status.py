@@ -1,13 +1,16 @@
 """Moving an order between statuses (the table in orders.models) and the refunds that go with
 the final ones. Every move is a conditional UPDATE plus an OrderStatusChange row."""
 
+from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import LedgerEntry, User
 from accounts.services import balance_credit
+from catalog.models import UpstreamService
 from catalog.order_types import OrderType
 from catalog.pricing import ZERO, quantize_money
 from orders.models import (
@@ -18,6 +21,7 @@ from orders.models import (
     status_change_allowed,
 )
 from orders.services.common import OrderConflict, OrderError, logger
+from providers.models import Provider
 
 S = Order.Status
 
@@ -56,6 +60,13 @@ def _refund(*, order: Order, amount: Decimal, who: User | None, note: str) -> De
     return entry.amount
 
 
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+UNSET = _Unset.UNSET  # "leave the field as it is" where None is a value to write
+
+
 def order_set_status(
     *,
     order: Order,
@@ -66,46 +77,39 @@ def order_set_status(
     note: str = "",
     who: User | None = None,
     upstream_status: str | None = None,
-    extra: dict | None = None,
-    now=None,
+    now: datetime | None = None,
+    attention_reason: str | None = None,
+    upstream_order_id: str | None = None,
+    provider: Provider | None = None,
+    upstream_service: UpstreamService | None = None,
+    next_poll_at: datetime | _Unset | None = UNSET,
+    last_polled_at: datetime | None = None,
+    poll_errors: int | None = None,
 ) -> Order:
-    """Move `order` to `new` if the table allows it and nobody moved it first.
-
-    The move is `UPDATE ... WHERE status = <the status we read>`: zero rows means another
-    worker or an admin got there first, and OrderConflict is raised with nothing written.
-    A final status settles the money in the same transaction (Partial: charge * remains /
-    quantity; Canceled: the whole charge), once. `extra` holds other fields to save.
-    """
+    """Move `order` to `new` if the table allows it (else OrderError) and nobody moved it
+    first (`UPDATE ... WHERE status = <read>`; else OrderConflict, nothing written). A final
+    status settles the money once, in the same transaction, and clears next_poll_at. The other
+    arguments are fields saved with the move: None (UNSET for next_poll_at) leaves one as is."""
     old = order.status
-    if not status_change_allowed(old, new):
-        raise OrderError(
-            None, f"An order cannot go from {order.get_status_display()} to {S(new).label}."
-        )
+    _check_allowed(order, new)
     now = now or timezone.now()
-    fields: dict = {"status": new, "updated_at": now, **(extra or {})}
-    if start_count is not None:
-        fields["start_count"] = start_count
-    if remains is not None:
-        fields["remains"] = remains
-    if upstream_status is not None:
-        fields["upstream_status"] = upstream_status[:64]
-    if new in FINAL_STATUSES:
-        fields["finished_at"] = now
-        fields["next_poll_at"] = None
-    with transaction.atomic():
-        updated = Order.objects.filter(pk=order.pk, status=old).update(**fields)
-        if updated != 1:
-            raise OrderConflict(f"order {order.pk} is no longer {old}")
-        refund = _refund(
-            order=order,
-            amount=refund_amount(order=order, status=new, remains=remains),
-            who=who,
-            note=note,
-        )
-        if refund:
-            Order.objects.filter(pk=order.pk).update(refunded=refund)
-            fields["refunded"] = refund
-        OrderStatusChange.objects.create(
+    given: dict[str, object] = {
+        "start_count": start_count,
+        "remains": remains,
+        "upstream_status": upstream_status[:64] if upstream_status is not None else None,
+        "attention_reason": attention_reason,
+        "upstream_order_id": upstream_order_id,
+        "provider": provider,
+        "upstream_service": upstream_service,
+        "last_polled_at": last_polled_at,
+        "poll_errors": poll_errors,
+    }
+    fields = _move_fields(given=given, next_poll_at=next_poll_at, new=new, now=now)
+    _write_move(
+        order=order,
+        old=old,
+        fields=fields,
+        change=OrderStatusChange(
             order=order,
             old_status=old,
             new_status=new,
@@ -115,23 +119,57 @@ def order_set_status(
             note=note[:2000],
             changed_by=who,
             created_at=now,
-        )
-        if new in FINAL_STATUSES:
-            _settle_cancel_requests(order=order, new=new, now=now)
+        ),
+    )
     for name, value in fields.items():
         setattr(order, name, value)
-    logger.info(
-        "order %s: %s -> %s (%s)%s",
-        order.pk,
-        old,
-        new,
-        source,
-        f" refund {refund}" if refund else "",
-    )
     return order
 
 
-def _settle_cancel_requests(*, order: Order, new: str, now) -> None:
+def _check_allowed(order: Order, new: str) -> None:
+    if not status_change_allowed(order.status, new):
+        raise OrderError(
+            None, f"An order cannot go from {order.get_status_display()} to {S(new).label}."
+        )
+
+
+def _move_fields(
+    *, given: dict[str, object], next_poll_at: datetime | _Unset | None, new: str, now: datetime
+) -> dict[str, object]:
+    """The columns a move writes: the fields given (not None), the poll time, what a final
+    status implies, and the status last, so that nothing can overwrite it."""
+    fields = {name: value for name, value in given.items() if value is not None}
+    if next_poll_at is not UNSET:
+        fields["next_poll_at"] = next_poll_at
+    if new in FINAL_STATUSES:
+        fields["finished_at"] = now
+        fields["next_poll_at"] = None
+    fields.update(status=new, updated_at=now)
+    return fields
+
+
+def _write_move(
+    *, order: Order, old: str, fields: dict[str, object], change: OrderStatusChange
+) -> None:
+    """The conditional UPDATE, the refund of a final status (added to `fields`), the history
+    row (`change`) and the open cancel requests, in one transaction."""
+    new = change.new_status
+    with transaction.atomic():
+        if Order.objects.filter(pk=order.pk, status=old).update(**fields) != 1:
+            raise OrderConflict(f"order {order.pk} is no longer {old}")
+        amount = refund_amount(order=order, status=new, remains=change.remains)
+        refund = _refund(order=order, amount=amount, who=change.changed_by, note=change.note)
+        if refund:
+            Order.objects.filter(pk=order.pk).update(refunded=refund)
+            fields["refunded"] = refund
+        change.save()
+        if new in FINAL_STATUSES:
+            _settle_cancel_requests(order=order, new=new, now=change.created_at)
+    refunded = f" refund {refund}" if refund else ""
+    logger.info("order %s: %s -> %s (%s)%s", order.pk, old, new, change.source, refunded)
+
+
+def _settle_cancel_requests(*, order: Order, new: str, now: datetime) -> None:
     """A final status answers the order's open cancel requests: canceled (or partly) = done."""
     outcome = (
         CancelRequest.Status.REJECTED if new == S.COMPLETED else CancelRequest.Status.COMPLETED

@@ -1,7 +1,8 @@
 """Periodic work that is not one provider's: resending what waits, rescuing what is stuck."""
 
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -9,9 +10,16 @@ from django.utils import timezone
 from orders.models import Order, OrderStatusChange
 from orders.selectors import order_ids_waiting_to_send, order_list_stuck_submitting
 from orders.services.common import OrderConflict, OrderError
-from orders.services.placement import enqueue_submit
-from orders.services.polling import PollResult
+from orders.services.enqueue import enqueue_order_submit
+from orders.services.polling import PollResult, provider_poll_orders
+from orders.services.requests import (
+    provider_poll_cancels,
+    provider_poll_refills,
+    provider_send_cancels,
+    provider_send_refills,
+)
 from orders.services.status import order_set_status
+from providers.models import Provider
 
 
 def funds_retry_after() -> timedelta:
@@ -30,7 +38,7 @@ class RequeueResult:
     to_review: list[int] = field(default_factory=list)
 
 
-def orders_requeue(*, now=None) -> RequeueResult:
+def orders_requeue(*, now: datetime | None = None) -> RequeueResult:
     """Enqueue placement again for QUEUED orders older than a minute and WAITING_FUNDS ones;
     send orders stuck in SUBMITTING (the worker died during the call) to review: whether the
     provider got the `add` is unknown."""
@@ -48,13 +56,13 @@ def orders_requeue(*, now=None) -> RequeueResult:
                 source=OrderStatusChange.Source.SYSTEM,
                 note=reason,
                 now=now,
-                extra={"attention_reason": reason},
+                attention_reason=reason,
             )
         except (OrderConflict, OrderError):
             continue
         result.to_review.append(order.pk)
     for order_id in order_ids_waiting_to_send(now=now, funds_retry=funds_retry_after()):
-        enqueue_submit(order_id)
+        enqueue_order_submit(order_id)
         result.requeued.append(order_id)
     return result
 
@@ -67,19 +75,9 @@ class ProviderSweep:
     requests: dict[str, int]
 
 
-def provider_sweep(*, provider, now=None) -> ProviderSweep:
+def provider_sweep(*, provider: Provider, now: datetime | None = None) -> ProviderSweep:
     """One full look at a provider: send queued cancels and refills, then poll order, cancel
     and refill statuses. Each step survives the others' upstream failures."""
-    from collections import Counter
-
-    from orders.services.polling import provider_poll_orders
-    from orders.services.requests import (
-        provider_poll_cancels,
-        provider_poll_refills,
-        provider_send_cancels,
-        provider_send_refills,
-    )
-
     now = now or timezone.now()
     counts: Counter = Counter()
     counts.update(provider_send_cancels(provider=provider, now=now))

@@ -63,7 +63,7 @@ def test_concurrent_same_key_different_requests_one_wins():
 
 def test_concurrent_submits_place_once(sandbox, monkeypatch):
     # Eight workers race for one order; keep the create's own (eager) placement out of it.
-    monkeypatch.setattr("orders.services.placement.enqueue_submit", lambda order_id: None)
+    monkeypatch.setattr("orders.services.create.enqueue_order_submit", lambda order_id: None)
     user = customer_create(username="racer3", opening_balance=Decimal("50"))
     provider = make_provider(api_url=sandbox.api_url, key=KEY)
     service = make_service(provider=provider, sandbox_id=1)
@@ -84,7 +84,12 @@ def test_concurrent_submits_place_once(sandbox, monkeypatch):
 def test_concurrent_cancel_and_refill_requests_make_one_each(sandbox, monkeypatch):
     # Keep the requests open: an eager send that the sandbox refuses would close the first one
     # (a new request is then rightly allowed) before the others check.
-    monkeypatch.setattr("orders.services.requests._enqueue", lambda *args: None)
+    monkeypatch.setattr(
+        "orders.services.requests.enqueue_provider_send_refills", lambda provider_id: None
+    )
+    monkeypatch.setattr(
+        "orders.services.requests.enqueue_provider_send_cancels", lambda provider_id: None
+    )
     user = customer_create(username="racer4", opening_balance=Decimal("50"))
     provider = make_provider(api_url=sandbox.api_url, key=KEY)
     service = make_service(provider=provider, sandbox_id=1)

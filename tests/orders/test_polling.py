@@ -24,6 +24,9 @@ from orders.services import (
     provider_send_refills,
     refund_amount,
 )
+from orders.services import (
+    StatusOutcome as Outcome,
+)
 from providers.client import OrderStatus
 from providers.models import Provider, ProviderCall
 from providers.schemas import UpstreamStatus
@@ -96,8 +99,9 @@ def test_the_same_final_status_processed_twice_refunds_once(alice, fast, provide
     stale = Order.objects.get(pk=order.pk)  # a second worker's copy, read before the first
     answer = OrderStatus(UpstreamStatus.PARTIAL, "Partial", None, 5, 100, "USD")
     now = timezone.now()
-    assert order_apply_upstream_status(order=order, answer=answer, now=now)
-    assert order_apply_upstream_status(order=stale, answer=answer, now=now)  # conflict: no-op
+    assert order_apply_upstream_status(order=order, answer=answer, now=now) is Outcome.WRITTEN
+    # The second worker's copy is stale: the conditional move finds nothing, no-op.
+    assert order_apply_upstream_status(order=stale, answer=answer, now=now) is Outcome.CONFLICT
     assert LedgerEntry.objects.filter(order_ref=order.pk, kind="refund").count() == 1
     order.refresh_from_db()
     assert order.refunded == Decimal("0.30000")
@@ -109,13 +113,15 @@ def test_partial_without_remains_never_settles_with_a_zero_refund(alice, sandbox
     service = make_service(provider=provider, sandbox_id=1, rate="3")
     order = _placed(alice, service, "https://instagram.com/p/partial-no-remains")
     no_remains = OrderStatus(UpstreamStatus.PARTIAL, "Partial", None, 5, None, "USD")
-    assert not order_apply_upstream_status(order=order, answer=no_remains, now=timezone.now())
+    outcome = order_apply_upstream_status(order=order, answer=no_remains, now=timezone.now())
+    assert outcome is Outcome.UNKNOWN and outcome.caller_saves
     order.refresh_from_db()
     assert order.status == S.PENDING and order.refunded == 0
     # Progress seen earlier (100 of 300 left) settles a Partial that leaves remains out.
     Order.objects.filter(pk=order.pk).update(remains=100)
     order.refresh_from_db()
-    assert order_apply_upstream_status(order=order, answer=no_remains, now=timezone.now())
+    outcome = order_apply_upstream_status(order=order, answer=no_remains, now=timezone.now())
+    assert outcome is Outcome.WRITTEN and not outcome.caller_saves
     order.refresh_from_db()
     assert order.status == S.PARTIAL and order.refunded == Decimal("0.30000")
 
@@ -138,7 +144,9 @@ def test_a_subscription_that_ends_completed_refunds_its_unused_reserve(
     assert order.quantity == 2000 and order.charge == Decimal("2.00000")
     # Fewer posts than reserved before it ended: 600 of the 2000 units were never delivered.
     ended = OrderStatus(UpstreamStatus.COMPLETED, "Completed", None, 0, 600, "USD")
-    assert order_apply_upstream_status(order=order, answer=ended, now=timezone.now())
+    assert order_apply_upstream_status(order=order, answer=ended, now=timezone.now()) is (
+        Outcome.WRITTEN
+    )
     order.refresh_from_db()
     assert order.status == S.COMPLETED and order.refunded == Decimal("0.60000")
     ledger_clean()
@@ -148,7 +156,9 @@ def test_a_completed_order_with_remains_refunds_nothing(alice, sandbox, provider
     service = make_service(provider=provider, sandbox_id=1, rate="3")
     order = _placed(alice, service, "https://instagram.com/p/done-remains")
     done = OrderStatus(UpstreamStatus.COMPLETED, "Completed", None, 5, 40, "USD")
-    assert order_apply_upstream_status(order=order, answer=done, now=timezone.now())
+    assert order_apply_upstream_status(order=order, answer=done, now=timezone.now()) is (
+        Outcome.WRITTEN
+    )
     order.refresh_from_db()
     assert order.status == S.COMPLETED and order.refunded == 0
     assert not LedgerEntry.objects.filter(order_ref=order.pk, kind="refund").exists()
@@ -176,7 +186,8 @@ def test_per_id_errors_and_unknown_statuses_leave_the_order(alice, sandbox, prov
     assert lost.status == S.PENDING and lost.poll_errors == 1
     assert result.errors == 1 and result.polled == 2
     weird = OrderStatus(UpstreamStatus.UNKNOWN, "Hold on", None, None, None, None)
-    assert not order_apply_upstream_status(order=good, answer=weird, now=timezone.now())
+    outcome = order_apply_upstream_status(order=good, answer=weird, now=timezone.now())
+    assert outcome is Outcome.UNKNOWN and outcome.caller_saves
     good.refresh_from_db()
     assert good.status == S.PENDING
     assert "Hold on" in caplog.text

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from orders.services import orders_requeue, provider_sweep
+from orders.services import orders_make_due, orders_requeue, provider_sweep
 from providers.models import Provider
 
 
@@ -33,11 +33,7 @@ class Command(BaseCommand):
                 raise CommandError(f"No provider named {provider!r}.")
         now = timezone.now()
         if all_due:
-            from orders.models import POLLED_STATUSES, Order
-
-            Order.objects.filter(provider__in=providers, status__in=POLLED_STATUSES).update(
-                next_poll_at=now
-            )
+            orders_make_due(providers=providers, now=now)
         total = 0
         for item in providers:
             sweep = provider_sweep(provider=item, now=now)
