@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from accounts.forms import EmailForm, LoginForm, SignupForm, TimezoneForm
+from accounts.middleware import AuthenticatedHttpRequest
 from accounts.models import ApiKey, LedgerEntry
 from accounts.payments import payment_methods
 from accounts.selectors import ledger_list_for_user
@@ -146,10 +147,10 @@ def _signup_throttled(request: HttpRequest, wait: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def account_settings(request: HttpRequest) -> HttpResponse:
+def account_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
     which = request.POST.get("form") if request.method == "POST" else None
-    forms = {
+    forms: dict[str, EmailForm | TimezoneForm | PasswordChangeForm] = {
         "email": EmailForm(
             request.POST if which == "email" else None, instance=user, prefix="email"
         ),
@@ -180,13 +181,9 @@ def account_settings(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def funds(request: HttpRequest) -> HttpResponse:
+def funds(request: AuthenticatedHttpRequest) -> HttpResponse:
     entries = ledger_list_for_user(user=request.user)
     page = Paginator(entries, STATEMENT_PAGE_SIZE).get_page(request.GET.get("page"))
-    for entry in page.object_list:
-        # The order link is shown already; its memo often repeats "Order N: ".
-        prefix = f"Order {entry.order_ref}: "
-        entry.details = entry.memo.removeprefix(prefix) if entry.order_ref else entry.memo
     return render(request, "accounts/funds.html", {"page": page, "entries": page.object_list})
 
 
@@ -201,7 +198,7 @@ def _csv_cell(value: str) -> str:
 
 
 @login_required
-def funds_csv(request: HttpRequest) -> StreamingHttpResponse:
+def funds_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     entries = ledger_list_for_user(user=request.user).order_by("id")
     writer = csv.writer(_Echo())
     # The rows are written while the response streams, after UserTimezoneMiddleware has put the
@@ -233,7 +230,7 @@ def funds_csv(request: HttpRequest) -> StreamingHttpResponse:
 
 
 @login_required
-def funds_add(request: HttpRequest) -> HttpResponse:
+def funds_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     context = {
         "methods": payment_methods(),
         "instructions": getattr(settings, "PANEL_FUNDS_INSTRUCTIONS", ""),
@@ -246,7 +243,7 @@ def funds_add(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def api_docs(request: HttpRequest) -> HttpResponse:
+def api_docs(request: AuthenticatedHttpRequest) -> HttpResponse:
     issued = None
     if request.method == "POST":
         with transaction.atomic():
