@@ -3,13 +3,14 @@
 import csv
 import ipaddress
 from collections.abc import Iterator
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -67,7 +68,7 @@ class LoginView(auth_views.LoginView):
     form_class = LoginForm
     redirect_authenticated_user = True
 
-    def post(self, request, *args, **kwargs):
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         username = request.POST.get("username", "")[:150]
         wait = login_throttle_wait(username=username, ip=client_ip(request))
         if wait:
@@ -83,13 +84,13 @@ class LoginView(auth_views.LoginView):
             return self.render_to_response(context, status=429)
         return super().post(request, *args, **kwargs)
 
-    def form_invalid(self, form):
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
         login_throttle_fail(
             username=self.request.POST.get("username", "")[:150], ip=client_ip(self.request)
         )
         return super().form_invalid(form)
 
-    def form_valid(self, form):
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         login_throttle_clear(username=form.get_user().get_username(), ip=client_ip(self.request))
         return super().form_valid(form)
 
@@ -118,7 +119,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 class ThrottledPasswordResetView(auth_views.PasswordResetView):
     """Django's password reset, limited per address: every request may mail a customer."""
 
-    def post(self, request, *args, **kwargs):
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         wait = password_reset_throttle_hit(ip=client_ip(request))
         if wait:
             minutes = (wait + 59) // 60
