@@ -12,7 +12,7 @@ SANDBOX_PORT ?= 8765
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/panel
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
 
-.PHONY: run test lint bench clean-var
+.PHONY: run test check lint bench clean-var
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -36,7 +36,14 @@ run: $(VENV)/.installed-run
 	  python manage.py seed_demo --sandbox-url http://127.0.0.1:$(SANDBOX_PORT)/api/v2 && \
 	  exec honcho start -f Procfile.dev
 
-test: $(VENV)/.installed-dev
+# The structure and type checks (docs/development.md): import contracts, then mypy. They need
+# no database and no environment; `make test` runs them first.
+check: $(VENV)/.installed-dev
+	@export PYTHONPATH="$(CURDIR)" PATH="$(abspath $(BIN)):$$PATH"; \
+	  lint-imports --no-cache && \
+	  mypy
+
+test: check
 	@export DEBUG=true DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
 	        REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	  python scripts/check_services.py && \

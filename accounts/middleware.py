@@ -1,21 +1,31 @@
 import zoneinfo
 from collections.abc import Callable
 from functools import wraps
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils import timezone
+
+from accounts.models import User
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    """For type checking: the request a view behind login_required or customer_login_required
+    gets, whose user is a signed-in User (never AnonymousUser)."""
+
+    user: User
 
 
 class UserTimezoneMiddleware:
     """Show times in the signed-in customer's own time zone (User.timezone); UTC otherwise."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         user = getattr(request, "user", None)
         name = getattr(user, "timezone", "") if user is not None and user.is_authenticated else ""
         try:
@@ -36,7 +46,7 @@ def customer_login_required(view: Callable[..., HttpResponse]) -> Callable[..., 
     plain = login_required(view)
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.user.is_authenticated or not request.headers.get("HX-Request"):
             return plain(request, *args, **kwargs)
         try:

@@ -1,6 +1,7 @@
 import hashlib
 import secrets
 from decimal import Decimal
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -107,13 +108,21 @@ class LedgerEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.amount:+} for {self.user_id}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise ValueError("Ledger entries are append-only.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise ValueError("Ledger entries are append-only.")
+
+    @property
+    def details(self) -> str:
+        """The memo as the statement shows it: next to the order link, without the "Order N: "
+        the memo often starts with."""
+        if self.order_ref:
+            return self.memo.removeprefix(f"Order {self.order_ref}: ")
+        return self.memo
 
 
 class ApiKey(models.Model):
@@ -188,10 +197,10 @@ class AdminAuditLog(models.Model):
     def __str__(self) -> str:
         return f"{self.actor_name or 'system'} {self.action} {self.object_type} {self.object_id}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise ValueError("Audit log entries are append-only.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise ValueError("Audit log entries are append-only.")

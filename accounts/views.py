@@ -3,13 +3,14 @@
 import csv
 import ipaddress
 from collections.abc import Iterator
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -18,6 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from accounts.forms import EmailForm, LoginForm, SignupForm, TimezoneForm
+from accounts.middleware import AuthenticatedHttpRequest
 from accounts.models import ApiKey, LedgerEntry
 from accounts.payments import payment_methods
 from accounts.selectors import ledger_list_for_user
@@ -66,7 +68,7 @@ class LoginView(auth_views.LoginView):
     form_class = LoginForm
     redirect_authenticated_user = True
 
-    def post(self, request, *args, **kwargs):
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         username = request.POST.get("username", "")[:150]
         wait = login_throttle_wait(username=username, ip=client_ip(request))
         if wait:
@@ -82,13 +84,13 @@ class LoginView(auth_views.LoginView):
             return self.render_to_response(context, status=429)
         return super().post(request, *args, **kwargs)
 
-    def form_invalid(self, form):
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
         login_throttle_fail(
             username=self.request.POST.get("username", "")[:150], ip=client_ip(self.request)
         )
         return super().form_invalid(form)
 
-    def form_valid(self, form):
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         login_throttle_clear(username=form.get_user().get_username(), ip=client_ip(self.request))
         return super().form_valid(form)
 
@@ -117,7 +119,7 @@ def signup(request: HttpRequest) -> HttpResponse:
 class ThrottledPasswordResetView(auth_views.PasswordResetView):
     """Django's password reset, limited per address: every request may mail a customer."""
 
-    def post(self, request, *args, **kwargs):
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         wait = password_reset_throttle_hit(ip=client_ip(request))
         if wait:
             minutes = (wait + 59) // 60
@@ -146,10 +148,10 @@ def _signup_throttled(request: HttpRequest, wait: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def account_settings(request: HttpRequest) -> HttpResponse:
+def account_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
     which = request.POST.get("form") if request.method == "POST" else None
-    forms = {
+    forms: dict[str, EmailForm | TimezoneForm | PasswordChangeForm] = {
         "email": EmailForm(
             request.POST if which == "email" else None, instance=user, prefix="email"
         ),
@@ -180,13 +182,9 @@ def account_settings(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def funds(request: HttpRequest) -> HttpResponse:
+def funds(request: AuthenticatedHttpRequest) -> HttpResponse:
     entries = ledger_list_for_user(user=request.user)
     page = Paginator(entries, STATEMENT_PAGE_SIZE).get_page(request.GET.get("page"))
-    for entry in page.object_list:
-        # The order link is shown already; its memo often repeats "Order N: ".
-        prefix = f"Order {entry.order_ref}: "
-        entry.details = entry.memo.removeprefix(prefix) if entry.order_ref else entry.memo
     return render(request, "accounts/funds.html", {"page": page, "entries": page.object_list})
 
 
@@ -201,7 +199,7 @@ def _csv_cell(value: str) -> str:
 
 
 @login_required
-def funds_csv(request: HttpRequest) -> StreamingHttpResponse:
+def funds_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     entries = ledger_list_for_user(user=request.user).order_by("id")
     writer = csv.writer(_Echo())
     # The rows are written while the response streams, after UserTimezoneMiddleware has put the
@@ -233,7 +231,7 @@ def funds_csv(request: HttpRequest) -> StreamingHttpResponse:
 
 
 @login_required
-def funds_add(request: HttpRequest) -> HttpResponse:
+def funds_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     context = {
         "methods": payment_methods(),
         "instructions": getattr(settings, "PANEL_FUNDS_INSTRUCTIONS", ""),
@@ -246,7 +244,7 @@ def funds_add(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def api_docs(request: HttpRequest) -> HttpResponse:
+def api_docs(request: AuthenticatedHttpRequest) -> HttpResponse:
     issued = None
     if request.method == "POST":
         with transaction.atomic():

@@ -1,4 +1,5 @@
 from decimal import Decimal
+from typing import TypedDict
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
@@ -9,8 +10,16 @@ from django.utils import timezone
 from catalog.order_types import OrderType
 from catalog.pricing import RATE_DIGITS, RATE_PLACES
 
-PERCENT = {"max_digits": 8, "decimal_places": 2}
-RATE = {"max_digits": RATE_DIGITS, "decimal_places": RATE_PLACES}
+
+class DecimalSize(TypedDict):
+    """A DecimalField's digits and places, spread into the field: `DecimalField(**RATE)`."""
+
+    max_digits: int
+    decimal_places: int
+
+
+PERCENT: DecimalSize = {"max_digits": 8, "decimal_places": 2}
+RATE: DecimalSize = {"max_digits": RATE_DIGITS, "decimal_places": RATE_PLACES}
 
 
 class CatalogSettings(models.Model):

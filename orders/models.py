@@ -4,10 +4,11 @@ from django.db.models import Q
 from django.db.models.functions import Collate, Left
 from django.utils import timezone
 
+from catalog.models import DecimalSize
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, RATE_DIGITS, RATE_PLACES
 
-MONEY = {"max_digits": MONEY_DIGITS, "decimal_places": MONEY_PLACES}
-RATE = {"max_digits": RATE_DIGITS, "decimal_places": RATE_PLACES}
+MONEY: DecimalSize = {"max_digits": MONEY_DIGITS, "decimal_places": MONEY_PLACES}
+RATE: DecimalSize = {"max_digits": RATE_DIGITS, "decimal_places": RATE_PLACES}
 
 
 class Order(models.Model):

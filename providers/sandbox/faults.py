@@ -154,10 +154,10 @@ def parse_cli_fault(text: str) -> dict[str, Any]:
     e.g. ``timeout:add:1``, ``http500:status,balance``, ``error:add::Incorrect link``.
     """
     if text.lstrip().startswith("{"):
-        spec = json.loads(text)
-        if not isinstance(spec, dict):
+        parsed = json.loads(text)
+        if not isinstance(parsed, dict):
             raise FaultSpecError("a JSON fault must be an object")
-        return spec
+        return parsed
     mode, _, rest = text.partition(":")
     actions, _, rest = rest.partition(":")
     count, _, message = rest.partition(":")

@@ -27,11 +27,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import HTTP as HTTP_POLICY
 from http import HTTPStatus
 from socketserver import TCPServer, ThreadingMixIn
-from typing import Any
+from typing import IO, Any, cast
 from urllib.parse import parse_qs
 from wsgiref import simple_server
 
@@ -109,13 +110,14 @@ def _last_values(parsed: Mapping[str, list[str]]) -> dict[str, str]:
 
 def _parse_multipart(body: bytes, content_type: str) -> dict[str, str]:
     head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1")
-    message = BytesParser(policy=HTTP_POLICY).parsebytes(head + body)
+    message = BytesParser(EmailMessage, policy=HTTP_POLICY).parsebytes(head + body)
     fields = {}
-    for part in message.iter_parts():  # type: ignore[attr-defined]
+    for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if name:
-            payload = part.get_payload(decode=True) or b""
-            fields[str(name)] = payload.decode("utf-8", "replace")
+            payload = part.get_payload(decode=True)  # bytes (or None) for a form field
+            text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+            fields[str(name)] = text
     return fields
 
 
@@ -482,11 +484,13 @@ class _RequestHandler(simple_server.WSGIRequestHandler):
             return
         if not self.parse_request():
             return
+        # typeshed types the socket's write file as BufferedIOBase, wsgiref wants an IO[bytes].
+        wfile = cast(IO[bytes], self.wfile)
         handler = _ServerHandler(
-            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
+            self.rfile, wfile, self.get_stderr(), self.get_environ(), multithread=True
         )
         handler.request_handler = self  # type: ignore[attr-defined]
-        handler.run(self.server.get_app())
+        handler.run(self.server.app)
 
     def log_message(self, format: str, *args: Any) -> None:
         if not self.server.quiet:

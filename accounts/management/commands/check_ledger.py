@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.selectors import ledger_find_mismatches
@@ -9,7 +11,7 @@ class Command(BaseCommand):
         "balance_after chains from the one before. Exits 1 if anything is off."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         problems = ledger_find_mismatches()
         for problem in problems:
             self.stdout.write(f"{problem.username} (id {problem.user_id}): {problem.problem}")

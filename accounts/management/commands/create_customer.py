@@ -1,5 +1,7 @@
+from typing import Any
+
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.services import InvalidAmount, api_key_issue, customer_create
 from catalog.pricing import parse_money
@@ -11,7 +13,7 @@ class Command(BaseCommand):
         "print a new API key on the last line."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--email", default="")
         parser.add_argument(
@@ -20,7 +22,16 @@ class Command(BaseCommand):
         parser.add_argument("--balance", default="0", help="Opening balance, e.g. 25.50")
         parser.add_argument("--api-key", action="store_true", help="Issue an API key and print it.")
 
-    def handle(self, *args, username, email, password, balance, api_key, **options):
+    def handle(
+        self,
+        *args: Any,
+        username: str,
+        email: str,
+        password: str | None,
+        balance: str,
+        api_key: bool,
+        **options: Any,
+    ) -> None:
         try:
             opening = parse_money(balance)
         except ValueError as exc:

@@ -1,5 +1,7 @@
+from typing import Any
+
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.services import InsufficientFunds, InvalidAmount, balance_adjust
 from catalog.pricing import parse_money
@@ -8,12 +10,12 @@ from catalog.pricing import parse_money
 class Command(BaseCommand):
     help = "Credit (or, with a negative amount, debit) a customer's balance through the ledger."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("amount", help="e.g. 10 or -2.5 (use -- before a negative amount)")
         parser.add_argument("--reason", required=True, help="Written on the ledger entry.")
 
-    def handle(self, *args, username, amount, reason, **options):
+    def handle(self, *args: Any, username: str, amount: str, reason: str, **options: Any) -> None:
         try:
             value = parse_money(amount)
         except ValueError as exc:

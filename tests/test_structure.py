@@ -1,0 +1,72 @@
+"""Checks on the shape of the code itself (docs/development.md): no long functions, and the
+import contracts of pyproject.toml hold."""
+
+import ast
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_FUNCTION_LINES = 60
+# Held to other rules (tests), generated (migrations), or not ours; dot-dirs (.venv) too.
+SKIPPED_DIRS = frozenset({"tests", "migrations", "var", "staticfiles", "node_modules", "build"})
+
+
+def _python_files() -> Iterator[Path]:
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = path.relative_to(ROOT).parts
+        if any(part in SKIPPED_DIRS or part.startswith(".") for part in parts[:-1]):
+            continue
+        yield path
+
+
+def _long_functions(source: str, name: str) -> Iterator[str]:
+    for node in ast.walk(ast.parse(source, filename=name)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            # From the def line (decorators not counted) to the last line, docstring included.
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            if length > MAX_FUNCTION_LINES:
+                yield f"{name}:{node.lineno} {node.name} ({length} lines)"
+
+
+def test_the_walk_sees_the_apps_and_the_scripts() -> None:
+    seen = {path.relative_to(ROOT).parts[0] for path in _python_files()}
+    assert {"panel", "accounts", "catalog", "orders", "providers", "bench", "scripts"} <= seen
+    assert not seen & {"tests", ".venv"}
+
+
+def test_long_functions_are_found() -> None:
+    body = "".join(f"        x = {i}\n" for i in range(MAX_FUNCTION_LINES - 1))
+    source = (
+        f"class A:\n    def just_60():\n{body}\n"
+        f"    async def over_60():\n{body}        x = 1\n\n"
+        "def short():\n    return 1\n"
+    )
+    assert [entry.split()[1] for entry in _long_functions(source, "probe.py")] == ["over_60"]
+
+
+def test_no_function_is_longer_than_60_lines() -> None:
+    """STYLE §9: a function is usually 5-30 lines; one that needs section comments is two."""
+    long = [
+        entry
+        for path in _python_files()
+        for entry in _long_functions(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+    ]
+    assert not long, "Functions over 60 lines (split them):\n" + "\n".join(long)
+
+
+def test_import_contracts_hold() -> None:
+    """The contracts of [tool.importlinter] in pyproject.toml (well under a second)."""
+    lint_imports = str(Path(sys.executable).parent / "lint-imports")
+    result = subprocess.run(
+        [lint_imports, "--no-cache"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
