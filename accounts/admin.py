@@ -7,13 +7,13 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db.models import Count, DecimalField, F, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from accounts.audit import AuditedAdminMixin
+from accounts.audit import AuditedAdminMixin, staff_user
 from accounts.forms import BalanceChangeForm
 from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, User
 from accounts.services import (
@@ -181,12 +181,12 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
     # The services write the audit rows, in the same transaction as the change.
     @admin.action(description="Suspend the selected customers (no login, no API)")
     def suspend_customers(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        changed = customer_suspend(customers=queryset, actor=request.user)
+        changed = customer_suspend(customers=queryset, actor=staff_user(request))
         self.message_user(request, f"{changed} customers suspended.", messages.SUCCESS)
 
     @admin.action(description="Unsuspend the selected customers")
     def unsuspend_customers(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        changed = customer_unsuspend(customers=queryset, actor=request.user)
+        changed = customer_unsuspend(customers=queryset, actor=staff_user(request))
         self.message_user(request, f"{changed} customers unsuspended.", messages.SUCCESS)
 
     @admin.action(description="Disable the API keys of the selected customers")
@@ -194,7 +194,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         changed = api_key_set_active(
             api_keys=ApiKey.objects.filter(user__in=queryset),
             active=False,
-            actor=request.user,
+            actor=staff_user(request),
             selection=queryset,
         )
         self.message_user(request, f"{changed} API keys disabled.", messages.SUCCESS)
@@ -204,7 +204,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         changed = api_key_set_active(
             api_keys=ApiKey.objects.filter(user__in=queryset),
             active=True,
-            actor=request.user,
+            actor=staff_user(request),
             selection=queryset,
         )
         self.message_user(request, f"{changed} API keys enabled.", messages.SUCCESS)
@@ -226,8 +226,9 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         ]
         return urls + super().get_urls()
 
-    def balance_view(self, request, user_id: int):
-        if not request.user.has_perm("accounts.add_ledgerentry"):
+    def balance_view(self, request: HttpRequest, user_id: int) -> HttpResponse:
+        staff = staff_user(request)
+        if not staff.has_perm("accounts.add_ledgerentry"):
             raise PermissionDenied
         customer = get_object_or_404(User.objects.select_related("wallet"), pk=user_id)
         form = BalanceChangeForm(request.POST or None)
@@ -242,7 +243,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
                 done = balance_adjust_by_staff(
                     user=customer,
                     amount=form.signed_amount(),
-                    staff=request.user,
+                    staff=staff,
                     reason=form.cleaned_data["reason"],
                     payment_ref=form.cleaned_data["payment_ref"],
                     idempotency_key=key,
@@ -325,12 +326,12 @@ class ApiKeyAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Disable the selected API keys")
     def disable_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        changed = api_key_set_active(api_keys=queryset, active=False, actor=request.user)
+        changed = api_key_set_active(api_keys=queryset, active=False, actor=staff_user(request))
         self.message_user(request, f"{changed} API keys disabled.", messages.SUCCESS)
 
     @admin.action(description="Enable the selected API keys")
     def enable_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        changed = api_key_set_active(api_keys=queryset, active=True, actor=request.user)
+        changed = api_key_set_active(api_keys=queryset, active=True, actor=staff_user(request))
         self.message_user(request, f"{changed} API keys enabled.", messages.SUCCESS)
 
 

@@ -8,23 +8,56 @@ Three ways in:
   for a very large selection), written after the action ran;
 - `audit_record_selection(...)` from a service that changes a selection (the same rows, written
   in the service's own transaction: accounts.services' suspend and key switches use it).
+
+`staff_user(request)` is the staff member behind an admin request, typed as a User: admin views
+and actions pass it to services instead of `request.user` (a User or an AnonymousUser).
 """
 
 import datetime
 import functools
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from accounts.models import AdminAuditLog, User
 
 # An action over more objects than this gets one summary row instead of one row per object.
 PER_OBJECT_LIMIT = 500
+
+# A change's fields before and after, kept from save_model to log_change for one request.
+AuditDiff = tuple[dict[str, Any] | None, dict[str, Any] | None]
+_DIFFS: weakref.WeakKeyDictionary[HttpRequest, AuditDiff] = weakref.WeakKeyDictionary()
+
+
+def staff_user(request: HttpRequest) -> User:
+    """The staff member making an admin request. The admin site lets in only active staff, so
+    any other user (anonymous, inactive, not staff) is refused with PermissionDenied."""
+    user = request.user
+    if not isinstance(user, User) or not (user.is_active and user.is_staff):
+        raise PermissionDenied
+    return user
+
+
+def audit_diff_get(request: HttpRequest) -> AuditDiff:
+    """The fields before and after of the change this admin request is saving (None, None when
+    no form change was recorded)."""
+    return _DIFFS.get(request, (None, None))
+
+
+def audit_diff_set(request: HttpRequest, diff: AuditDiff) -> None:
+    """Replace what the audit row of this request's change will say before and after (e.g. to
+    say that a secret was replaced without recording it)."""
+    _DIFFS[request] = diff
 
 
 def _plain(value: Any) -> Any:
@@ -75,7 +108,15 @@ def audit_record(
     return AdminAuditLog.objects.create(**_row(actor, action, obj, summary, before, after, area))
 
 
-def _row(actor, action, obj, summary, before, after, area) -> dict[str, Any]:
+def _row(
+    actor: User | None,
+    action: str,
+    obj: models.Model | None,
+    summary: str,
+    before: dict | None,
+    after: dict | None,
+    area: str,
+) -> dict[str, Any]:
     row: dict[str, Any] = {
         "actor": actor if actor is not None and actor.pk else None,
         "actor_name": getattr(actor, "username", "") or "",
@@ -113,13 +154,14 @@ def area_for(model: type[models.Model]) -> str:
     }.get(label, AdminAuditLog.Area.OTHER)
 
 
-class AuditedAdminMixin:
+class AuditedAdminMixin(admin.ModelAdmin):
     """Put first in a ModelAdmin's bases: every add, change and delete made through it is also
     written to the audit log, a change with the changed fields' values before and after.
 
         class ServiceAdmin(AuditedAdminMixin, admin.ModelAdmin): ...
 
-    `audit_area` overrides the area guessed from the model.
+    `audit_area` overrides the area guessed from the model. A save_model that saves through a
+    service instead of calling super() calls `audit_remember_form` first.
     """
 
     audit_area: str | None = None
@@ -127,19 +169,31 @@ class AuditedAdminMixin:
     def _audit_area(self) -> str:
         return self.audit_area or area_for(self.model)
 
-    def save_model(self, request, obj, form, change):
+    def audit_remember_form(
+        self, request: HttpRequest, form: forms.ModelForm | None, change: bool
+    ) -> None:
+        """Keep the changed fields' values before and after (secrets left out) for the audit
+        row that log_change writes."""
         if change and form is not None:
             changed = [name for name in form.changed_data if not _is_secret(name)]
-            request._audit_diff = (
-                {name: form.initial.get(name) for name in changed},
-                {name: form.cleaned_data.get(name) for name in changed},
+            audit_diff_set(
+                request,
+                (
+                    {name: form.initial.get(name) for name in changed},
+                    {name: form.cleaned_data.get(name) for name in changed},
+                ),
             )
+
+    def save_model(
+        self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool
+    ) -> None:
+        self.audit_remember_form(request, form, change)
         super().save_model(request, obj, form, change)
 
-    def log_addition(self, request, obj, message):
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> LogEntry:
         entry = super().log_addition(request, obj, message)
         audit_record(
-            actor=request.user,
+            actor=staff_user(request),
             action="add",
             obj=obj,
             summary=f"Added {obj._meta.verbose_name} “{obj}”.",
@@ -148,10 +202,10 @@ class AuditedAdminMixin:
         )
         return entry
 
-    def log_change(self, request, obj, message):
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> LogEntry:
         entry = super().log_change(request, obj, message)
-        before, after = getattr(request, "_audit_diff", (None, None))
-        request._audit_diff = (None, None)
+        before, after = audit_diff_get(request)
+        audit_diff_set(request, (None, None))
         # Inline-only or no-op saves have nothing in the diff; the LogEntry message says what.
         summary = (
             f"Changed {', '.join(after)} of {obj._meta.verbose_name} “{obj}”."
@@ -159,7 +213,7 @@ class AuditedAdminMixin:
             else f"Saved {obj._meta.verbose_name} “{obj}”."
         )
         audit_record(
-            actor=request.user,
+            actor=staff_user(request),
             action="change",
             obj=obj,
             summary=summary,
@@ -169,13 +223,15 @@ class AuditedAdminMixin:
         )
         return entry
 
-    def log_deletions(self, request, queryset):
+    def log_deletions(self, request: HttpRequest, queryset: Iterable[Any]) -> list[LogEntry]:
+        actor = staff_user(request)
         objects = list(queryset)
-        entries = super().log_deletions(request, objects)
+        # The stubs say QuerySet; Django's own delete_view passes a list, and so do we.
+        entries = super().log_deletions(request, objects)  # type: ignore[arg-type]
         AdminAuditLog.objects.bulk_create(
             AdminAuditLog(
                 **_row(
-                    request.user,
+                    actor,
                     "delete",
                     obj,
                     f"Deleted {obj._meta.verbose_name} “{obj}”.",
@@ -237,11 +293,12 @@ def audited_action(
 
     def decorate(func: Callable) -> Callable:
         @functools.wraps(func)
-        def wrapper(modeladmin, request, queryset):
+        def wrapper(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> Any:
+            actor = staff_user(request)
             ids = audit_selection_ids(queryset)
             result = func(modeladmin, request, queryset)
             audit_record_selection(
-                actor=request.user,
+                actor=actor,
                 action=action,
                 model=queryset.model,
                 ids=ids,

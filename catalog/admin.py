@@ -1,7 +1,9 @@
 """Admin for the catalog. Upstream text (names, descriptions, categories) is untrusted: it is
 only ever shown through Django's escaping, never through mark_safe."""
 
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django import forms
 from django.contrib import admin, messages
@@ -11,7 +13,7 @@ from django.db.models import DecimalField, ExpressionWrapper, F, QuerySet
 from django.db.models.functions import NullIf
 from django.http import HttpRequest
 
-from accounts.audit import PER_OBJECT_LIMIT, AuditedAdminMixin, audit_record
+from accounts.audit import PER_OBJECT_LIMIT, AuditedAdminMixin, audit_record, staff_user
 from accounts.models import AdminAuditLog
 from catalog.models import (
     CatalogChange,
@@ -32,12 +34,16 @@ from catalog.services import (
     catalog_reprice_services,
     service_approve_held_price,
     service_cost,
+    service_create_by_staff,
     service_disable,
     service_enable,
     service_enable_refusal,
-    service_set_price,
+    service_update_by_staff,
 )
 from providers.models import Provider
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 RATE_OUTPUT = DecimalField(max_digits=RATE_DIGITS + 8, decimal_places=RATE_PLACES)
 # What the service actions may change: written to the audit log before and after.
@@ -45,20 +51,35 @@ AUDITED_SERVICE_FIELDS = ("rate", "priced_cost", "held_rate", "held_cost", "pric
                           "markup_percent", "is_enabled", "disabled_cause", "disabled_reason")  # fmt: skip
 
 
-def _service_fields(service: Service) -> dict:
+class _Margins(TypedDict):
+    """What ServiceAdmin.get_queryset annotates: None where the service has no upstream cost."""
+
+    cost: Decimal | None
+    margin: Decimal | None
+    margin_pct: Decimal | None
+
+
+def _service_fields(service: Service) -> dict[str, Any]:
     return {name: getattr(service, name) for name in AUDITED_SERVICE_FIELDS}
 
 
-def _audit_services(request: HttpRequest, action: str, label: str, before: dict, ids) -> None:
-    """One audit row per service in `ids` (before: pk -> fields), or one summary row for a
-    selection larger than the audit log's per-object limit."""
-    ids = list(ids)
+def _audit_services(
+    request: HttpRequest,
+    action: str,
+    label: str,
+    before: dict[int, dict[str, Any]],
+    service_ids: Iterable[int],
+) -> None:
+    """One audit row per service in `service_ids` (before: pk -> fields), or one summary row for
+    a selection larger than the audit log's per-object limit."""
+    staff = staff_user(request)
+    ids = list(service_ids)
     if len(ids) > PER_OBJECT_LIMIT:
-        audit_record(actor=request.user, action=action, area=AdminAuditLog.Area.PRICE,
+        audit_record(actor=staff, action=action, area=AdminAuditLog.Area.PRICE,
                      summary=f"{label}: {len(ids)} services.", after={"services": len(ids)})  # fmt: skip
         return
     for service in Service.objects.filter(pk__in=ids).order_by("pk"):
-        audit_record(actor=request.user, action=action, obj=service, summary=f"{label}.",
+        audit_record(actor=staff, action=action, obj=service, summary=f"{label}.",
                      before=before.get(service.pk), after=_service_fields(service),
                      area=AdminAuditLog.Area.PRICE)  # fmt: skip
 
@@ -106,6 +127,7 @@ class UpstreamServiceAdmin(ReadOnlyAdmin):
             self.message_user(request, "The markup must be a number.", messages.ERROR)
             return
         category = request.POST.get("category", "").strip() or None
+        staff = staff_user(request)
         by_provider: dict[int, list[str]] = {}
         for provider_id, service_id in queryset.values_list("provider_id", "service_id"):
             by_provider.setdefault(provider_id, []).append(service_id)
@@ -122,9 +144,9 @@ class UpstreamServiceAdmin(ReadOnlyAdmin):
             self.message_user(request, f"{provider.name}: panel services {ids}.", messages.SUCCESS)
             for service in services:
                 audit_record(
-                    actor=request.user, action="import", obj=service,
+                    actor=staff, action="import", obj=service,
                     summary=f"Imported from {provider.name} #{service.upstream.service_id}."
-                    if service.upstream_id else "Imported.",
+                    if service.upstream is not None else "Imported.",
                     after={"upstream": service.upstream_id, "category": service.category_id,
                            **_service_fields(service)},
                     area=AdminAuditLog.Area.PRICE,
@@ -164,10 +186,14 @@ class CategoryAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_editable = ("sort_order", "is_enabled")
     search_fields = ("name",)
 
-    def save_model(self, request: HttpRequest, obj: Category, form, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Category, form: forms.ModelForm, change: bool
+    ) -> None:
         super().save_model(request, obj, form, change)
         if change and "markup_percent" in form.changed_data:
-            count = catalog_reprice_services(services=obj.services.all(), changed_by=request.user)
+            count = catalog_reprice_services(
+                services=obj.services.all(), changed_by=staff_user(request)
+            )
             self.message_user(request, f"{count} services re-priced.")
 
 
@@ -205,8 +231,9 @@ class ServiceAdminForm(forms.ModelForm):
         model = Service
         fields = "__all__"  # noqa: DJ007 - the ModelAdmin fieldsets choose the fields
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if self.instance.pk and "rate" in self.changed_data and data.get("rate") is not None:
             current = Service.objects.select_related("upstream__provider").get(pk=self.instance.pk)
             cost = service_cost(current)
@@ -262,53 +289,35 @@ class ServiceAdmin(AuditedAdminMixin, admin.ModelAdmin):
         )
 
     @admin.display(description="cost", ordering="cost")
-    def cost_display(self, obj: Service):
+    def cost_display(self, obj: "WithAnnotations[Service, _Margins]") -> Decimal | None:
         return None if obj.cost is None else obj.cost.quantize(Decimal("0.00001"))
 
     @admin.display(description="margin", ordering="margin")
-    def margin_display(self, obj: Service):
+    def margin_display(self, obj: "WithAnnotations[Service, _Margins]") -> Decimal | None:
         return None if obj.margin is None else obj.margin.quantize(Decimal("0.00001"))
 
     @admin.display(description="margin %", ordering="margin_pct")
-    def margin_pct_display(self, obj: Service):
+    def margin_pct_display(self, obj: "WithAnnotations[Service, _Margins]") -> Decimal | None:
         return None if obj.margin_pct is None else obj.margin_pct.quantize(Decimal("0.1"))
 
     @admin.display(description="provider", ordering="upstream__provider__name")
     def provider_display(self, obj: Service) -> str:
         return f"{obj.upstream.provider.name} #{obj.upstream.service_id}" if obj.upstream else "—"
 
-    def save_model(self, request: HttpRequest, obj: Service, form, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Service, form: forms.ModelForm, change: bool
+    ) -> None:
+        """Saved through the catalog services (catalog/services/prices.py): a new rate is a
+        hand-set price, a markup change re-prices."""
+        staff = staff_user(request)
+        self.audit_remember_form(request, form, change)
         if not change:
-            super().save_model(request, obj, form, change)
-            PriceChange.objects.create(service=obj, old_rate=None, new_rate=obj.rate,
-                                       reason="created in admin", changed_by=request.user)  # fmt: skip
-            if obj.upstream_id and obj.pricing == Service.Pricing.MARKUP:
-                catalog_reprice_services(services=[obj], changed_by=request.user)
+            service_create_by_staff(service=obj, staff=staff)
             return
-        new_rate = obj.rate
-        rate_changed = "rate" in form.changed_data
-        if rate_changed:
-            obj.rate = Service.objects.values_list("rate", flat=True).get(pk=obj.pk)
-        if "is_enabled" in form.changed_data:
-            obj.disabled_cause = "" if obj.is_enabled else Service.DisabledCause.MANUAL
-            if obj.is_enabled:
-                obj.disabled_reason = ""
-            elif not obj.disabled_reason:
-                obj.disabled_reason = "Disabled by an admin."
-        super().save_model(request, obj, form, change)
-        if rate_changed:
-            try:
-                service_set_price(service=obj, rate=new_rate, changed_by=request.user)
-            except ValidationError as exc:
-                self.message_user(request, "; ".join(exc.messages), messages.ERROR)
-        elif obj.pricing == Service.Pricing.MARKUP and {
-            "pricing",
-            "markup_percent",
-            "allow_below_cost",
-            "upstream",
-            "category",
-        }.intersection(form.changed_data):
-            catalog_reprice_services(services=[obj], changed_by=request.user)
+        try:
+            service_update_by_staff(service=obj, changed_fields=form.changed_data, staff=staff)
+        except ValidationError as exc:  # the new rate was refused; the rest is saved
+            self.message_user(request, "; ".join(exc.messages), messages.ERROR)
 
     # Each action below writes one audit row per service it touched, with the rate, the held
     # price and the enabled state before and after.
@@ -319,7 +328,7 @@ class ServiceAdmin(AuditedAdminMixin, admin.ModelAdmin):
         for service in queryset.filter(held_rate__isnull=False):
             fields = _service_fields(service)
             try:
-                service_approve_held_price(service=service, approved_by=request.user)
+                service_approve_held_price(service=service, approved_by=staff_user(request))
             except CatalogError:
                 continue  # approved meanwhile (by another admin): nothing changed here
             before[service.pk] = fields
@@ -330,7 +339,7 @@ class ServiceAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def reprice(self, request: HttpRequest, queryset: QuerySet[Service]) -> None:
         services = list(queryset)
         before = {s.pk: _service_fields(s) for s in services}
-        count = catalog_reprice_services(services=services, changed_by=request.user)
+        count = catalog_reprice_services(services=services, changed_by=staff_user(request))
         _audit_services(request, "reprice", "Re-priced by the markup rules", before, before)
         self.message_user(request, f"{count} services changed.")
 
@@ -354,10 +363,11 @@ class ServiceAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Disable the selected services")
     def disable_services(self, request: HttpRequest, queryset: QuerySet[Service]) -> None:
+        staff = staff_user(request)
         before = {}
         for service in queryset.filter(is_enabled=True):
             before[service.pk] = _service_fields(service)
-            service_disable(service=service, reason=f"Disabled by {request.user.get_username()}.")
+            service_disable(service=service, reason=f"Disabled by {staff.get_username()}.")
         _audit_services(request, "disable", "Disabled by an admin", before, before)
         self.message_user(request, f"{len(before)} services disabled.")
 
@@ -396,10 +406,12 @@ class CatalogSettingsAdmin(AuditedAdminMixin, admin.ModelAdmin):
         CatalogSettings.load()  # the one row always exists
         return super().changelist_view(request, extra_context)
 
-    def save_model(self, request: HttpRequest, obj: CatalogSettings, form, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: CatalogSettings, form: forms.ModelForm, change: bool
+    ) -> None:
         super().save_model(request, obj, form, change)
         if {"default_markup_percent", "price_rise_hold_percent"}.intersection(form.changed_data):
-            count = catalog_reprice_services(changed_by=request.user)
+            count = catalog_reprice_services(changed_by=staff_user(request))
             self.message_user(request, f"{count} services re-priced.")
 
 

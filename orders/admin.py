@@ -5,6 +5,8 @@ whose fields (a new status with remains, or the upstream id found by hand) go th
 orders.services, so each change is recorded with who made it and refunds follow the rules.
 """
 
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
@@ -18,7 +20,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
-from accounts.audit import audit_record
+from accounts.audit import audit_record, staff_user
 from accounts.models import AdminAuditLog, User
 from orders.models import CancelRequest, Order, OrderStatusChange, Refill
 from orders.selectors import order_attention_kind_get, order_attention_kinds
@@ -46,7 +48,7 @@ def _audit(request: HttpRequest, action: str, before: dict, order: Order, note: 
     after = _snapshot(order)
     summary = f"Order {order.pk}: {before['status']} → {after['status']}"
     audit_record(
-        actor=request.user,
+        actor=staff_user(request),
         action=action,
         obj=order,
         summary=f"{summary}. {note}".strip() if note else f"{summary}.",
@@ -71,6 +73,7 @@ class CappedCountPaginator(Paginator):
     says "more than 10000". `capped` and `estimated` tell the template which case it is.
     """
 
+    object_list: QuerySet[Order]  # OrderAdmin's changelist: always a queryset
     capped = False
     estimated = False
 
@@ -392,8 +395,11 @@ class OrderAdmin(admin.ModelAdmin):
             rows,
         )
 
-    def save_model(self, request, obj: Order, form, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Order, form: OrderAdminForm, change: bool
+    ) -> None:
         """Nothing is saved directly: the admin-action fields call the services."""
+        staff = staff_user(request)
         data = form.cleaned_data
         order = Order.objects.get(pk=obj.pk)
         before = _snapshot(order)
@@ -403,7 +409,7 @@ class OrderAdmin(admin.ModelAdmin):
                 order = order_set_upstream_id(
                     order=order,
                     upstream_order_id=data["new_upstream_order_id"],
-                    who=request.user,
+                    who=staff,
                     note=note,
                 )
                 _audit(request, "set_upstream_id", before, order, note)
@@ -411,7 +417,7 @@ class OrderAdmin(admin.ModelAdmin):
                 order = order_set_status_by_admin(
                     order=order,
                     new=data["new_status"],
-                    who=request.user,
+                    who=staff,
                     remains=data.get("new_remains"),
                     start_count=data.get("new_start_count"),
                     note=note,
@@ -422,7 +428,14 @@ class OrderAdmin(admin.ModelAdmin):
 
     # --- bulk actions, each through a service ---------------------------------------------
 
-    def _each(self, request, queryset: QuerySet[Order], work, done: str, action: str) -> None:
+    def _each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Order],
+        work: Callable[[Order], Order],
+        done: str,
+        action: str,
+    ) -> None:
         """Run `work` on each selected order; every order it changed gets an audit row."""
         ok, failed = 0, []
         for order in queryset.select_related("user"):
@@ -440,27 +453,30 @@ class OrderAdmin(admin.ModelAdmin):
             self.message_user(request, "Not done: " + "; ".join(failed[:20]), messages.WARNING)
 
     @admin.action(description="Resend upstream (needs review only; check the provider first)")
-    def resend_orders(self, request, queryset):
+    def resend_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        staff = staff_user(request)
         self._each(
-            request, queryset, lambda o: order_resend(order=o, who=request.user), "resent", "resend"
+            request, queryset, lambda o: order_resend(order=o, who=staff), "resent", "resend"
         )
 
     @admin.action(description="Cancel with full refund (the provider is not asked)")
-    def cancel_orders_with_refund(self, request, queryset):
+    def cancel_orders_with_refund(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        staff = staff_user(request)
         self._each(
             request,
             queryset,
-            lambda o: order_cancel_with_refund(order=o, who=request.user),
+            lambda o: order_cancel_with_refund(order=o, who=staff),
             "canceled and refunded",
             "cancel_with_refund",
         )
 
     @admin.action(description="Mark completed (manual or reviewed orders)")
-    def mark_completed(self, request, queryset):
+    def mark_completed(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        staff = staff_user(request)
         self._each(
             request,
             queryset,
-            lambda o: order_set_status_by_admin(order=o, new=S.COMPLETED, who=request.user),
+            lambda o: order_set_status_by_admin(order=o, new=S.COMPLETED, who=staff),
             "marked completed",
             "set_status",
         )

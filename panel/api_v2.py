@@ -18,7 +18,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -207,7 +207,7 @@ def read_params(request: Request) -> ApiParams:
 class _AlwaysJson(BaseContentNegotiation):
     """Answer JSON whatever the client's Accept header says: never the browsable API, never 406."""
 
-    def select_parser(self, request: Request, parsers: list[BaseParser]) -> BaseParser | None:
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
         media_type = (request.content_type or "").split(";")[0].strip().lower()
         for parser in parsers:
             if parser.media_type == media_type:
@@ -215,9 +215,10 @@ class _AlwaysJson(BaseContentNegotiation):
         return None
 
     def select_renderer(
-        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
-        return renderers[0], renderers[0].media_type
+        first = next(iter(renderers))  # the view's renderer_classes: JSON only
+        return first, first.media_type
 
 
 def _answer(data: Any, *, retry_after: int | None = None) -> Response:
@@ -298,10 +299,14 @@ class ApiV2View(APIView):
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._safe(request)
 
-    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    # Django's View types these with an HttpRequest, DRF's APIView with its Request (APIView
+    # calls them with the latter): either is accepted.
+    def http_method_not_allowed(
+        self, request: Request | HttpRequest, *args: Any, **kwargs: Any
+    ) -> Response:
         return _answer({"error": "Send the request with POST (or GET)."})
 
-    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def options(self, request: Request | HttpRequest, *args: Any, **kwargs: Any) -> Response:
         return self.http_method_not_allowed(request)
 
     def _safe(self, request: Request) -> Response:

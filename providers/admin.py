@@ -2,6 +2,8 @@
 actions test the connection, queue a catalog sync (run by a worker, shown as CatalogSyncRun rows
 on the provider's page) and check the balance."""
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
@@ -12,7 +14,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
-from accounts.audit import AuditedAdminMixin, audit_record
+from accounts.audit import (
+    AuditedAdminMixin,
+    audit_diff_get,
+    audit_diff_set,
+    audit_record,
+    staff_user,
+)
 from accounts.models import AdminAuditLog
 from catalog.models import CatalogSyncRun, Service
 from catalog.pricing import format_money
@@ -29,13 +37,20 @@ BALANCE_FIELDS = ("balance", "balance_checked_at")
 RECENT_SYNC_RUNS = 5
 
 
-def _fields(provider: Provider, names) -> dict:
+def _fields(provider: Provider, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(provider, name) for name in names}
 
 
-def _audit(request: HttpRequest, action: str, provider: Provider, summary: str, before, after):
+def _audit(
+    request: HttpRequest,
+    action: str,
+    provider: Provider,
+    summary: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+) -> None:
     audit_record(
-        actor=request.user,
+        actor=staff_user(request),
         action=action,
         obj=provider,
         summary=f"{provider.name}: {summary}"[:2000],
@@ -69,8 +84,9 @@ class ProviderAdminForm(forms.ModelForm):
             )
         )
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if not self.instance.pk and not data.get("api_key"):
             self.add_error("api_key", "A new provider needs its API key.")
         return data
@@ -138,14 +154,18 @@ class ProviderAdmin(AuditedAdminMixin, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if change and "api_key" in form.changed_data:
             # The audit row says that the key was replaced, never what it was or is.
-            before, after = getattr(request, "_audit_diff", (None, None))
-            request._audit_diff = (
-                {**(before or {}), "api_key": "(previous key)"},
-                {**(after or {}), "api_key": "(replaced)"},
+            before, after = audit_diff_get(request)
+            audit_diff_set(
+                request,
+                (
+                    {**(before or {}), "api_key": "(previous key)"},
+                    {**(after or {}), "api_key": "(replaced)"},
+                ),
             )
         if change and PRICING_FIELDS.intersection(form.changed_data):
             count = catalog_reprice_services(
-                services=Service.objects.filter(upstream__provider=obj), changed_by=request.user
+                services=Service.objects.filter(upstream__provider=obj),
+                changed_by=staff_user(request),
             )
             self.message_user(request, f"{count} services re-priced.")
 
@@ -189,7 +209,7 @@ class ProviderAdmin(AuditedAdminMixin, admin.ModelAdmin):
             try:
                 run = catalog_sync_request(
                     provider=provider,
-                    requested_by=request.user,
+                    requested_by=staff_user(request),
                     allow_mass_removal=allow_mass_removal,
                 )
             except CatalogError as exc:
@@ -211,7 +231,9 @@ class ProviderAdmin(AuditedAdminMixin, admin.ModelAdmin):
             _audit(request, action, provider, f"catalog sync queued (run #{run.pk})", None, after)
 
     @admin.action(description="Sync now, accepting that most services disappeared upstream")
-    def sync_now_allow_mass_removal(self, request: HttpRequest, queryset: QuerySet[Provider]):
+    def sync_now_allow_mass_removal(
+        self, request: HttpRequest, queryset: QuerySet[Provider]
+    ) -> None:
         self.sync_now(request, queryset, allow_mass_removal=True)
 
     @admin.action(description="Check the balance")
@@ -238,11 +260,12 @@ class _FixedChoicesFilter(admin.SimpleListFilter):
     # The default filter of a plain CharField runs SELECT DISTINCT over the whole table to find
     # its choices; provider calls grow with every order and poll, so the choices are fixed here.
     values: tuple[str, ...] = ()
+    parameter_name: str  # set by each subclass
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return [(value, value) for value in self.values]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
         return queryset.filter(**{self.parameter_name: value}) if value else queryset
 

@@ -4,13 +4,13 @@
 - sync_runs.py: the admin's "Sync now" as a queued CatalogSyncRun that a worker runs
 - repricing.py: which markup applies, price decisions, re-pricing panel services
 - imports.py: panel services created from upstream services
-- prices.py: hand-set prices, held rises, enabling and disabling
+- prices.py: hand-set prices, held rises, enabling and disabling, services saved in admin
 - bulk_pricing.py: the admin's bulk pricing: a previewed plan of new rates, applied through
   repricing and prices with one audit row
 - common.py: the errors and the enable/disable helpers they share
 
-Imports go one way: common ← repricing ← imports ← sync ← sync_runs, common ← prices, and
-repricing, prices ← bulk_pricing.
+Imports go one way: common ← repricing ← imports ← sync ← sync_runs, common, repricing ← prices,
+and repricing, prices ← bulk_pricing.
 Callers import from here (`from catalog.services import ...`).
 """
 
@@ -20,10 +20,12 @@ from catalog.services.common import CatalogError, CatalogSyncError
 from catalog.services.imports import catalog_import_services
 from catalog.services.prices import (
     service_approve_held_price,
+    service_create_by_staff,
     service_disable,
     service_enable,
     service_enable_refusal,
     service_set_price,
+    service_update_by_staff,
 )
 from catalog.services.repricing import (
     catalog_apply_markup,
@@ -47,10 +49,12 @@ __all__ = [
     "catalog_sync_run_execute",
     "service_approve_held_price",
     "service_cost",
+    "service_create_by_staff",
     "service_disable",
     "service_enable",
     "service_enable_refusal",
     "service_price_decision",
     "service_set_price",
+    "service_update_by_staff",
     "service_use_markup",
 ]

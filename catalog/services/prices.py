@@ -1,7 +1,9 @@
-"""Prices and availability set by hand: a fixed retail rate, approving a held upstream rise, and
-disabling or enabling a service (with the reasons a service must not go on sale)."""
+"""Prices and availability set by hand: a fixed retail rate, approving a held upstream rise,
+disabling or enabling a service (with the reasons a service must not go on sale), and saving a
+service created or changed in admin."""
 
 import logging
+from collections.abc import Collection
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -18,6 +20,7 @@ from catalog.services.common import (
     _enable,
     _enable_after_price_pause,
 )
+from catalog.services.repricing import catalog_reprice_services
 
 logger = logging.getLogger(__name__)
 
@@ -119,4 +122,56 @@ def service_enable(*, service: Service) -> Service:
         raise CatalogError(refusal)
     _enable(service)
     service.save(update_fields=["is_enabled", "disabled_cause", "disabled_reason", "updated_at"])
+    return service
+
+
+# What a change made in admin must re-price a markup-priced service for (the rate aside).
+MARKUP_INPUTS = frozenset({"pricing", "markup_percent", "allow_below_cost", "upstream", "category"})
+
+
+def service_create_by_staff(*, service: Service, staff: User) -> Service:
+    """Save a service created in admin (its fields validated by the admin form), record its first
+    rate as a PriceChange, and price it by the markup rules at once when it follows an upstream
+    service. Returns `service` as saved; a re-price is in the database (refresh_from_db)."""
+    with transaction.atomic():
+        service.save()
+        PriceChange.objects.create(
+            service=service,
+            old_rate=None,
+            new_rate=service.rate,
+            reason="created in admin",
+            changed_by=staff,
+        )
+        if service.upstream_id and service.pricing == Service.Pricing.MARKUP:
+            catalog_reprice_services(services=[service], changed_by=staff)
+    return service
+
+
+def service_update_by_staff(
+    *, service: Service, changed_fields: Collection[str], staff: User
+) -> Service:
+    """Save a service changed in admin (`changed_fields`: the form's changed_data).
+
+    A new rate goes through service_set_price (a fixed price, with its PriceChange and the
+    below-cost check); a switch of `is_enabled` sets or clears the manual disable cause; a
+    changed markup input re-prices a markup-priced service. When the new rate is refused, the
+    other changes are saved and the ValidationError is raised. Returns `service` as saved; a
+    new rate or a re-price is in the database (refresh_from_db).
+    """
+    new_rate = service.rate
+    rate_changed = "rate" in changed_fields
+    with transaction.atomic():
+        if rate_changed:  # the rate is written by service_set_price below, or not at all
+            service.rate = Service.objects.values_list("rate", flat=True).get(pk=service.pk)
+        if "is_enabled" in changed_fields:
+            if service.is_enabled:
+                _enable(service)
+            else:
+                _disable(service, Cause.MANUAL, service.disabled_reason or "Disabled by an admin.")
+        service.save()
+        follows_markup = service.pricing == Service.Pricing.MARKUP
+        if not rate_changed and follows_markup and MARKUP_INPUTS.intersection(changed_fields):
+            catalog_reprice_services(services=[service], changed_by=staff)
+    if rate_changed:
+        service_set_price(service=service, rate=new_rate, changed_by=staff)
     return service
