@@ -1,6 +1,9 @@
 """The customer's price list: every service on sale at this customer's own rate, with the
 average completion time the panel measured on its own recent orders."""
 
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
@@ -9,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from accounts.middleware import customer_login_required
+from accounts.middleware import AuthenticatedHttpRequest, customer_login_required
 from catalog.models import Category, Service
 from catalog.selectors import service_list_enabled, service_rates_for_user
 from orders.forms import parse_id
@@ -20,11 +23,22 @@ from orders.selectors import order_average_completion_times
 SERVICES_PAGE_SIZE = 100
 
 
+@dataclass(frozen=True)
+class ServiceRow:
+    """A line of the price list: the service, this customer's rate per 1000 and the measured
+    average completion time (None: not enough recent orders)."""
+
+    service: Service
+    customer_rate: Decimal
+    average_time: timedelta | None
+
+
 def _filtered(request: HttpRequest) -> tuple[QuerySet[Service], str, str]:
     services = service_list_enabled()
     category = request.GET.get("category", "")
-    if parse_id(category) is not None:
-        services = services.filter(category_id=parse_id(category))
+    category_pk = parse_id(category)
+    if category_pk is not None:
+        services = services.filter(category_id=category_pk)
     # PostgreSQL refuses a NUL in a query parameter (a 500), and no name contains one.
     q = request.GET.get("q", "").replace("\x00", "").strip()[:200]
     if q:
@@ -36,17 +50,16 @@ def _filtered(request: HttpRequest) -> tuple[QuerySet[Service], str, str]:
 
 @customer_login_required
 @require_GET
-def service_list(request: HttpRequest) -> HttpResponse:
+def service_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     matching, category, q = _filtered(request)
     page = Paginator(matching, SERVICES_PAGE_SIZE).get_page(request.GET.get("page"))
     services = list(page.object_list)
     rates = service_rates_for_user(user=request.user, services=services)
     averages = order_average_completion_times(service_ids=[s.pk for s in services])
-    groups: dict[Category, list[Service]] = {}
+    groups: dict[Category, list[ServiceRow]] = {}
     for s in services:
-        s.customer_rate = rates[s.pk]
-        s.average_time = averages.get(s.pk)
-        groups.setdefault(s.category, []).append(s)
+        row = ServiceRow(service=s, customer_rate=rates[s.pk], average_time=averages.get(s.pk))
+        groups.setdefault(s.category, []).append(row)
     context = {
         "groups": list(groups.items()),
         "count": page.paginator.count,

@@ -19,6 +19,7 @@ from catalog.pricing import format_money
 from catalog.selectors import service_get_enabled
 from orders.models import Order
 from orders.selectors import (
+    OrderForRequest,
     cancel_get_many_for_user,
     order_request_many_for_user,
     order_status_many_for_user,
@@ -128,21 +129,26 @@ def _single(params: ApiParams, name: str, multi: str) -> str:
     return value
 
 
-def _orders_by_item(user: User, items: list[IdItem]) -> dict[int, Order]:
-    """The orders a refill or cancel starts from: id, params and `service_type` only."""
-    return order_request_many_for_user(user=user, order_ids=[i.id for i in items if i.id])
+def _orders_by_item(user: User, items: list[IdItem]) -> list[tuple[IdItem, OrderForRequest | None]]:
+    """Each item with the order it names, as a refill or cancel starts from it (id, params and
+    `service_type` only); None for an invalid id or another customer's order."""
+    found = order_request_many_for_user(user=user, order_ids=[i.id for i in items if i.id])
+    return [(i, found.get(i.id) if i.id is not None else None) for i in items]
 
 
 def refill(*, user: User, params: ApiParams) -> Any:
     """`order` → {"refill": "1"}; `orders` → [{"order": 1, "refill": 1}, {"order": 3,
     "refill": {"error": ...}}]."""
     if "orders" in params:
-        items = params.id_list("orders")
-        found = _orders_by_item(user, items)
-        return [{"order": i.echo, "refill": _refill_one(user, found.get(i.id))} for i in items]
+        pairs = _orders_by_item(user, params.id_list("orders"))
+        return [{"order": i.echo, "refill": _refill_one(user, order)} for i, order in pairs]
     order_id = parse_id(_single(params, "order", "orders"))
-    found = order_request_many_for_user(user=user, order_ids=[order_id]) if order_id else {}
-    result = _refill_one(user, found.get(order_id))
+    order = (
+        order_request_many_for_user(user=user, order_ids=[order_id]).get(order_id)
+        if order_id
+        else None
+    )
+    result = _refill_one(user, order)
     if isinstance(result, dict):
         raise ApiError(result["error"])
     return {"refill": str(result)}  # a string here, as every document shows it
@@ -178,7 +184,7 @@ def refill_status(*, user: User, params: ApiParams) -> Any:
     return {"status": found[refill_id].public_status}
 
 
-def _cancel_type(order: Order) -> str:
+def _cancel_type(order: OrderForRequest) -> str:
     """What smmsend calls the thing being canceled: order, dripfeed or subscription. `order`
     comes from order_request_many_for_user (its service's type annotated as service_type)."""
     if order.service_type == OrderType.SUBSCRIPTIONS:
@@ -193,14 +199,13 @@ def cancel(*, user: User, params: ApiParams) -> list[dict[str, Any]]:
     {"order": 9, "cancel": {"error": ...}}]. `cancels` → the status of earlier requests."""
     if "orders" in params or "order" in params:
         items = params.id_list("orders" if "orders" in params else "order")
-        found = _orders_by_item(user, items)
-        return [_cancel_one(user, i, found.get(i.id)) for i in items]
+        return [_cancel_one(user, i, order) for i, order in _orders_by_item(user, items)]
     if "cancels" in params:
         return _cancel_status(user, params.id_list("cancels"))
     raise ApiError('Missing parameter "orders" (or "cancels" for the status of cancels).')
 
 
-def _cancel_one(user: User, item: IdItem, order: Order | None) -> dict[str, Any]:
+def _cancel_one(user: User, item: IdItem, order: OrderForRequest | None) -> dict[str, Any]:
     if order is None:
         return {"order": item.echo, "cancel": {"error": INCORRECT_ORDER}}
     answer: dict[str, Any] = {"order": item.echo, "type": _cancel_type(order)}

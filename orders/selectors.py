@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING, TypeAlias, TypedDict
 
 from django.conf import settings
 from django.core.cache import cache
@@ -37,6 +38,20 @@ from orders.models import (
     Refill,
 )
 from providers.models import Provider
+
+
+class ServiceTypeAnnotation(TypedDict):
+    service_type: str
+
+
+# An order as order_request_many_for_user loads it: its service's type annotated on it
+# (django-stubs-ext, a dev dependency, is only there for the type check).
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    OrderForRequest: TypeAlias = WithAnnotations[Order, ServiceTypeAnnotation]
+else:
+    OrderForRequest = Order
 
 S = Order.Status
 
@@ -84,7 +99,9 @@ def order_status_many_for_user(*, user: User, order_ids: Sequence[int]) -> dict[
     return {o.pk: o for o in rows}
 
 
-def order_request_many_for_user(*, user: User, order_ids: Sequence[int]) -> dict[int, Order]:
+def order_request_many_for_user(
+    *, user: User, order_ids: Sequence[int]
+) -> dict[int, OrderForRequest]:
     """The customer's orders among `order_ids` as a refill or cancel request starts from them,
     in one query: the id, the params and the service's type as `service_type`, nothing joined
     (order_refill_request / order_cancel_request load and lock the order themselves)."""

@@ -7,13 +7,15 @@ Every read goes through orders.selectors.*_for_user, so another customer's order
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,7 +23,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.middleware import customer_login_required
+from accounts.middleware import AuthenticatedHttpRequest, customer_login_required
 from accounts.services import InsufficientFunds
 from catalog.models import Category, Service
 from catalog.order_types import QuantityFrom
@@ -95,7 +97,7 @@ def order_progress(order: Order) -> Progress:
     return Progress(delivered=delivered, quantity=order.quantity)
 
 
-def refill_allowed(order: Order, now=None) -> bool:
+def refill_allowed(order: Order, now: datetime | None = None) -> bool:
     """Mirror of what order_refill_request accepts, to show the button only where it works
     (the service still decides)."""
     service = order.service
@@ -125,22 +127,42 @@ def cancel_allowed(order: Order) -> bool:
     )
 
 
-def decorate(order: Order) -> Order:
-    order.progress = order_progress(order)
-    order.can_refill = refill_allowed(order)
-    order.can_cancel = cancel_allowed(order)
-    order.is_active = order.status not in FINAL_STATUSES
-    return order
+@dataclass(frozen=True)
+class OrderRow:
+    """An order as the customer's pages show it: the order itself, how much of it is
+    delivered, and which of the Refill / Cancel buttons the services would accept."""
+
+    order: Order
+    progress: Progress
+    can_refill: bool
+    can_cancel: bool
 
 
-def with_history(queryset):
+def _row(order: Order) -> OrderRow:
+    return OrderRow(
+        order=order,
+        progress=order_progress(order),
+        can_refill=refill_allowed(order),
+        can_cancel=cancel_allowed(order),
+    )
+
+
+@dataclass(frozen=True)
+class ServiceOption:
+    """A service in the picker, with this customer's rate per 1000."""
+
+    service: Service
+    customer_rate: Decimal
+
+
+def with_history(queryset: QuerySet[Order]) -> QuerySet[Order]:
     return queryset.select_related("provider").prefetch_related(
         Prefetch("refills", queryset=Refill.objects.order_by("-id")),
         Prefetch("cancel_requests", queryset=CancelRequest.objects.order_by("-id")),
     )
 
 
-def _get_order(request: HttpRequest, order_id: int) -> Order:
+def _get_order(request: AuthenticatedHttpRequest, order_id: int) -> Order:
     if order_id > MAX_ID:
         raise Http404("No such order.")
     order = order_get_for_user(user=request.user, order_id=order_id)
@@ -154,40 +176,39 @@ def _get_order(request: HttpRequest, order_id: int) -> Order:
 
 
 # --- New order -------------------------------------------------------------------------------
-def _picker_context(request: HttpRequest, service: Service | None) -> dict:
+def _picker_context(request: AuthenticatedHttpRequest, service: Service | None) -> dict[str, Any]:
     params = request.GET if request.method == "GET" else request.POST
     category_id = params.get("category", "")
+    category_pk = parse_id(category_id)
     # PostgreSQL refuses a NUL in a query parameter (a 500), and no name contains one.
     q = params.get("q", "").replace("\x00", "").strip()[:200]
-    services = service_list_enabled()
-    if parse_id(category_id) is not None:
-        services = services.filter(category_id=parse_id(category_id))
+    matching = service_list_enabled()
+    if category_pk is not None:
+        matching = matching.filter(category_id=category_pk)
     elif service is not None and not q:
         category_id = str(service.category_id)
-        services = services.filter(category_id=service.category_id)
+        matching = matching.filter(category_id=service.category_id)
     if q:
         match = Q(name__icontains=q) | Q(category__name__icontains=q)
         number = parse_id(q)
-        services = services.filter(match | Q(pk=number) if number is not None else match)
-    services = list(services[: PICKER_LIMIT + 1])
+        matching = matching.filter(match | Q(pk=number) if number is not None else match)
+    services = list(matching[: PICKER_LIMIT + 1])
     more = len(services) > PICKER_LIMIT
     services = services[:PICKER_LIMIT]
     if service is not None and service not in services:
         services.insert(0, service)
     rates = service_rates_for_user(user=request.user, services=services)
-    for s in services:
-        s.customer_rate = rates[s.pk]
     categories = Category.objects.filter(is_enabled=True, services__is_enabled=True).distinct()
     return {
         "categories": categories,
-        "services": services,
+        "services": [ServiceOption(service=s, customer_rate=rates[s.pk]) for s in services],
         "more": more,
         "category_id": category_id,
         "q": q,
     }
 
 
-def _service_info(request: HttpRequest, service: Service) -> dict:
+def _service_info(request: AuthenticatedHttpRequest, service: Service) -> dict[str, Any]:
     spec = service_spec(service)
     rate = service_rates_for_user(user=request.user, services=[service])[service.pk]
     return {
@@ -198,7 +219,7 @@ def _service_info(request: HttpRequest, service: Service) -> dict:
     }
 
 
-def _place(request: HttpRequest, form: OrderForm, service: Service) -> Order | None:
+def _place(request: AuthenticatedHttpRequest, form: OrderForm, service: Service) -> Order | None:
     try:
         order = order_create(
             user=request.user,
@@ -214,8 +235,9 @@ def _place(request: HttpRequest, form: OrderForm, service: Service) -> Order | N
                 "This form was already sent with other values. Check "
                 "your orders before ordering again; the form is ready anew.",
             )
-            form.data = form.data.copy()
-            form.data["token"] = uuid.uuid4().hex
+            fresh = request.POST.copy()  # the form's data: it was bound to request.POST
+            fresh["token"] = uuid.uuid4().hex
+            form.data = fresh
         else:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         return None
@@ -231,7 +253,7 @@ def _place(request: HttpRequest, form: OrderForm, service: Service) -> Order | N
 
 @customer_login_required
 @require_http_methods(["GET", "POST"])
-def order_new(request: HttpRequest) -> HttpResponse:
+def order_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     params = request.GET if request.method == "GET" else request.POST
     service_id = params.get("service", "")
     service_pk = parse_id(service_id)
@@ -263,7 +285,9 @@ def order_new(request: HttpRequest) -> HttpResponse:
     return render(request, "orders/new.html", context, status=status)
 
 
-def _quote_or_error(request: HttpRequest, service: Service, form: OrderForm) -> dict:
+def _quote_or_error(
+    request: AuthenticatedHttpRequest, service: Service, form: OrderForm
+) -> dict[str, Any]:
     try:
         return {"ok": order_quote(user=request.user, service=service, data=form.service_data())}
     except OrderError as exc:
@@ -272,7 +296,7 @@ def _quote_or_error(request: HttpRequest, service: Service, form: OrderForm) -> 
 
 @customer_login_required
 @require_POST
-def order_quote_fragment(request: HttpRequest) -> HttpResponse:
+def order_quote_fragment(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The live charge preview (htmx): validates like ordering, writes nothing."""
     service_id = request.POST.get("service", "")
     service_pk = parse_id(service_id)
@@ -306,7 +330,7 @@ def _form_problem(form: OrderForm) -> dict:
 # --- Mass order ------------------------------------------------------------------------------
 @customer_login_required
 @require_http_methods(["GET", "POST"])
-def mass_order(request: HttpRequest) -> HttpResponse:
+def mass_order(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = MassOrderForm(request.POST or None)
     results: list[MassLine] = []
     if request.method == "POST" and form.is_valid():
@@ -314,12 +338,12 @@ def mass_order(request: HttpRequest) -> HttpResponse:
             user=request.user, lines=form.cleaned_data["orders"], token=form.cleaned_data["token"]
         )
         form = MassOrderForm(initial={"orders": "\n".join(r.text for r in results if r.error)})
-    accepted = [r for r in results if r.order]
+    placed = [r.order for r in results if r.order is not None]
     context = {
         "form": form,
         "results": results,
-        "accepted": accepted,
-        "total": sum((r.order.charge for r in accepted), start=0),
+        "accepted": [r for r in results if r.order is not None],
+        "total": sum((order.charge for order in placed), start=Decimal(0)),
     }
     status = 400 if form.errors else 200
     return render(request, "orders/mass.html", context, status=status)
@@ -328,7 +352,7 @@ def mass_order(request: HttpRequest) -> HttpResponse:
 # --- Order list, detail, actions -------------------------------------------------------------
 @customer_login_required
 @require_GET
-def order_list(request: HttpRequest) -> HttpResponse:
+def order_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     tab = request.GET.get("status", "all")
     tabs = {key: publics for key, _, publics in STATUS_TABS}
     if tab not in tabs:
@@ -345,7 +369,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(with_history(orders), ORDERS_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "page": page,
-        "orders": [decorate(o) for o in page.object_list],
+        "orders": [_row(o) for o in page.object_list],
         "tabs": STATUS_TABS,
         "tab": tab,
         "q": q,
@@ -359,9 +383,9 @@ def order_list(request: HttpRequest) -> HttpResponse:
 
 @customer_login_required
 @require_GET
-def order_row(request: HttpRequest, order_id: int) -> HttpResponse:
+def order_row(request: AuthenticatedHttpRequest, order_id: int) -> HttpResponse:
     """One row of the order list, for the htmx poll that keeps active orders up to date."""
-    order = decorate(_get_order(request, order_id))
+    order = _get_order(request, order_id)
     # The row's Refill/Cancel forms return to the page showing the row, not to this fragment.
     try:
         current = urlsplit(request.headers.get("HX-Current-URL", ""))
@@ -372,15 +396,15 @@ def order_row(request: HttpRequest, order_id: int) -> HttpResponse:
         if current.path.startswith(reverse("orders"))
         else reverse("orders")
     )
-    context = {"order": order, "poll": poll_seconds(), "next_url": next_url}
+    context = {"order": order, "row": _row(order), "poll": poll_seconds(), "next_url": next_url}
     return render(request, "orders/_order_row.html", context)
 
 
 @customer_login_required
 @require_GET
-def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
-    order = decorate(_get_order(request, order_id))
-    history = []
+def order_detail(request: AuthenticatedHttpRequest, order_id: int) -> HttpResponse:
+    order = _get_order(request, order_id)
+    history: list[dict[str, Any]] = []
     for change in order.status_changes.all():
         if not change.old_status:
             continue  # the order's creation: the first line of the history already says it
@@ -397,6 +421,7 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
         )
     context = {
         "order": order,
+        "row": _row(order),
         "history": history,
         "poll": poll_seconds(),
         "params": _shown_params(order),
@@ -426,7 +451,7 @@ def _back(request: HttpRequest, order: Order) -> HttpResponse:
 
 @customer_login_required
 @require_POST
-def order_refill(request: HttpRequest, order_id: int) -> HttpResponse:
+def order_refill(request: AuthenticatedHttpRequest, order_id: int) -> HttpResponse:
     order = _get_order(request, order_id)
     try:
         refill = order_refill_request(user=request.user, order=order)
@@ -439,7 +464,7 @@ def order_refill(request: HttpRequest, order_id: int) -> HttpResponse:
 
 @customer_login_required
 @require_POST
-def order_cancel(request: HttpRequest, order_id: int) -> HttpResponse:
+def order_cancel(request: AuthenticatedHttpRequest, order_id: int) -> HttpResponse:
     order = _get_order(request, order_id)
     try:
         order_cancel_request(user=request.user, order=order)

@@ -170,6 +170,9 @@ def provider_check_balance(*, provider: Provider) -> Decimal:
 
 
 def _alert_low_balance(provider: Provider, now: datetime) -> None:
+    balance, threshold = provider.balance, provider.low_balance_threshold
+    if balance is None or threshold is None:
+        return  # never: is_low_on_balance, the caller's test, says both are set
     # A conditional UPDATE claims the alert: two concurrent checks send one e-mail.
     claimed = Provider.objects.filter(pk=provider.pk, low_balance_alerted_at__isnull=True).update(
         low_balance_alerted_at=now
@@ -185,8 +188,8 @@ def _alert_low_balance(provider: Provider, now: datetime) -> None:
     )
     mail_admins(
         f"Provider {provider.name} is low on balance",
-        f"The balance at {provider.name} is {format_money(provider.balance)} {provider.currency}, "
-        f"under the threshold of {format_money(provider.low_balance_threshold)}.\n"
+        f"The balance at {provider.name} is {format_money(balance)} {provider.currency}, "
+        f"under the threshold of {format_money(threshold)}.\n"
         "Top up the account at the provider; orders may be refused for funds.",
         fail_silently=True,
     )

@@ -91,7 +91,8 @@ def _import(
 ) -> list[Service]:
     existing: dict[int, Service] = {}
     for s in Service.objects.filter(upstream__in=ups).order_by("id"):
-        existing.setdefault(s.upstream_id, s)
+        if s.upstream_id is not None:  # always: the filter went through upstream
+            existing.setdefault(s.upstream_id, s)
     todo = [u for u in ups if u.pk not in existing]
     cats = _categories(
         {(category_name or u.category or "Uncategorised").strip()[:200] for u in todo}
@@ -126,9 +127,9 @@ def _import(
                 old_rate=None,
                 new_rate=s.rate,
                 created_at=now,
-                reason=f"imported from {provider.name} #{s.upstream.service_id}",
+                reason=f"imported from {provider.name} #{u.service_id}",
             )
-            for s in created
+            for u, s in zip(todo, created, strict=True)
         ],
         batch_size=BATCH,
     )

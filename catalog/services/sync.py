@@ -207,7 +207,8 @@ def _services_of(
     )
     categories = Category.objects.in_bulk({s.category_id for s in services})
     for service in services:
-        service.upstream = upstreams[service.upstream_id]
+        if service.upstream_id is not None:  # always: the filter went through upstream
+            service.upstream = upstreams[service.upstream_id]
         service.category = categories[service.category_id]
     return services
 
@@ -301,8 +302,9 @@ def _diff(
     return diff
 
 
-def _compare(old: UpstreamService, values: dict[str, Any], diff: _Diff) -> list[str]:
-    sid, kinds = old.service_id, []
+def _compare(old: UpstreamService, values: dict[str, Any], diff: _Diff) -> list[CatalogChange.Kind]:
+    sid = old.service_id
+    kinds: list[CatalogChange.Kind] = []
     if old.rate != values["rate"]:
         kinds.append(CatalogChange.Kind.PRICE)
         diff.changes.append(

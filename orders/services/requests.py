@@ -7,6 +7,7 @@ requests; the others one call each.
 
 from collections import Counter
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
@@ -23,10 +24,10 @@ from orders.models import (
 from orders.services.common import OrderConflict, OrderError, logger
 from orders.services.enqueue import enqueue_provider_send_cancels, enqueue_provider_send_refills
 from orders.services.status import order_set_status
-from providers.client import ItemError, ProviderError
+from providers.client import ApiV2Client, ItemError, ProviderError
 from providers.gateway import provider_call
 from providers.models import Provider
-from providers.schemas import RequestStatus
+from providers.schemas import CancelResult, CancelStatus, RefillStatus, RequestStatus
 
 S = Order.Status
 RS = Refill.Status
@@ -76,7 +77,7 @@ def order_refill_request(*, user: User, order: Order) -> Refill:
         if Refill.objects.filter(order=locked, status__in=OPEN_REFILL_STATUSES).exists():
             raise OrderError("order", "A refill of this order is already in progress.")
         refill = Refill.objects.create(order=locked, created_at=now)
-        provider_id = locked.provider_id
+        provider_id = locked.provider.pk
         transaction.on_commit(lambda: enqueue_provider_send_refills(provider_id))
     return refill
 
@@ -109,7 +110,7 @@ def order_cancel_request(*, user: User, order: Order) -> CancelRequest:
         if CancelRequest.objects.filter(order=order, status__in=OPEN_CANCEL_STATUSES).exists():
             raise OrderError("order", "A cancel of this order was already asked.")
         cancel = CancelRequest.objects.create(order=order)
-        provider_id = order.provider_id
+        provider_id = order.provider.pk
         transaction.on_commit(lambda: enqueue_provider_send_cancels(provider_id))
     return cancel
 
@@ -137,7 +138,7 @@ def _cancel_before_sending(*, user: User, order: Order) -> CancelRequest:
 # --- refills upstream -----------------------------------------------------------------------
 
 
-def _claim(model, ids: list[int], now: datetime) -> list[int]:
+def _claim(model: type[Refill] | type[CancelRequest], ids: list[int], now: datetime) -> list[int]:
     """Claim QUEUED rows for sending; returns the ids this caller won."""
     with transaction.atomic():
         won = list(
@@ -149,10 +150,10 @@ def _claim(model, ids: list[int], now: datetime) -> list[int]:
     return won
 
 
-def provider_send_refills(*, provider: Provider, now: datetime | None = None) -> Counter:
+def provider_send_refills(*, provider: Provider, now: datetime | None = None) -> Counter[str]:
     """Send the provider's QUEUED refills (a list per call when it takes one)."""
     now = now or timezone.now()
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     ids = list(
         Refill.objects.filter(order__provider=provider, status=RS.QUEUED, sent_at__isnull=True)
         .order_by("id")
@@ -166,7 +167,7 @@ def provider_send_refills(*, provider: Provider, now: datetime | None = None) ->
             upstream_ids = [r.order.upstream_order_id for r in chunk]
             try:
                 answers = provider_call(
-                    provider, "refill", lambda c, ids=upstream_ids: c.refills(ids)
+                    provider, "refill", partial(ApiV2Client.refills, order_ids=upstream_ids)
                 )
             except ProviderError as exc:
                 _refill_send_failed(chunk, exc, counts)
@@ -176,9 +177,13 @@ def provider_send_refills(*, provider: Provider, now: datetime | None = None) ->
     else:
         for refill in refills:
             oid = refill.order.upstream_order_id
+            answer: str | ItemError
             try:
                 answer = provider_call(
-                    provider, "refill", lambda c, oid=oid: c.refill(oid), order_ref=refill.order_id
+                    provider,
+                    "refill",
+                    partial(ApiV2Client.refill, order_id=oid),
+                    order_ref=refill.order_id,
                 )
             except ProviderError as exc:
                 if exc.kind.value == "api_error":
@@ -190,7 +195,9 @@ def provider_send_refills(*, provider: Provider, now: datetime | None = None) ->
     return counts
 
 
-def _refill_sent(refill: Refill, answer, now: datetime, counts: Counter) -> None:
+def _refill_sent(
+    refill: Refill, answer: str | ItemError | None, now: datetime, counts: Counter[str]
+) -> None:
     if isinstance(answer, str):
         Refill.objects.filter(pk=refill.pk).update(
             status=RS.PENDING,
@@ -207,7 +214,7 @@ def _refill_sent(refill: Refill, answer, now: datetime, counts: Counter) -> None
     counts["refill refused"] += 1
 
 
-def _refill_send_failed(refills: list[Refill], exc: ProviderError, counts: Counter) -> None:
+def _refill_send_failed(refills: list[Refill], exc: ProviderError, counts: Counter[str]) -> None:
     if exc.sent is False or not exc.outcome_unknown:
         # Never acted on: unclaim, the next sweep sends it again.
         Refill.objects.filter(pk__in=[r.pk for r in refills]).update(sent_at=None)
@@ -220,10 +227,10 @@ def _refill_send_failed(refills: list[Refill], exc: ProviderError, counts: Count
     counts["refill unknown"] += len(refills)
 
 
-def provider_poll_refills(*, provider: Provider, now: datetime | None = None) -> Counter:
+def provider_poll_refills(*, provider: Provider, now: datetime | None = None) -> Counter[str]:
     """Follow the provider's open refills with refill_status calls of up to 100 ids."""
     now = now or timezone.now()
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     if not provider.supports_refill_status:
         return counts
     refills = list(
@@ -240,7 +247,7 @@ def provider_poll_refills(*, provider: Provider, now: datetime | None = None) ->
         ids = [r.upstream_refill_id for r in chunk]
         try:
             answers = provider_call(
-                provider, "refill_status", lambda c, ids=ids: c.refill_statuses(ids)
+                provider, "refill_status", partial(ApiV2Client.refill_statuses, refill_ids=ids)
             )
         except ProviderError as exc:
             logger.warning("refill_status at %s failed: %r", provider.name, exc)
@@ -253,10 +260,17 @@ def provider_poll_refills(*, provider: Provider, now: datetime | None = None) ->
     return counts
 
 
-def _apply_refill_status(refill: Refill, answer, now: datetime, counts: Counter) -> None:
-    new = REQUEST_TO_REFILL.get(getattr(answer, "status", None))
-    fields = {"next_poll_at": now + REFILL_POLL_INTERVAL, "updated_at": now}
-    if new is None:
+def _apply_refill_status(
+    refill: Refill, answer: RefillStatus | ItemError | None, now: datetime, counts: Counter[str]
+) -> None:
+    fields: dict[str, str | datetime | None] = {
+        "next_poll_at": now + REFILL_POLL_INTERVAL,
+        "updated_at": now,
+    }
+    if (
+        not isinstance(answer, RefillStatus)
+        or (new := REQUEST_TO_REFILL.get(answer.status)) is None
+    ):
         logger.warning("refill %s: no usable status (%r)", refill.pk, answer)
     elif new != refill.status:
         fields.update(status=new, upstream_status=answer.raw_status[:64])
@@ -269,10 +283,10 @@ def _apply_refill_status(refill: Refill, answer, now: datetime, counts: Counter)
 # --- cancels upstream -----------------------------------------------------------------------
 
 
-def provider_send_cancels(*, provider: Provider, now: datetime | None = None) -> Counter:
+def provider_send_cancels(*, provider: Provider, now: datetime | None = None) -> Counter[str]:
     """Send the provider's QUEUED cancel requests, up to 100 orders per call."""
     now = now or timezone.now()
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     ids = list(
         CancelRequest.objects.filter(
             order__provider=provider, status=CS.QUEUED, sent_at__isnull=True
@@ -286,7 +300,9 @@ def provider_send_cancels(*, provider: Provider, now: datetime | None = None) ->
         chunk = cancels[start : start + BATCH]
         order_ids = [c.order.upstream_order_id for c in chunk]
         try:
-            answers = provider_call(provider, "cancel", lambda c, ids=order_ids: c.cancel(ids))
+            answers = provider_call(
+                provider, "cancel", partial(ApiV2Client.cancel, order_ids=order_ids)
+            )
         except ProviderError as exc:
             pks = [c.pk for c in chunk]
             if exc.sent is False or not exc.outcome_unknown:
@@ -302,8 +318,13 @@ def provider_send_cancels(*, provider: Provider, now: datetime | None = None) ->
     return counts
 
 
-def _cancel_sent(cancel: CancelRequest, answer, now: datetime, counts: Counter) -> None:
-    if isinstance(answer, ItemError) or answer is None:
+def _cancel_sent(
+    cancel: CancelRequest,
+    answer: CancelResult | ItemError | None,
+    now: datetime,
+    counts: Counter[str],
+) -> None:
+    if not isinstance(answer, CancelResult):
         message = answer.message if answer else "not answered"
         CancelRequest.objects.filter(pk=cancel.pk).update(
             status=CS.REJECTED, error=message[:2000], finished_at=now, updated_at=now
@@ -323,11 +344,11 @@ def _cancel_sent(cancel: CancelRequest, answer, now: datetime, counts: Counter) 
     counts["cancel sent"] += 1
 
 
-def provider_poll_cancels(*, provider: Provider, now: datetime | None = None) -> Counter:
+def provider_poll_cancels(*, provider: Provider, now: datetime | None = None) -> Counter[str]:
     """smmsend-style cancel status (`action=cancel&cancels=`): a Rejected request is closed
     here; an accepted one is settled by the order's own status poll."""
     now = now or timezone.now()
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     if not provider.supports_cancel_status:
         return counts
     cancels = list(
@@ -340,18 +361,20 @@ def provider_poll_cancels(*, provider: Provider, now: datetime | None = None) ->
         ids = [c.upstream_cancel_id for c in chunk]
         try:
             answers = provider_call(
-                provider, "cancel_status", lambda c, ids=ids: c.cancel_statuses(ids)
+                provider, "cancel_status", partial(ApiV2Client.cancel_statuses, cancel_ids=ids)
             )
         except ProviderError as exc:
             logger.warning("cancel status at %s failed: %r", provider.name, exc)
             continue
         for cancel in chunk:
             answer = answers.get(cancel.upstream_cancel_id)
-            status = getattr(answer, "status", None)
-            if status is None:
+            if not isinstance(answer, CancelStatus):
                 continue
-            fields = {"upstream_status": answer.raw_status[:64], "updated_at": now}
-            if status == RequestStatus.REJECTED:
+            fields: dict[str, str | datetime] = {
+                "upstream_status": answer.raw_status[:64],
+                "updated_at": now,
+            }
+            if answer.status == RequestStatus.REJECTED:
                 fields.update(status=CS.REJECTED, finished_at=now)
                 counts["cancel rejected"] += 1
             CancelRequest.objects.filter(pk=cancel.pk, status=CS.SENT).update(**fields)

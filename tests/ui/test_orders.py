@@ -50,9 +50,9 @@ def test_price_shown_is_this_customers(alice_client, alice, default_service):
 
 def test_picker_filters_by_category_and_search(alice_client, default_service, comments_service):
     response = alice_client.get(reverse("order_new"), {"q": "comments"})
-    assert [s.pk for s in response.context["services"]] == [comments_service.pk]
+    assert [o.service.pk for o in response.context["services"]] == [comments_service.pk]
     response = alice_client.get(reverse("order_new"), {"q": str(default_service.pk)})
-    assert default_service in response.context["services"]
+    assert default_service in [o.service for o in response.context["services"]]
 
 
 def test_ordering_charges_and_lands_on_the_order(alice_client, alice, default_service):
@@ -75,6 +75,19 @@ def test_the_same_form_sent_twice_orders_once(alice_client, alice, default_servi
     assert first["Location"] == second["Location"]
     assert Order.objects.filter(user=alice).count() == 1
     assert balance(alice) == Decimal("48.00000")
+
+
+def test_a_token_reused_with_other_values_gets_a_fresh_form(alice_client, alice, default_service):
+    first = order_form(default_service, link="https://instagram.com/p/xyz", quantity="1000")
+    assert alice_client.post(reverse("order_new"), first).status_code == 302
+    other = {**first, "quantity": "2000"}
+    response = alice_client.post(reverse("order_new"), other)
+    assert response.status_code == 400
+    assert "already sent with other values" in response.content.decode()
+    form = response.context["form"]
+    assert form.data["token"] not in ("", "t1")  # a new token: sending again orders once more
+    assert form.data["quantity"] == "2000"  # what the customer typed stays in the form
+    assert Order.objects.filter(user=alice).count() == 1
 
 
 def test_custom_comments_counts_lines(alice_client, alice, comments_service):
@@ -195,7 +208,7 @@ def test_order_list_tabs_search_and_pagination(alice_client, default_service, pl
     url = reverse("orders")
 
     def ids(**params):
-        return [o.pk for o in alice_client.get(url, params).context["orders"]]
+        return [row.order.pk for row in alice_client.get(url, params).context["orders"]]
 
     assert ids() == [queued.pk, processing.pk, active.pk, completed.pk]
     assert ids(status="pending") == [queued.pk]
@@ -218,6 +231,12 @@ def test_progress_and_polling_only_while_active(alice_client, default_service, p
     assert f'hx-get="{reverse("order_row", args=[done.pk])}"' not in body
     row = alice_client.get(reverse("order_row", args=[active.pk])).content.decode()
     assert "150 of 200" in row and 'hx-trigger="every' in row
+    assert "progress-bar-animated" in row and "text-bg-primary" in row
+    detail = alice_client.get(reverse("order_detail", args=[active.pk])).content.decode()
+    assert "150 of 200" in detail and 'hx-trigger="every' in detail
+    finished = alice_client.get(reverse("order_detail", args=[done.pk])).content.decode()
+    assert 'hx-trigger="every' not in finished and "progress-bar-animated" not in finished
+    assert "text-bg-success" in finished
 
 
 def test_refill_and_cancel_buttons_exactly_where_allowed(
@@ -274,7 +293,7 @@ def test_average_completion_time_on_the_price_list(
             created_at=now - timedelta(minutes=minutes + 5), finished_at=now - timedelta(minutes=5)
         )
     response = alice_client.get(reverse("services"))
-    by_id = {s.pk: s for _, group in response.context["groups"] for s in group}
+    by_id = {row.service.pk: row for _, group in response.context["groups"] for row in group}
     assert by_id[default_service.pk].average_time == timedelta(minutes=60)
     assert by_id[comments_service.pk].average_time is None
     assert "1 h" in response.content.decode()
@@ -381,7 +400,9 @@ def test_order_page_shows_the_types_own_parameters(alice_client, comments_servic
 def test_a_nul_in_a_search_is_no_server_error(alice_client, default_service):
     # PostgreSQL refuses NUL in a text parameter; the searches drop it instead of failing.
     response = alice_client.get(reverse("order_new"), {"q": "Insta\x00gram"})
-    assert response.status_code == 200 and default_service in response.context["services"]
+    assert response.status_code == 200 and default_service in [
+        o.service for o in response.context["services"]
+    ]
     response = alice_client.get(reverse("services"), {"q": "Insta\x00gram"})
     assert response.status_code == 200 and response.context["count"] == 1
     assert alice_client.get(reverse("orders"), {"q": "p/\x00"}).status_code == 200

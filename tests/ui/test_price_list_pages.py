@@ -33,7 +33,7 @@ def catalog(category, monkeypatch):
 
 
 def listed(response) -> list[int]:
-    return [s.pk for _, group in response.context["groups"] for s in group]
+    return [row.service.pk for _, group in response.context["groups"] for row in group]
 
 
 def test_pages_cover_every_service_once_at_the_customers_price(alice_client, alice, catalog):

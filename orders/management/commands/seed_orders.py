@@ -256,7 +256,7 @@ class _OrderMaker:
         refunded = Decimal(0)
         if status == S.CANCELED:
             refunded = charge
-        elif status == S.PARTIAL:
+        elif status == S.PARTIAL and remains is not None:  # a partial order always has remains
             refunded = quantize_money(charge * remains / quantity)
         placed = status not in (S.QUEUED, S.NEEDS_REVIEW, S.WAITING_FUNDS)
         final = status in (S.COMPLETED, S.PARTIAL, S.CANCELED)
@@ -279,7 +279,7 @@ class _OrderMaker:
             0, None, "", created, finished or created, finished,
         )  # fmt: skip
 
-    def _status(self, age: datetime.timedelta, quantity: int) -> tuple[str, int | None]:
+    def _status(self, age: datetime.timedelta, quantity: int) -> tuple[Order.Status, int | None]:
         roll = self.rng.random()
         hours = age.total_seconds() / 3600
         if roll < 0.0002:
