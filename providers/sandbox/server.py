@@ -489,6 +489,7 @@ class _RequestHandler(simple_server.WSGIRequestHandler):
         handler = _ServerHandler(
             self.rfile, wfile, self.get_stderr(), self.get_environ(), multithread=True
         )
+        # A back-pointer for logging, as wsgiref's own WSGIRequestHandler sets (not in the stubs).
         handler.request_handler = self  # type: ignore[attr-defined]
         handler.run(self.server.app)
 
