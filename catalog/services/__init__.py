@@ -7,6 +7,7 @@
 - prices.py: hand-set prices, held rises, enabling and disabling, services saved in admin
 - bulk_pricing.py: the admin's bulk pricing: a previewed plan of new rates, applied through
   repricing and prices with one audit row
+- enqueue.py: the one module that hands work to Celery (imports catalog.tasks lazily)
 - common.py: the errors and the enable/disable helpers they share
 
 Imports go one way: common ← repricing ← imports ← sync ← sync_runs, common, repricing ← prices,
@@ -31,7 +32,6 @@ from catalog.services.repricing import (
     catalog_apply_markup,
     catalog_reprice_services,
     service_price_decision,
-    service_use_markup,
 )
 from catalog.services.sync import SyncReport, catalog_sync_provider
 from catalog.services.sync_runs import catalog_sync_request, catalog_sync_run_execute
@@ -56,5 +56,4 @@ __all__ = [
     "service_price_decision",
     "service_set_price",
     "service_update_by_staff",
-    "service_use_markup",
 ]

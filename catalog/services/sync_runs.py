@@ -6,12 +6,14 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import CatalogSyncRun
 from catalog.services.common import CatalogError, CatalogSyncError
+from catalog.services.enqueue import enqueue_catalog_sync_run
 from catalog.services.sync import catalog_sync_provider
 from providers.models import Provider
 
@@ -31,49 +33,48 @@ def catalog_sync_request(
     """Queue a catalog sync of `provider` for a worker; the task is sent after commit.
 
     Raises CatalogError, queueing nothing, while another run of this provider is queued or
-    running (one started more than STALE_AFTER ago is closed as failed instead)."""
+    running (one queued or started more than STALE_AFTER ago is closed as failed instead).
+    Never waits for a running sync: the partial unique constraint (one active run per
+    provider) settles two clicks at once, not a lock on the provider row, which a running
+    sync holds for its whole write step."""
     now = timezone.now()
-    with transaction.atomic():
-        # The provider row lock makes two clicks at once queue one run, not two.
-        Provider.objects.select_for_update().filter(pk=provider.pk).first()
-        _close_stale_runs(provider=provider, now=now)
-        active = CatalogSyncRun.objects.filter(provider=provider, status__in=ACTIVE).first()
-        if active is not None:
-            raise CatalogError(
-                f"A catalog sync of {provider.name} is already {active.status} "
-                f"(run #{active.pk}, since {active.created_at:%H:%M:%S} UTC)."
+    _close_stale_runs(provider=provider, now=now)
+    try:
+        with transaction.atomic():
+            run = CatalogSyncRun.objects.create(
+                provider=provider,
+                requested_by=requested_by,
+                allow_mass_removal=allow_mass_removal,
+                created_at=now,
             )
-        run = CatalogSyncRun.objects.create(
-            provider=provider,
-            requested_by=requested_by,
-            allow_mass_removal=allow_mass_removal,
-            created_at=now,
-        )
-        transaction.on_commit(lambda: _enqueue_run(run.pk))
+            transaction.on_commit(lambda: enqueue_catalog_sync_run(run.pk))
+    except IntegrityError:
+        raise CatalogError(_already_active(provider)) from None
     return run
 
 
+def _already_active(provider: Provider) -> str:
+    active = CatalogSyncRun.objects.filter(provider=provider, status__in=ACTIVE).first()
+    if active is None:  # it finished between our INSERT and this read
+        return f"A catalog sync of {provider.name} was just running; ask again."
+    return (
+        f"A catalog sync of {provider.name} is already {active.status} "
+        f"(run #{active.pk}, since {active.created_at:%H:%M:%S} UTC)."
+    )
+
+
 def _close_stale_runs(*, provider: Provider, now: datetime) -> None:
-    CatalogSyncRun.objects.filter(
-        provider=provider, status__in=ACTIVE, created_at__lt=now - STALE_AFTER
-    ).update(
+    # A queued run is stale when no worker took it in time; a running one when it started long
+    # ago (not when it was queued: a run that waited in a busy queue may have just started).
+    before = now - STALE_AFTER
+    stale = Q(status=Status.QUEUED, created_at__lt=before) | Q(
+        status=Status.RUNNING, started_at__lt=before
+    )
+    CatalogSyncRun.objects.filter(stale, provider=provider).update(
         status=Status.FAILED,
         finished_at=now,
         error=f"No worker finished this run within {STALE_AFTER}; closed as stale.",
     )
-
-
-def _enqueue_run(run_id: int) -> None:
-    # Imported here: the tasks module imports the services (entry point → service).
-    from catalog.tasks import catalog_sync_run_task
-
-    try:
-        catalog_sync_run_task.delay(run_id)
-    except Exception as exc:  # the broker is down, or an eager run's own error
-        logger.exception("could not queue catalog sync run %s", run_id)
-        CatalogSyncRun.objects.filter(pk=run_id, status=Status.QUEUED).update(
-            status=Status.FAILED, finished_at=timezone.now(), error=f"Could not queue: {exc!r}"
-        )
 
 
 def catalog_sync_run_execute(*, run_id: int) -> CatalogSyncRun | None:
@@ -88,18 +89,23 @@ def catalog_sync_run_execute(*, run_id: int) -> CatalogSyncRun | None:
     if not claimed:
         return None
     run = CatalogSyncRun.objects.select_related("provider").get(pk=run_id)
+    progress = _progress_writer(run)
     try:
         report = catalog_sync_provider(
-            provider=run.provider,
-            progress=_progress_writer(run),
-            allow_mass_removal=run.allow_mass_removal,
+            provider=run.provider, progress=progress, allow_mass_removal=run.allow_mass_removal
         )
     except CatalogSyncError as exc:
         run.status, run.error = Status.FAILED, str(exc)
+        progress("failed, nothing changed")
     else:
         run.status, run.summary = Status.DONE, report.summary()
+        progress(f"done in {report.seconds:.1f} s")
     run.finished_at = timezone.now()
-    run.save(update_fields=["status", "summary", "error", "finished_at"])
+    # Only over our own RUNNING row: a run closed as stale meanwhile keeps saying so.
+    CatalogSyncRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+        status=run.status, summary=run.summary, error=run.error, finished_at=run.finished_at
+    )
+    run.refresh_from_db()
     return run
 
 

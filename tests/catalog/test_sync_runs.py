@@ -10,7 +10,13 @@ from django.utils import timezone
 
 from accounts.models import AdminAuditLog
 from catalog.models import CatalogSyncRun, UpstreamService
-from catalog.services import CatalogError, catalog_sync_request, catalog_sync_run_execute
+from catalog.services import (
+    CatalogError,
+    SyncReport,
+    catalog_sync_request,
+    catalog_sync_run_execute,
+    sync_runs,
+)
 from catalog.tasks import catalog_sync_run_task
 from panel.celery import app
 
@@ -29,6 +35,7 @@ def test_a_requested_sync_runs_on_commit_and_ends_done(
     assert run.status == Status.DONE and run.requested_by == staff
     assert "5 upstream services" in run.summary and not run.error
     assert "fetching the catalog" in run.progress and "5 services received" in run.progress
+    assert run.progress.splitlines()[-1].endswith(" s")  # the last line says it is over
     assert run.created_at <= run.started_at <= run.finished_at
     assert run.outcome == run.summary
     assert UpstreamService.objects.filter(provider=provider).count() == 5
@@ -42,6 +49,7 @@ def test_a_failing_sync_ends_failed_with_the_reason(
         run = catalog_sync_request(provider=provider, requested_by=staff)
     run.refresh_from_db()
     assert run.status == Status.FAILED and "temporarily unavailable" in run.error
+    assert run.progress.endswith("failed, nothing changed")
     assert not run.summary and run.finished_at is not None
     assert run.outcome.startswith("Sync failed, nothing changed:")
     provider.refresh_from_db()
@@ -60,13 +68,42 @@ def test_a_second_request_while_one_is_queued_or_running_is_refused(provider, st
 
 def test_a_stale_run_does_not_block_a_new_one(provider, staff):
     stale = catalog_sync_request(provider=provider, requested_by=staff)
+    long_ago = timezone.now() - timedelta(minutes=31)
     CatalogSyncRun.objects.filter(pk=stale.pk).update(
-        status=Status.RUNNING, created_at=timezone.now() - timedelta(minutes=31)
+        status=Status.RUNNING, created_at=long_ago, started_at=long_ago
     )
     fresh = catalog_sync_request(provider=provider, requested_by=staff)
     stale.refresh_from_db()
     assert stale.status == Status.FAILED and "stale" in stale.error
     assert fresh.status == Status.QUEUED and fresh.pk != stale.pk
+
+
+def test_a_run_that_waited_long_in_the_queue_but_just_started_still_blocks(provider, staff):
+    run = catalog_sync_request(provider=provider, requested_by=staff)
+    CatalogSyncRun.objects.filter(pk=run.pk).update(
+        status=Status.RUNNING,
+        created_at=timezone.now() - timedelta(minutes=45),
+        started_at=timezone.now() - timedelta(minutes=1),
+    )
+    with pytest.raises(CatalogError, match="already running"):
+        catalog_sync_request(provider=provider, requested_by=staff)
+    run.refresh_from_db()
+    assert run.status == Status.RUNNING and not run.error
+
+
+def test_a_run_closed_as_stale_while_it_ran_stays_failed(provider, staff, monkeypatch):
+    run = catalog_sync_request(provider=provider, requested_by=staff)
+
+    def sync_that_outlives_its_run(*, provider, progress, allow_mass_removal):
+        # What a new request does to a run started more than STALE_AFTER ago.
+        CatalogSyncRun.objects.filter(pk=run.pk).update(status=Status.FAILED, error="stale")
+        return SyncReport(provider=provider.name)
+
+    monkeypatch.setattr(sync_runs, "catalog_sync_provider", sync_that_outlives_its_run)
+    finished = catalog_sync_run_execute(run_id=run.pk)
+    assert finished is not None
+    assert finished.status == Status.FAILED and finished.error == "stale"
+    assert not finished.summary
 
 
 def test_running_a_run_twice_syncs_once(provider, staff, catalog_settings):
