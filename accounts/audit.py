@@ -1,23 +1,21 @@
 """The admin audit log: who did what to money, prices, providers, order statuses and customers.
 
-Three ways in:
+The ways in:
 - `audit_record(...)` from any admin view or action (one row);
 - `AuditedAdminMixin` on a ModelAdmin: every add, change (with the changed fields before and
   after) and delete made through that admin is recorded next to Django's own LogEntry;
-- `@audited_action(...)` on an admin action: one row per selected object (or one summary row
-  for a very large selection), written after the action ran;
-- `audit_record_selection(...)` from a service that changes a selection (the same rows, written
-  in the service's own transaction: accounts.services' suspend and key switches use it).
+- `audit_record_selection(...)` from a service that changes a selection: one row per selected
+  object (or one summary row for a very large selection), written in the service's own
+  transaction (accounts.services' suspend and key switches use it).
 
 `staff_user(request)` is the staff member behind an admin request, typed as a User: admin views
 and actions pass it to services instead of `request.user` (a User or an AnonymousUser).
 """
 
 import datetime
-import functools
 import uuid
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -277,37 +275,3 @@ def audit_record_selection(
         AdminAuditLog(**_row(actor, action, obj, f"{label}.", None, after, the_area))
         for obj in model._default_manager.filter(pk__in=ids)
     )
-
-
-def audited_action(
-    *, action: str, area: str | None = None, **admin_action_kwargs: Any
-) -> Callable[[Callable], Callable]:
-    """Like `@admin.action(...)`, and records the action in the audit log afterwards: one row
-    per selected object, or one summary row when more than PER_OBJECT_LIMIT were selected.
-
-        @audited_action(action="suspend", description="Suspend the selected customers")
-        def suspend(self, request, queryset): ...
-
-    The row's `after` holds what the action returned if it returned a dict (e.g. counts).
-    """
-
-    def decorate(func: Callable) -> Callable:
-        @functools.wraps(func)
-        def wrapper(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> Any:
-            actor = staff_user(request)
-            ids = audit_selection_ids(queryset)
-            result = func(modeladmin, request, queryset)
-            audit_record_selection(
-                actor=actor,
-                action=action,
-                model=queryset.model,
-                ids=ids,
-                label=admin_action_kwargs.get("description") or action,
-                after=result if isinstance(result, dict) else None,
-                area=area,
-            )
-            return None if isinstance(result, dict) else result
-
-        return admin.action(**admin_action_kwargs)(wrapper)
-
-    return decorate

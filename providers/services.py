@@ -58,13 +58,6 @@ def provider_create(
     return provider
 
 
-def provider_set_api_key(*, provider: Provider, api_key: str) -> Provider:
-    """Replace the provider's API key (encrypted; only the last 4 characters stay readable)."""
-    provider.set_api_key(api_key)
-    provider.save(update_fields=["api_key_encrypted", "api_key_hint"])
-    return provider
-
-
 @dataclass
 class ConnectionReport:
     """What a connection test found. `ok` means both the balance and the services call worked."""

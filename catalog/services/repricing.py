@@ -221,20 +221,6 @@ def catalog_reprice_services(
         )
 
 
-def service_use_markup(
-    *, service: Service, markup_percent: Decimal | None = None, changed_by: User | None = None
-) -> Service:
-    """Switch a service back to following the upstream rate with the markup rules
-    (`markup_percent` as its own override, None to inherit) and re-price it now."""
-    _check_markup(markup_percent)
-    Service.objects.filter(pk=service.pk).update(
-        pricing=Service.Pricing.MARKUP, markup_percent=markup_percent
-    )
-    catalog_reprice_services(services=[service], changed_by=changed_by)
-    service.refresh_from_db()
-    return service
-
-
 def catalog_apply_markup(
     *, services: Iterable[Service], markup_percent: Decimal | None, changed_by: User | None = None
 ) -> int:

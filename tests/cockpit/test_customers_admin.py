@@ -181,7 +181,9 @@ def test_audited_admin_mixin_records_deletions(client, staff, alice):
     assert audit.before["key_hash"] == "(hidden)" and audit.before["user"] == alice.pk
 
 
-def test_audited_action_sums_up_a_huge_selection_in_one_row(client, staff, alice, bob, monkeypatch):
+def test_a_suspend_of_a_huge_selection_is_summed_up_in_one_audit_row(
+    client, staff, alice, bob, monkeypatch
+):
     from accounts import audit
 
     monkeypatch.setattr(audit, "PER_OBJECT_LIMIT", 1)
