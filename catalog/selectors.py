@@ -73,8 +73,9 @@ def service_upstream_candidates(
 
     Upstream services removed upstream or at a disabled provider are left out; providers
     flagged out of funds are kept (provider.out_of_funds_since says so) so that the caller
-    decides. With `start_at` (an order's current mapping) the list starts there when it is a
-    candidate: an order sent again goes back where it was sent last, not to the primary again.
+    decides. With `start_at` (an order's current mapping) the list starts at its position in the
+    chain: an order sent again goes back where it was sent last (or, if that mapping is gone,
+    to the ones after it), never to the mappings that already refused it.
     One query for the backups (plus the primary's provider if not loaded)."""
     candidates: list[UpstreamService | None] = []
     if service.upstream_id is not None:
@@ -85,12 +86,13 @@ def service_upstream_candidates(
         .order_by("priority", "id")
     )
     candidates.extend(b.upstream for b in backups)
-    usable = [
+    if start_at is not None and start_at in candidates:
+        # From its position even when it is no longer usable itself: the mappings before it
+        # already refused this order.
+        candidates = candidates[candidates.index(start_at) :]
+    return [
         u for u in candidates if u is not None and u.removed_at is None and u.provider.is_enabled
     ]
-    if start_at is not None and start_at in usable:
-        return usable[usable.index(start_at) :]
-    return usable
 
 
 def service_list_for_bulk_pricing(

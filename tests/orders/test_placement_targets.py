@@ -69,8 +69,11 @@ def test_candidates_start_at_the_orders_current_mapping(db):
     assert service_upstream_candidates(service=service, start_at=second) == [second, third]
     UpstreamService.objects.filter(pk=second.pk).update(removed_at=timezone.now())
     second.refresh_from_db()
-    # No longer a candidate: the whole list, without it.
-    assert service_upstream_candidates(service=service, start_at=second) == [primary, third]
+    # Gone itself: the mappings after it, never the primary that already refused the order.
+    assert service_upstream_candidates(service=service, start_at=second) == [third]
+    # A mapping that is no longer in the chain at all (the service was remapped): all of it.
+    stranger = make_upstream(provider=other, sandbox_id=3)
+    assert service_upstream_candidates(service=service, start_at=stranger) == [primary, third]
 
 
 def test_order_cost_prices_units_or_a_package(db):
