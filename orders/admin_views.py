@@ -128,22 +128,33 @@ class ProfitChart:
     legend_y: int
 
 
+# A panel's first days may earn cents: the scale shrinks to them, down to this.
+CHART_MIN_SPAN = Decimal("0.01")
+
+
+def _tick_places(step: Decimal) -> int:
+    """Decimal places that keep axis values `step` apart distinct: none for steps of 1 or more,
+    else down to the step's first significant digit (0.25 -> 1, 0.022 -> 2), at most 5."""
+    return 0 if step >= 1 else min(5, -step.adjusted())
+
+
 def profit_chart(days: list[Figures], *, width: int = 900, height: int = 240) -> ProfitChart:
     """Revenue bars with a profit line for `days`: every coordinate, computed from our own
     numbers, for the template to draw."""
     left, right, pad_top, pad_bottom = 70, width - 10, 14, 34
     plot_h = height - pad_top - pad_bottom
-    top = max([d.revenue for d in days] + [d.profit for d in days] + [Decimal(1)])
+    top = max([d.revenue for d in days] + [d.profit for d in days] + [CHART_MIN_SPAN])
     bottom = min([d.profit for d in days] + [Decimal(0)])
-    span = top - bottom or Decimal(1)
+    span = top - bottom
 
     def y(value: Decimal) -> float:
         return round(pad_top + float((top - value) / span) * plot_h, 1)
 
+    places = _tick_places(span / 4)
     grid = []
     for i in range(5):
         value = bottom + span * i / 4
-        grid.append(ChartTick(left - 6, y(value), f"{value:,.0f}", round(y(value) + 4, 1)))
+        grid.append(ChartTick(left - 6, y(value), f"{value:,.{places}f}", round(y(value) + 4, 1)))
     slot = (right - left) / max(len(days), 1)
     zero = y(Decimal(0))
     bars, points, labels = [], [], []

@@ -386,3 +386,14 @@ def test_customers_without_admin_rights_do_not_see_the_cockpit(client, alice):
     client.force_login(alice)
     response = client.get(reverse("admin:index"))
     assert response.status_code == 302
+
+
+def test_chart_axis_values_stay_distinct_for_a_panel_earning_cents():
+    from orders.admin_views import profit_chart
+    from orders.selectors import Figures
+
+    days = [Figures(Decimal("0.08831"), Decimal("0.05887"), 3, "today", None)]
+    labels = [tick.text for tick in profit_chart(days).grid]
+    assert labels == ["0.00", "0.02", "0.04", "0.07", "0.09"]
+    big = [Figures(Decimal("1200"), Decimal("800"), 3, "today", None)]
+    assert [tick.text for tick in profit_chart(big).grid] == ["0", "300", "600", "900", "1,200"]
