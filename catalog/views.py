@@ -15,8 +15,8 @@ from django.views.decorators.http import require_GET
 from accounts.middleware import AuthenticatedHttpRequest, customer_login_required
 from catalog.models import Category, Service
 from catalog.selectors import service_list_enabled, service_rates_for_user
-from orders.forms import parse_id
 from orders.selectors import order_average_completion_times
+from orders.services.common import parse_id
 
 # 5,000 services on one page were 2.7 MB of HTML; a page of 100 is about 60 kB, and the rates
 # and averages are then computed for the page's services only (docs/customer-panel.md, Figures).

@@ -14,7 +14,6 @@ from catalog.order_types import SUBSCRIPTION_DELAYS, TYPE_SPECS, OrderType, Type
 from orders.services import OrderError, mass_order_split
 
 # Re-exported: catalog.views reads customer ids with it too.
-from orders.services.common import parse_id as parse_id
 from orders.services.mass import MASS_ORDER_MAX_LINES
 
 
