@@ -3,7 +3,8 @@
 Answers follow the seed providers' documented shapes exactly: amounts and counts as strings in
 `status`/`balance`, order ids as numbers, ``{"refill": "1"}`` for a single refill but numbers in
 list answers, per-item ``{"error": ...}`` objects inside multi answers, and the smmsend-style
-``type`` in cancel answers. Where the dialects differ, the sandbox answers the superset.
+``type`` in cancel answers. Where the dialects differ, the sandbox answers the superset, unless
+a dialect (providers/sandbox/dialects.py) makes it answer like one provider that lacks some calls.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from providers.sandbox import dialects
 from providers.sandbox.catalog import Catalog
 from providers.sandbox.common import (
     CANCEL_NOT_FOUND,
@@ -41,6 +43,13 @@ class RuntimeSettings:
     speed: float = 60.0  # seconds from Pending to the final status
     partial_percent: int = 0  # share of links (by hash) that end Partial
     currency: str = "USD"
+    dialect: str = dialects.FULL  # see providers/sandbox/dialects.py
+    refuse: frozenset[str] = frozenset()  # refusal rules on top of the dialect's
+
+    def refuses(self, params: Params) -> bool:
+        """True when the dialect (or an extra rule) refuses this request as unknown."""
+        rules = dialects.get_dialect(self.dialect).refuses | self.refuse
+        return dialects.is_refused(rules, params)
 
 
 def split_ids(raw: str) -> list[str]:
@@ -90,12 +99,16 @@ class Api:
         if params.get("key", "") not in self.keys:
             raise ApiError(INVALID_KEY)
         handler = self._handlers.get(params.get("action", ""))
-        if handler is None:
+        if handler is None or self.settings.refuses(params):
             raise ApiError(INCORRECT_REQUEST)
         return handler(params)
 
     def services(self, params: Params) -> Answer:
-        return self.catalog.api_answer(), None
+        hidden = dialects.get_dialect(self.settings.dialect).hidden_service_keys
+        answer = self.catalog.api_answer()
+        if hidden:
+            answer = [{k: v for k, v in item.items() if k not in hidden} for item in answer]
+        return answer, None
 
     def add(self, params: Params) -> Answer:
         draft = parse_add(params, self.catalog)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
+from providers.sandbox import dialects
 from providers.sandbox import faults as fl
 from providers.sandbox.server import (
     DEFAULT_DB,
@@ -45,6 +46,13 @@ def _fault(text: str) -> dict[str, Any]:
     except ValueError as exc:  # FaultSpecError and JSONDecodeError are ValueErrors
         raise argparse.ArgumentTypeError(str(exc)) from None
     return spec
+
+
+def _rules(text: str) -> frozenset[str]:
+    try:
+        return dialects.parse_rules(text)
+    except dialects.DialectError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,6 +101,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--reset", action="store_true", help="wipe orders, log and balance at start")
     add("--print-port", action="store_true", help="print the bound port alone on stdout")
     add("--quiet", action="store_true", help="no access log on stderr")
+    _add_dialect_arguments(parser)
+
+
+def _add_dialect_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add(
+        "--dialect",
+        choices=sorted(dialects.DIALECTS),
+        default=dialects.FULL,
+        help="answer like one seed provider: helposmm refuses multi refill/refill_status and "
+        "cancel with 'Incorrect request' (default full: every call)",
+    )
+    add(
+        "--refuse",
+        action="append",
+        dest="refuse",
+        type=_rules,
+        metavar="RULES",
+        help="refuse more calls as unknown: action or action:field, comma-separated "
+        "(e.g. status:orders refuses multi status); repeatable",
+    )
 
 
 def config_from_options(options: Mapping[str, Any]) -> SandboxConfig:
@@ -111,6 +140,8 @@ def config_from_options(options: Mapping[str, Any]) -> SandboxConfig:
         faults=tuple(options.get("faults") or ()),
         quiet=options.get("quiet", False),
         reset_state=options.get("reset", False),
+        dialect=options.get("dialect") or dialects.FULL,
+        refuse=tuple(rule for rules in options.get("refuse") or () for rule in rules),
     )
 
 

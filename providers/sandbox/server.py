@@ -36,6 +36,7 @@ from typing import IO, Any, cast
 from urllib.parse import parse_qs
 from wsgiref import simple_server
 
+from providers.sandbox import dialects
 from providers.sandbox import faults as fl
 from providers.sandbox.api import Api, RuntimeSettings
 from providers.sandbox.catalog import Catalog
@@ -74,13 +75,23 @@ class SandboxConfig:
     faults: tuple[Mapping[str, Any], ...] = ()
     quiet: bool = False
     reset_state: bool = False  # wipe orders, refills, cancels and the log at start
+    dialect: str = dialects.FULL  # answer like one seed provider (providers/sandbox/dialects.py)
+    refuse: tuple[str, ...] = ()  # extra refusal rules, e.g. ("status:orders",)
 
     def __post_init__(self) -> None:
         if isinstance(self.keys, str):  # serve(keys="abc") means one key, not three
             object.__setattr__(self, "keys", (self.keys,))
+        dialects.get_dialect(self.dialect)  # DialectError now, not at the first request
+        object.__setattr__(self, "refuse", tuple(sorted(dialects.parse_rules(self.refuse))))
 
     def runtime_settings(self) -> RuntimeSettings:
-        return RuntimeSettings(self.speed, self.partial_percent, self.currency)
+        return RuntimeSettings(
+            self.speed,
+            self.partial_percent,
+            self.currency,
+            dialect=self.dialect,
+            refuse=frozenset(self.refuse),
+        )
 
 
 class DropConnection(Exception):
@@ -411,6 +422,7 @@ class SandboxApp:
         self.settings.speed = start.speed
         self.settings.partial_percent = start.partial_percent
         self.settings.currency = start.currency
+        self.settings.dialect, self.settings.refuse = start.dialect, start.refuse
         return json_response({"reset": True})
 
     def _balance_answer(self) -> Response:
@@ -440,6 +452,8 @@ class SandboxApp:
                 "currency": self.settings.currency,
                 "services": len(self.catalog),
                 "timeout_seconds": self.config.timeout_seconds,
+                "dialect": self.settings.dialect,
+                "refuse": sorted(self.settings.refuse),
             }
         )
 
@@ -454,7 +468,15 @@ class SandboxApp:
             return json_response({"error": "speed and partial_percent must be numbers"}, 400)
         if speed < 0 or not 0 <= percent <= 100:
             return json_response({"error": "speed >= 0 and 0 <= partial_percent <= 100"}, 400)
+        try:
+            dialect = dialects.get_dialect(str(data.get("dialect", self.settings.dialect))).name
+            refuse = dialects.parse_rules(data["refuse"]) if "refuse" in data else None
+        except dialects.DialectError as exc:
+            return json_response({"error": str(exc)}, 400)
         self.settings.speed, self.settings.partial_percent = speed, percent
+        self.settings.dialect = dialect
+        if refuse is not None:
+            self.settings.refuse = refuse
         if data.get("currency"):
             self.settings.currency = str(data["currency"])
         return self._settings_answer()

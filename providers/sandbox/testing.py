@@ -139,6 +139,12 @@ class SandboxControl:
         """Lifetime of orders created from now on (0: they complete at once)."""
         self._request("POST", "/_sandbox/config", {"speed": seconds})
 
+    def set_dialect(self, dialect: str, refuse: Iterable[str] = ()) -> dict[str, Any]:
+        """Answer like one seed provider (``helposmm``, ``full``), refusing `refuse` rules too
+        (``status:orders``...): see providers/sandbox/dialects.py. Returns the settings."""
+        payload = {"dialect": dialect, "refuse": list(refuse)}
+        return self._request("POST", "/_sandbox/config", payload)
+
 
 class _StateDir:
     """A temporary folder for the state file, unless the caller chose a path."""
