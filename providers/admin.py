@@ -32,7 +32,8 @@ from providers.services import provider_check_balance, provider_test_connection
 PRICING_FIELDS = {"markup_percent", "exchange_rate"}
 # What the actions below may change, written to the audit log before and after. Never the key.
 CAPABILITY_FIELDS = ("supports_cancel", "supports_multi_refill", "supports_refill_status",
-                     "supports_cancel_status", "supports_dripfeed")  # fmt: skip
+                     "supports_cancel_status", "supports_dripfeed", "supports_multi_status",
+                     "supports_multi_refill_status", "supports_multi_cancel")  # fmt: skip
 BALANCE_FIELDS = ("balance", "balance_checked_at")
 RECENT_SYNC_RUNS = 5
 
@@ -126,6 +127,7 @@ class ProviderAdmin(AuditedAdminMixin, admin.ModelAdmin):
         "last_sync_at",
         "last_sync_error",
         "recent_sync_runs",
+        "capabilities_learned_at",
         "created_at",
     )
     fieldsets = (
@@ -134,9 +136,12 @@ class ProviderAdmin(AuditedAdminMixin, admin.ModelAdmin):
                               "balance_checked_at", "low_balance_threshold",
                               "low_balance_alerted_at", "out_of_funds_since")}),
         ("Connection", {"fields": ("connect_timeout", "read_timeout", "status_batch_size")}),
-        ("Supports (set by hand or detected by the connection test)", {"fields": (
-            "supports_cancel", "supports_multi_refill", "supports_refill_status",
-            "supports_cancel_status", "supports_dripfeed")}),
+        ("Supports (set by hand, detected by the connection test, or learned when the "
+         "provider refuses a call as unknown)", {"fields": (
+            "supports_cancel", "supports_multi_status", "supports_multi_refill",
+            "supports_refill_status", "supports_multi_refill_status", "supports_multi_cancel",
+            "supports_cancel_status", "supports_dripfeed", "capabilities_learned_at",
+            "capabilities_note")}),
         ("Catalog sync", {"fields": ("last_sync_at", "last_sync_error", "recent_sync_runs",
                                       "created_at")}),
     )  # fmt: skip

@@ -155,6 +155,32 @@ def api_error(
     )
 
 
+# How providers word "I do not know this call or this parameter" (an API v2 panel answers an
+# unknown action, or a form it cannot read, with "Incorrect request"). Only these, on an
+# {"error": ...} answer, mean the provider lacks the call; any other refusal is about the ids.
+UNSUPPORTED_ERRORS: tuple[str, ...] = (
+    "incorrect request",
+    "incorrect action",
+    "invalid action",
+    "unknown action",
+    "action not found",
+    "action not supported",
+    "action is not supported",
+    "method not supported",
+)
+
+
+def is_unsupported_call(exc: ProviderError) -> bool:
+    """True when the provider answered the call with an error saying it does not know it.
+
+    Only an ``{"error": ...}`` answer (HTTP below 500) counts: the provider read the request
+    and certainly did nothing. A network error, a timeout, a 5xx or an HTML page never does."""
+    if exc.kind is not ErrorKind.API_ERROR or exc.sent is not True:
+        return False
+    text = exc.message.casefold()
+    return any(needle in text for needle in UNSUPPORTED_ERRORS)
+
+
 def transport_error(exc: requests.RequestException, *, action: str | None = None) -> ProviderError:
     """Classify a requests exception raised before the answer's headers arrived."""
     if _never_connected(exc):
@@ -339,6 +365,18 @@ class ApiV2Client:
     def cancel(self, order_ids: Sequence[str]) -> dict[str, CancelResult | ItemError]:
         """Ask to cancel up to 100 orders (`action=cancel&orders=`): order id -> cancel request."""
         return self._multi("cancel", "orders", order_ids, ("order",), parse_cancel_item)
+
+    def cancel_one(self, order_id: str) -> CancelResult:
+        """Ask to cancel one order (`action=cancel&order=`), for providers without the list form."""
+        order_id = _one_id(order_id)
+        data = self._post("cancel", order=order_id)
+        answers = self._parse(
+            "cancel", lambda d: parse_multi(d, [order_id], ("order",), parse_cancel_item), data
+        )
+        answer = answers[order_id]
+        if isinstance(answer, ItemError):
+            raise api_error(answer.message, action="cancel")
+        return answer
 
     def cancel_statuses(self, cancel_ids: Sequence[str]) -> dict[str, CancelStatus | ItemError]:
         """Fetch up to 100 cancel requests' statuses (smmsend's `action=cancel&cancels=`)."""
@@ -533,5 +571,6 @@ __all__ = [
     "SkippedService",
     "UpstreamService",
     "api_error",
+    "is_unsupported_call",
     "transport_error",
 ]

@@ -36,12 +36,33 @@ class Provider(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(MAX_STATUS_BATCH)],
         help_text="Ids per multi-status call (at most 100).",
     )
-    # What the upstream supports; set by hand or detected by the connection test.
+    # What the upstream supports: set by hand, detected by the connection test, or learned when
+    # the provider refuses a multi call as unknown (providers.services.provider_learn_capability).
     supports_cancel = models.BooleanField(default=True)
-    supports_multi_refill = models.BooleanField(default=True)
+    supports_multi_refill = models.BooleanField(
+        default=True, help_text="refill with orders=1,2,3; off: one refill call per order."
+    )
     supports_refill_status = models.BooleanField(default=True)
     supports_cancel_status = models.BooleanField(default=False)
     supports_dripfeed = models.BooleanField(default=True)
+    supports_multi_status = models.BooleanField(
+        default=True, help_text="status with orders=1,2,3; off: one status call per order."
+    )
+    supports_multi_refill_status = models.BooleanField(
+        default=True, help_text="refill_status with refills=1,2,3; off: one call per refill."
+    )
+    supports_multi_cancel = models.BooleanField(
+        default=True, help_text="cancel with orders=1,2,3; off: one cancel call per order."
+    )
+    capabilities_learned_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the panel last turned a capability off because the provider refused it.",
+    )
+    capabilities_note = models.TextField(
+        blank=True, help_text="What the panel learned, newest first (when, what, the refusal)."
+    )
     markup_percent = models.DecimalField(
         max_digits=8,
         decimal_places=2,

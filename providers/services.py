@@ -1,25 +1,39 @@
-"""Writes for providers: register one, test the connection, check the balance, out-of-funds flags.
+"""Writes for providers: register one, test the connection, check the balance, out-of-funds flags,
+and learn what a provider cannot do (a multi call refused as unknown: single calls from then on).
 
 Every upstream call goes through providers.gateway.provider_call (recorded as a ProviderCall) and
 never runs inside a transaction that holds row locks.
 """
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import mail_admins
+from django.db.models import F, TextField, Value
+from django.db.models.functions import Concat, Left
 from django.utils import timezone
 
 from catalog.pricing import format_money
-from providers.client import ProviderError
+from providers.client import (
+    ApiV2Client,
+    ErrorKind,
+    ItemError,
+    OrderStatus,
+    ProviderError,
+    RefillStatus,
+    is_unsupported_call,
+)
 from providers.gateway import provider_call
 from providers.models import Provider
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def provider_create(
@@ -225,3 +239,134 @@ def provider_clear_out_of_funds(*, provider: Provider) -> bool:
     if cleared:
         logger.info("provider %s: out-of-funds flag cleared", provider.name)
     return bool(cleared)
+
+
+# --- capabilities learned from refusals ---------------------------------------------------------
+
+# The Provider fields a refusal can turn off, and how the note names each call.
+CAPABILITY_LABELS: dict[str, str] = {
+    "supports_multi_status": "multi status (status with orders=)",
+    "supports_multi_refill": "multi refill (refill with orders=)",
+    "supports_multi_refill_status": "multi refill_status (refill_status with refills=)",
+    "supports_multi_cancel": "multi cancel (cancel with orders=)",
+    "supports_cancel": "cancel",
+}
+NOTE_CHARS = 4000
+# Per-id failures of a single call: the next id may still be answered.
+_ITEM_ERROR_KINDS = frozenset({ErrorKind.API_ERROR, ErrorKind.BAD_ANSWER})
+
+
+def provider_learn_capability(
+    *, provider: Provider, capability: str, reason: str, now: datetime | None = None
+) -> bool:
+    """Record that `provider` lacks `capability` (a field of CAPABILITY_LABELS): the field is
+    turned off, capabilities_learned_at set and a dated line (what, the refusal) put at the top
+    of capabilities_note. The admin may turn it back on.
+
+    A conditional UPDATE (only while the field is still on): True for the one call that
+    changed it, so concurrent sweeps record it once."""
+    if capability not in CAPABILITY_LABELS:
+        raise ValueError(f"not a learnable capability: {capability!r}")
+    now = now or timezone.now()
+    line = (
+        f"{now:%Y-%m-%d %H:%M} UTC: {CAPABILITY_LABELS[capability]} turned off, the provider "
+        f"answered {reason[:200]!r}\n"
+    )
+    note = Concat(Value(line), F("capabilities_note"), output_field=TextField())
+    changed = Provider.objects.filter(pk=provider.pk, **{capability: True}).update(
+        **{capability: False}, capabilities_learned_at=now, capabilities_note=Left(note, NOTE_CHARS)
+    )
+    setattr(provider, capability, False)
+    if changed:
+        provider.capabilities_learned_at = now
+        provider.capabilities_note = (line + provider.capabilities_note)[:NOTE_CHARS]
+        logger.warning("provider %s: %s", provider.name, line.strip())
+    return bool(changed)
+
+
+def provider_fetch_statuses(
+    *, provider: Provider, order_ids: Sequence[str]
+) -> dict[str, OrderStatus | ItemError]:
+    """The statuses of up to 100 upstream orders: one multi-status call, or one status call per
+    order for a provider without multi status (learned the first time it refuses one).
+
+    Raises ProviderError when the provider cannot be asked at all."""
+    return _fetch_many(
+        provider,
+        "supports_multi_status",
+        "status",
+        list(order_ids),
+        many=lambda client, ids: client.statuses(ids),
+        one=lambda client, id_: client.status(id_),
+    )
+
+
+def provider_fetch_refill_statuses(
+    *, provider: Provider, refill_ids: Sequence[str]
+) -> dict[str, RefillStatus | ItemError]:
+    """The statuses of up to 100 upstream refills: one refill_status call with `refills=`, or one
+    per refill for a provider without the list form (seed 000; learned when it refuses one).
+
+    Raises ProviderError when the provider cannot be asked at all."""
+    return _fetch_many(
+        provider,
+        "supports_multi_refill_status",
+        "refill_status",
+        list(refill_ids),
+        many=lambda client, ids: client.refill_statuses(ids),
+        one=lambda client, id_: client.refill_status(id_),
+    )
+
+
+def _fetch_many(
+    provider: Provider,
+    capability: str,
+    action: str,
+    ids: list[str],
+    *,
+    many: Callable[[ApiV2Client, list[str]], dict[str, T | ItemError]],
+    one: Callable[[ApiV2Client, str], T],
+) -> dict[str, T | ItemError]:
+    if not getattr(provider, capability):
+        return _fetch_each(provider, action, ids, one)[0]
+    try:
+        return provider_call(provider, action, lambda client: many(client, ids))
+    except ProviderError as exc:
+        if not is_unsupported_call(exc):
+            raise
+        # Refused as unknown: a read, so asking id by id is safe. The capability is learned
+        # only when the single form is understood (else the call itself is what is refused).
+        answers, understood = _fetch_each(provider, action, ids, one)
+        if understood:
+            provider_learn_capability(provider=provider, capability=capability, reason=exc.message)
+        return answers
+
+
+def _fetch_each(
+    provider: Provider, action: str, ids: list[str], one: Callable[[ApiV2Client, str], T]
+) -> tuple[dict[str, T | ItemError], bool]:
+    """One call per id: answers (an ItemError for a per-id refusal), and whether the provider
+    understood the single form at least once. A network-level failure before any answer is
+    raised, as a failed multi call would be; after some answers it ends the round, the rest
+    marked as not asked."""
+    answers: dict[str, T | ItemError] = {}
+    understood = False
+    for index, id_ in enumerate(ids):
+        try:
+            answers[id_] = provider_call(provider, action, lambda client: one(client, id_))  # noqa: B023 - called at once
+        except ProviderError as exc:
+            if exc.kind not in _ITEM_ERROR_KINDS:
+                if not answers:
+                    raise
+                answers.update(
+                    (rest, ItemError(f"not asked: {exc.message}")) for rest in ids[index:]
+                )
+                break
+            answers[id_] = ItemError(exc.message)
+            # A refusal about this id ("Incorrect order ID") shows the form was understood.
+            understood = understood or (
+                exc.kind is ErrorKind.API_ERROR and not is_unsupported_call(exc)
+            )
+        else:
+            understood = True
+    return answers, understood

@@ -22,9 +22,9 @@ from orders.selectors import order_list_due_for_poll
 from orders.services.common import OrderConflict, OrderError, logger
 from orders.services.status import UNSET, order_set_status
 from providers.client import ItemError, OrderStatus, ProviderError
-from providers.gateway import provider_call
 from providers.models import Provider
 from providers.schemas import UpstreamStatus
+from providers.services import provider_fetch_statuses
 
 S = Order.Status
 SRC = OrderStatusChange.Source
@@ -132,7 +132,8 @@ def apply_status_batch(
     ids = [o.upstream_order_id for o in orders]
     result.upstream_calls += 1
     try:
-        answers = provider_call(provider, "status", lambda client: client.statuses(ids))
+        # One multi call, or one call per order at a provider without multi status.
+        answers = provider_fetch_statuses(provider=provider, order_ids=ids)
     except ProviderError as exc:
         logger.warning("status poll of %d orders at %s failed: %r", len(ids), provider.name, exc)
         result.errors += len(orders)

@@ -2,7 +2,9 @@
 
 Both are claimed for sending with a conditional UPDATE (sent_at set while still QUEUED), so
 two sweeps never send the same request. Providers that take a list get one call per 100
-requests; the others one call each.
+requests; the others one call each. Which is which is learned: a list call refused as an
+unknown call ("Incorrect request") did nothing upstream, so its batch goes one by one and the
+provider's supports_multi_* field is turned off (providers.services.provider_learn_capability).
 """
 
 from collections import Counter
@@ -23,10 +25,11 @@ from orders.models import (
 from orders.services.common import OrderConflict, OrderError, logger
 from orders.services.enqueue import enqueue_provider_send_cancels, enqueue_provider_send_refills
 from orders.services.status import order_set_status
-from providers.client import ItemError, ProviderError
+from providers.client import ErrorKind, ItemError, ProviderError, is_unsupported_call
 from providers.gateway import provider_call
 from providers.models import Provider
 from providers.schemas import CancelResult, CancelStatus, RefillStatus, RequestStatus
+from providers.services import provider_fetch_refill_statuses, provider_learn_capability
 
 S = Order.Status
 RS = Refill.Status
@@ -150,7 +153,11 @@ def _claim(model: type[Refill] | type[CancelRequest], ids: list[int], now: datet
 
 
 def provider_send_refills(*, provider: Provider, now: datetime | None = None) -> Counter[str]:
-    """Send the provider's QUEUED refills (a list per call when it takes one)."""
+    """Send the provider's QUEUED refills: a list per call when it takes one, else one call each.
+
+    A provider that refuses the list form as an unknown call (seed 000 documents only
+    `refill&order=`) gets that batch one by one, and its supports_multi_refill is turned off
+    (providers.services.provider_learn_capability): the next sweeps send one by one at once."""
     now = now or timezone.now()
     counts: Counter[str] = Counter()
     ids = list(
@@ -160,40 +167,64 @@ def provider_send_refills(*, provider: Provider, now: datetime | None = None) ->
     )
     won = _claim(Refill, ids, now)
     refills = list(Refill.objects.filter(pk__in=won).select_related("order"))
-    if provider.supports_multi_refill:
-        for start in range(0, len(refills), BATCH):
-            chunk = refills[start : start + BATCH]
-            upstream_ids = [r.order.upstream_order_id for r in chunk]
-            try:
-                answers = provider_call(
-                    provider,
-                    "refill",
-                    lambda client: client.refills(order_ids=upstream_ids),  # noqa: B023 - called at once
-                )
-            except ProviderError as exc:
-                _refill_send_failed(chunk, exc, counts)
-                continue
-            for refill in chunk:
-                _refill_sent(refill, answers.get(refill.order.upstream_order_id), now, counts)
-    else:
-        for refill in refills:
-            oid = refill.order.upstream_order_id
-            answer: str | ItemError
-            try:
-                answer = provider_call(
-                    provider,
-                    "refill",
-                    lambda client: client.refill(order_id=oid),  # noqa: B023 - called at once
-                    order_ref=refill.order_id,
-                )
-            except ProviderError as exc:
-                if exc.kind.value == "api_error":
-                    answer = ItemError(exc.message)
-                else:
-                    _refill_send_failed([refill], exc, counts)
-                    continue
-            _refill_sent(refill, answer, now, counts)
+    for start in range(0, len(refills), BATCH):
+        chunk = refills[start : start + BATCH]
+        if provider.supports_multi_refill:
+            _send_refill_batch(provider, chunk, now, counts)
+        else:
+            _send_refills_one_by_one(provider, chunk, now, counts)
     return counts
+
+
+def _send_refill_batch(
+    provider: Provider, chunk: list[Refill], now: datetime, counts: Counter[str]
+) -> None:
+    upstream_ids = [r.order.upstream_order_id for r in chunk]
+    try:
+        answers = provider_call(
+            provider, "refill", lambda client: client.refills(order_ids=upstream_ids)
+        )
+    except ProviderError as exc:
+        if not is_unsupported_call(exc):
+            _refill_send_failed(chunk, exc, counts)
+            return
+        # Refused as an unknown call: nothing was done upstream, so each claimed refill is
+        # sent once, on its own. Learned only if the single form is understood.
+        if _send_refills_one_by_one(provider, chunk, now, counts):
+            provider_learn_capability(
+                provider=provider, capability="supports_multi_refill", reason=exc.message
+            )
+        return
+    for refill in chunk:
+        _refill_sent(refill, answers.get(refill.order.upstream_order_id), now, counts)
+
+
+def _send_refills_one_by_one(
+    provider: Provider, refills: list[Refill], now: datetime, counts: Counter[str]
+) -> bool:
+    """One refill call per refill; True when the provider understood the single form at least
+    once (an answer, or a refusal about the order rather than about the call)."""
+    understood = False
+    for refill in refills:
+        oid = refill.order.upstream_order_id
+        answer: str | ItemError
+        try:
+            answer = provider_call(
+                provider,
+                "refill",
+                lambda client: client.refill(order_id=oid),  # noqa: B023 - called at once
+                order_ref=refill.order_id,
+            )
+        except ProviderError as exc:
+            if exc.kind is not ErrorKind.API_ERROR:
+                _refill_send_failed([refill], exc, counts)
+                continue
+            answer = ItemError(exc.message)
+            understood = understood or not is_unsupported_call(exc)
+        else:
+            understood = True
+        _refill_sent(refill, answer, now, counts)
+    return understood
 
 
 def _refill_sent(
@@ -247,11 +278,8 @@ def provider_poll_refills(*, provider: Provider, now: datetime | None = None) ->
         chunk = refills[start : start + BATCH]
         ids = [r.upstream_refill_id for r in chunk]
         try:
-            answers = provider_call(
-                provider,
-                "refill_status",
-                lambda client: client.refill_statuses(refill_ids=ids),  # noqa: B023 - called at once
-            )
+            # One call with refills=, or one per refill at a provider without the list form.
+            answers = provider_fetch_refill_statuses(provider=provider, refill_ids=ids)
         except ProviderError as exc:
             logger.warning("refill_status at %s failed: %r", provider.name, exc)
             Refill.objects.filter(pk__in=[r.pk for r in chunk]).update(
@@ -287,7 +315,10 @@ def _apply_refill_status(
 
 
 def provider_send_cancels(*, provider: Provider, now: datetime | None = None) -> Counter[str]:
-    """Send the provider's QUEUED cancel requests, up to 100 orders per call."""
+    """Send the provider's QUEUED cancel requests, up to 100 orders per call, or one call each
+    at a provider that refused the list form as an unknown call (supports_multi_cancel learned
+    off). A provider that refuses the single form too has no cancel: supports_cancel is turned
+    off and the requests are rejected with its answer."""
     now = now or timezone.now()
     counts: Counter[str] = Counter()
     ids = list(
@@ -301,26 +332,78 @@ def provider_send_cancels(*, provider: Provider, now: datetime | None = None) ->
     cancels = list(CancelRequest.objects.filter(pk__in=won).select_related("order"))
     for start in range(0, len(cancels), BATCH):
         chunk = cancels[start : start + BATCH]
-        order_ids = [c.order.upstream_order_id for c in chunk]
+        if provider.supports_multi_cancel:
+            _send_cancel_batch(provider, chunk, now, counts)
+        else:
+            _send_cancels_one_by_one(provider, chunk, now, counts)
+    return counts
+
+
+def _send_cancel_batch(
+    provider: Provider, chunk: list[CancelRequest], now: datetime, counts: Counter[str]
+) -> None:
+    order_ids = [c.order.upstream_order_id for c in chunk]
+    try:
+        answers = provider_call(
+            provider, "cancel", lambda client: client.cancel(order_ids=order_ids)
+        )
+    except ProviderError as exc:
+        if not is_unsupported_call(exc):
+            _cancel_send_failed(chunk, exc, counts)
+            return
+        # Refused as an unknown call: nothing was done upstream; each one once, on its own.
+        if _send_cancels_one_by_one(provider, chunk, now, counts):
+            provider_learn_capability(
+                provider=provider, capability="supports_multi_cancel", reason=exc.message
+            )
+        return
+    for cancel in chunk:
+        _cancel_sent(cancel, answers.get(cancel.order.upstream_order_id), now, counts)
+
+
+def _send_cancels_one_by_one(
+    provider: Provider, cancels: list[CancelRequest], now: datetime, counts: Counter[str]
+) -> bool:
+    """One cancel call per request; True when the provider understood the single form at least
+    once. When it refused every one as an unknown call, it has no cancel at all."""
+    understood, unknown = False, ""
+    for cancel in cancels:
+        oid = cancel.order.upstream_order_id
+        answer: CancelResult | ItemError
         try:
-            answers = provider_call(
+            answer = provider_call(
                 provider,
                 "cancel",
-                lambda client: client.cancel(order_ids=order_ids),  # noqa: B023 - called at once
+                lambda client: client.cancel_one(order_id=oid),  # noqa: B023 - called at once
+                order_ref=cancel.order_id,
             )
         except ProviderError as exc:
-            pks = [c.pk for c in chunk]
-            if exc.sent is False or not exc.outcome_unknown:
-                CancelRequest.objects.filter(pk__in=pks).update(sent_at=None)
-                counts["cancel retry"] += len(chunk)
-            else:
-                # It may have arrived: the order's status poll will tell.
-                CancelRequest.objects.filter(pk__in=pks).update(status=CS.SENT)
-                counts["cancel unknown"] += len(chunk)
-            continue
-        for cancel in chunk:
-            _cancel_sent(cancel, answers.get(cancel.order.upstream_order_id), now, counts)
-    return counts
+            if exc.kind is not ErrorKind.API_ERROR:
+                _cancel_send_failed([cancel], exc, counts)
+                continue
+            answer = ItemError(exc.message)
+            unknown = exc.message if is_unsupported_call(exc) else unknown
+            understood = understood or not is_unsupported_call(exc)
+        else:
+            understood = True
+        _cancel_sent(cancel, answer, now, counts)
+    if unknown and not understood:
+        provider_learn_capability(provider=provider, capability="supports_cancel", reason=unknown)
+    return understood
+
+
+def _cancel_send_failed(
+    cancels: list[CancelRequest], exc: ProviderError, counts: Counter[str]
+) -> None:
+    pks = [c.pk for c in cancels]
+    if exc.sent is False or not exc.outcome_unknown:
+        # Never acted on: unclaim, the next sweep sends it again.
+        CancelRequest.objects.filter(pk__in=pks).update(sent_at=None)
+        counts["cancel retry"] += len(cancels)
+    else:
+        # It may have arrived: the order's status poll will tell.
+        CancelRequest.objects.filter(pk__in=pks).update(status=CS.SENT)
+        counts["cancel unknown"] += len(cancels)
 
 
 def _cancel_sent(
