@@ -170,7 +170,7 @@ def _apply_catalog(
             f"the provider answered an empty catalog ({len(skipped)} unreadable items); refusing "
             f"to mark {active} services as removed"
         )
-    diff = _diff(locked, existing, readable, _skipped_ids(fetched), now)
+    diff = _diff(locked, existing, readable, _skipped_ids(fetched, readable), now)
     limit = getattr(django_settings, "CATALOG_SYNC_MAX_REMOVED_PERCENT", 50)
     if not allow_mass_removal and len(diff.removed) > max(10, active * limit / 100):
         raise CatalogSyncError(
@@ -253,10 +253,12 @@ def _raw_id(raw: object) -> str | None:
     return None
 
 
-def _skipped_ids(fetched: ServiceList) -> set[str]:
-    # An item we could not read this time is not "removed": it is still listed upstream.
+def _skipped_ids(fetched: ServiceList, readable: list[FetchedService]) -> set[str]:
+    # An item we could not read (or write) this time is not "removed": it is still listed
+    # upstream.
     ids = {_raw_id(s.raw) for s in fetched.skipped}
-    ids.update(s.service_id for s in fetched if s.rate >= MAX_RATE or _unwritable(s))
+    written = {s.service_id for s in readable}
+    ids.update(s.service_id for s in fetched if s.service_id not in written)
     return {i for i in ids if i}
 
 
