@@ -45,6 +45,8 @@ from providers.schemas import (
     ServiceList,
     SkippedService,
     UpstreamService,
+    clean_json,
+    clean_text,
     error_text,
     is_funds_error,
     is_permanent_error,
@@ -110,6 +112,9 @@ class ProviderError(Exception):
         status_code: int | None = None,
         action: str | None = None,
     ) -> None:
+        # Cleaned here, once for every error: the message is stored (ProviderCall, the order's
+        # note) and PostgreSQL refuses NUL and lone surrogates (schemas.clean_text).
+        message = clean_text(message)
         super().__init__(message)
         self.message = message
         self.kind = kind
@@ -250,7 +255,22 @@ def _reject_constant(name: str) -> Any:
 
 def _loads(body: bytes) -> Any:
     # Floats become Decimal so that a rate sent as a JSON number keeps all its digits.
-    return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+    data = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+    return _storable(data, body)
+
+
+# A string of a decoded body can hold NUL or a lone surrogate only through a `\u` escape, a
+# UTF-8-encoded surrogate (json decodes with "surrogatepass"; its lead byte is 0xED) or a body
+# in UTF-16/32 (which has 0x00 bytes). A body with none of these is left as it is (fast path).
+_MAYBE_UNSTORABLE = (b"\\u", b"\xed", b"\x00")
+
+
+def _storable(data: Any, body: bytes) -> Any:
+    """Every string of a decoded answer made storable (schemas.clean_text): one NUL in one
+    service name would otherwise fail the write of a whole catalog."""
+    if any(marker in body for marker in _MAYBE_UNSTORABLE):
+        return clean_json(data)
+    return data
 
 
 class ApiV2Client:

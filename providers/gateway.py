@@ -15,15 +15,18 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from providers.client import ApiV2Client, ProviderError
 from providers.models import Provider, ProviderCall
+from providers.schemas import clean_json, clean_text
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EXCERPT_CHARS = 2000
+# A refused write: DatabaseError, or a text psycopg cannot even encode (UnicodeEncodeError).
+UNSTORABLE = (DatabaseError, ValueError)
 
 
 class ProviderCallInTransaction(RuntimeError):
@@ -112,14 +115,34 @@ def _record(
     error_message: str = "",
     response_excerpt: str = "",
 ) -> None:
-    ProviderCall.objects.create(
+    """Store the ProviderCall; never raises a database error, which would hide the call's
+    outcome from the caller (an `add` that was placed, or refused, must be stored as such)."""
+    call = ProviderCall(
         provider=provider,
         action=action,
         order_ref=order_ref,
-        request=request or {},
+        # Upstream and customer text: PostgreSQL refuses NUL and lone surrogates.
+        request=clean_json(request or {}),
         ok=ok,
         error_kind=error_kind,
-        error_message=error_message[:EXCERPT_CHARS],
-        response_excerpt=response_excerpt,
+        error_message=clean_text(error_message[:EXCERPT_CHARS]),
+        response_excerpt=clean_text(response_excerpt),
         duration_ms=int((time.monotonic() - started) * 1000),
     )
+    try:
+        _save_call(call)
+    except UNSTORABLE:
+        logger.exception("provider %s %s: the call could not be recorded", provider.name, action)
+        # Once more without the texts, so that the call at least shows in the history.
+        call.pk, call.request, call.response_excerpt = None, {}, ""
+        call.error_message = "(the texts of this call could not be stored, see the logs)"
+        try:
+            _save_call(call)
+        except UNSTORABLE:
+            logger.exception("provider %s %s: not recorded at all", provider.name, action)
+
+
+def _save_call(call: ProviderCall) -> None:
+    # A savepoint when a test wraps us in a transaction, so a refused INSERT leaves it usable.
+    with transaction.atomic():
+        call.save(force_insert=True)

@@ -257,6 +257,46 @@ class Balance:
 
 # --- value helpers ------------------------------------------------------------------------------
 
+# PostgreSQL refuses NUL in text and jsonb, and psycopg cannot encode a lone surrogate (JSON's
+# "\ud800" decodes to one), so one such character in one upstream string would make the whole
+# write that carries it fail: a catalog sync, a status poll, the record of a call.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable_char(match: re.Match[str]) -> str:
+    return "" if match.group() == "\x00" else "\ufffd"
+
+
+def clean_text(text: str) -> str:
+    """`text` without NUL characters and with each lone surrogate replaced by U+FFFD, so that
+    PostgreSQL can store it; the same object when there was nothing to clean."""
+    if _UNSTORABLE.search(text) is None:
+        return text
+    return _UNSTORABLE.sub(_storable_char, text)
+
+
+def has_unstorable(value: Any) -> bool:
+    """True when a string in `value` (a str, or decoded JSON) holds what clean_text removes."""
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is not None
+    if isinstance(value, Mapping):
+        return any(has_unstorable(k) or has_unstorable(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_unstorable(item) for item in value)
+    return False
+
+
+def clean_json(value: Any) -> Any:
+    """`value` (decoded JSON, or a dict of request parameters) with clean_text applied to every
+    string in it, keys included; anything else is kept as it is."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, Mapping):
+        return {clean_json(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(item) for item in value]
+    return value
+
 
 def ci_keys(obj: Mapping[Any, Any]) -> dict[str, Any]:
     """Lower-case the keys of one JSON object; an exactly lower-case key wins over `Status`."""
@@ -275,7 +315,7 @@ def error_text(value: Any) -> str | None:
     err = ci_keys(value).get("error")
     if err is None or err is False or err == "":
         return None
-    return err.strip() if isinstance(err, str) else str(err)
+    return clean_text(err.strip() if isinstance(err, str) else str(err))
 
 
 def to_decimal(value: Any) -> Decimal:
@@ -313,7 +353,8 @@ def to_bool(value: Any) -> bool:
     return False
 
 
-_ID_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+# At most 64 characters: the length of every column that stores an upstream id.
+_ID_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 def to_id(value: Any) -> str:
@@ -346,7 +387,7 @@ def _optional(parse: Callable[[Any], T], value: Any, what: str) -> T | None:
 
 
 def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
+    return "" if value is None else clean_text(str(value).strip())
 
 
 def _object(data: Any, what: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from catalog.models import CatalogChange, CatalogSettings, Category, Service, UpstreamService
@@ -31,13 +31,14 @@ from catalog.services.repricing import _refresh_services
 from providers.client import ProviderError
 from providers.gateway import provider_call
 from providers.models import Provider
-from providers.schemas import ServiceList
+from providers.schemas import ServiceList, clean_text, has_unstorable
 from providers.schemas import UpstreamService as FetchedService
 
 logger = logging.getLogger(__name__)
 
 MAX_INT = 2_147_483_647  # PositiveIntegerField; providers write "max": 9999999999 for "no limit"
 MAX_RATE = Decimal("1e12")  # RATE_DIGITS 20 with 8 places
+SERVICE_ID_CHARS = 64  # UpstreamService.service_id
 DETAIL_FIELDS = ("name", "type", "category", "description", "refill", "cancel", "dripfeed")
 COMPARED_FIELDS = ("id", "service_id", *DETAIL_FIELDS, "rate", "min", "max", "raw", "removed_at")
 UPSERT_FIELDS = (*DETAIL_FIELDS, "rate", "min", "max", "raw", "last_seen_at", "removed_at")
@@ -112,6 +113,10 @@ def catalog_sync_provider(
         _sync_failed(provider, f"{exc.kind}: {exc.message}", exc)
     except CatalogSyncError as exc:
         _sync_failed(provider, str(exc), exc)
+    except DatabaseError as exc:
+        # The transaction is rolled back whole: the previous catalog stays as it was.
+        logger.exception("catalog sync of %s: the database refused a write", provider.name)
+        _sync_failed(provider, f"the database refused a write, nothing written: {exc}", exc)
     except Exception as exc:
         logger.exception("catalog sync of %s crashed", provider.name)
         _sync_failed(provider, f"internal error: {exc!r}", exc)
@@ -122,6 +127,7 @@ def catalog_sync_provider(
 
 def _sync_failed(provider: Provider, message: str, exc: Exception) -> None:
     now = timezone.now()
+    message = clean_text(message)
     Provider.objects.filter(pk=provider.pk).update(
         last_sync_error=f"{now:%Y-%m-%d %H:%M} {message}"
     )
@@ -164,7 +170,7 @@ def _apply_catalog(
             f"the provider answered an empty catalog ({len(skipped)} unreadable items); refusing "
             f"to mark {active} services as removed"
         )
-    diff = _diff(locked, existing, readable, _skipped_ids(fetched), now)
+    diff = _diff(locked, existing, readable, _skipped_ids(fetched, readable), now)
     limit = getattr(django_settings, "CATALOG_SYNC_MAX_REMOVED_PERCENT", 50)
     if not allow_mass_removal and len(diff.removed) > max(10, active * limit / 100):
         raise CatalogSyncError(
@@ -220,9 +226,22 @@ def _readable(fetched: ServiceList) -> tuple[list[FetchedService], list[str]]:
     for s in fetched:
         if s.rate >= MAX_RATE:
             skipped.append(f"{s.service_id}: rate {s.rate} too large")
+        elif reason := _unwritable(s):
+            skipped.append(f"{clean_text(s.service_id)[:64]}: {reason}")
         else:
             ok.append(s)
     return ok, skipped
+
+
+def _unwritable(s: FetchedService) -> str | None:
+    """Why the row of `s` cannot be written, or None. The client already cleans the texts and
+    checks the id; this keeps one bad item (from any source) from failing the whole sync."""
+    if len(s.service_id) > SERVICE_ID_CHARS:
+        return "service id too long"
+    texts = (s.service_id, s.name, s.type, s.category, s.description, s.raw)
+    if any(has_unstorable(text) for text in texts):
+        return "text the database cannot store (NUL or a lone surrogate)"
+    return None
 
 
 def _raw_id(raw: object) -> str | None:
@@ -234,10 +253,12 @@ def _raw_id(raw: object) -> str | None:
     return None
 
 
-def _skipped_ids(fetched: ServiceList) -> set[str]:
-    # An item we could not read this time is not "removed": it is still listed upstream.
+def _skipped_ids(fetched: ServiceList, readable: list[FetchedService]) -> set[str]:
+    # An item we could not read (or write) this time is not "removed": it is still listed
+    # upstream.
     ids = {_raw_id(s.raw) for s in fetched.skipped}
-    ids.update(s.service_id for s in fetched if s.rate >= MAX_RATE)
+    written = {s.service_id for s in readable}
+    ids.update(s.service_id for s in fetched if s.service_id not in written)
     return {i for i in ids if i}
 
 

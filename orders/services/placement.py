@@ -20,6 +20,7 @@ starting at the order's current mapping.
 
 from datetime import datetime, timedelta
 
+from django.db import DatabaseError
 from django.db.models import F
 from django.utils import timezone
 
@@ -32,6 +33,7 @@ from orders.services.status import order_set_status
 from providers.client import ErrorKind, ProviderError
 from providers.gateway import provider_call
 from providers.models import Provider
+from providers.schemas import clean_text
 from providers.services import provider_clear_out_of_funds, provider_mark_out_of_funds
 
 S = Order.Status
@@ -39,6 +41,8 @@ SRC = OrderStatusChange.Source
 # After this many refusals that were not final (429, unknown error texts), a person looks.
 MAX_SUBMIT_ATTEMPTS = 8
 FIRST_POLL_AFTER = timedelta(minutes=1)
+# A refused write: DatabaseError, or a text psycopg cannot even encode (UnicodeEncodeError).
+UNSTORABLE = (DatabaseError, ValueError)
 
 
 def upstream_params(order: Order) -> dict[str, str]:
@@ -82,6 +86,16 @@ def order_submit(*, order_id: int) -> Order | None:
     order = _claim(order_id, now)
     if order is None:
         return None
+    try:
+        return _place(order)
+    except UNSTORABLE as exc:
+        # The claim is committed: without this the order would stay in SUBMITTING, where only
+        # the stuck-placement sweep finds it, after ORDER_SUBMIT_STUCK_AFTER.
+        return _outcome_not_stored(order, exc)
+
+
+def _place(order: Order) -> Order:
+    """Try the order's upstream candidates in turn and store the outcome."""
     targets = service_upstream_candidates(service=order.service, start_at=order.upstream_service)
     if not targets:
         return _refused_for_good(
@@ -124,6 +138,9 @@ def _send(order: Order, upstream: UpstreamService, provider: Provider) -> Provid
     now = timezone.now()
     try:
         _placed(order, upstream, provider, upstream_id, now)
+    except UNSTORABLE as exc:
+        _outcome_not_stored(order, exc, placed_as=f"{provider.name} as {upstream_id}")
+        return None
     except OrderConflict:
         # Moved while the call was in flight (only the stuck-placement sweep does that, after
         # ORDER_SUBMIT_STUCK_AFTER): keep the upstream id so that the admin sees it was placed.
@@ -153,6 +170,29 @@ def _placed(
         upstream_service=upstream,
         next_poll_at=now + FIRST_POLL_AFTER,
         attention_reason="",
+    )
+
+
+def _outcome_not_stored(order: Order, exc: Exception, *, placed_as: str = "") -> Order:
+    """The database refused the outcome of `add` (a text or value a column cannot hold): the
+    order, if still SUBMITTING, goes to NEEDS_REVIEW with a plain reason instead. The call
+    itself is in the provider's recorded calls (providers.gateway stores it in any case)."""
+    logger.exception("order %s: the outcome of add could not be stored", order.pk)
+    order.refresh_from_db()  # in place: the caller may return this very object
+    if order.status != S.SUBMITTING:
+        return order  # stored after all (the error came later), or moved by someone else
+    what = f"Placed at {placed_as}, but" if placed_as else "The outcome of `add`:"
+    reason = clean_text(
+        f"{what} the panel could not store it ({type(exc).__name__}: {str(exc)[:200]}). "
+        "Check the provider's recorded calls and order list, then set the upstream id, "
+        "resend, or cancel."
+    )
+    return order_set_status(
+        order=order,
+        new=S.NEEDS_REVIEW,
+        source=SRC.SUBMIT,
+        note=reason[:500],
+        attention_reason=reason[:2000],
     )
 
 

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from orders.models import POLLED_STATUSES, Order, OrderStatusChange
@@ -92,10 +93,44 @@ def provider_poll_orders(
             fresh.append(order)
     size = max(1, min(provider.status_batch_size, 100))
     for start in range(0, len(fresh), size):
-        apply_status_batch(
+        _apply_batch_isolated(
             provider=provider, orders=fresh[start : start + size], now=now, result=result
         )
     return result
+
+
+def _apply_batch_isolated(
+    *, provider: Provider, orders: list[Order], now: datetime, result: PollResult
+) -> None:
+    """apply_status_batch, where a database error in one batch's writes (a value a column
+    refuses) is logged and postpones that batch, and the provider's other batches go on.
+
+    Each write of a batch is its own transaction (provider calls run outside any), so what
+    was written before the error stays consistent and the connection stays usable."""
+    try:
+        apply_status_batch(provider=provider, orders=orders, now=now, result=result)
+    except (DatabaseError, ValueError):
+        # ValueError: a text psycopg cannot encode (a lone surrogate) is raised unwrapped.
+        logger.exception(
+            "status poll at %s: the writes of a batch of %d orders failed; postponed",
+            provider.name,
+            len(orders),
+        )
+        result.errors += len(orders)
+        _postpone_after_db_error(orders, now)
+
+
+def _postpone_after_db_error(orders: list[Order], now: datetime) -> None:
+    """Push back the next poll of a batch whose writes failed, by ERROR_BACKOFF, in one plain
+    UPDATE that carries no upstream text (the in-memory orders may hold the culprit)."""
+    try:
+        Order.objects.filter(pk__in=[o.pk for o in orders], status__in=POLLED_STATUSES).update(
+            next_poll_at=now + ERROR_BACKOFF,
+            last_polled_at=now,
+            poll_errors=F("poll_errors") + 1,
+        )
+    except DatabaseError:
+        logger.exception("status poll: could not postpone %d orders", len(orders))
 
 
 def orders_make_due(*, providers: Iterable[Provider], now: datetime | None = None) -> int:

@@ -17,6 +17,8 @@ error               no                         ``{"error": message}``, HTTP 200
 drop_after_accept   yes                        the socket is closed without an answer
 drop                no                         the socket is closed without an answer
 invalid_json        yes                        HTTP 200 with a body that is not JSON
+nul_text            yes                        the normal answer, its texts holding NUL (and
+                                               lone surrogates in names and errors)
 ==================  =========================  ==============================================
 """
 
@@ -38,10 +40,11 @@ ERROR = "error"
 DROP_AFTER_ACCEPT = "drop_after_accept"
 DROP = "drop"
 INVALID_JSON = "invalid_json"
+NUL_TEXT = "nul_text"
 
-MODES = (SLOW, TIMEOUT, HTTP500, HTML, ERROR, DROP_AFTER_ACCEPT, DROP, INVALID_JSON)
+MODES = (SLOW, TIMEOUT, HTTP500, HTML, ERROR, DROP_AFTER_ACCEPT, DROP, INVALID_JSON, NUL_TEXT)
 # Modes in which the request is carried out (and an `add` creates its order).
-CARRIED_OUT = frozenset({SLOW, TIMEOUT, DROP_AFTER_ACCEPT, INVALID_JSON})
+CARRIED_OUT = frozenset({SLOW, TIMEOUT, DROP_AFTER_ACCEPT, INVALID_JSON, NUL_TEXT})
 
 DEFAULT_SLOW_SECONDS = 5.0
 
@@ -216,3 +219,22 @@ class FaultBoard:
 
 def error_message(fault: Fault) -> str:
     return fault.message or NOT_ENOUGH_FUNDS
+
+
+# Fields whose text also gets a lone surrogate in the nul_text mode: free text, never an id or
+# a status, so that an answer cleaned by the panel still reads the same.
+_FREE_TEXT = frozenset({"name", "category", "desc", "description", "error"})
+
+
+def with_nul_text(data: Any, key: str = "") -> Any:
+    """The nul_text fault: `data` (a decoded answer) with a NUL after the first character of
+    every string that holds a letter, and a lone surrogate at the end of the free-text fields.
+    JSON sends them as the escapes \\u0000 and \\ud800, which PostgreSQL cannot store."""
+    if isinstance(data, dict):
+        return {k: with_nul_text(v, str(k)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [with_nul_text(item, key) for item in data]
+    if not isinstance(data, str) or not any(c.isalpha() for c in data):
+        return data
+    text = data[:1] + "\x00" + data[1:]
+    return text + "\ud800" if key.casefold() in _FREE_TEXT else text

@@ -285,6 +285,8 @@ class SandboxApp:
         if fault is not None and mode == fl.INVALID_JSON:
             broken = fault.body.encode() if fault.body else fl.PHP_NOTICE.encode() + response.body
             response = Response(200, broken)
+        if mode == fl.NUL_TEXT:
+            response = json_response(fl.with_nul_text(json.loads(response.body)), response.status)
         # Logged before the late answer or the dropped socket: the log shows what really
         # happened upstream, whatever the client ends up seeing.
         self._log(request, params, outcome, response.status, order_id, fault)

@@ -551,6 +551,21 @@ def test_invalid_json_fault_carries_out_the_request(sandbox):
     assert response.text == '{"balance": "1'
 
 
+def test_nul_text_fault_puts_nul_and_lone_surrogates_in_the_texts(sandbox):
+    sandbox.set_fault("nul_text", actions=["services", "add", "status"])
+    response = requests.post(
+        sandbox.url, data={"key": sandbox.key, "action": "services"}, timeout=5
+    )
+    assert b"\\u0000" in response.content and b"\\ud800" in response.content
+    first = response.json()[0]
+    assert first["name"] == "I\x00nstagram Followers [Refill 30D]\ud800"
+    assert first["rate"] == "0.90" and first["service"] == 1  # numbers and ids as they were
+    order_id = add(sandbox)["order"]  # carried out: the order exists
+    assert [o["order"] for o in sandbox.orders()] == [order_id]
+    assert status(sandbox, order_id)["status"] == "P\x00ending"
+    assert add(sandbox, quantity=1) == {"error": "Q\x00uantity less than minimal 50\ud800"}
+
+
 def test_faults_target_actions_counts_and_last_until_cleared(sandbox):
     sandbox.set_fault("error", actions=["add", "status"], count=2, message="Boom")
     forever = sandbox.set_fault("error", actions=["refill"], message="Down")
