@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.contrib import admin
 from django.core.cache import cache
+from django.test import override_settings
 from django.urls import reverse
 
 import accounts.admin
@@ -119,3 +120,17 @@ def test_admin_login_counts_like_the_customer_login(client, staff, alice, settin
     for _ in range(3):
         assert admin_login(client, "pw-alice-123", username="alice").status_code == 200
     assert admin_login(client, "pw-alice-123", username="alice").status_code == 429
+
+
+@pytest.mark.django_db
+def test_a_cache_outage_never_breaks_the_admin_login(client, staff, caplog):
+    unreachable = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        }
+    }
+    with override_settings(CACHES=unreachable):
+        assert admin_login(client, "wrong").status_code == 200
+        assert admin_login(client, "pw-staff-123").status_code == 302
+    assert "login throttle: the cache failed" in caplog.text
