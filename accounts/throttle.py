@@ -1,30 +1,42 @@
-"""Login throttling: failed attempts counted in the shared cache per (username, IP); and
-sign-up throttling per IP (at the end).
+"""The web throttles: failed logins per (username, address) and per address (the customer's
+login and the admin's), sign-up forms and password-reset requests per address.
 
 A guesser who hammers one account from one address is stopped after LOGIN_THROTTLE_ATTEMPTS
-failures for LOGIN_THROTTLE_SECONDS; a second, looser counter per IP alone stops one address
-from walking through many usernames. The cache is Redis (or files) so every web process sees
-the same counts. A successful login clears the (username, IP) counter.
+failures within LOGIN_THROTTLE_SECONDS; a second, looser count per address alone stops one
+address from walking through many usernames. A successful login clears the (username, address)
+count. Everything is counted by the one sliding-window limiter (accounts/ratelimit.py) in the
+shared cache, so every web process sees the same counts and no stretch of the window ever lets
+more than the limit through. The address is `accounts.ratelimit.client_ip`.
 """
 
 import functools
 import hashlib
 import logging
-import time
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from django.conf import settings
-from django.core.cache import cache
+
+from accounts.ratelimit import (
+    rate_limit_clear,
+    rate_limit_hit,
+    rate_limit_record,
+    rate_limit_wait,
+)
 
 logger = logging.getLogger(__name__)
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def _fail_open(default):
+
+def _fail_open(default: R) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """With the cache unreachable, log and let the customer in rather than answer a 500: the
     throttle is a brake on guessing, the password check still stands."""
 
-    def decorate(function):
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(function)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             try:
                 return function(*args, **kwargs)
             except Exception:
@@ -43,89 +55,74 @@ def _limits() -> tuple[int, int, int]:
     return attempts, window, per_ip
 
 
-def _keys(username: str, ip: str) -> tuple[str, str]:
+def _keys(username: str, ip: str | None) -> tuple[str, str]:
+    ip = ip or "unknown"
     # Hashed so that any username (spaces, unicode, 150 chars) makes a valid cache key.
     pair = hashlib.sha256(f"{username.strip().lower()}\0{ip}".encode()).hexdigest()
-    # "login-fails:", not the old "login-fail:" whose values were (count, start) tuples.
-    return f"login-fails:pair:{pair}", f"login-fails:ip:{ip}"
+    # "throttle:login:", not the old "login-fails:" keys, which held plain counters.
+    return f"throttle:login:pair:{pair}", f"throttle:login:ip:{ip}"
 
 
 @_fail_open(0)
-def login_throttle_wait(*, username: str, ip: str) -> int:
-    """Seconds until this (username, IP) may try again; 0 when it may try now."""
+def login_throttle_wait(*, username: str, ip: str | None) -> int:
+    """Seconds until this (username, address) may try again; 0 when it may try now."""
     attempts, window, per_ip = _limits()
     pair_key, ip_key = _keys(username, ip)
-    values = cache.get_many([pair_key, ip_key, f"{pair_key}:start", f"{ip_key}:start"])
-    waits = []
-    for key, limit in ((pair_key, attempts), (ip_key, per_ip)):
-        count = values.get(key)
-        if isinstance(count, int) and count >= limit:
-            started = values.get(f"{key}:start") or time.time()
-            waits.append(max(1, int(started + window - time.time())))
-    return max(waits, default=0)
+    return max(
+        rate_limit_wait(key=pair_key, limit=attempts, period=window),
+        rate_limit_wait(key=ip_key, limit=per_ip, period=window),
+    )
 
 
 @_fail_open(None)
-def login_throttle_fail(*, username: str, ip: str) -> None:
-    """Count one failed attempt; the window starts at the first failure.
-
-    The count is the cache's atomic increment (Redis INCR), not a read and a write: with a
-    read-then-write, guesses sent in parallel all read the same count and most of them were
-    never counted, so a guesser with many connections got far more than the limit."""
-    _, window, _ = _limits()
-    now = time.time()
-    for key in _keys(username, ip):
-        cache.add(f"{key}:start", now, timeout=window)
-        started = cache.get(f"{key}:start") or now
-        remaining = max(1, int(started + window - now))
-        cache.add(key, 0, timeout=remaining)
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=remaining)
-        # Some backends' incr (files, database) write the value back with the default timeout.
-        cache.touch(key, timeout=remaining)
+def login_throttle_fail(*, username: str, ip: str | None) -> None:
+    """Count one failed attempt for the pair and for the address. Atomic on Redis, so guesses
+    sent in parallel all count."""
+    attempts, window, per_ip = _limits()
+    pair_key, ip_key = _keys(username, ip)
+    rate_limit_record(key=pair_key, limit=attempts, period=window)
+    rate_limit_record(key=ip_key, limit=per_ip, period=window)
 
 
 @_fail_open(None)
-def login_throttle_clear(*, username: str, ip: str) -> None:
-    pair_key = _keys(username, ip)[0]
-    cache.delete_many([pair_key, f"{pair_key}:start"])
+def login_throttle_clear(*, username: str, ip: str | None) -> None:
+    rate_limit_clear(key=_keys(username, ip)[0])
 
 
-# --- Sign-up ----------------------------------------------------------------------------------
+def login_throttle_message(wait: int) -> str:
+    """What a throttled login (the customer's or the admin's) tells the person."""
+    minutes = (wait + 59) // 60
+    return (
+        "Too many failed attempts to sign in. For your account's safety, please "
+        f"wait {minutes} minute{'s' if minutes != 1 else ''} and try again, or "
+        "reset your password."
+    )
+
+
+# --- Sign-up and password reset -----------------------------------------------------------------
 # Every sign-up form sent from one address counts, accepted or not: a refused form still costs a
-# password hash and tells whether an e-mail is taken. Counted in fixed windows with the cache's
-# increment (atomic in Redis), so bots posting in parallel cannot slip past the limit together.
+# password hash and tells whether an e-mail is taken.
 
 
-def address_throttle_hit(*, scope: str, ip: str, attempts: int, window: int) -> int:
-    """Count one attempt of `scope` from `ip`. Returns 0 while the address is within `attempts`
-    per `window` seconds, else the seconds until its window ends. A limit (or window) of 0
-    turns the throttle off. If the cache is unreachable the attempt goes through (and it is
-    logged) rather than the page failing."""
+def address_throttle_hit(*, scope: str, ip: str | None, attempts: int, window: int) -> int:
+    """Count one attempt of `scope` from `ip`. Returns 0 while the address has made fewer than
+    `attempts` in the last `window` seconds, else the seconds until it may try again (the
+    refused attempt is not counted). A limit (or window) of 0 turns the throttle off. If the
+    cache is unreachable the attempt goes through (and it is logged) rather than the page
+    failing."""
     window = int(window or 0)
     if not attempts or window <= 0:
         return 0
-    now = time.time()
-    index = int(now // window)
-    key = f"{scope}:ip:{ip}:{index}"
     try:
-        cache.add(key, 0, timeout=window + 1)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=window + 1)
-            count = 1
+        return rate_limit_hit(
+            key=f"throttle:{scope}:ip:{ip or 'unknown'}", limit=attempts, period=window
+        )
     except Exception:
         logger.exception("%s throttle: the cache failed; letting the attempt through", scope)
         return 0
-    if count <= attempts:
-        return 0
-    return max(1, int((index + 1) * window - now))
 
 
-def signup_throttle_hit(*, ip: str) -> int:
+def signup_throttle_hit(*, ip: str | None) -> int:
     """One sign-up form from `ip`: SIGNUP_THROTTLE_ATTEMPTS per SIGNUP_THROTTLE_SECONDS."""
     return address_throttle_hit(
         scope="signup",
@@ -135,7 +132,7 @@ def signup_throttle_hit(*, ip: str) -> int:
     )
 
 
-def password_reset_throttle_hit(*, ip: str) -> int:
+def password_reset_throttle_hit(*, ip: str | None) -> int:
     """One password-reset request from `ip` (each may send an e-mail to a customer's inbox):
     PASSWORD_RESET_THROTTLE_ATTEMPTS per PASSWORD_RESET_THROTTLE_SECONDS."""
     return address_throttle_hit(

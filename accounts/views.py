@@ -1,7 +1,6 @@
 """The customer's own pages: home, sign up, log in, settings, funds and the API page."""
 
 import csv
-import ipaddress
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,11 +21,13 @@ from accounts.forms import EmailForm, LoginForm, SignupForm, TimezoneForm
 from accounts.middleware import AuthenticatedHttpRequest
 from accounts.models import ApiKey, LedgerEntry
 from accounts.payments import payment_methods
+from accounts.ratelimit import client_ip
 from accounts.selectors import ledger_list_for_user
 from accounts.services import api_key_issue, customer_create
 from accounts.throttle import (
     login_throttle_clear,
     login_throttle_fail,
+    login_throttle_message,
     login_throttle_wait,
     password_reset_throttle_hit,
     signup_throttle_hit,
@@ -36,21 +37,6 @@ from orders.forms import PARAMS
 from orders.selectors import order_list_for_user
 
 STATEMENT_PAGE_SIZE = 50
-
-
-def client_ip(request: HttpRequest) -> str:
-    """REMOTE_ADDR, or the header named by API_CLIENT_IP_HEADER (the one setting the reseller
-    API uses too) when the panel runs behind a proxy that sets it. Behind a proxy REMOTE_ADDR is
-    the proxy's own address: keyed on it, 50 failed logins would lock every customer out, and
-    10 sign-ups an hour would close sign-up for everyone. Without the setting the header is
-    ignored: it is whatever the client wants it to be unless a trusted proxy rewrites it."""
-    header = getattr(settings, "API_CLIENT_IP_HEADER", None)
-    for raw in (request.META.get(header, "") if header else "", request.META.get("REMOTE_ADDR")):
-        try:
-            return str(ipaddress.ip_address((raw or "").split(",")[0].strip()))
-        except ValueError:
-            continue
-    return "unknown"
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -72,14 +58,9 @@ class LoginView(auth_views.LoginView):
         username = request.POST.get("username", "")[:150]
         wait = login_throttle_wait(username=username, ip=client_ip(request))
         if wait:
-            minutes = (wait + 59) // 60
             context = self.get_context_data(
                 form=self.form_class(request, initial={"username": username}),
-                throttle_message=(
-                    "Too many failed attempts to sign in. For your account's safety, please "
-                    f"wait {minutes} minute{'s' if minutes != 1 else ''} and try again, or "
-                    "reset your password."
-                ),
+                throttle_message=login_throttle_message(wait),
             )
             return self.render_to_response(context, status=429)
         return super().post(request, *args, **kwargs)

@@ -13,17 +13,12 @@ clients drop the body of any other status. Nothing a client sends can produce a 
 unexpected exception is logged and answered with a JSON error.
 """
 
-import ipaddress
 import json
 import logging
-import math
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import caches
-from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
@@ -39,6 +34,7 @@ from rest_framework.views import APIView
 
 from accounts import api as accounts_api
 from accounts.models import ApiKey, User
+from accounts.ratelimit import client_ip, rate_limit_hit
 from accounts.selectors import api_key_get_user
 from accounts.services import api_key_touch
 from catalog import api as catalog_api
@@ -79,64 +75,25 @@ ACTIONS: dict[str, Handler] = {
 
 
 def _check_rate(scope: str, ident: str, spec: str | None, who: str) -> None:
-    """Count this call in a fixed window kept in the shared cache (Redis in production, so every
-    worker process counts together); refuse it when the window is full."""
+    """Count this call in the sliding window of accounts.ratelimit, kept in the shared cache
+    (Redis in production, so every worker process counts together); refuse it when `count`
+    calls passed in the last `period` seconds."""
     limit = parse_rate_limit(spec)
     if limit is None:
         return
     count, period = limit
-    now = time.time()
-    window = int(now // period)
-    key = f"apiv2:rl:{scope}:{ident}:{period}:{window}"
     try:
-        used = _count_call(key, timeout=period + 1)
+        retry_after = rate_limit_hit(key=f"apiv2:rl:{scope}:{ident}", limit=count, period=period)
     except Exception:
         # A cache outage must not take the API down with it: let the call through, loudly.
         logger.exception("api_v2: rate limit check failed; allowing the call")
         return
-    if used > count:
-        retry_after = max(1, math.ceil((window + 1) * period - now))
+    if retry_after:
         raise ApiError(
             f"Too many requests: at most {count} per {period} seconds {who}. "
             f"Retry after {retry_after} seconds.",
             retry_after=retry_after,
         )
-
-
-# INCR and set the expiry on the first call of a window, atomically, in one round trip.
-_INCR_WITH_EXPIRY = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return n
-"""
-
-
-def _count_call(key: str, *, timeout: int) -> int:
-    """Add one to the window's counter and return it: one round trip on Redis (a Lua script),
-    the portable add + incr on any other cache backend."""
-    backend = caches["default"]
-    if isinstance(backend, RedisCache):
-        redis_key = backend.make_and_validate_key(key)
-        client = backend._cache.get_client(redis_key, write=True)
-        return int(client.eval(_INCR_WITH_EXPIRY, 1, redis_key, timeout))
-    backend.add(key, 0, timeout=timeout)
-    try:
-        return backend.incr(key)
-    except ValueError:  # expired between add and incr: a new window began
-        backend.add(key, 1, timeout=timeout)
-        return 1
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The caller's address: REMOTE_ADDR, or the header named by API_CLIENT_IP_HEADER (e.g.
-    "HTTP_X_REAL_IP") when a trusted proxy sets it. Anything that is not an IP gives None."""
-    header = getattr(settings, "API_CLIENT_IP_HEADER", None)
-    raw = request.META.get(header) if header else None
-    raw = (raw or request.META.get("REMOTE_ADDR") or "").split(",")[0].strip()
-    try:
-        return str(ipaddress.ip_address(raw))
-    except ValueError:
-        return None
 
 
 # --- Reading the request ---------------------------------------------------------------------------

@@ -234,9 +234,10 @@ if not FIELD_ENCRYPTION_KEYS:
     # A fixed development key: provider keys stored while DEBUG is on are not secret anyway.
     FIELD_ENCRYPTION_KEYS = ["ZGV2LW9ubHktZmllbGQtZW5jcnlwdGlvbi1rZXktMDA="]
 
-# The reseller API (/api/v2): calls per window per key and per client address ("60/10s",
-# "1000/h"; empty turns a limit off), the header that carries the client's address behind a
-# proxy (e.g. HTTP_X_REAL_IP), and how often a key's last use is written (0: every call).
+# The reseller API (/api/v2): calls per sliding window per key and per client address
+# ("60/10s", "1000/h"; empty turns a limit off), the header that carries the client's address
+# behind a proxy (e.g. HTTP_X_REAL_IP; the web throttles use it too), and how often a key's last
+# use is written (0: every call).
 API_RATE_LIMIT_PER_KEY = env("API_RATE_LIMIT_PER_KEY", default="60/10s")
 API_RATE_LIMIT_PER_IP = env("API_RATE_LIMIT_PER_IP", default="120/10s")
 for _name in ("API_RATE_LIMIT_PER_KEY", "API_RATE_LIMIT_PER_IP"):
@@ -245,6 +246,14 @@ for _name in ("API_RATE_LIMIT_PER_KEY", "API_RATE_LIMIT_PER_IP"):
     except ValueError as exc:
         raise ImproperlyConfigured(f"{_name}: {exc}") from None
 API_CLIENT_IP_HEADER = env("API_CLIENT_IP_HEADER", default=None)
+# How many proxies of ours append to that header: the client's address is the entry this many
+# places from the right (its left end is whatever the client wrote). See accounts.ratelimit.
+API_TRUSTED_PROXY_COUNT = env.int("API_TRUSTED_PROXY_COUNT", default=1)
+if API_TRUSTED_PROXY_COUNT < 1:
+    raise ImproperlyConfigured(
+        "API_TRUSTED_PROXY_COUNT must be 1 or more (the proxies between the client and the panel "
+        "that append to API_CLIENT_IP_HEADER)."
+    )
 API_KEY_TOUCH_SECONDS = env.int("API_KEY_TOUCH_SECONDS", default=0)
 
 # Customer panel: failed logins allowed per username+address and per address in the window,

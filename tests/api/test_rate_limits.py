@@ -1,5 +1,7 @@
-"""Rate limits per key and per address, counted in the shared cache (Redis), answered with a
-clear JSON error and a Retry-After header."""
+"""Rate limits per key and per address, counted in a sliding window in the shared cache (Redis),
+answered with a clear JSON error and a Retry-After header."""
+
+import time
 
 import pytest
 from django.core.cache import cache
@@ -113,3 +115,91 @@ def test_a_malformed_limit_is_loud(client, settings, alice_key, caplog):
     answer = decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
     assert answer == {"error": "Internal error: the request was not completed. Try again later."}
     assert "A rate limit looks like '60/10s'" in caplog.text
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The wall clock the limiter reads, set by the test: [seconds since the epoch]."""
+    now = [1_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
+    return now
+
+
+@pytest.mark.parametrize("backend", ["redis", "locmem"])
+def test_across_a_window_edge_no_more_than_the_limit_passes(
+    client, settings, alice_key, clock, backend
+):
+    # A fixed-window counter let 3 calls through at the end of one 10-second window and 3 more
+    # at the start of the next: 6 within 0.2 s under a limit of 3 per 10 s.
+    if backend == "locmem":
+        settings.CACHES = {
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "e"}
+        }
+    settings.API_RATE_LIMIT_PER_KEY = "3/10s"
+
+    def call():
+        return client.post(API_URL, {"key": alice_key, "action": "balance"})
+
+    clock[0] = 1_000_009.9  # the last tenth of a second of a 10-second window
+    for _ in range(3):
+        assert "balance" in decode(call())
+    clock[0] = 1_000_010.1  # the next window
+    refused = call()
+    assert decode(refused)["error"] == (
+        "Too many requests: at most 3 per 10 seconds for this API key. Retry after 10 seconds."
+    )
+    assert refused["Retry-After"] == "10"  # 9.8 s until the first of the three leaves
+    clock[0] = 1_000_019.85  # the three are still within the last 10 seconds
+    assert "Too many requests" in decode(call())["error"]
+    clock[0] = 1_000_019.95  # they are not: three more, and no fourth
+    for _ in range(3):
+        assert "balance" in decode(call())
+    assert "Too many requests" in decode(call())["error"]
+
+
+def test_a_key_holds_at_most_the_limit(client, settings, alice_key):
+    """Refused calls are not stored: a client hammering the API cannot grow the cache entry."""
+    settings.API_RATE_LIMIT_PER_KEY = "3/60s"
+    for _ in range(10):
+        client.post(API_URL, {"key": alice_key, "action": "balance"})
+    redis = cache._cache.get_client()
+    [key] = redis.keys("*apiv2:rl:key:*")
+    assert redis.zcard(key) == 3
+    assert 0 < redis.pttl(key) <= 60_000
+
+
+def test_behind_proxies_the_client_written_left_end_of_x_forwarded_for_is_ignored(
+    client, settings, alice, alice_key
+):
+    # The left-most X-Forwarded-For entry is whatever the client wrote: keyed on it, one client
+    # got a fresh per-address limit on every call, and the key's "last used from" was a lie.
+    settings.API_CLIENT_IP_HEADER = "HTTP_X_FORWARDED_FOR"
+    settings.API_RATE_LIMIT_PER_IP = "2/60s"
+    proxy = {"REMOTE_ADDR": "10.0.0.1"}
+    for n in range(2):
+        forwarded = f"192.0.2.{n}, 203.0.113.7"  # our proxy appended the real address
+        answer = client.post(
+            API_URL,
+            {"key": alice_key, "action": "balance"},
+            HTTP_X_FORWARDED_FOR=forwarded,
+            **proxy,
+        )
+        assert "balance" in decode(answer)
+    assert ApiKey.objects.get(user=alice).last_used_ip == "203.0.113.7"
+    refused = client.post(
+        API_URL,
+        {"key": alice_key, "action": "balance"},
+        HTTP_X_FORWARDED_FOR="192.0.2.99, 203.0.113.7",
+        **proxy,
+    )
+    assert "from this address" in decode(refused)["error"]
+    # Two proxies of ours: the client is the second entry from the right.
+    settings.API_TRUSTED_PROXY_COUNT = 2
+    other = client.post(
+        API_URL,
+        {"key": alice_key, "action": "balance"},
+        HTTP_X_FORWARDED_FOR="192.0.2.99, 198.51.100.4, 10.0.0.2",
+        **proxy,
+    )
+    assert "balance" in decode(other)
+    assert ApiKey.objects.get(user=alice).last_used_ip == "198.51.100.4"

@@ -1,0 +1,159 @@
+"""The panel's one request limiter and its one `client_ip`, used by the web throttles
+(accounts/throttle.py: log in, sign up, password reset, the admin's log in) and by the reseller
+API's rate limits (panel/api_v2.py).
+
+The limiter is a sliding window log: the times of the counted requests of one key, newest last.
+A request passes while fewer than `limit` of them fall in the last `period` seconds, so no
+stretch of `period` seconds ever holds more than `limit` passed requests. (A fixed-window
+counter let `limit` through at the end of one window and `limit` more at the start of the next:
+twice the limit within a second.) Only the newest `limit` times are kept, so a key never holds
+more than `limit` entries whatever a client sends.
+
+- With Django's Redis cache the log is a sorted set, read and written by one Lua script: one
+  round trip, atomic across every web process.
+- With any other cache backend (the file cache of a Redis-less install, locmem in tests) it is a
+  list of times read and written under a lock of this process: exact within one process, only
+  approximate across processes.
+
+The functions raise when the cache does; callers choose what to log and let the request through
+(a brake on guessing must not take the site down with the cache).
+"""
+
+import ipaddress
+import math
+import secrets
+import threading
+import time
+from typing import Literal
+
+from django.conf import settings
+from django.core.cache import BaseCache, caches
+from django.core.cache.backends.redis import RedisCache
+from django.http import HttpRequest
+
+Mode = Literal["hit", "peek", "record"]
+
+# KEYS[1]: the log, a sorted set of request times (ms) scored by time. ARGV: now (ms),
+# period (ms), limit, a unique member for this request, and the mode:
+#   hit    count this request if fewer than `limit` are in the window, else refuse it;
+#   peek   count nothing, only say whether the window is full;
+#   record count this request whatever the window holds (a failed login), keeping the newest
+#          `limit` entries.
+# Returns 0 when the request passes (or the window has room) else the ms until it has room.
+_SLIDING_WINDOW_LUA = """
+local now, period, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local mode = ARGV[5]
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
+local n = redis.call('ZCARD', KEYS[1])
+if mode == 'record' or (mode == 'hit' and n < limit) then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -limit - 1)
+  redis.call('PEXPIRE', KEYS[1], period)
+  return 0
+end
+if n < limit then return 0 end
+local oldest = redis.call('ZRANGE', KEYS[1], n - limit, n - limit, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + period - now)
+"""
+
+_local_lock = threading.Lock()
+
+
+def rate_limit_hit(*, key: str, limit: int, period: float) -> int:
+    """Count one request of `key` unless `limit` were counted in the last `period` seconds.
+    Returns 0 when it passes, else the seconds (at least 1) until one more would pass; a
+    refused request is not counted."""
+    return _run(key=key, limit=limit, period=period, mode="hit")
+
+
+def rate_limit_wait(*, key: str, limit: int, period: float) -> int:
+    """The seconds until `key` has room for one more request (0: it has room now); counts
+    nothing."""
+    return _run(key=key, limit=limit, period=period, mode="peek")
+
+
+def rate_limit_record(*, key: str, limit: int, period: float) -> None:
+    """Count one event of `key` (a failed login) whether or not its window is full."""
+    _run(key=key, limit=limit, period=period, mode="record")
+
+
+def rate_limit_clear(*, key: str) -> None:
+    """Forget every request counted for `key`."""
+    caches["default"].delete(key)
+
+
+def _run(*, key: str, limit: int, period: float, mode: Mode) -> int:
+    if limit < 1 or period <= 0:
+        return 0
+    now_ms = int(time.time() * 1000)  # the wall clock, shared by every web server (NTP)
+    period_ms = max(1, int(period * 1000))
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        wait_ms = _run_redis(backend, key, now_ms, period_ms, limit, mode)
+    else:
+        wait_ms = _run_portable(backend, key, now_ms, period_ms, limit, mode)
+    return max(1, math.ceil(wait_ms / 1000)) if wait_ms > 0 else 0
+
+
+def _run_redis(
+    backend: RedisCache, key: str, now_ms: int, period_ms: int, limit: int, mode: Mode
+) -> int:
+    redis_key = backend.make_and_validate_key(key)
+    client = backend._cache.get_client(redis_key, write=True)
+    # The member only has to be unique: two requests in the same millisecond both count.
+    member = f"{now_ms}:{secrets.token_hex(6)}"
+    script = client.register_script(_SLIDING_WINDOW_LUA)  # EVALSHA, loading it once if needed
+    return int(script(keys=[redis_key], args=[now_ms, period_ms, limit, member, mode]))
+
+
+def _run_portable(
+    backend: BaseCache, key: str, now_ms: int, period_ms: int, limit: int, mode: Mode
+) -> int:
+    with _local_lock:
+        stored = backend.get(key)
+        times = [t for t in stored if t > now_ms - period_ms] if isinstance(stored, list) else []
+        if mode == "record" or (mode == "hit" and len(times) < limit):
+            times = [*times, now_ms][-limit:]
+            backend.set(key, times, timeout=math.ceil(period_ms / 1000) + 1)
+            return 0
+    if len(times) < limit:
+        return 0
+    return max(1, times[len(times) - limit] + period_ms - now_ms)
+
+
+# --- The client's address ---------------------------------------------------------------------
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The address of the client that sent `request`, or None when none can be read.
+
+    Without API_CLIENT_IP_HEADER it is REMOTE_ADDR. Behind a proxy REMOTE_ADDR is the proxy's
+    own address (keyed on it, one guesser would lock every customer out), so the setting names
+    the header the proxy writes, as Django spells it (HTTP_X_REAL_IP, HTTP_X_FORWARDED_FOR).
+    Such a header is a list each proxy appends to, and its left end is whatever the client
+    wrote: the address is the one API_TRUSTED_PROXY_COUNT entries from the right (1: the entry
+    our own proxy appended). A header missing, shorter than that, or not an address at that
+    place gives REMOTE_ADDR."""
+    header = getattr(settings, "API_CLIENT_IP_HEADER", None)
+    if header:
+        trusted = max(1, int(getattr(settings, "API_TRUSTED_PROXY_COUNT", 1) or 1))
+        entries = [e.strip() for e in str(request.META.get(header, "")).split(",")]
+        entries = [e for e in entries if e]
+        if len(entries) >= trusted:
+            address = _parse_address(entries[-trusted])
+            if address:
+                return address
+    return _parse_address(str(request.META.get("REMOTE_ADDR") or ""))
+
+
+def _parse_address(raw: str) -> str | None:
+    """'203.0.113.7', '203.0.113.7:5123', '2001:db8::1' or '[2001:db8::1]:443' → the address."""
+    raw = raw.strip()
+    if raw.startswith("[") and "]" in raw:
+        raw = raw[1 : raw.index("]")]
+    elif raw.count(":") == 1:
+        raw = raw.split(":")[0]
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        return None
