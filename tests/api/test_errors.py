@@ -221,3 +221,48 @@ def test_touch_interval_coalesces_writes(api, settings, alice, alice_key):
     before = ApiKey.objects.get(user=alice).last_used_at
     api(alice_key, action="balance")
     assert ApiKey.objects.get(user=alice).last_used_at > before  # every call by default
+
+
+@pytest.fixture
+def spooled(monkeypatch, settings, tmp_path):
+    """Every upload Django would hold for the request: temporary files (on disk) and in-memory
+    files. FILE_UPLOAD_MAX_MEMORY_SIZE 0 sends any file part straight to a temporary file."""
+    from django.core.files import uploadhandler
+
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    seen: list[str] = []
+    for handler in (
+        uploadhandler.TemporaryFileUploadHandler,
+        uploadhandler.MemoryFileUploadHandler,
+    ):
+        original = handler.new_file
+
+        def spy(self, *args, _original=original, **kwargs):
+            seen.append(type(self).__name__)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(handler, "new_file", spy)
+    return seen
+
+
+@pytest.mark.parametrize("key", ["valid", "wrong", None])
+def test_a_file_part_is_refused_before_anything_is_spooled(client, alice_key, spooled, key):
+    from io import BytesIO
+
+    data = {"action": "balance", "upload": BytesIO(b"x" * 200_000)}
+    if key is not None:
+        data["key"] = alice_key if key == "valid" else "wrong"
+    answer = decode(client.post(API_URL, data))  # the test client sends it as multipart
+    assert answer == {
+        "error": "File uploads are not accepted: send the parameters as form fields or JSON."
+    }
+    assert spooled == []
+
+
+def test_a_multipart_form_without_files_still_works(client, alice_key, spooled):
+    answer = decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
+    assert answer == {"balance": "50.00000", "currency": "USD"}
+    assert decode(client.post(API_URL, "--x\r\ngarbage", content_type="multipart/form-data")) == {
+        "error": "The request body could not be read."
+    }
