@@ -15,4 +15,5 @@ RUN DEBUG=true python manage.py collectstatic --noinput
 RUN useradd --create-home panel && mkdir -p /app/var && chown panel /app/var
 USER panel
 EXPOSE 8000
-CMD ["gunicorn", "panel.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# gunicorn.conf.py: bind, workers, an access log without query strings, the longest request line.
+CMD ["gunicorn", "panel.wsgi", "--config", "gunicorn.conf.py"]

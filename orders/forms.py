@@ -74,8 +74,12 @@ def _field(name: str, required: bool, service: Service) -> forms.Field:
         )
     else:
         widget = forms.TextInput(attrs={**attrs, "maxlength": 2000})
-        if name == "link":
-            widget.attrs.update({"inputmode": "url", "autocomplete": "off"})
+        if name in ("link", "media"):
+            # Any text the provider takes (a URL, a username, an @channel): no URL keyboard,
+            # no capitalised first letter, no spelling fixes.
+            widget.attrs.update(
+                {"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"}
+            )
     help_text = param.help
     if name == "quantity":
         help_text = f"Between {service.min:,} and {service.max:,}."

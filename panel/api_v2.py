@@ -20,13 +20,15 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
+from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, QueryDict
+from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.gzip import gzip_page
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, FormParser, JSONParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -99,6 +101,40 @@ def _check_rate(scope: str, ident: str, spec: str | None, who: str) -> None:
 # --- Reading the request ---------------------------------------------------------------------------
 
 
+FILE_PART_REFUSED = "File uploads are not accepted: send the parameters as form fields or JSON."
+
+
+class _RefuseFileParts(FileUploadHandler):
+    """The only upload handler of the API: a multipart part with a filename is refused as soon
+    as its headers are read, before a byte of it is read, so nothing is spooled to memory or
+    disk ahead of the key check (Django's default handlers write a large file to a temporary
+    file, and DATA_UPLOAD_MAX_MEMORY_SIZE does not count files)."""
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        raise ApiError(FILE_PART_REFUSED)
+
+
+class _FieldsOnlyMultiPartParser(BaseParser):
+    """multipart/form-data with fields only (what the Django test client and many HTTP libraries
+    send for a plain form): a file part is refused (_RefuseFileParts)."""
+
+    media_type = "multipart/form-data"
+
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> QueryDict:
+        request = (parser_context or {})["request"]
+        meta = request.META.copy()
+        meta["CONTENT_TYPE"] = media_type
+        encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
+        # A malformed body raises MultiPartParserError: "The request body could not be read."
+        data, _files = DjangoMultiPartParser(meta, stream, [_RefuseFileParts()], encoding).parse()
+        return data
+
+
 def _guess_body(body: bytes) -> Mapping[str, Any]:
     """A body sent without a usable Content-Type: JSON if it looks like it, else form-encoded."""
     text = body.decode("utf-8", errors="replace").strip()
@@ -130,6 +166,8 @@ def _body_params(request: Request) -> Mapping[str, Any]:
         data = request.data
     except UnsupportedMediaType:
         return _guess_body(_raw_body(request))
+    except ApiError:  # a file part in a multipart body (_RefuseFileParts)
+        raise
     except SuspiciousOperation:
         raise ApiError("The request body is too large or has too many fields.") from None
     except Exception:
@@ -246,7 +284,7 @@ class ApiV2View(APIView):
     authentication_classes = ()
     permission_classes = ()
     throttle_classes = ()
-    parser_classes = (JSONParser, FormParser, MultiPartParser)
+    parser_classes = (JSONParser, FormParser, _FieldsOnlyMultiPartParser)
     renderer_classes = (JSONRenderer,)
     content_negotiation_class = _AlwaysJson
 

@@ -3,12 +3,13 @@ the ledger and saves the order (placement is enqueued after commit)."""
 
 import hashlib
 import json
+import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -23,7 +24,7 @@ from catalog.order_types import (
     OrderType,
     QuantityFrom,
 )
-from catalog.pricing import ZERO, charge_for, quantize_money
+from catalog.pricing import MONEY_PLACES, ZERO, charge_for, quantize_money
 from catalog.selectors import service_rate_for_user
 from orders.models import Order, OrderStatusChange
 from orders.services.common import OrderError, logger
@@ -39,6 +40,10 @@ EXPIRY_FORMAT = "%d/%m/%Y"
 _USERNAME = re.compile(r"^@?[\w.\-]{1,64}$")
 _HASHTAG = re.compile(r"^#?[^\s#]{1,100}$")
 _MAX_INT = 2**31 - 1
+# A link or media field is one line of text: control characters (NUL, tab, newline, DEL, C1),
+# lone surrogates (PostgreSQL cannot store them) and the Unicode line and paragraph separators
+# are refused; everything else is the provider's business.
+_NOT_IN_A_LINK = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 # Three numbers are easy to mix up here; each has its own name:
 # - the *typed quantity*: the `quantity` field as the customer sent it (per run for a drip-feed;
@@ -72,7 +77,20 @@ class _Draft:
 
 def _text(data: Mapping[str, object], name: str) -> str:
     value = data.get(name)
-    return "" if value is None else str(value).strip()
+    text = "" if value is None else str(value).strip()
+    # PostgreSQL refuses NUL in text and a lone surrogate cannot be encoded: refuse them here
+    # rather than let the INSERT fail after the charge was computed.
+    if "\x00" in text or (not text.isascii() and _has_surrogate(text)):
+        raise OrderError(name, f'"{name}" holds a character that cannot be stored.')
+    return text
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _required(data: Mapping[str, object], name: str, label: str | None = None) -> str:
@@ -110,21 +128,15 @@ def _lines(data: Mapping[str, object], name: str, label: str) -> list[str]:
     return lines
 
 
-def _url(data: Mapping[str, object], name: str, label: str) -> str:
+def _link(data: Mapping[str, object], name: str, label: str) -> str:
+    """Any one line of text up to MAX_LINK_LENGTH characters: providers take a full URL, a bare
+    `instagram.com/x`, a username or an `@channel`, depending on the service, so the panel
+    checks only that the value is one sendable, storable line."""
     value = _required(data, name, label)
     if len(value) > MAX_LINK_LENGTH:
         raise OrderError(name, f"{label} is too long (at most {MAX_LINK_LENGTH} characters).")
-    try:
-        parts = urlsplit(value)
-        hostname = parts.hostname
-    except ValueError:  # e.g. "http://[abc/": an unclosed IPv6 bracket
-        hostname = None
-    if (
-        not hostname
-        or parts.scheme.lower() not in ("http", "https")
-        or any(ch.isspace() for ch in value)
-    ):
-        raise OrderError(name, f"{label} must be a full http:// or https:// address.")
+    if any(unicodedata.category(ch) in _NOT_IN_A_LINK for ch in value):
+        raise OrderError(name, f"{label} must be one line without control characters.")
     return value
 
 
@@ -156,7 +168,7 @@ def _joined(lines: list[str]) -> str:
 
 
 def _draft_default(service: Service, data: Mapping[str, object]) -> _Draft:
-    link = _url(data, "link", "Link")
+    link = _link(data, "link", "Link")
     typed_quantity = _int(data, "quantity", minimum=1, label="Quantity")
     assert typed_quantity is not None
     _range(service, "quantity", typed_quantity)
@@ -182,7 +194,7 @@ def _draft_default(service: Service, data: Mapping[str, object]) -> _Draft:
 
 def _draft_lines(service: Service, data: Mapping[str, object], spec_field: str) -> _Draft:
     labels = {"comments": "Comments", "usernames": "Usernames"}
-    link = _url(data, "link", "Link")
+    link = _link(data, "link", "Link")
     lines = _lines(data, spec_field, labels[spec_field])
     if spec_field == "usernames" and not all(_USERNAME.match(line) for line in lines):
         raise OrderError("usernames", "Each line of usernames must be one username.")
@@ -203,7 +215,7 @@ def _draft_for_type(order_type: str, service: Service, data: Mapping[str, object
     if order_type == OrderType.SUBSCRIPTIONS:
         return _draft_subscription(service, data)
     if order_type in PACKAGE_TYPES:
-        link = _url(data, "link", "Link")
+        link = _link(data, "link", "Link")
         params = {}
         if order_type == OrderType.CUSTOM_COMMENTS_PACKAGE:
             params["comments"] = _joined(_lines(data, "comments", "Comments"))
@@ -215,7 +227,7 @@ def _draft_for_type(order_type: str, service: Service, data: Mapping[str, object
             draft.params["username"] = _username(data)
         return draft
     # Types with a typed quantity and extra fields.
-    link = _url(data, "link", "Link")
+    link = _link(data, "link", "Link")
     typed_quantity = _int(data, "quantity", minimum=1, label="Quantity")
     assert typed_quantity is not None
     _range(service, "quantity", typed_quantity)
@@ -241,7 +253,7 @@ def _extra_fields(order_type: str, data: Mapping[str, object]) -> dict[str, str]
     if order_type in (OrderType.MENTIONS_USER_FOLLOWERS, OrderType.COMMENT_LIKES):
         return {"username": _username(data)}
     if order_type == OrderType.MENTIONS_MEDIA_LIKERS:
-        return {"media": _url(data, "media", "Media")}
+        return {"media": _link(data, "media", "Media")}
     if order_type == OrderType.POLL:
         answer = _int(data, "answer_number", minimum=1, label="Answer number")
         return {"answer_number": str(answer)}
@@ -319,7 +331,35 @@ def _price(*, user: User, service: Service, draft: _Draft) -> Quote:
         charge = quantize_money(rate)
     else:
         charge = charge_for(rate, draft.priced_units)
+    if charge == ZERO and rate != 0:
+        # Placed upstream at the provider's cost while charging nothing. A rate of exactly 0 is
+        # an admin's choice (a free service or customer); a charge that rounds to 0 is not.
+        raise _charge_rounds_to_zero(service.type, rate)
     return Quote(order_quantity=draft.order_quantity, rate=rate, charge=charge)
+
+
+_SMALLEST_CHARGE = Decimal(1).scaleb(-MONEY_PLACES) / 2  # what rounds half up to 0.00001
+
+
+def _charge_rounds_to_zero(order_type: str, rate: Decimal) -> OrderError:
+    """The refusal of an order too small to charge, naming the field that sets its size."""
+    rate_text = f"{rate.normalize():f}"
+    if order_type in PACKAGE_TYPES:
+        return OrderError(
+            "service",
+            f"The price of this package ({rate_text}) rounds to 0.00000: it cannot "
+            "be ordered at this price.",
+        )
+    spec = TYPE_SPECS[OrderType(order_type)]
+    field_name = spec.lines_field or (
+        "max" if order_type == OrderType.SUBSCRIPTIONS else "quantity"
+    )
+    minimum = math.ceil(_SMALLEST_CHARGE * 1000 / rate)
+    return OrderError(
+        field_name,
+        f"This order's charge at {rate_text} per 1000 rounds to 0.00000: order at least "
+        f"{minimum:,} units.",
+    )
 
 
 def _validate(*, user: User, service: Service, data: Mapping[str, object]) -> tuple[_Draft, Quote]:

@@ -96,12 +96,57 @@ def test_add_refusals_name_the_problem_and_charge_nothing(api, alice_key, servic
     assert state() == before
 
 
-@pytest.mark.parametrize("link", ["http://[abc/p", "https://[::1", "https://a]b/p"])
-def test_add_with_an_unparsable_link_names_the_link(api, alice_key, service, link):
+@pytest.mark.parametrize(
+    "link",
+    [
+        "http://[abc/p",
+        "https://[::1",
+        "https://a]b/p",
+        "instagram.com/x",
+        "@channel",
+        "some.user_name",
+    ],
+)
+def test_add_takes_any_one_line_link_like_the_providers_do(api, alice_key, service, link):
+    # Once refused with "Link must be a full http:// or https:// address."; providers take a
+    # username, an @channel or a bare domain, and reseller scripts send exactly that.
+    answer = api(alice_key, action="add", service=service.pk, link=link, quantity="20")
+    assert set(answer) == {"order"}, answer
+    assert Order.objects.get(pk=answer["order"]).link == link
+
+
+@pytest.mark.parametrize(
+    ("link", "message"),
+    [
+        ("@chan\tnel", "Link must be one line without control characters."),
+        ("@chan\rnel", "Link must be one line without control characters."),
+        ("@chan\x1bnel", "Link must be one line without control characters."),
+        ("@chan\u2029nel", "Link must be one line without control characters."),
+        ("@chan\x00nel", 'The parameter "link" contains a NUL character.'),
+        ("x" * 2001, "Link is too long (at most 2000 characters)."),
+    ],
+)
+def test_add_refuses_a_link_with_control_characters_or_too_long(
+    api, alice_key, service, link, message
+):
     before = state()
     answer = api(alice_key, action="add", service=service.pk, link=link, quantity="20")
-    assert answer == {"error": "Link must be a full http:// or https:// address."}
+    assert answer == {"error": message}
     assert state() == before
+
+
+def test_add_refuses_an_order_whose_charge_rounds_to_zero(api, alice_key, service):
+    service.rate = Decimal("0.0001")  # 20 units cost 0.000002, which rounds to 0.00000
+    service.save()
+    before = state()
+    answer = api(alice_key, action="add", service=service.pk, link="@channel", quantity="20")
+    assert answer == {
+        "error": "This order's charge at 0.0001 per 1000 rounds to 0.00000: order at least "
+        "50 units."
+    }
+    assert state() == before
+    answer = api(alice_key, action="add", service=service.pk, link="@channel", quantity="50")
+    assert Order.objects.get(pk=answer["order"]).charge == Decimal("0.00001")
 
 
 def test_bad_bodies(client, alice_key):
@@ -176,3 +221,48 @@ def test_touch_interval_coalesces_writes(api, settings, alice, alice_key):
     before = ApiKey.objects.get(user=alice).last_used_at
     api(alice_key, action="balance")
     assert ApiKey.objects.get(user=alice).last_used_at > before  # every call by default
+
+
+@pytest.fixture
+def spooled(monkeypatch, settings, tmp_path):
+    """Every upload Django would hold for the request: temporary files (on disk) and in-memory
+    files. FILE_UPLOAD_MAX_MEMORY_SIZE 0 sends any file part straight to a temporary file."""
+    from django.core.files import uploadhandler
+
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    seen: list[str] = []
+    for handler in (
+        uploadhandler.TemporaryFileUploadHandler,
+        uploadhandler.MemoryFileUploadHandler,
+    ):
+        original = handler.new_file
+
+        def spy(self, *args, _original=original, **kwargs):
+            seen.append(type(self).__name__)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(handler, "new_file", spy)
+    return seen
+
+
+@pytest.mark.parametrize("key", ["valid", "wrong", None])
+def test_a_file_part_is_refused_before_anything_is_spooled(client, alice_key, spooled, key):
+    from io import BytesIO
+
+    data = {"action": "balance", "upload": BytesIO(b"x" * 200_000)}
+    if key is not None:
+        data["key"] = alice_key if key == "valid" else "wrong"
+    answer = decode(client.post(API_URL, data))  # the test client sends it as multipart
+    assert answer == {
+        "error": "File uploads are not accepted: send the parameters as form fields or JSON."
+    }
+    assert spooled == []
+
+
+def test_a_multipart_form_without_files_still_works(client, alice_key, spooled):
+    answer = decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
+    assert answer == {"balance": "50.00000", "currency": "USD"}
+    assert decode(client.post(API_URL, "--x\r\ngarbage", content_type="multipart/form-data")) == {
+        "error": "The request body could not be read."
+    }

@@ -131,10 +131,17 @@ def test_order_create_accepts_every_type(
 
 INVALID = [
     ("Default", {"quantity": "100"}, "link"),
-    ("Default", {"link": "instagram.com/p/x", "quantity": "100"}, "link"),
-    ("Default", {"link": "ftp://x.com/a", "quantity": "100"}, "link"),
+    # A link is any one line of text (see test_a_link_is_any_one_line_of_text); these are not.
+    ("Default", {"link": "https://x.com/a\tb", "quantity": "100"}, "link"),
+    ("Default", {"link": "https://x.com/a\nb", "quantity": "100"}, "link"),
     ("Default", {"link": "https://x.com/" + "a" * 2000, "quantity": "100"}, "link"),
-    ("Default", {"link": "https://x.com/a b", "quantity": "100"}, "link"),
+    ("Default", {"link": "@" + "a" * 2000, "quantity": "100"}, "link"),
+    ("Default", {"link": "@chan\x00nel", "quantity": "100"}, "link"),
+    ("Default", {"link": "@chan\x1bnel", "quantity": "100"}, "link"),
+    ("Default", {"link": "@chan\x7fnel", "quantity": "100"}, "link"),
+    ("Default", {"link": "@chan\x85nel", "quantity": "100"}, "link"),
+    ("Default", {"link": "@chan\u2028nel", "quantity": "100"}, "link"),
+    ("Default", {"link": "@chan\ud800nel", "quantity": "100"}, "link"),
     ("Default", {"link": LINK}, "quantity"),
     ("Default", {"link": LINK, "quantity": "abc"}, "quantity"),
     ("Default", {"link": LINK, "quantity": "-5"}, "quantity"),
@@ -160,7 +167,8 @@ INVALID = [
     ("Mentions Custom List", {"link": LINK, "usernames": "a\nb"}, "usernames"),
     ("Mentions Hashtag", {"link": LINK, "quantity": "100", "hashtag": "two words"}, "hashtag"),
     ("Mentions User Followers", {"link": LINK, "quantity": "100"}, "username"),
-    ("Mentions Media Likers", {"link": LINK, "quantity": "100", "media": "nope"}, "media"),
+    ("Mentions Media Likers", {"link": LINK, "quantity": "100", "media": "a\x01b"}, "media"),
+    ("Mentions Media Likers", {"link": LINK, "quantity": "100", "media": "m" * 2001}, "media"),
     ("Comment Likes", {"link": LINK, "quantity": "20", "username": "bad name!"}, "username"),
     ("Comment Replies", {"link": LINK, "comments": "a\nb\nc\nd\ne"}, "username"),
     ("Poll", {"link": LINK, "quantity": "100", "answer_number": "0"}, "answer_number"),
@@ -187,6 +195,105 @@ def test_order_create_rejects_bad_input_naming_the_field(
     with pytest.raises(OrderError):
         order_quote(user=alice, service=service, data=data)
     _nothing_written(alice)
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "instagram.com/p/x",  # no scheme: what most reseller scripts send
+        "@channel",
+        "some.user_name",
+        "t.me/канал",
+        "ftp://x.com/a",
+        "https://x.com/a b",
+        "http://[abc/p",  # not parsable as a URL, still text the provider may take
+        "https://x.com/" + "a" * (2000 - len("https://x.com/")),  # exactly the limit
+    ],
+)
+def test_a_link_is_any_one_line_of_text(alice, offline_provider, link):
+    service = _service(offline_provider, "Default")
+    order = _create(alice, service, {"link": f"  {link}  ", "quantity": "100"})
+    order.refresh_from_db()
+    assert order.link == link  # stored and sent as sent, only the outer spaces trimmed
+    media = _service(offline_provider, "Mentions Media Likers")
+    data = {"link": link, "quantity": "100", "media": link}
+    assert _create(alice, media, data).params["media"] == link
+
+
+@pytest.mark.parametrize(
+    ("link", "message"),
+    [
+        ("@chan\tnel", "Link must be one line without control characters."),
+        ("@chan\x00nel", '"link" holds a character that cannot be stored.'),
+        ("x" * 2001, "Link is too long (at most 2000 characters)."),
+    ],
+)
+def test_link_refusals_say_why(alice, offline_provider, link, message):
+    service = _service(offline_provider, "Default")
+    with pytest.raises(OrderError) as info:
+        _create(alice, service, {"link": link, "quantity": "100"})
+    assert (info.value.field, info.value.message) == ("link", message)
+    _nothing_written(alice)
+
+
+def test_a_nul_in_any_field_is_refused_by_name(alice, offline_provider):
+    service = _service(offline_provider, "Custom Comments")
+    with pytest.raises(OrderError) as info:
+        _create(alice, service, {"link": LINK, "comments": "tw\x00o\n" + "x\n" * 10})
+    assert info.value.field == "comments"
+    assert info.value.message == '"comments" holds a character that cannot be stored.'
+    _nothing_written(alice)
+
+
+def test_a_charge_that_rounds_to_zero_is_refused(alice, offline_provider):
+    # 0.004 per 1000: one unit costs 0.000004, which rounds to 0.00000: the order would be
+    # placed upstream (at the provider's cost) and charge nothing.
+    service = _service(offline_provider, "Default", rate="0.004", min=1)
+    data = {"link": LINK, "quantity": "1"}
+    with pytest.raises(OrderError) as info:
+        _create(alice, service, data)
+    assert info.value.field == "quantity"
+    assert info.value.message == (
+        "This order's charge at 0.004 per 1000 rounds to 0.00000: order at least 2 units."
+    )
+    with pytest.raises(OrderError):
+        order_quote(user=alice, service=service, data=data)
+    _nothing_written(alice)
+    order = _create(alice, service, {"link": LINK, "quantity": "2"})
+    assert order.charge == Decimal("0.00001")  # 0.000008 rounds up: the least charge
+
+
+def test_a_charge_that_rounds_to_zero_names_the_field_that_sizes_it(alice, offline_provider):
+    comments = _service(offline_provider, "Custom Comments", rate="0.001", min=1)
+    with pytest.raises(OrderError) as info:
+        _create(alice, comments, {"link": LINK, "comments": "one\ntwo"})
+    assert info.value.field == "comments" and "at least 5 units" in info.value.message
+    package = _service(offline_provider, "Package", rate="0.000001")
+    with pytest.raises(OrderError) as info:
+        _create(alice, package, {"link": LINK})
+    assert info.value.field == "service" and "rounds to 0.00000" in info.value.message
+    _nothing_written(alice)
+
+
+def test_a_customer_rate_that_rounds_the_charge_to_zero_is_refused(alice, offline_provider):
+    service = _service(offline_provider, "Default", rate="2.00", min=1)
+    CustomerRate.objects.create(user=alice, service=service, rate=Decimal("0.0001"))
+    with pytest.raises(OrderError) as info:
+        _create(alice, service, {"link": LINK, "quantity": "49"})
+    assert info.value.field == "quantity" and "at least 50 units" in info.value.message
+    _nothing_written(alice)
+
+
+def test_a_rate_of_zero_on_purpose_places_a_free_order(alice, offline_provider):
+    free = _service(offline_provider, "Default", rate="0")
+    order = _create(alice, free, {"link": LINK, "quantity": "100"})
+    assert order.charge == Decimal("0") and order.status == Order.Status.QUEUED
+    service = _service(offline_provider, "Default", rate="2.00")
+    CustomerRate.objects.create(user=alice, service=service, rate=Decimal("0"))
+    order = _create(alice, service, {"link": LINK, "quantity": "100"})
+    assert order.charge == Decimal("0") and order.rate == Decimal("0")
+    assert Order.objects.count() == 2
+    assert not LedgerEntry.objects.filter(kind=LedgerEntry.Kind.CHARGE).exists()
 
 
 def test_quantity_message_names_the_limits(alice, offline_provider):

@@ -108,7 +108,8 @@ def test_custom_comments_counts_lines(alice_client, alice, comments_service):
         ({"link": "https://instagram.com/p/x", "quantity": "5"}, "quantity"),
         ({"link": "https://instagram.com/p/x", "quantity": "abc"}, "quantity"),
         ({"link": "", "quantity": "100"}, "link"),
-        ({"link": "not a link", "quantity": "100"}, "link"),
+        ({"link": "line\tbreak", "quantity": "100"}, "link"),
+        ({"link": "x" * 2001, "quantity": "100"}, "link"),
     ],
 )
 def test_bad_input_shows_the_error_next_to_the_field_and_charges_nothing(
@@ -120,6 +121,32 @@ def test_bad_input_shows_the_error_next_to_the_field_and_charges_nothing(
     assert response.context["form"].errors[field]
     assert not Order.objects.exists()
     assert balance(alice) == Decimal("50.00000")
+
+
+@pytest.mark.parametrize("link", ["not a link", "@channel", "instagram.com/someone"])
+def test_a_link_is_any_text_the_provider_takes(alice_client, alice, default_service, link):
+    form = alice_client.get(reverse("order_new"), {"service": default_service.pk}).context["form"]
+    assert form.fields["link"].help_text == "Link to the page, post or profile."
+    assert "inputmode" not in form.fields["link"].widget.attrs  # no URL-only keyboard
+    response = alice_client.post(
+        reverse("order_new"), order_form(default_service, link=link, quantity="100")
+    )
+    assert response.status_code == 302
+    assert Order.objects.get(user=alice).link == link
+
+
+def test_an_order_whose_charge_rounds_to_zero_is_refused(alice_client, alice, default_service):
+    CustomerRate.objects.create(user=alice, service=default_service, rate=Decimal("0.0001"))
+    data = order_form(default_service, link="@channel", quantity="10")
+    response = alice_client.post(reverse("order_new"), data)
+    assert response.status_code == 400
+    assert 'id="id_quantity_error"' in response.content.decode()
+    assert "rounds to 0.00000: order at least 50 units." in str(
+        response.context["form"].errors["quantity"]
+    )
+    assert not Order.objects.exists()
+    quote = alice_client.post(reverse("order_quote"), data)
+    assert "rounds to 0.00000" in quote.content.decode()
 
 
 def test_insufficient_funds_charges_nothing(alice_client, alice, default_service):

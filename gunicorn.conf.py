@@ -1,0 +1,21 @@
+"""gunicorn's settings for the panel (the Dockerfile and docker-compose.yml run
+`gunicorn panel.wsgi -c gunicorn.conf.py`). Options on the command line or in GUNICORN_CMD_ARGS
+(e.g. GUNICORN_CMD_ARGS="--workers 5") override these.
+
+https://docs.gunicorn.org/en/stable/settings.html
+"""
+
+bind = "0.0.0.0:8000"
+workers = 3
+
+# The access log on stdout, without any query string: the reseller API accepts `key` in a GET
+# query string (some clients send it so), and gunicorn's default format logs the request line
+# (%(r)s), which holds it. %(U)s is the path alone. The Referer (%(f)s) is left out for the same
+# reason: it is another page's full URL.
+accesslog = "-"
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s "%(a)s"'
+
+# The longest request line gunicorn accepts (its maximum; the default is 4094). A longer one is
+# answered with gunicorn's own HTML 414 before the panel sees it: a client with a long list of
+# ids sends them in a POST body instead (see docs/api.md).
+limit_request_line = 8190
