@@ -85,7 +85,7 @@ def test_a_database_error_in_one_batch_postpones_it_and_the_others_go_on(
     }
 
     # Each batch looks up its own order in the answers.
-    monkeypatch.setattr(polling_module, "provider_call", lambda *args, **kwargs: answers)
+    monkeypatch.setattr(polling_module, "provider_fetch_statuses", lambda *args, **kwargs: answers)
     now = timezone.now() + timedelta(minutes=10)
     result = provider_poll_orders(provider=provider, now=now)  # raised DataError before
     assert result.upstream_calls == 3
