@@ -155,8 +155,8 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         entries = LedgerEntry.objects.filter(user=obj).order_by("-id")[:RECENT_LEDGER_ROWS]
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td style='text-align:right'>{}</td>"
-            "<td style='text-align:right'>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td class='num'>{}</td>"
+            "<td class='num'>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
                     f"{e.created_at:%Y-%m-%d %H:%M}",

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "csp",  # django-csp: its system checks (the header comes from the middleware below)
     "rest_framework",
     "django_celery_beat",
     "accounts",
@@ -65,6 +66,7 @@ MIDDLEWARE = [
     "accounts.middleware.UserTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "panel.urls"
@@ -172,6 +174,47 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Content-Security-Policy (django-csp) ------------------------------------------------------
+# Every page, the admin's included, loads scripts, styles, images and fonts from the panel itself
+# only, and htmx talks to the panel only. No inline <script>, no event-handler attribute, no
+# <style> element, no style="" attribute, no eval (htmx runs with allowEval false): what the
+# templates need is in static/panel/. One exception: img-src allows data:, because Bootstrap's CSS
+# draws its small icons (select arrow, check mark, close button) as data: SVG images; a data:
+# image cannot run script. With DEBUG on, django-csp leaves Django's 404 and 500 debug pages
+# (inline styles) without the header.
+_CSP_DIRECTIVES: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+# Where browsers post violation reports (a path or an https URL of a collector), if anywhere.
+_csp_report_uri = env("CSP_REPORT_URI", default="")
+if _csp_report_uri:
+    if not _csp_report_uri.startswith(("/", "https://", "http://")) or any(
+        c in _csp_report_uri for c in " ;,'\""
+    ):
+        raise ImproperlyConfigured(
+            "CSP_REPORT_URI must be a path (/csp-report) or an http(s) URL, without spaces, "
+            "semicolons, commas or quotes."
+        )
+    _CSP_DIRECTIVES["report-uri"] = [_csp_report_uri]
+# true: the same policy as Content-Security-Policy-Report-Only (browsers report, block nothing),
+# to try a customised template before enforcing.
+_csp_report_only = env.bool("CSP_REPORT_ONLY", default=False)
+CONTENT_SECURITY_POLICY: dict[str, Any] = (
+    {} if _csp_report_only else {"DIRECTIVES": _CSP_DIRECTIVES}
+)
+CONTENT_SECURITY_POLICY_REPORT_ONLY: dict[str, Any] = (
+    {"DIRECTIVES": _CSP_DIRECTIVES} if _csp_report_only else {}
+)
 
 # --- Celery -----------------------------------------------------------------------------------
 # Without REDIS_URL the broker is kombu's filesystem transport: messages are files under var/,

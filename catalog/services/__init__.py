@@ -9,6 +9,7 @@
   repricing and prices with one audit row
 - enqueue.py: the one module that hands work to Celery (imports catalog.tasks lazily)
 - common.py: the errors and the enable/disable helpers they share
+- descriptions.py: provider HTML in descriptions cleaned to a small allow-list (nh3)
 
 Imports go one way: common ← repricing ← imports ← sync ← sync_runs, common, repricing ← prices,
 and repricing, prices ← bulk_pricing.

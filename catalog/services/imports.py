@@ -12,6 +12,7 @@ from catalog.models import CatalogSettings, Category, PriceChange, Service, Upst
 from catalog.order_types import OrderType
 from catalog.selectors import service_cost
 from catalog.services.common import BATCH, CatalogError, _check_markup
+from catalog.services.descriptions import description_sanitize
 from catalog.services.repricing import service_price_decision
 from providers.models import Provider
 
@@ -102,7 +103,7 @@ def _import(
     for u in todo:
         service = Service(
             name=(u.name or f"{provider.name} #{u.service_id}")[:500],
-            description=u.description,
+            description=description_sanitize(u.description),
             category=cats[(category_name or u.category or "Uncategorised").strip()[:200]],
             type=_TYPES[u.type.casefold()],
             min=max(u.min, 1),

@@ -26,6 +26,7 @@ from django.utils import timezone
 from catalog.models import CatalogChange, CatalogSettings, Category, Service, UpstreamService
 from catalog.pricing import quantize_rate
 from catalog.services.common import BATCH, CatalogSyncError
+from catalog.services.descriptions import description_sanitize
 from catalog.services.imports import catalog_import_services
 from catalog.services.repricing import _refresh_services
 from providers.client import ProviderError
@@ -272,7 +273,8 @@ def _values(s: FetchedService) -> dict[str, Any]:
         "name": s.name,
         "type": s.type[:64],
         "category": s.category,
-        "description": s.description,
+        # Sanitized here, so the comparison below and the stored row see the allowed HTML only.
+        "description": description_sanitize(s.description),
         "refill": s.refill,
         "cancel": s.cancel,
         "dripfeed": s.dripfeed,

@@ -2,12 +2,15 @@
 
 The catalog is generated, not stored: the same arguments always give the same services, so
 a panel that synced it yesterday sees the same ids, rates and limits today. The base catalog
-covers every order type found in the seed providers' docs (see /work/shared/seeds) and a few
-awkward values on purpose: rates with five decimals, a tiny rate that rounds, multi-line
-descriptions, HTML in a description (to test escaping), ``&`` and non-ASCII in names.
+covers every order type found in the seed providers' docs (see /work/shared/seeds) with the
+values real catalogs have: rates with five decimals, a tiny rate that rounds, multi-line
+descriptions, HTML in a description (``<b>``, ``<br>``, as seed 000 documents), ``&`` and
+non-ASCII in names. Its descriptions read like a provider's, since the demo panel shows them.
 
 ``build_catalog(total)`` pads the base catalog with plain ``Default`` services up to ``total``
-so a benchmark can ask for thousands of services.
+so a benchmark can ask for thousands of services. ``build_catalog(awkward=True)`` swaps in the
+hostile descriptions the tests need (a ``<script>``, an event handler, a ``javascript:`` link,
+raw ``<`` and ``&``); the sandbox server never serves them.
 """
 
 from __future__ import annotations
@@ -120,7 +123,7 @@ _BASE: tuple[tuple[str, str, str, str, int, int, bool, bool, bool, str], ...] = 
     (
         "Instagram Likes [Real]",
         DEFAULT, _IG_LIKES, "0.125", 10, 20000, False, True, True,
-        "<b>Real</b> accounts<br>Start: instant\n<script>alert('sandbox')</script>",
+        "<b>Real</b> accounts<br>Start: instant\nSpeed: 10K/day",
     ),
     (
         "Instagram Starter Package (1000 Likes + 5000 Impressions)",
@@ -200,7 +203,7 @@ _BASE: tuple[tuple[str, str, str, str, int, int, bool, bool, bool, str], ...] = 
     (
         "Telegram Post Views [Last Post]",
         DEFAULT, _TELEGRAM, "0.00125", 100, 1000000, False, False, False,
-        "Very cheap: small orders cost fractions of a cent.",
+        "Views on the channel's last post.\nStart: 0-1 hour",
     ),
     (
         "Telegram Group Invites from Groups",
@@ -220,12 +223,12 @@ _BASE: tuple[tuple[str, str, str, str, int, int, bool, bool, bool, str], ...] = 
     (
         "X (Twitter) Followers ⚡ [Refill 30D]",
         DEFAULT, _OTHER, "5.5", 100, 10000, True, False, False,
-        "Non-ASCII in the name on purpose.",
+        "Start: 0-6 hours\nSpeed: 1K/day\nRefill: 30 days",
     ),
     (
         "Facebook Page Likes & Followers",
         DEFAULT, _OTHER, "3.3333", 100, 50000, False, True, False,
-        "An ampersand in the name on purpose.",
+        "Likes and followers on a public page.\nStart: 0-12 hours",
     ),
     (
         "Spotify Plays",
@@ -242,9 +245,20 @@ _EXTRA_NETWORKS = ("Instagram", "TikTok", "YouTube", "Telegram", "Facebook", "Tw
 _EXTRA_LIMITS = ((10, 5000), (50, 10000), (100, 100000), (1000, 1000000))
 
 
-def _base_services() -> Iterator[Service]:
+# Test-only descriptions (build_catalog(awkward=True)), by service id: what a careless or
+# hostile provider sends, which the panel must clean before it shows anything.
+AWKWARD_DESCRIPTIONS: dict[int, str] = {
+    3: "<b>Real</b> accounts<br>Start: instant\n<script>alert('sandbox')</script>",
+    23: "Non-ASCII in the name on purpose. <img src=x onerror=\"alert('sandbox')\">",
+    24: 'An ampersand in the name on purpose: a < b & c. <a href="javascript:alert(1)">x</a>',
+}
+
+
+def _base_services(awkward: bool = False) -> Iterator[Service]:
     for index, row in enumerate(_BASE, start=1):
         name, type_, category, rate, min_, max_, refill, cancel, dripfeed, desc = row
+        if awkward:
+            desc = AWKWARD_DESCRIPTIONS.get(index, desc)
         yield Service(
             index, name, type_, category, rate, min_, max_, refill, cancel, dripfeed, desc
         )
@@ -272,12 +286,13 @@ def _extra_service(service_id: int) -> Service:
     )
 
 
-def build_catalog(total: int = 0) -> list[Service]:
+def build_catalog(total: int = 0, *, awkward: bool = False) -> list[Service]:
     """The catalog, padded with generated Default services up to `total` entries.
 
     A `total` at or below the base size gives the base catalog: every order type stays covered.
+    `awkward` replaces a few descriptions with AWKWARD_DESCRIPTIONS (for tests).
     """
-    services = list(_base_services())
+    services = list(_base_services(awkward))
     services.extend(_extra_service(i) for i in range(BASE_SIZE + 1, total + 1))
     return services
 

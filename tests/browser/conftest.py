@@ -25,10 +25,24 @@ def _browser_settings(settings):
     settings.SIGNUP_THROTTLE_ATTEMPTS = 0
 
 
+# Every page reports what the Content-Security-Policy refused (panel/settings.py): the event
+# listener is installed before any page script runs; Chromium also logs each refusal as a
+# console error ("Refused to ..."), which catches them with JavaScript off too.
+_CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolation(`${e.violatedDirective} blocked ${e.blockedURI || "inline"}`
+    + ` at ${e.sourceFile || e.documentURI}:${e.lineNumber} ${e.sample || ""}`);
+});
+"""
+
+
 @pytest.fixture
 def new_page(browser, live_server):
-    """Open pages in fresh contexts (separate cookies) at a given viewport."""
+    """Open pages in fresh contexts (separate cookies) at a given viewport. The test fails at
+    teardown if any page broke the Content-Security-Policy; `new_page.csp_violations` lists
+    them (a test that provokes one on purpose clears it)."""
     contexts = []
+    violations: list[str] = []
 
     def _new_page(viewport=DESKTOP, javascript=True):
         context = browser.new_context(
@@ -36,7 +50,17 @@ def new_page(browser, live_server):
         )
         context.set_default_timeout(10_000)
         contexts.append(context)
+        context.expose_binding("__cspViolation", lambda _source, text: violations.append(text))
+        context.add_init_script(_CSP_LISTENER)
         page = context.new_page()
+        page.on(
+            "console",
+            lambda message: (
+                violations.append(f"console: {message.text}")
+                if message.type == "error" and "Content Security Policy" in message.text
+                else None
+            ),
+        )
         # Nothing may come from outside the panel (no CDN): fail any such request.
         page.route(
             "**/*",
@@ -48,9 +72,11 @@ def new_page(browser, live_server):
         )
         return page
 
+    _new_page.csp_violations = violations
     yield _new_page
     for context in contexts:
         context.close()
+    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 @pytest.fixture(scope="session")
@@ -62,8 +88,11 @@ def screenshot_dir():
 def htmx_idle(page) -> None:
     """Wait until htmx has no request in flight and has settled the last swap (its new
     elements are wired up only then)."""
+    # A function, not an expression: Playwright evaluates a bare expression with eval, which
+    # the Content-Security-Policy refuses.
     page.wait_for_function(
-        "window.htmx && !document.querySelector('.htmx-request, .htmx-settling, .htmx-swapping')"
+        "() => window.htmx"
+        " && !document.querySelector('.htmx-request, .htmx-settling, .htmx-swapping')"
     )
     page.wait_for_timeout(50)
 

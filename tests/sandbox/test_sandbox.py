@@ -133,6 +133,17 @@ def test_services_cover_every_order_type_in_the_seed_shapes(sandbox):
     assert len({s["category"] for s in services}) >= 5
 
 
+def test_demo_catalog_reads_like_a_provider_and_tests_get_the_hostile_texts():
+    demo = " ".join(s.desc for s in cat.build_catalog())
+    for test_text in ("on purpose", "<script", "alert(", "onerror", "javascript:"):
+        assert test_text not in demo, test_text
+    awkward = {s.service: s.desc for s in cat.build_catalog(awkward=True)}
+    assert "<script>alert('sandbox')</script>" in awkward[3]
+    assert "Non-ASCII in the name on purpose." in awkward[23]
+    assert "An ampersand in the name on purpose" in awkward[24]
+    assert "⚡" in cat.build_catalog()[22].name and "&" in cat.build_catalog()[23].name
+
+
 def test_catalog_is_deterministic_and_grows_to_the_asked_size():
     big = cat.build_catalog(5000)
     assert big == cat.build_catalog(5000)

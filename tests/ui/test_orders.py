@@ -35,9 +35,17 @@ def test_form_shows_exactly_the_fields_of_the_type(alice_client, default_service
     assert {"runs", "interval"} <= set(drip.context["form"].fields)
 
 
-def test_service_description_is_escaped_with_line_breaks(alice_client, default_service):
+def test_service_description_renders_allowed_html_with_line_breaks(alice_client, default_service):
+    # Issue 11 #20: the provider's <b> is bold, not shown as "&lt;b&gt;"; a script is dropped.
     body = alice_client.get(reverse("order_new"), {"service": default_service.pk}).content.decode()
-    assert "Real-looking &lt;b&gt;profiles&lt;/b&gt;<br>Starts in 1 hour" in body
+    assert "Real-looking <b>profiles</b><br>Starts in 1 hour" in body
+    assert "&lt;b&gt;" not in body
+    Service.objects.filter(pk=default_service.pk).update(
+        description="Fast<script>alert('x')</script>\n<img src=x onerror=alert(1)>ok"
+    )
+    for name in ("order_new", "services"):
+        page = alice_client.get(reverse(name), {"service": default_service.pk}).content.decode()
+        assert "Fast<br>ok" in page and "alert(" not in page and "onerror" not in page, name
     assert "2.00" in body and "10 / 10000" in body
 
 
