@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from urllib.parse import urlsplit
 
 from providers.sandbox import catalog as cat
 from providers.sandbox.common import (
@@ -70,11 +69,14 @@ def split_lines(value: str) -> list[str]:
     return [line.strip() for line in value.splitlines() if line.strip()]
 
 
-def is_url(value: str) -> bool:
-    if len(value) > 2048 or any(ch.isspace() for ch in value):
-        return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+def is_link(value: str) -> bool:
+    """What the seed providers take as a link: any one line of text (a URL, a username,
+    "@channel", "instagram.com/x"), without control characters, up to 2048 characters."""
+    return (
+        0 < len(value) <= 2048
+        and value.isprintable()
+        and not any(ch in value for ch in "\u2028\u2029")
+    )
 
 
 def is_username(value: str) -> bool:
@@ -164,7 +166,7 @@ FORMS: dict[str, Form] = {
     cat.MENTIONS_CUSTOM_LIST: Form(quantity="lines", lines=_USERNAMES),
     cat.MENTIONS_HASHTAG: Form(required=(("hashtag", is_hashtag, "Incorrect hashtag"),)),
     cat.MENTIONS_USER_FOLLOWERS: Form(required=(_USERNAME_FIELD,)),
-    cat.MENTIONS_MEDIA_LIKERS: Form(required=(("media", is_url, "Incorrect media"),)),
+    cat.MENTIONS_MEDIA_LIKERS: Form(required=(("media", is_link, "Incorrect media"),)),
     cat.COMMENT_LIKES: Form(required=(_USERNAME_FIELD,)),
     cat.COMMENT_REPLIES: Form(quantity="lines", lines=_COMMENTS, required=(_USERNAME_FIELD,)),
     cat.POLL: Form(required=(("answer_number", is_positive_int, "Incorrect answer number"),)),
@@ -216,7 +218,7 @@ def _dripfeed(service: cat.Service, params: Mapping[str, str]) -> tuple[int | No
 def _parse_link_order(service: cat.Service, params: Mapping[str, str]) -> OrderDraft:
     form = FORMS[service.type]
     link = params.get("link", "").strip()
-    if not is_url(link):
+    if not is_link(link):
         raise ApiError(INCORRECT_LINK)
     checks = ((form.lines,) if form.lines else ()) + form.required
     fields = _run_checks(params, checks)

@@ -175,14 +175,19 @@ def test_tiny_charges_are_rounded_to_five_decimals(sandbox):
     assert status(sandbox, order_id)["charge"] == "0.00013"
 
 
+def test_add_takes_any_one_line_link_like_a_real_provider(sandbox):
+    for link in ("instagram.com/p/x", "@channel", "https://x.com/a b"):
+        assert "order" in add(sandbox, link=link), link
+
+
 @pytest.mark.parametrize(
     ("fields", "error"),
     [
         ({"service": 999}, "Incorrect service ID"),
         ({"service": "abc"}, "Incorrect service ID"),
         ({"link": ""}, "Incorrect link"),
-        ({"link": "instagram.com/p/x"}, "Incorrect link"),
-        ({"link": "https://x.com/a b"}, "Incorrect link"),
+        ({"link": "https://x.com/a\tb"}, "Incorrect link"),
+        ({"link": "https://x.com/" + "a" * 2048}, "Incorrect link"),
         ({"quantity": 49}, "Quantity less than minimal 50"),
         ({"quantity": 10001}, "Quantity more than maximal 10000"),
         ({"quantity": ""}, "Incorrect quantity"),
