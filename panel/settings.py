@@ -12,6 +12,7 @@ from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from panel.ratelimits import parse_rate_limit
 
@@ -215,6 +216,14 @@ CELERY_TASK_ROUTES = {
     "orders.tasks.provider_process_cancels": {"queue": "provider_io"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Every queue the routes above name, declared: a worker started without --queues (plain
+# `celery -A panel worker`) consumes all of them; operators may still split them with -Q.
+CELERY_TASK_QUEUES = (Queue("default"), Queue("provider_io"))
+# A queue whose oldest message has waited longer than this (no worker consumes it, or too few)
+# is reported by /healthz ("degraded") and on the admin cockpit (panel/queues.py).
+QUEUE_STALE_SECONDS = env.int("QUEUE_STALE_SECONDS", default=300)
+if QUEUE_STALE_SECONDS < 1:
+    raise ImproperlyConfigured("QUEUE_STALE_SECONDS must be at least 1.")
 # Schedules live in the database (django-celery-beat), where admins edit them; their defaults
 # are defined once, in `python manage.py setup_schedules` (accounts/management/commands/), which
 # `make run` and the beat container run at start and which never overwrites an admin's edit.
