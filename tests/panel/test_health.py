@@ -70,6 +70,11 @@ def test_every_routed_queue_is_declared_so_a_plain_worker_consumes_it():
     assert routed | {django_settings.CELERY_TASK_DEFAULT_QUEUE} <= declared
     # What `celery worker` without -Q consumes: every declared queue.
     assert set(celery_app.amqp.queues) >= {"default", "provider_io"}
+    # Each queue bound by its own name: a message for one queue is never copied into another.
+    assert {name: q.routing_key for name, q in celery_app.amqp.queues.items()} == {
+        "default": "default",
+        "provider_io": "provider_io",
+    }
 
 
 def test_a_queue_nobody_consumes_is_degraded_on_healthz(client, broker, settings):
