@@ -28,13 +28,17 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 	@touch $@ $(VENV)/.installed-run
 
+# Ctrl-C stops it cleanly, with make exiting 0. In a terminal, `set -m` runs honcho as the
+# terminal's foreground job, so Ctrl-C reaches honcho alone (not make, which would die of it);
+# honcho sends SIGTERM to each process and exits 130, the one code the recipe turns into
+# success. The worker uses a thread pool (Procfile.dev): no pool child killed mid-shutdown.
 run: $(VENV)/.installed-run
 	@export DEBUG=true PANEL_PUBLIC_URL=http://127.0.0.1:$(PORT) PORT=$(PORT) \
 	        SANDBOX_PORT=$(SANDBOX_PORT) PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	  python manage.py migrate --noinput && \
 	  python manage.py setup_schedules && \
 	  python manage.py seed_demo --sandbox-url http://127.0.0.1:$(SANDBOX_PORT)/api/v2 && \
-	  exec honcho start -f Procfile.dev
+	  { if [ -t 0 ]; then set -m; fi; honcho start -f Procfile.dev || [ $$? -eq 130 ]; }
 
 # The structure and type checks (docs/development.md): import contracts, then mypy. They need
 # no database and no environment; `make test` runs them first.

@@ -24,6 +24,8 @@ from accounts.throttle import (
 )
 from catalog.admin_views import bulk_pricing_view
 from orders.admin_views import cockpit_view_context
+from panel.celery import app as celery_app
+from panel.queues import queue_backlog
 
 
 class ThrottledAdminLoginForm(AdminAuthenticationForm):
@@ -70,6 +72,8 @@ class PanelAdminSite(AdminSite):
     ) -> TemplateResponse:
         """The stock admin home (the app list) with the cockpit above it (orders/admin_views.py)."""
         context = {**cockpit_view_context(request), **(extra_context or {})}
+        if context.get("cockpit"):  # the broker's queues are plumbing: read here, not in orders
+            context["queue_backlog"] = queue_backlog(app=celery_app)
         return super().index(request, extra_context=context)
 
     def bulk_pricing(self, request: HttpRequest) -> HttpResponse:

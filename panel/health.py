@@ -1,13 +1,21 @@
-"""/healthz: is the database up, is the broker up. For load balancers and docker compose."""
+"""/healthz: is the database up, is the broker up, does a worker consume every queue.
+
+For load balancers and docker compose. A database or broker that is down answers 503. A queue
+whose oldest message waited longer than QUEUE_STALE_SECONDS (no worker consumes it) answers
+200 with "status": "degraded" and the queue under "queues": the web server itself is fine, and
+taking it out of rotation would not start a worker. Monitoring that wants a failing status code
+for it asks /healthz?strict=1, which answers 503 when degraded.
+"""
 
 import logging
 
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from panel.celery import app as celery_app
+from panel.queues import queue_backlog
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +42,17 @@ def _broker_up() -> bool:
 
 @never_cache
 @require_GET
-def healthz(request):
+def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _database_up(), "broker": _broker_up()}
     healthy = all(checks.values())
-    body = {"status": "ok" if healthy else "error"}
+    queues = queue_backlog(app=celery_app) if checks["broker"] else []
+    stale = [q.name for q in queues if q.stale]
+    status = "error" if not healthy else "degraded" if stale else "ok"
+    body: dict[str, object] = {"status": status}
     body.update({name: "up" if up else "down" for name, up in checks.items()})
-    return JsonResponse(body, status=200 if healthy else 503)
+    body["queues"] = {q.name: q.as_json() for q in queues}
+    if stale:
+        body["stale_queues"] = stale
+        logger.warning("healthz: no worker consumes queue(s) %s", ", ".join(stale))
+    failing = not healthy or (stale and request.GET.get("strict") == "1")
+    return JsonResponse(body, status=503 if failing else 200)

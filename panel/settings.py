@@ -12,6 +12,7 @@ from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from panel.ratelimits import parse_rate_limit
 
@@ -222,12 +223,14 @@ CONTENT_SECURITY_POLICY_REPORT_ONLY: dict[str, Any] = (
 BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "out"),
         "data_folder_out": str(BROKER_DIR / "out"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # The worker's broadcast exchanges (pidbox); kombu's default is ./control in the cwd.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -258,6 +261,14 @@ CELERY_TASK_ROUTES = {
     "orders.tasks.provider_process_cancels": {"queue": "provider_io"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Every queue the routes above name, declared: a worker started without --queues (plain
+# `celery -A panel worker`) consumes all of them; operators may still split them with -Q.
+CELERY_TASK_QUEUES = tuple(Queue(name, routing_key=name) for name in ("default", "provider_io"))
+# A queue whose oldest message has waited longer than this (no worker consumes it, or too few)
+# is reported by /healthz ("degraded") and on the admin cockpit (panel/queues.py).
+QUEUE_STALE_SECONDS = env.int("QUEUE_STALE_SECONDS", default=300)
+if QUEUE_STALE_SECONDS < 1:
+    raise ImproperlyConfigured("QUEUE_STALE_SECONDS must be at least 1.")
 # Schedules live in the database (django-celery-beat), where admins edit them; their defaults
 # are defined once, in `python manage.py setup_schedules` (accounts/management/commands/), which
 # `make run` and the beat container run at start and which never overwrites an admin's edit.

@@ -1,11 +1,20 @@
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import include, path, re_path
 
 from panel.api_v2 import api_v2
 from panel.health import healthz
 
+
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """Browsers ask /favicon.ico on pages that name no icon (error pages, raw API replies)."""
+    return HttpResponseRedirect(static("favicon.ico"))
+
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),  # panel.admin.PanelAdminSite (panel/apps.py)
     # The reseller API, with and without the trailing slash: a redirect would turn a POST into GET.
     re_path(r"^api/v2/?$", api_v2, name="api_v2"),

@@ -1,3 +1,4 @@
+from datetime import timedelta
 from decimal import Decimal
 
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -9,6 +10,13 @@ from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, RATE_DIGITS, RATE_PLACES
 from providers import crypto
 
 MAX_STATUS_BATCH = 100  # every seed document caps multi calls at 100 ids
+# Refills and cancels claimed for sending and still unanswered this long after are unclaimed and
+# sent again (orders.services.requests.order_release_stuck_requests). A provider call must end
+# well before, or a slow answer would be asked twice: each timeout is at most a quarter of that
+# window, so connect + read + the client's limit on reading a body (120 s) stays below it.
+REQUEST_RESEND_AFTER = timedelta(minutes=15)
+MAX_TIMEOUT_SECONDS = REQUEST_RESEND_AFTER.total_seconds() / 4
+MIN_CONNECT_TIMEOUT, MIN_READ_TIMEOUT = 0.5, 1.0
 
 
 class Provider(models.Model):
@@ -29,8 +37,19 @@ class Provider(models.Model):
         help_text="How much of the panel's currency one unit of this provider's currency costs.",
     )
     is_enabled = models.BooleanField(default=True)
-    connect_timeout = models.FloatField(default=5.0, validators=[MinValueValidator(0.5)])
-    read_timeout = models.FloatField(default=30.0, validators=[MinValueValidator(1)])
+    connect_timeout = models.FloatField(
+        default=5.0,
+        validators=[MinValueValidator(MIN_CONNECT_TIMEOUT), MaxValueValidator(MAX_TIMEOUT_SECONDS)],
+        help_text=f"Seconds, at most {MAX_TIMEOUT_SECONDS:g}.",
+    )
+    read_timeout = models.FloatField(
+        default=30.0,
+        validators=[MinValueValidator(MIN_READ_TIMEOUT), MaxValueValidator(MAX_TIMEOUT_SECONDS)],
+        help_text=(
+            f"Seconds, at most {MAX_TIMEOUT_SECONDS:g}: refills and cancels unanswered after "
+            f"{REQUEST_RESEND_AFTER.total_seconds() / 60:g} minutes are sent again."
+        ),
+    )
     status_batch_size = models.PositiveSmallIntegerField(
         default=MAX_STATUS_BATCH,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_STATUS_BATCH)],
@@ -94,6 +113,15 @@ class Provider(models.Model):
                 name="provider_batch_size_1_to_100",
             ),
             models.CheckConstraint(condition=Q(exchange_rate__gt=0), name="provider_rate_positive"),
+            models.CheckConstraint(
+                condition=Q(
+                    connect_timeout__gte=MIN_CONNECT_TIMEOUT,
+                    connect_timeout__lte=MAX_TIMEOUT_SECONDS,
+                    read_timeout__gte=MIN_READ_TIMEOUT,
+                    read_timeout__lte=MAX_TIMEOUT_SECONDS,
+                ),
+                name="provider_timeouts_bounded",
+            ),
         ]
 
     def __str__(self) -> str:

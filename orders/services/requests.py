@@ -27,7 +27,7 @@ from orders.services.enqueue import enqueue_provider_send_cancels, enqueue_provi
 from orders.services.status import order_set_status
 from providers.client import ErrorKind, ItemError, ProviderError, is_unsupported_call
 from providers.gateway import provider_call
-from providers.models import Provider
+from providers.models import REQUEST_RESEND_AFTER, Provider
 from providers.schemas import CancelResult, CancelStatus, RefillStatus, RequestStatus
 from providers.services import provider_fetch_refill_statuses, provider_learn_capability
 
@@ -36,7 +36,8 @@ RS = Refill.Status
 CS = CancelRequest.Status
 BATCH = 100
 REFILL_POLL_INTERVAL = timedelta(minutes=5)
-STUCK_SENDING = timedelta(minutes=15)
+# Provider timeouts are bounded below this window (providers.models), so a call never outlives it.
+STUCK_SENDING = REQUEST_RESEND_AFTER
 
 REQUEST_TO_REFILL: dict[RequestStatus, str] = {
     RequestStatus.PENDING: RS.PENDING,

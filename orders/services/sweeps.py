@@ -1,17 +1,18 @@
 """Periodic work that is not one provider's: resending what waits, rescuing what is stuck."""
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from orders.models import Order, OrderStatusChange
+from orders.models import CancelRequest, Order, OrderStatusChange, Refill
 from orders.selectors import order_ids_waiting_to_send, order_list_stuck_submitting
 from orders.services.common import OrderConflict, OrderError
 from orders.services.enqueue import enqueue_order_submit
-from orders.services.polling import PollResult, provider_poll_orders
+from orders.services.polling import PollResult, orders_make_due, provider_poll_orders
 from orders.services.requests import (
     provider_poll_cancels,
     provider_poll_refills,
@@ -86,3 +87,31 @@ def provider_sweep(*, provider: Provider, now: datetime | None = None) -> Provid
     counts.update(provider_poll_cancels(provider=provider, now=now))
     counts.update(provider_poll_refills(provider=provider, now=now))
     return ProviderSweep(orders=polled, requests=dict(counts))
+
+
+@dataclass
+class MadeDue:
+    """What `orders_make_all_due` made due: placed active orders, open refills, and the sent
+    cancels (settled by their orders' status polls, which are among the orders)."""
+
+    orders: int
+    refills: int
+    cancels: int
+
+
+def orders_make_all_due(*, providers: Iterable[Provider], now: datetime | None = None) -> MadeDue:
+    """Everything active of `providers` due for its poll now (the poll_orders command's
+    --all-due): every placed, active order, every refill waiting for its refill_status, and
+    the orders of every cancel sent upstream. Queued refills and cancels need nothing: each
+    sweep sends them."""
+    now = now or timezone.now()
+    providers = list(providers)
+    orders = orders_make_due(providers=providers, now=now)
+    refills = Refill.objects.filter(
+        order__provider__in=providers,
+        status__in=[Refill.Status.PENDING, Refill.Status.IN_PROGRESS],
+    ).update(next_poll_at=now)
+    cancels = CancelRequest.objects.filter(
+        order__provider__in=providers, status=CancelRequest.Status.SENT
+    ).count()
+    return MadeDue(orders=orders, refills=refills, cancels=cancels)

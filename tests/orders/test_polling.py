@@ -3,8 +3,10 @@
 import time
 from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.models import LedgerEntry
@@ -302,6 +304,32 @@ def test_rejected_refill(alice, fast, provider):
     assert refill.status == Refill.Status.REJECTED and refill.public_status == "Rejected"
     # The window is still open and nothing is pending: a new refill may be asked.
     assert order_refill_request(user=alice, order=order).pk != refill.pk
+
+
+def test_poll_orders_all_due_polls_refills_and_cancels_now(alice, fast, provider, ledger_clean):
+    """--all-due means everything active: a refill whose next refill_status is minutes away
+    and a cancel whose order's next poll is minutes away are both settled now."""
+    order = _completed(alice, fast, provider, "https://instagram.com/p/refill-all-due")
+    refill = order_refill_request(user=alice, order=order)
+    assert provider_send_refills(provider=provider)["refill sent"] == 1
+    refill.refresh_from_db()
+    assert refill.next_poll_at > timezone.now() + timedelta(minutes=4)  # its own interval
+    service = make_service(provider=provider, sandbox_id=1, rate="3")
+    running = _placed(alice, service, "https://instagram.com/p/cancel-all-due")
+    cancel = order_cancel_request(user=alice, order=running)
+    assert provider_send_cancels(provider=provider)["cancel sent"] == 1
+    Order.objects.filter(pk=running.pk).update(next_poll_at=_later())
+    _finish(fast)
+    out = StringIO()
+    call_command("poll_orders", "--provider", provider.name, "--all-due", stdout=out)
+    assert "made due: 1 order(s), 1 refill(s), 1 cancel(s)" in out.getvalue()
+    refill.refresh_from_db()
+    assert refill.status == Refill.Status.COMPLETED
+    running.refresh_from_db()
+    cancel.refresh_from_db()
+    assert running.status == S.CANCELED and running.refunded == running.charge
+    assert cancel.status == CancelRequest.Status.COMPLETED
+    ledger_clean()
 
 
 # --- cancels --------------------------------------------------------------------------------

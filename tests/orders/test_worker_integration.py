@@ -48,7 +48,7 @@ def _database_url() -> str:
 
 
 class Worker:
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, queues: str | None = "default,provider_io") -> None:
         env = {
             **os.environ,
             "DATABASE_URL": _database_url(),
@@ -67,8 +67,7 @@ class Worker:
                 "-A",
                 "panel",
                 "worker",
-                "-Q",
-                "default,provider_io",
+                *(["-Q", queues] if queues else []),
                 "-c",
                 "2",
                 "--without-gossip",
@@ -113,6 +112,15 @@ def broker(settings):
 @pytest.fixture
 def worker(broker, tmp_path):
     started = Worker(tmp_path / "worker.log")
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def plain_worker(broker, tmp_path):
+    """`celery -A panel worker` with no --queues, as Celery's and cookiecutter-django's docs
+    start it."""
+    started = Worker(tmp_path / "worker.log", queues=None)
     yield started
     started.stop()
 
@@ -248,3 +256,28 @@ def test_worker_killed_during_placement_never_places_twice(sandbox, worker, sett
     assert sum(1 for o in sandbox.orders() if o["link"] == order.link) == 1
     assert len(sandbox.log("add")) == 1
     call_command("check_ledger", verbosity=0)
+
+
+def test_a_worker_started_without_queues_places_orders_routed_to_provider_io(sandbox, plain_worker):
+    from panel.queues import queue_backlog
+
+    user = customer_create(username="plain", opening_balance=Decimal("50"))
+    provider = make_provider(api_url=sandbox.api_url, key=KEY, name="sandbox-plain")
+    service = make_service(provider=provider, sandbox_id=1)
+    assert celery_app.amqp.router.route({}, "orders.tasks.order_submit")["queue"].name == (
+        "provider_io"
+    )
+    order = order_create(
+        user=user,
+        service=service,
+        data={"link": "https://instagram.com/p/plain", "quantity": "100"},
+    )
+    _wait(
+        lambda: Order.objects.get(pk=order.pk).upstream_order_id != "",
+        60,
+        "placement by a worker started without --queues",
+        plain_worker,
+    )
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PENDING
+    assert sum(1 for o in sandbox.orders() if o["link"] == order.link) == 1
+    assert all(q.length == 0 and not q.stale for q in queue_backlog(app=celery_app))

@@ -3,7 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from orders.services import orders_make_due, orders_requeue, provider_sweep
+from orders.services import orders_requeue, provider_sweep
+from orders.services.sweeps import orders_make_all_due
 from providers.models import Provider
 
 
@@ -11,13 +12,16 @@ class Command(BaseCommand):
     help = (
         "Run one sweep now for every enabled provider (or one with --provider): send queued "
         "cancels and refills, poll the statuses of due orders, refills and cancels, and print "
-        "what changed. --all-due polls every active order, due or not."
+        "what changed. --all-due polls everything active now, due or not: orders, refills and "
+        "cancels."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--provider", help="the provider's name")
         parser.add_argument(
-            "--all-due", action="store_true", help="treat every active order as due now"
+            "--all-due",
+            action="store_true",
+            help="treat every active order, refill and cancel as due now",
         )
         parser.add_argument(
             "--requeue",
@@ -33,7 +37,10 @@ class Command(BaseCommand):
                 raise CommandError(f"No provider named {provider!r}.")
         now = timezone.now()
         if all_due:
-            orders_make_due(providers=providers, now=now)
+            due = orders_make_all_due(providers=providers, now=now)
+            self.stdout.write(
+                f"made due: {due.orders} order(s), {due.refills} refill(s), {due.cancels} cancel(s)"
+            )
         total = 0
         for item in providers:
             sweep = provider_sweep(provider=item, now=now)
