@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -293,3 +294,26 @@ def test_statement_csv_times_are_in_the_customers_time_zone(alice_client, alice)
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     # Written while streaming, after the middleware has put UTC back.
     assert rows[1][1].endswith("+09:00")
+
+
+# --- Help texts are escaped (issue 11 #18) ---------------------------------------------------
+
+
+def test_field_help_text_is_escaped_not_rendered_as_html():
+    from django import forms
+    from django.template.loader import render_to_string
+
+    class _Form(forms.Form):
+        name = forms.CharField(help_text="<b>bold</b> & <script>alert(1)</script>")
+
+    html = render_to_string("includes/field.html", {"field": _Form()["name"]})
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; &lt;script&gt;" in html
+    assert "<b>" not in html and "<script>" not in html
+
+
+def test_password_rules_built_as_safe_html_still_render_as_a_list(alice_client):
+    # Django builds the password validators' help text with format_html: it stays a list.
+    signup = Client().get(reverse("signup")).content.decode()
+    settings_page = alice_client.get(reverse("account_settings")).content.decode()
+    for body in (signup, settings_page):
+        assert "<ul><li>" in body and "&lt;ul&gt;" not in body
