@@ -157,6 +157,9 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# With DEBUG off, a console, file or locmem backend stops every manage.py command (a system
+# check, accounts/checks.py): password-reset links would land in the logs. This allows it.
+ALLOW_CONSOLE_EMAIL = env.bool("ALLOW_CONSOLE_EMAIL", default=False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="panel@localhost")
 ADMINS = [("Admin", a) for a in env.list("ADMIN_EMAILS", default=[])]
 

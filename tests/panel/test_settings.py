@@ -71,6 +71,7 @@ def test_production_settings_pass_check_deploy(tmp_path):
         "ALLOWED_HOSTS": "panel.example",
         "FIELD_ENCRYPTION_KEYS": FERNET,
         "PANEL_VAR_DIR": str(tmp_path),
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",  # console: accounts.E001
     }
     # The browser tests of the same session allow async-unsafe ORM calls; production never does.
     clean = {
