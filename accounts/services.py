@@ -6,18 +6,23 @@ appends one LedgerEntry and updates the cached balance in the same transaction. 
 transaction as the change: a committed change always has its row, a refused one never does.
 """
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.audit import audit_record, audit_record_selection, audit_selection_ids
 from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, User, Wallet
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, quantize_money
 
+logger = logging.getLogger(__name__)
 MAX_AMOUNT = Decimal(10) ** (MONEY_DIGITS - MONEY_PLACES) - 1
 
 
@@ -263,6 +268,33 @@ def customer_create(
             )
             user.wallet.refresh_from_db()
     return user
+
+
+def user_change_email(*, user: User, email: str) -> User:
+    """Save the user's new e-mail address and notify the old one. Password resets go to the
+    address, so the owner hears of a change made from a stolen session. The caller has checked
+    the current password (accounts.forms.EmailForm). A failed notice is logged, not raised."""
+    old = user.email
+    user.email = email
+    user.full_clean(exclude=["password"])
+    user.save(update_fields=["email"])
+    if old and old.casefold() != email.casefold():
+        _notify_email_changed(user=user, old=old)
+    return user
+
+
+def _notify_email_changed(*, user: User, old: str) -> None:
+    context = {
+        "user": user,
+        "old": old,
+        "panel_name": settings.PANEL_NAME,
+        "panel_url": settings.PANEL_PUBLIC_URL.rstrip("/"),
+        "when": timezone.now().strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    subject = render_to_string("accounts/email/email_changed_subject.txt", context)
+    body = render_to_string("accounts/email/email_changed_body.txt", context)
+    if not send_mail(" ".join(subject.split()), body, None, [old], fail_silently=True):
+        logger.warning("user %s: the e-mail change notice to the old address failed", user.pk)
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,8 @@ def test_settings_change_timezone_email_and_password(alice_client, alice):
 
     assert (
         alice_client.post(
-            reverse("account_settings"), {"form": "email", "email-email": "new@example.com"}
+            reverse("account_settings"),
+            {"form": "email", "email-email": "new@example.com", "email-password": "pw-alice-123"},
         ).status_code
         == 302
     )
@@ -317,3 +318,41 @@ def test_password_rules_built_as_safe_html_still_render_as_a_list(alice_client):
     settings_page = alice_client.get(reverse("account_settings")).content.decode()
     for body in (signup, settings_page):
         assert "<ul><li>" in body and "&lt;ul&gt;" not in body
+
+
+# --- Changing the e-mail address (issue 11 #11) ----------------------------------------------
+
+
+def test_changing_the_email_needs_the_current_password(alice_client, alice):
+    for password in ("", "wrong-password"):
+        response = alice_client.post(
+            reverse("account_settings"),
+            {"form": "email", "email-email": "thief@example.net", "email-password": password},
+        )
+        assert response.status_code == 400
+        assert "id_email-password_error" in response.content.decode()
+    alice.refresh_from_db()
+    assert alice.email == "alice@example.com"
+    assert mail.outbox == []
+
+
+def test_changing_the_email_notifies_the_old_address(alice_client, alice):
+    page = alice_client.get(reverse("account_settings")).content.decode()
+    assert 'name="email-password"' in page and 'autocomplete="current-password"' in page
+    response = alice_client.post(
+        reverse("account_settings"),
+        {"form": "email", "email-email": "new@example.com", "email-password": "pw-alice-123"},
+    )
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.email == "new@example.com"
+    [notice] = mail.outbox
+    assert notice.to == ["alice@example.com"]
+    assert "changed" in notice.subject
+    assert "alice@example.com" in notice.body and "new@example.com" in notice.body
+    # Saving the same address again (other case) changes nothing worth a notice.
+    alice_client.post(
+        reverse("account_settings"),
+        {"form": "email", "email-email": "NEW@example.com", "email-password": "pw-alice-123"},
+    )
+    assert len(mail.outbox) == 1
