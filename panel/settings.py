@@ -262,6 +262,11 @@ SIGNUP_THROTTLE_SECONDS = env.int("SIGNUP_THROTTLE_SECONDS", default=3600)
 PASSWORD_RESET_THROTTLE_ATTEMPTS = env.int("PASSWORD_RESET_THROTTLE_ATTEMPTS", default=5)
 PASSWORD_RESET_THROTTLE_SECONDS = env.int("PASSWORD_RESET_THROTTLE_SECONDS", default=3600)
 PANEL_UI_POLL_SECONDS = env.int("PANEL_UI_POLL_SECONDS", default=10)
+# Staff's credit / debit form refuses a second identical change (same customer, same signed
+# amount) within this many seconds unless it is confirmed again (0 turns the guard off).
+BALANCE_REPEAT_WINDOW_SECONDS = env.int("BALANCE_REPEAT_WINDOW_SECONDS", default=600)
+if BALANCE_REPEAT_WINDOW_SECONDS < 0:
+    raise ImproperlyConfigured("BALANCE_REPEAT_WINDOW_SECONDS must be 0 or more.")
 PANEL_FUNDS_INSTRUCTIONS = env("PANEL_FUNDS_INSTRUCTIONS", default="")
 
 # Orders: stop polling and hand to the admin after this age; an order stuck mid-placement
