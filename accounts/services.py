@@ -55,6 +55,12 @@ def _checked_amount(amount: Decimal) -> Decimal:
     return amount
 
 
+def _checked_signed(amount: Decimal) -> Decimal:
+    """A signed staff change as the ledger will store it (InvalidAmount for zero or too large)."""
+    size = _checked_amount(abs(amount))
+    return size if amount > 0 else -size
+
+
 def _apply(
     *,
     user: User,
@@ -245,7 +251,7 @@ def balance_adjust_preview(*, user: User, amount: Decimal) -> AdjustmentPreview:
     """What balance_adjust_by_staff would do now, writing nothing: the signed amount, the
     balance before and after, and the identical recent change it would refuse as a repeat.
     Raises InsufficientFunds or InvalidAmount as the change itself would."""
-    signed = _checked_amount(abs(amount)) * (1 if amount > 0 else -1)
+    signed = _checked_signed(amount)
     wallet = Wallet.objects.filter(user=user).first()  # made by the first credit if missing
     balance = wallet.balance if wallet is not None else quantize_money(Decimal(0))
     after = balance + signed
@@ -295,7 +301,7 @@ def balance_adjust_by_staff(
             if done is not None:
                 return StaffAdjustment(entry=done, replayed=True)
         if not allow_repeat:
-            signed = _checked_amount(abs(amount)) * (1 if amount > 0 else -1)
+            signed = _checked_signed(amount)
             previous = _recent_repeat(user=user, amount=signed)
             if previous is not None:
                 raise RepeatedAdjustment(previous=previous)
@@ -352,7 +358,9 @@ def user_change_email(*, user: User, email: str) -> User:
     the current password (accounts.forms.EmailForm). A failed notice is logged, not raised."""
     old = user.email
     user.email = email
-    user.full_clean(exclude=["password"])
+    # Only the address is checked: an old row's other fields (a legacy username) must not block it.
+    others = [field.name for field in User._meta.fields if field.name != "email"]
+    user.full_clean(exclude=others, validate_unique=False)
     user.save(update_fields=["email"])
     if old and old.casefold() != email.casefold():
         _notify_email_changed(user=user, old=old)
