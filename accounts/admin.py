@@ -17,11 +17,14 @@ from accounts.audit import AuditedAdminMixin, staff_user
 from accounts.forms import BalanceChangeForm
 from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, User
 from accounts.services import (
+    AdjustmentPreview,
     InsufficientFunds,
     InvalidAmount,
+    RepeatedAdjustment,
     StaffAdjustment,
     api_key_set_active,
     balance_adjust_by_staff,
+    balance_adjust_preview,
     customer_suspend,
     customer_unsuspend,
 )
@@ -227,41 +230,67 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         return urls + super().get_urls()
 
     def balance_view(self, request: HttpRequest, user_id: int) -> HttpResponse:
+        """Two steps: the form, then "Credit 5.00000 to alice, balance 10.00000 → 15.00000?"
+        whose Confirm writes. A change equal to one staff made a moment ago is refused until
+        "Yes, again" is ticked (the service's RepeatedAdjustment)."""
         staff = staff_user(request)
         if not staff.has_perm("accounts.add_ledgerentry"):
             raise PermissionDenied
         customer = get_object_or_404(User.objects.select_related("wallet"), pk=user_id)
         form = BalanceChangeForm(request.POST or None)
-        # One token per rendered form: a double click or a resent POST replays the first ledger
-        # entry instead of crediting (or debiting) the customer twice.
+        # One token per rendered form, carried through the confirmation: a double click or a
+        # resent POST replays the first ledger entry instead of crediting (or debiting) twice.
         submission = request.POST.get("submission", "")
         if not _SUBMISSION_TOKEN.fullmatch(submission):
             submission = ""
-        key = f"admin-balance:{customer.pk}:{submission}" if submission else None
-        if request.method == "POST" and form.is_valid():
-            try:
-                done = balance_adjust_by_staff(
-                    user=customer,
-                    amount=form.signed_amount(),
-                    staff=staff,
-                    reason=form.cleaned_data["reason"],
-                    payment_ref=form.cleaned_data["payment_ref"],
-                    idempotency_key=key,
-                )
-            except (InsufficientFunds, InvalidAmount) as exc:
-                form.add_error("amount", str(exc))
+        context: dict[str, object] = {"preview": None, "repeat_refused": ""}
+        if request.method == "POST" and form.is_valid() and "edit" not in request.POST:
+            if request.POST.get("confirm") == "1":
+                key = f"admin-balance:{customer.pk}:{submission}" if submission else None
+                done = self._balance_write(request, customer, form, key, context)
+                if done is not None:
+                    self._balance_message(request, done)
+                    return redirect("admin:accounts_user_change", customer.pk)
             else:
-                self._balance_message(request, done)
-                return redirect("admin:accounts_user_change", customer.pk)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Change the balance of {customer}",
-            "customer": customer,
-            "form": form,
-            "submission": submission or secrets.token_urlsafe(16),
-            "opts": self.model._meta,
-        }
+                context["preview"] = _balance_preview(customer, form)
+        context.update(
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Change the balance of {customer}",
+                "customer": customer,
+                "form": form,
+                "submission": submission or secrets.token_urlsafe(16),
+                "opts": self.model._meta,
+            }
+        )
         return TemplateResponse(request, "admin/accounts/balance_change.html", context)
+
+    def _balance_write(
+        self,
+        request: HttpRequest,
+        customer: User,
+        form: BalanceChangeForm,
+        key: str | None,
+        context: dict[str, object],
+    ) -> StaffAdjustment | None:
+        """The confirmed change through the service; None when it was refused (the error is
+        on the form, or the repeat refusal and a fresh preview are put in `context`)."""
+        try:
+            return balance_adjust_by_staff(
+                user=customer,
+                amount=form.signed_amount(),
+                staff=staff_user(request),
+                reason=form.cleaned_data["reason"],
+                payment_ref=form.cleaned_data["payment_ref"],
+                idempotency_key=key,
+                allow_repeat=request.POST.get("again") == "1",
+            )
+        except RepeatedAdjustment as exc:
+            context["repeat_refused"] = str(exc)
+            context["preview"] = _balance_preview(customer, form)
+        except (InsufficientFunds, InvalidAmount) as exc:
+            form.add_error("amount", str(exc))
+        return None
 
     def _balance_message(self, request: HttpRequest, done: StaffAdjustment) -> None:
         entry = done.entry
@@ -333,6 +362,15 @@ class ApiKeyAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def enable_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         changed = api_key_set_active(api_keys=queryset, active=True, actor=staff_user(request))
         self.message_user(request, f"{changed} API keys enabled.", messages.SUCCESS)
+
+
+def _balance_preview(customer: User, form: BalanceChangeForm) -> AdjustmentPreview | None:
+    """The confirmation's figures, or None with the refusal on the form's amount."""
+    try:
+        return balance_adjust_preview(user=customer, amount=form.signed_amount())
+    except (InsufficientFunds, InvalidAmount) as exc:
+        form.add_error("amount", str(exc))
+        return None
 
 
 def _api_key(user: User) -> ApiKey | None:

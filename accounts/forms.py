@@ -1,11 +1,13 @@
 import zoneinfo
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
+from accounts.models import User
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
 
 
@@ -68,19 +70,37 @@ class LoginForm(AuthenticationForm):
     )
 
 
-class EmailForm(forms.ModelForm):
-    class Meta:
-        model = get_user_model()
-        fields = ("email",)
+class EmailForm(forms.Form):
+    """A new e-mail address, with the current password: password resets go to this address,
+    so a stolen session alone must not be able to move them (the service tells the old one)."""
+
+    email = forms.EmailField(label="Email address", max_length=254)
+    password = forms.CharField(
+        label="Current password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="Needed to change the address password resets are sent to.",
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {"email": user.email})
+        super().__init__(*args, **kwargs)
+        self.user = user
 
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip()
         if not email:
             raise forms.ValidationError("Enter an e-mail address: it is how you reset a password.")
-        others = get_user_model().objects.filter(email__iexact=email).exclude(pk=self.instance.pk)
+        others = get_user_model().objects.filter(email__iexact=email).exclude(pk=self.user.pk)
         if others.exists():
             raise forms.ValidationError("Another account uses this e-mail address.")
         return email
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError("Your password was entered incorrectly.")
+        return password
 
 
 class TimezoneForm(forms.ModelForm):

@@ -2,6 +2,7 @@
 
 import hmac
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import QuerySet, Sum
@@ -27,6 +28,25 @@ def api_key_get_user(*, raw_key: str) -> User | None:
 
 def ledger_list_for_user(*, user: User) -> QuerySet[LedgerEntry]:
     return LedgerEntry.objects.filter(user=user).order_by("-id")
+
+
+def ledger_recent_staff_entry(
+    *, user: User, amount: Decimal, since: datetime
+) -> LedgerEntry | None:
+    """The newest entry written by staff (a manual credit or debit) to `user` for exactly the
+    signed `amount` since `since`, or None: the admin's guard against a change made twice."""
+    return (
+        LedgerEntry.objects.filter(
+            user=user,
+            amount=amount,
+            kind__in=[LedgerEntry.Kind.DEPOSIT, LedgerEntry.Kind.ADJUSTMENT],
+            created_by__isnull=False,
+            created_at__gte=since,
+        )
+        .select_related("created_by")
+        .order_by("-id")
+        .first()
+    )
 
 
 @dataclass(frozen=True)

@@ -6,18 +6,26 @@ appends one LedgerEntry and updates the cached balance in the same transaction. 
 transaction as the change: a committed change always has its row, a refused one never does.
 """
 
+import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from accounts.audit import audit_record, audit_record_selection, audit_selection_ids
 from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, User, Wallet
+from accounts.selectors import ledger_recent_staff_entry
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, quantize_money
 
+logger = logging.getLogger(__name__)
 MAX_AMOUNT = Decimal(10) ** (MONEY_DIGITS - MONEY_PLACES) - 1
 
 
@@ -45,6 +53,12 @@ def _checked_amount(amount: Decimal) -> Decimal:
     if amount <= 0:
         raise InvalidAmount(f"The amount must be positive, not {amount}.")
     return amount
+
+
+def _checked_signed(amount: Decimal) -> Decimal:
+    """A signed staff change as the ledger will store it (InvalidAmount for zero or too large)."""
+    size = _checked_amount(abs(amount))
+    return size if amount > 0 else -size
 
 
 def _apply(
@@ -197,6 +211,70 @@ class StaffAdjustment:
     replayed: bool  # the same one-time key was used before: nothing new was written
 
 
+class RepeatedAdjustment(Exception):
+    """Staff wrote the same signed amount to the same customer within
+    BALANCE_REPEAT_WINDOW_SECONDS: probably the same change made twice. Nothing was written;
+    pass allow_repeat=True once it is confirmed."""
+
+    def __init__(self, *, previous: LedgerEntry):
+        self.previous = previous
+        who = previous.created_by.get_username() if previous.created_by else "staff"
+        super().__init__(
+            f"The same change ({previous.amount:+}) was written to this balance "
+            f"{timesince(previous.created_at)} ago by {who} (ledger entry {previous.pk}). "
+            "Nothing was written: confirm again to write it a second time."
+        )
+
+
+def balance_repeat_window() -> timedelta:
+    """How long an identical staff change counts as a repeat (0 turns the guard off)."""
+    return timedelta(seconds=getattr(settings, "BALANCE_REPEAT_WINDOW_SECONDS", 600))
+
+
+@dataclass(frozen=True)
+class AdjustmentPreview:
+    amount: Decimal  # signed and rounded as the ledger will store it
+    balance: Decimal
+    balance_after: Decimal
+    repeat_of: LedgerEntry | None  # an identical staff change within the window
+
+    @property
+    def is_credit(self) -> bool:
+        return self.amount > 0
+
+    @property
+    def size(self) -> Decimal:
+        return abs(self.amount)
+
+
+def balance_adjust_preview(*, user: User, amount: Decimal) -> AdjustmentPreview:
+    """What balance_adjust_by_staff would do now, writing nothing: the signed amount, the
+    balance before and after, and the identical recent change it would refuse as a repeat.
+    Raises InsufficientFunds or InvalidAmount as the change itself would."""
+    signed = _checked_signed(amount)
+    wallet = Wallet.objects.filter(user=user).first()  # made by the first credit if missing
+    balance = wallet.balance if wallet is not None else quantize_money(Decimal(0))
+    after = balance + signed
+    if after < 0:
+        raise InsufficientFunds(balance=balance, amount=-signed)
+    if after > MAX_AMOUNT:
+        raise InvalidAmount("The balance would exceed the largest amount the panel stores.")
+    return AdjustmentPreview(
+        amount=signed,
+        balance=balance,
+        balance_after=after,
+        repeat_of=_recent_repeat(user=user, amount=signed),
+    )
+
+
+def _recent_repeat(*, user: User, amount: Decimal) -> LedgerEntry | None:
+    window = balance_repeat_window()
+    if window <= timedelta(0):
+        return None
+    since = timezone.now() - window
+    return ledger_recent_staff_entry(user=user, amount=amount, since=since)
+
+
 def balance_adjust_by_staff(
     *,
     user: User,
@@ -205,19 +283,28 @@ def balance_adjust_by_staff(
     reason: str,
     payment_ref: str = "",
     idempotency_key: str | None = None,
+    allow_repeat: bool = False,
 ) -> StaffAdjustment:
     """A credit (amount > 0) or debit (amount < 0) by `staff` from the admin, and its audit row,
     in one transaction. A repeated `idempotency_key` (the same form submitted twice) returns the
     first entry with replayed=True and writes nothing, no audit row either. Raises
-    InsufficientFunds or InvalidAmount, writing nothing, for a refused change."""
+    InsufficientFunds or InvalidAmount, writing nothing, for a refused change, and
+    RepeatedAdjustment when staff wrote the same signed amount to this customer within
+    BALANCE_REPEAT_WINDOW_SECONDS, unless `allow_repeat` (confirmed again)."""
     with transaction.atomic():
         # The wallet lock makes a second submission of the same form wait for the first one's
-        # commit, then find its entry: never two entries, never two audit rows.
+        # commit, then find its entry: never two entries, never two audit rows. It also makes
+        # two identical changes sent at once see each other for the repeat guard.
         _locked_wallet(user)
         if idempotency_key:
             done = _find_replay(user=user, kind="", order_ref=None, idempotency_key=idempotency_key)
             if done is not None:
                 return StaffAdjustment(entry=done, replayed=True)
+        if not allow_repeat:
+            signed = _checked_signed(amount)
+            previous = _recent_repeat(user=user, amount=signed)
+            if previous is not None:
+                raise RepeatedAdjustment(previous=previous)
         entry = balance_adjust(
             user=user,
             amount=amount,
@@ -263,6 +350,35 @@ def customer_create(
             )
             user.wallet.refresh_from_db()
     return user
+
+
+def user_change_email(*, user: User, email: str) -> User:
+    """Save the user's new e-mail address and notify the old one. Password resets go to the
+    address, so the owner hears of a change made from a stolen session. The caller has checked
+    the current password (accounts.forms.EmailForm). A failed notice is logged, not raised."""
+    old = user.email
+    user.email = email
+    # Only the address is checked: an old row's other fields (a legacy username) must not block it.
+    others = [field.name for field in User._meta.fields if field.name != "email"]
+    user.full_clean(exclude=others, validate_unique=False)
+    user.save(update_fields=["email"])
+    if old and old.casefold() != email.casefold():
+        _notify_email_changed(user=user, old=old)
+    return user
+
+
+def _notify_email_changed(*, user: User, old: str) -> None:
+    context = {
+        "user": user,
+        "old": old,
+        "panel_name": settings.PANEL_NAME,
+        "panel_url": settings.PANEL_PUBLIC_URL.rstrip("/"),
+        "when": timezone.now().strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    subject = render_to_string("accounts/email/email_changed_subject.txt", context)
+    body = render_to_string("accounts/email/email_changed_body.txt", context)
+    if not send_mail(" ".join(subject.split()), body, None, [old], fail_silently=True):
+        logger.warning("user %s: the e-mail change notice to the old address failed", user.pk)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from accounts.models import ApiKey, LedgerEntry
 from accounts.payments import payment_methods
 from accounts.ratelimit import client_ip
 from accounts.selectors import ledger_list_for_user
-from accounts.services import api_key_issue, customer_create
+from accounts.services import api_key_issue, customer_create, user_change_email
 from accounts.throttle import (
     login_throttle_clear,
     login_throttle_fail,
@@ -127,15 +127,20 @@ def _signup_throttled(request: HttpRequest, wait: int) -> HttpResponse:
     return render(request, "registration/signup.html", context, status=429)
 
 
+SETTINGS_SAVED = {
+    "email": "Your e-mail address is saved.",
+    "timezone": "Times are now shown in your time zone.",
+    "password": "Your password is changed.",
+}
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def account_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
     which = request.POST.get("form") if request.method == "POST" else None
     forms: dict[str, EmailForm | TimezoneForm | PasswordChangeForm] = {
-        "email": EmailForm(
-            request.POST if which == "email" else None, instance=user, prefix="email"
-        ),
+        "email": EmailForm(request.POST if which == "email" else None, user=user, prefix="email"),
         "timezone": TimezoneForm(
             request.POST if which == "timezone" else None, instance=user, prefix="tz"
         ),
@@ -146,20 +151,22 @@ def account_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     # Django's form focuses the old password; on a page of three forms that scrolls past two.
     forms["password"].fields["old_password"].widget.attrs.pop("autofocus", None)
     if which in forms and forms[which].is_valid():
-        forms[which].save()
-        if which == "password":
-            update_session_auth_hash(request, user)
-        messages.success(
-            request,
-            {
-                "email": "Your e-mail address is saved.",
-                "timezone": "Times are now shown in your time zone.",
-                "password": "Your password is changed.",
-            }[which],
-        )
+        _save_settings(request, forms[which])
+        messages.success(request, SETTINGS_SAVED[which])
         return redirect("account_settings")
     status = 400 if which in forms else 200
     return render(request, "accounts/settings.html", {"forms": forms}, status=status)
+
+
+def _save_settings(
+    request: AuthenticatedHttpRequest, form: EmailForm | TimezoneForm | PasswordChangeForm
+) -> None:
+    if isinstance(form, EmailForm):
+        user_change_email(user=request.user, email=form.cleaned_data["email"])
+        return
+    form.save()
+    if isinstance(form, PasswordChangeForm):
+        update_session_auth_hash(request, request.user)
 
 
 @login_required

@@ -160,7 +160,21 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# With DEBUG off, a console, file or locmem backend stops every manage.py command (a system
+# check, accounts/checks.py): password-reset links would land in the logs. This allows it.
+ALLOW_CONSOLE_EMAIL = env.bool("ALLOW_CONSOLE_EMAIL", default=False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="panel@localhost")
+# The SMTP backend's server (Django's defaults: localhost:25, no login, no TLS).
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured(
+        "Set EMAIL_USE_TLS (STARTTLS, port 587) or EMAIL_USE_SSL (465), not both."
+    )
 ADMINS = [("Admin", a) for a in env.list("ADMIN_EMAILS", default=[])]
 
 # --- Security (production) --------------------------------------------------------------------
@@ -322,6 +336,11 @@ SIGNUP_THROTTLE_SECONDS = env.int("SIGNUP_THROTTLE_SECONDS", default=3600)
 PASSWORD_RESET_THROTTLE_ATTEMPTS = env.int("PASSWORD_RESET_THROTTLE_ATTEMPTS", default=5)
 PASSWORD_RESET_THROTTLE_SECONDS = env.int("PASSWORD_RESET_THROTTLE_SECONDS", default=3600)
 PANEL_UI_POLL_SECONDS = env.int("PANEL_UI_POLL_SECONDS", default=10)
+# Staff's credit / debit form refuses a second identical change (same customer, same signed
+# amount) within this many seconds unless it is confirmed again (0 turns the guard off).
+BALANCE_REPEAT_WINDOW_SECONDS = env.int("BALANCE_REPEAT_WINDOW_SECONDS", default=600)
+if BALANCE_REPEAT_WINDOW_SECONDS < 0:
+    raise ImproperlyConfigured("BALANCE_REPEAT_WINDOW_SECONDS must be 0 or more.")
 PANEL_FUNDS_INSTRUCTIONS = env("PANEL_FUNDS_INSTRUCTIONS", default="")
 
 # Orders: stop polling and hand to the admin after this age; an order stuck mid-placement

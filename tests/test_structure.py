@@ -81,6 +81,7 @@ ENTRY_POINTS = frozenset(
         "admin_views",
         "api",
         "apps",
+        "checks",  # Django system checks, run by manage.py commands
         "forms",
         "management",
         "middleware",

@@ -33,9 +33,7 @@ def refund_amount(*, order: Order, status: str, remains: int | None) -> Decimal:
     reserve is settled the same way when it ends Completed: what it did not use comes back."""
     if status == S.CANCELED:
         return order.charge
-    if status == S.PARTIAL and remains is None:
-        remains = order.remains
-    left = min(max(remains or 0, 0), order.quantity)
+    left = _undelivered(order=order, status=status, remains=remains)
     if not left or status not in (S.PARTIAL, S.COMPLETED):
         return ZERO
     # Looked up only for a Completed order that reports remains: the poll loads no service.
@@ -44,7 +42,15 @@ def refund_amount(*, order: Order, status: str, remains: int | None) -> Decimal:
     return quantize_money(order.charge * left / order.quantity)
 
 
-def _refund(*, order: Order, amount: Decimal, who: User | None, note: str) -> Decimal:
+def _undelivered(*, order: Order, status: str, remains: int | None) -> int:
+    """The remains a refund is for, clamped to 0..quantity (a Partial without remains: the
+    order's last recorded remains)."""
+    if status == S.PARTIAL and remains is None:
+        remains = order.remains
+    return min(max(remains or 0, 0), order.quantity)
+
+
+def _refund(*, order: Order, amount: Decimal, change: OrderStatusChange) -> Decimal:
     """Credit the refund through the ledger. The ledger's unique (order_ref, kind) makes a
     second refund of the same order return the first entry: a replay pays nothing."""
     if amount <= ZERO:
@@ -54,10 +60,31 @@ def _refund(*, order: Order, amount: Decimal, who: User | None, note: str) -> De
         amount=amount,
         kind=LedgerEntry.Kind.REFUND,
         order_ref=order.pk,
-        created_by=who,
-        memo=note or f"Refund of order {order.pk}",
+        created_by=change.changed_by,
+        memo=refund_memo(
+            order=order, status=change.new_status, source=change.source, remains=change.remains
+        ),
     )
     return entry.amount
+
+
+SRC = OrderStatusChange.Source
+_CANCELED_MEMO = {
+    SRC.SUBMIT.value: "Refund: the order could not be placed",
+    SRC.CUSTOMER.value: "Refund: canceled at your request",
+}
+
+
+def refund_memo(*, order: Order, status: str, source: str, remains: int | None) -> str:
+    """The refund's line on the customer's statement (the ledger memo). It never carries the
+    status change's note: that is the provider's raw error text or staff's remark, kept for
+    staff on the OrderStatusChange row and the order's attention_reason."""
+    if status == S.PARTIAL:
+        left = _undelivered(order=order, status=status, remains=remains)
+        return f"Refund: {left} of {order.quantity} not delivered"
+    if status == S.COMPLETED:
+        return "Refund: the unused part of the subscription"
+    return _CANCELED_MEMO.get(source, "Refund: the order was canceled")
 
 
 class _Unset(Enum):
@@ -158,7 +185,7 @@ def _write_move(
         if Order.objects.filter(pk=order.pk, status=old).update(**fields) != 1:
             raise OrderConflict(f"order {order.pk} is no longer {old}")
         amount = refund_amount(order=order, status=new, remains=change.remains)
-        refund = _refund(order=order, amount=amount, who=change.changed_by, note=change.note)
+        refund = _refund(order=order, amount=amount, change=change)
         if refund:
             Order.objects.filter(pk=order.pk).update(refunded=refund)
             fields["refunded"] = refund

@@ -91,3 +91,84 @@ def test_api_key_set_active_audits_the_keys_or_the_selected_customers(alice, sta
     assert (row.object_type, row.object_id) == ("accounts.user", str(alice.pk))
     assert "API keys of the selected customers" in row.summary
     assert api_key_get_user(raw_key=key.raw) == alice
+
+
+# --- The repeat guard (issue 11 #9) ----------------------------------------------------------
+
+
+def _credit(alice, staff, amount: str, key: str, **kwargs):
+    return balance_adjust_by_staff(
+        user=alice,
+        amount=Decimal(amount),
+        staff=staff,
+        reason="bank",
+        idempotency_key=key,
+        **kwargs,
+    )
+
+
+def test_an_identical_staff_change_soon_after_is_refused_unless_confirmed_again(alice, bob, staff):
+    from accounts.services import RepeatedAdjustment
+
+    first = _credit(alice, staff, "5", "k1")
+    with pytest.raises(RepeatedAdjustment) as refused:
+        _credit(alice, staff, "5.000001", "k2")  # rounds to the same 5.00000
+    assert refused.value.previous == first.entry
+    assert "+5.00000" in str(refused.value) and staff.username in str(refused.value)
+    assert LedgerEntry.objects.filter(user=alice).count() == 2  # opening balance + first
+    assert AdminAuditLog.objects.count() == 1
+    # Confirmed again, it is written; other amounts, signs and customers were never refused.
+    assert not _credit(alice, staff, "5", "k2", allow_repeat=True).replayed
+    _credit(alice, staff, "-5", "k3")
+    _credit(alice, staff, "6", "k4")
+    balance_adjust_by_staff(user=bob, amount=Decimal("5"), staff=staff, reason="bank")
+    alice.wallet.refresh_from_db()
+    assert alice.wallet.balance == Decimal("61.00000")
+
+
+def test_the_one_time_key_replays_before_the_repeat_guard(alice, staff):
+    first = _credit(alice, staff, "5", "k1")
+    again = _credit(alice, staff, "5", "k1")
+    assert again.replayed and again.entry == first.entry
+
+
+def test_the_repeat_window_ends_and_zero_turns_the_guard_off(alice, staff, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.services import RepeatedAdjustment
+
+    settings.BALANCE_REPEAT_WINDOW_SECONDS = 600
+    first = _credit(alice, staff, "5", "k1")
+    LedgerEntry.objects.filter(pk=first.entry.pk).update(
+        created_at=timezone.now() - timedelta(seconds=601)
+    )
+    second = _credit(alice, staff, "5", "k2")
+    with pytest.raises(RepeatedAdjustment):
+        _credit(alice, staff, "5", "k3")
+    settings.BALANCE_REPEAT_WINDOW_SECONDS = 0
+    _credit(alice, staff, "5", "k3")
+    assert LedgerEntry.objects.filter(user=alice, amount=Decimal("5")).count() == 3
+    assert second.entry.pk
+
+
+def test_the_preview_shows_the_balances_and_the_repeat_and_writes_nothing(alice, staff):
+    from accounts.services import balance_adjust_preview
+
+    preview = balance_adjust_preview(user=alice, amount=Decimal("5"))
+    assert (preview.amount, preview.balance, preview.balance_after, preview.repeat_of) == (
+        Decimal("5.00000"),
+        Decimal("50.00000"),
+        Decimal("55.00000"),
+        None,
+    )
+    assert preview.is_credit and preview.size == Decimal("5.00000")
+    first = _credit(alice, staff, "5", "k1")
+    assert balance_adjust_preview(user=alice, amount=Decimal("5")).repeat_of == first.entry
+    assert balance_adjust_preview(user=alice, amount=Decimal("-5")).repeat_of is None
+    with pytest.raises(InsufficientFunds):
+        balance_adjust_preview(user=alice, amount=Decimal("-56"))
+    with pytest.raises(InvalidAmount):
+        balance_adjust_preview(user=alice, amount=Decimal("0"))
+    assert LedgerEntry.objects.filter(user=alice).count() == 2

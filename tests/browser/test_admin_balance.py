@@ -1,5 +1,7 @@
-"""The staff credit form in a real browser: Back after a credit shows an empty form, so a second
-click cannot credit the same amount again with a fresh one-time token (found by trying it)."""
+"""The staff credit form in a real browser (found by trying it: Back + submit credited twice).
+The first page only asks; the confirmation shows the balance before and after and writes; Back
+after a credit shows an empty form; the confirmation sent again replays the first entry; the
+same amount typed again is refused until "Yes, again" is ticked."""
 
 from decimal import Decimal
 
@@ -12,7 +14,7 @@ from accounts.services import customer_create
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_back_after_a_credit_does_not_bring_the_amount_back(new_page, django_user_model):
+def _staff_on_the_form(new_page, django_user_model):
     django_user_model.objects.create_superuser("boss", "boss@example.com", "pw-boss-12345")
     customer = customer_create(username="payer", password="pw-payer-12345")
     page = new_page()
@@ -21,13 +23,50 @@ def test_back_after_a_credit_does_not_bring_the_amount_back(new_page, django_use
     page.get_by_label("Password").fill("pw-boss-12345")
     page.get_by_role("button", name="Log in").click()
     page.goto(reverse("admin:accounts_user_balance", args=[customer.pk]))
+    return page, customer
+
+
+def _credit_five(page, *, balance: str, after: str) -> None:
     page.get_by_label("Amount").fill("5")
     page.get_by_label("Reason").fill("Bank transfer 77")
-    page.get_by_role("button", name="Write to the ledger").click()
+    page.get_by_role("button", name="Continue").click()
+    question = f"Credit 5.00000 to payer, balance {balance} → {after}?"
+    page.get_by_text(question).wait_for()
+
+
+def test_back_after_a_credit_does_not_bring_the_amount_back(new_page, django_user_model):
+    page, customer = _staff_on_the_form(new_page, django_user_model)
+    _credit_five(page, balance="0.00000", after="5.00000")
+    assert LedgerEntry.objects.filter(user=customer).count() == 0  # asked, not written
+    page.get_by_role("button", name="Confirm").click()
     page.wait_for_url(lambda url: "/balance/" not in url)
-    page.go_back()
+    page.go_back()  # the confirmation
+    page.go_back()  # the form
     page.wait_for_url(lambda url: "/balance/" in url)
     assert page.get_by_label("Amount").input_value() == ""
     assert page.get_by_label("Reason").input_value() == ""
+    entries = LedgerEntry.objects.filter(user=customer)
+    assert [e.amount for e in entries] == [Decimal("5.00000")]
+
+    # The same credit typed again: refused until confirmed again.
+    _credit_five(page, balance="5.00000", after="10.00000")
+    page.get_by_text("The same change (5.00000) was written to this balance").wait_for()
+    page.get_by_role("button", name="Confirm").click()
+    page.get_by_text("Nothing was written: confirm again").wait_for()
+    assert LedgerEntry.objects.filter(user=customer).count() == 1
+    page.get_by_label("Yes, again").check()
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url(lambda url: "/balance/" not in url)
+    assert [e.amount for e in entries.all()] == [Decimal("5.00000"), Decimal("5.00000")]
+
+
+def test_the_confirmation_sent_again_after_back_credits_once(new_page, django_user_model):
+    page, customer = _staff_on_the_form(new_page, django_user_model)
+    _credit_five(page, balance="0.00000", after="5.00000")
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url(lambda url: "/balance/" not in url)
+    page.go_back()
+    page.get_by_role("button", name="Confirm").click()
+    page.get_by_text("This form was already submitted").wait_for()
     entries = LedgerEntry.objects.filter(user=customer)
     assert [e.amount for e in entries] == [Decimal("5.00000")]

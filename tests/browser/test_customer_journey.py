@@ -50,7 +50,8 @@ def test_customer_journey(new_page, django_user_model):
         admin.goto(f"/admin/accounts/user/{dora.pk}/balance/")
         admin.get_by_label("Amount").fill("20")
         admin.get_by_label("Reason").fill("Bank transfer 2026-11-26")
-        admin.get_by_role("button", name="Write to the ledger").click()
+        admin.get_by_role("button", name="Continue").click()  # then confirm what it shows
+        admin.get_by_role("button", name="Confirm").click()
         expect(admin.get_by_text("the balance is 20.00000")).to_be_visible()
         page.reload()
         expect(page.get_by_text("Your balance is 20.00 USD")).to_be_visible()

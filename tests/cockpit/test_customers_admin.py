@@ -104,7 +104,7 @@ def test_manual_balance_change_goes_to_ledger_and_audit(client, staff, alice):
     client.force_login(staff)
     client.post(
         reverse("admin:accounts_user_balance", args=[alice.pk]),
-        {"direction": "debit", "amount": "7.5", "reason": "Chargeback 42"},
+        {"direction": "debit", "amount": "7.5", "reason": "Chargeback 42", "confirm": "1"},
     )
     audit = AdminAuditLog.objects.get(action="balance_adjust")
     assert (audit.area, audit.actor, audit.object_id) == ("money", staff, str(alice.pk))
@@ -117,7 +117,7 @@ def test_refused_balance_change_writes_no_audit(client, staff, alice):
     client.force_login(staff)
     client.post(
         reverse("admin:accounts_user_balance", args=[alice.pk]),
-        {"direction": "debit", "amount": "500", "reason": "x"},
+        {"direction": "debit", "amount": "500", "reason": "x", "confirm": "1"},
     )
     assert not AdminAuditLog.objects.exists()
 

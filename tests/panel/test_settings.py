@@ -71,6 +71,7 @@ def test_production_settings_pass_check_deploy(tmp_path):
         "ALLOWED_HOSTS": "panel.example",
         "FIELD_ENCRYPTION_KEYS": FERNET,
         "PANEL_VAR_DIR": str(tmp_path),
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",  # console: accounts.E001
     }
     # The browser tests of the same session allow async-unsafe ORM calls; production never does.
     clean = {
@@ -132,3 +133,16 @@ def test_embedded_mode_migrates_sqlite_from_scratch(tmp_path):
         )
         assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "db.sqlite3").stat().st_size > 100_000
+
+
+def test_smtp_settings_come_from_the_environment_and_refuse_tls_with_ssl():
+    env = {"SECRET_KEY": GOOD_SECRET, "ALLOWED_HOSTS": "x", "FIELD_ENCRYPTION_KEYS": FERNET}
+    smtp = {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "smtp.example.com",
+        "EMAIL_PORT": "587",
+        "EMAIL_USE_TLS": "true",
+    }
+    assert load_settings({"DEBUG": "false", **env, **smtp}).returncode == 0
+    both = load_settings({"DEBUG": "false", **env, **smtp, "EMAIL_USE_SSL": "true"})
+    assert both.returncode != 0 and "EMAIL_USE_TLS" in both.stderr

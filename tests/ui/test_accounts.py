@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -143,7 +144,8 @@ def test_settings_change_timezone_email_and_password(alice_client, alice):
 
     assert (
         alice_client.post(
-            reverse("account_settings"), {"form": "email", "email-email": "new@example.com"}
+            reverse("account_settings"),
+            {"form": "email", "email-email": "new@example.com", "email-password": "pw-alice-123"},
         ).status_code
         == 302
     )
@@ -293,3 +295,64 @@ def test_statement_csv_times_are_in_the_customers_time_zone(alice_client, alice)
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     # Written while streaming, after the middleware has put UTC back.
     assert rows[1][1].endswith("+09:00")
+
+
+# --- Help texts are escaped (issue 11 #18) ---------------------------------------------------
+
+
+def test_field_help_text_is_escaped_not_rendered_as_html():
+    from django import forms
+    from django.template.loader import render_to_string
+
+    class _Form(forms.Form):
+        name = forms.CharField(help_text="<b>bold</b> & <script>alert(1)</script>")
+
+    html = render_to_string("includes/field.html", {"field": _Form()["name"]})
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; &lt;script&gt;" in html
+    assert "<b>" not in html and "<script>" not in html
+
+
+def test_password_rules_built_as_safe_html_still_render_as_a_list(alice_client):
+    # Django builds the password validators' help text with format_html: it stays a list.
+    signup = Client().get(reverse("signup")).content.decode()
+    settings_page = alice_client.get(reverse("account_settings")).content.decode()
+    for body in (signup, settings_page):
+        assert "<ul><li>" in body and "&lt;ul&gt;" not in body
+
+
+# --- Changing the e-mail address (issue 11 #11) ----------------------------------------------
+
+
+def test_changing_the_email_needs_the_current_password(alice_client, alice):
+    for password in ("", "wrong-password"):
+        response = alice_client.post(
+            reverse("account_settings"),
+            {"form": "email", "email-email": "thief@example.net", "email-password": password},
+        )
+        assert response.status_code == 400
+        assert "id_email-password_error" in response.content.decode()
+    alice.refresh_from_db()
+    assert alice.email == "alice@example.com"
+    assert mail.outbox == []
+
+
+def test_changing_the_email_notifies_the_old_address(alice_client, alice):
+    page = alice_client.get(reverse("account_settings")).content.decode()
+    assert 'name="email-password"' in page and 'autocomplete="current-password"' in page
+    response = alice_client.post(
+        reverse("account_settings"),
+        {"form": "email", "email-email": "new@example.com", "email-password": "pw-alice-123"},
+    )
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.email == "new@example.com"
+    [notice] = mail.outbox
+    assert notice.to == ["alice@example.com"]
+    assert "changed" in notice.subject
+    assert "alice@example.com" in notice.body and "new@example.com" in notice.body
+    # Saving the same address again (other case) changes nothing worth a notice.
+    alice_client.post(
+        reverse("account_settings"),
+        {"form": "email", "email-email": "NEW@example.com", "email-password": "pw-alice-123"},
+    )
+    assert len(mail.outbox) == 1
