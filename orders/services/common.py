@@ -2,6 +2,10 @@
 
 import logging
 import re
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
 
 logger = logging.getLogger("orders")
 
@@ -33,3 +37,22 @@ class OrderError(Exception):
 
 class OrderConflict(Exception):
     """The order was not in the status the caller expected: someone else moved it first."""
+
+
+def sweep_budget_seconds() -> float:
+    """How long one provider sweep may keep starting upstream calls: half of Celery's soft time
+    limit, so that it stops (having written what it did) well before the limit kills it."""
+    return float(getattr(settings, "CELERY_TASK_SOFT_TIME_LIMIT", 120)) / 2
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a sweep stops starting upstream calls. What it did not reach stays due, so the next
+    sweep starts there: a slow provider (one call per id when it has no list form) is worked
+    through over several sweeps instead of one sweep being killed mid-way, over and over, before
+    it writes anything."""
+
+    at: float = field(default_factory=lambda: time.monotonic() + sweep_budget_seconds())
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from orders.models import POLLED_STATUSES, Order, OrderStatusChange
 from orders.selectors import order_list_due_for_poll
-from orders.services.common import OrderConflict, OrderError, logger
+from orders.services.common import Deadline, OrderConflict, OrderError, logger
 from orders.services.status import UNSET, order_set_status
 from providers.client import ItemError, OrderStatus, ProviderError
 from providers.models import Provider
@@ -34,6 +34,8 @@ MIN_POLL_INTERVAL = timedelta(minutes=1)
 MAX_POLL_INTERVAL = timedelta(hours=6)
 AGE_DIVISOR = 60  # the interval is 1/60 of the order's age: 1 day old -> 24 min, 1 week -> 2.8 h
 ERROR_BACKOFF = timedelta(minutes=5)
+# At a provider without multi status, orders are written after this many single calls.
+SINGLE_CALL_BATCH = 10
 
 UPSTREAM_TO_STATUS: dict[UpstreamStatus, str] = {
     UpstreamStatus.PENDING: S.PENDING,
@@ -67,21 +69,30 @@ class PollResult:
     errors: int = 0
     upstream_calls: int = 0
     to_review: int = 0
+    deferred: int = 0  # due orders left for the next sweep (its time budget ran out)
     statuses: Counter = field(default_factory=Counter)  # new status -> count
     changes: list[str] = field(default_factory=list)  # "order 12: pending -> completed"
 
     def merge(self, other: "PollResult") -> None:
-        for name in ("polled", "changed", "unchanged", "errors", "upstream_calls", "to_review"):
+        names = ("polled", "changed", "unchanged", "errors", "upstream_calls", "to_review")
+        for name in (*names, "deferred"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.statuses.update(other.statuses)
         self.changes.extend(other.changes)
 
 
 def provider_poll_orders(
-    *, provider: Provider, now: datetime | None = None, limit: int = 10000
+    *,
+    provider: Provider,
+    now: datetime | None = None,
+    limit: int = 10000,
+    deadline: Deadline | None = None,
 ) -> PollResult:
-    """Poll the due orders of one provider in multi-status calls of status_batch_size ids."""
+    """Poll the due orders of one provider in multi-status calls of status_batch_size ids (one
+    call per order, in batches of SINGLE_CALL_BATCH, at a provider without multi status). No
+    batch starts after `deadline`: the orders it did not reach stay due for the next sweep."""
     now = now or timezone.now()
+    deadline = deadline or Deadline()
     result = PollResult(provider=provider.name)
     due = list(order_list_due_for_poll(provider=provider, now=now, limit=limit))
     too_old = now - max_poll_age()
@@ -92,7 +103,12 @@ def provider_poll_orders(
         else:
             fresh.append(order)
     size = max(1, min(provider.status_batch_size, 100))
+    if not provider.supports_multi_status:
+        size = min(size, SINGLE_CALL_BATCH)  # written after every few calls, not after 100
     for start in range(0, len(fresh), size):
+        if deadline.passed():
+            result.deferred += len(fresh) - start
+            break
         _apply_batch_isolated(
             provider=provider, orders=fresh[start : start + size], now=now, result=result
         )

@@ -22,7 +22,7 @@ from orders.models import (
     OrderStatusChange,
     Refill,
 )
-from orders.services.common import OrderConflict, OrderError, logger
+from orders.services.common import Deadline, OrderConflict, OrderError, logger
 from orders.services.enqueue import enqueue_provider_send_cancels, enqueue_provider_send_refills
 from orders.services.status import order_set_status
 from providers.client import ErrorKind, ItemError, ProviderError, is_unsupported_call
@@ -35,6 +35,8 @@ S = Order.Status
 RS = Refill.Status
 CS = CancelRequest.Status
 BATCH = 100
+# Without the list form, the answers are written after this many single calls.
+SINGLE_CALL_BATCH = 10
 REFILL_POLL_INTERVAL = timedelta(minutes=5)
 # Provider timeouts are bounded below this window (providers.models), so a call never outlives it.
 STUCK_SENDING = REQUEST_RESEND_AFTER
@@ -153,7 +155,9 @@ def _claim(model: type[Refill] | type[CancelRequest], ids: list[int], now: datet
     return won
 
 
-def provider_send_refills(*, provider: Provider, now: datetime | None = None) -> Counter[str]:
+def provider_send_refills(
+    *, provider: Provider, now: datetime | None = None, deadline: Deadline | None = None
+) -> Counter[str]:
     """Send the provider's QUEUED refills: a list per call when it takes one, else one call each.
 
     A provider that refuses the list form as an unknown call (seed 000 documents only
@@ -167,18 +171,31 @@ def provider_send_refills(*, provider: Provider, now: datetime | None = None) ->
         .values_list("pk", flat=True)[:1000]
     )
     won = _claim(Refill, ids, now)
-    refills = list(Refill.objects.filter(pk__in=won).select_related("order"))
+    refills = list(Refill.objects.filter(pk__in=won).select_related("order").order_by("pk"))
+    deadline = deadline or Deadline()
     for start in range(0, len(refills), BATCH):
         chunk = refills[start : start + BATCH]
+        if deadline.passed():
+            _release(Refill, refills[start:], counts, "refill deferred")
+            break
         if provider.supports_multi_refill:
-            _send_refill_batch(provider, chunk, now, counts)
+            _send_refill_batch(provider, chunk, now, counts, deadline)
         else:
-            _send_refills_one_by_one(provider, chunk, now, counts)
+            _send_refills_one_by_one(provider, chunk, now, counts, deadline)
     return counts
 
 
+def _release(
+    model: type[Refill] | type[CancelRequest], claimed: list, counts: Counter[str], label: str
+) -> None:
+    """Unclaim requests the sweep had no time to send: never sent, so the next sweep sends them
+    at once (not after the STUCK_SENDING wait meant for a worker that died mid-call)."""
+    model.objects.filter(pk__in=[r.pk for r in claimed], sent_at__isnull=False).update(sent_at=None)
+    counts[label] += len(claimed)
+
+
 def _send_refill_batch(
-    provider: Provider, chunk: list[Refill], now: datetime, counts: Counter[str]
+    provider: Provider, chunk: list[Refill], now: datetime, counts: Counter[str], deadline: Deadline
 ) -> None:
     upstream_ids = [r.order.upstream_order_id for r in chunk]
     try:
@@ -191,7 +208,7 @@ def _send_refill_batch(
             return
         # Refused as an unknown call: nothing was done upstream, so each claimed refill is
         # sent once, on its own. Learned only if the single form is understood.
-        if _send_refills_one_by_one(provider, chunk, now, counts):
+        if _send_refills_one_by_one(provider, chunk, now, counts, deadline):
             provider_learn_capability(
                 provider=provider, capability="supports_multi_refill", reason=exc.message
             )
@@ -201,12 +218,20 @@ def _send_refill_batch(
 
 
 def _send_refills_one_by_one(
-    provider: Provider, refills: list[Refill], now: datetime, counts: Counter[str]
+    provider: Provider,
+    refills: list[Refill],
+    now: datetime,
+    counts: Counter[str],
+    deadline: Deadline | None = None,
 ) -> bool:
-    """One refill call per refill; True when the provider understood the single form at least
-    once (an answer, or a refusal about the order rather than about the call)."""
+    """One refill call per refill, none started after `deadline` (the rest are unclaimed for
+    the next sweep); True when the provider understood the single form at least once (an
+    answer, or a refusal about the order rather than about the call)."""
     understood = False
-    for refill in refills:
+    for position, refill in enumerate(refills):
+        if deadline is not None and deadline.passed():
+            _release(Refill, refills[position:], counts, "refill deferred")
+            break
         oid = refill.order.upstream_order_id
         answer: str | ItemError
         try:
@@ -260,8 +285,12 @@ def _refill_send_failed(refills: list[Refill], exc: ProviderError, counts: Count
     counts["refill unknown"] += len(refills)
 
 
-def provider_poll_refills(*, provider: Provider, now: datetime | None = None) -> Counter[str]:
-    """Follow the provider's open refills with refill_status calls of up to 100 ids."""
+def provider_poll_refills(
+    *, provider: Provider, now: datetime | None = None, deadline: Deadline | None = None
+) -> Counter[str]:
+    """Follow the provider's open refills with refill_status calls of up to 100 ids (one call
+    per refill, written every SINGLE_CALL_BATCH, without the list form). No batch starts after
+    `deadline`: the refills it did not reach stay due for the next sweep."""
     now = now or timezone.now()
     counts: Counter[str] = Counter()
     if not provider.supports_refill_status:
@@ -275,8 +304,13 @@ def provider_poll_refills(*, provider: Provider, now: datetime | None = None) ->
         .exclude(upstream_refill_id="")
         .order_by("next_poll_at")[:5000]
     )
-    for start in range(0, len(refills), BATCH):
-        chunk = refills[start : start + BATCH]
+    deadline = deadline or Deadline()
+    size = BATCH if provider.supports_multi_refill_status else SINGLE_CALL_BATCH
+    for start in range(0, len(refills), size):
+        if deadline.passed():
+            counts["refill status deferred"] += len(refills) - start
+            break
+        chunk = refills[start : start + size]
         ids = [r.upstream_refill_id for r in chunk]
         try:
             # One call with refills=, or one per refill at a provider without the list form.
@@ -315,7 +349,9 @@ def _apply_refill_status(
 # --- cancels upstream -----------------------------------------------------------------------
 
 
-def provider_send_cancels(*, provider: Provider, now: datetime | None = None) -> Counter[str]:
+def provider_send_cancels(
+    *, provider: Provider, now: datetime | None = None, deadline: Deadline | None = None
+) -> Counter[str]:
     """Send the provider's QUEUED cancel requests, up to 100 orders per call, or one call each
     at a provider that refused the list form as an unknown call (supports_multi_cancel learned
     off). A provider that refuses the single form too has no cancel: supports_cancel is turned
@@ -330,18 +366,26 @@ def provider_send_cancels(*, provider: Provider, now: datetime | None = None) ->
         .values_list("pk", flat=True)[:1000]
     )
     won = _claim(CancelRequest, ids, now)
-    cancels = list(CancelRequest.objects.filter(pk__in=won).select_related("order"))
+    cancels = list(CancelRequest.objects.filter(pk__in=won).select_related("order").order_by("pk"))
+    deadline = deadline or Deadline()
     for start in range(0, len(cancels), BATCH):
         chunk = cancels[start : start + BATCH]
+        if deadline.passed():
+            _release(CancelRequest, cancels[start:], counts, "cancel deferred")
+            break
         if provider.supports_multi_cancel:
-            _send_cancel_batch(provider, chunk, now, counts)
+            _send_cancel_batch(provider, chunk, now, counts, deadline)
         else:
-            _send_cancels_one_by_one(provider, chunk, now, counts)
+            _send_cancels_one_by_one(provider, chunk, now, counts, deadline)
     return counts
 
 
 def _send_cancel_batch(
-    provider: Provider, chunk: list[CancelRequest], now: datetime, counts: Counter[str]
+    provider: Provider,
+    chunk: list[CancelRequest],
+    now: datetime,
+    counts: Counter[str],
+    deadline: Deadline,
 ) -> None:
     order_ids = [c.order.upstream_order_id for c in chunk]
     try:
@@ -353,7 +397,7 @@ def _send_cancel_batch(
             _cancel_send_failed(chunk, exc, counts)
             return
         # Refused as an unknown call: nothing was done upstream; each one once, on its own.
-        if _send_cancels_one_by_one(provider, chunk, now, counts):
+        if _send_cancels_one_by_one(provider, chunk, now, counts, deadline):
             provider_learn_capability(
                 provider=provider, capability="supports_multi_cancel", reason=exc.message
             )
@@ -363,12 +407,20 @@ def _send_cancel_batch(
 
 
 def _send_cancels_one_by_one(
-    provider: Provider, cancels: list[CancelRequest], now: datetime, counts: Counter[str]
+    provider: Provider,
+    cancels: list[CancelRequest],
+    now: datetime,
+    counts: Counter[str],
+    deadline: Deadline | None = None,
 ) -> bool:
-    """One cancel call per request; True when the provider understood the single form at least
-    once. When it refused every one as an unknown call, it has no cancel at all."""
+    """One cancel call per request, none started after `deadline` (the rest are unclaimed for
+    the next sweep); True when the provider understood the single form at least once. When it
+    refused every one as an unknown call, it has no cancel at all."""
     understood, unknown = False, ""
-    for cancel in cancels:
+    for position, cancel in enumerate(cancels):
+        if deadline is not None and deadline.passed():
+            _release(CancelRequest, cancels[position:], counts, "cancel deferred")
+            break
         oid = cancel.order.upstream_order_id
         answer: CancelResult | ItemError
         try:
@@ -433,7 +485,9 @@ def _cancel_sent(
     counts["cancel sent"] += 1
 
 
-def provider_poll_cancels(*, provider: Provider, now: datetime | None = None) -> Counter[str]:
+def provider_poll_cancels(
+    *, provider: Provider, now: datetime | None = None, deadline: Deadline | None = None
+) -> Counter[str]:
     """smmsend-style cancel status (`action=cancel&cancels=`): a Rejected request is closed
     here; an accepted one is settled by the order's own status poll."""
     now = now or timezone.now()
@@ -445,7 +499,11 @@ def provider_poll_cancels(*, provider: Provider, now: datetime | None = None) ->
         .exclude(upstream_cancel_id="")
         .order_by("id")[:5000]
     )
+    deadline = deadline or Deadline()
     for start in range(0, len(cancels), BATCH):
+        if deadline.passed():
+            counts["cancel status deferred"] += len(cancels) - start
+            break
         chunk = cancels[start : start + BATCH]
         ids = [c.upstream_cancel_id for c in chunk]
         try:

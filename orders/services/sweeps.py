@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from orders.models import CancelRequest, Order, OrderStatusChange, Refill
 from orders.selectors import order_ids_waiting_to_send, order_list_stuck_submitting
-from orders.services.common import OrderConflict, OrderError
+from orders.services.common import Deadline, OrderConflict, OrderError
 from orders.services.enqueue import enqueue_order_submit
 from orders.services.polling import PollResult, orders_make_due, provider_poll_orders
 from orders.services.requests import (
@@ -80,12 +80,15 @@ def provider_sweep(*, provider: Provider, now: datetime | None = None) -> Provid
     """One full look at a provider: send queued cancels and refills, then poll order, cancel
     and refill statuses. Each step survives the others' upstream failures."""
     now = now or timezone.now()
+    # One time budget for the whole sweep: no upstream call starts after it, and what was not
+    # reached stays queued or due for the next sweep a minute later.
+    deadline = Deadline()
     counts: Counter = Counter()
-    counts.update(provider_send_cancels(provider=provider, now=now))
-    counts.update(provider_send_refills(provider=provider, now=now))
-    polled = provider_poll_orders(provider=provider, now=now)
-    counts.update(provider_poll_cancels(provider=provider, now=now))
-    counts.update(provider_poll_refills(provider=provider, now=now))
+    counts.update(provider_send_cancels(provider=provider, now=now, deadline=deadline))
+    counts.update(provider_send_refills(provider=provider, now=now, deadline=deadline))
+    polled = provider_poll_orders(provider=provider, now=now, deadline=deadline)
+    counts.update(provider_poll_cancels(provider=provider, now=now, deadline=deadline))
+    counts.update(provider_poll_refills(provider=provider, now=now, deadline=deadline))
     return ProviderSweep(orders=polled, requests=dict(counts))
 
 
