@@ -10,6 +10,7 @@ provider's supports_multi_* field is turned off (providers.services.provider_lea
 from collections import Counter
 from datetime import datetime, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
@@ -178,10 +179,14 @@ def provider_send_refills(
         if deadline.passed():
             _release(Refill, refills[start:], counts, "refill deferred")
             break
-        if provider.supports_multi_refill:
-            _send_refill_batch(provider, chunk, now, counts, deadline)
-        else:
-            _send_refills_one_by_one(provider, chunk, now, counts, deadline)
+        try:
+            if provider.supports_multi_refill:
+                _send_refill_batch(provider, chunk, now, counts, deadline)
+            else:
+                _send_refills_one_by_one(provider, chunk, now, counts, deadline)
+        except SoftTimeLimitExceeded:
+            _release(Refill, refills[start + BATCH :], counts, "refill deferred")
+            raise
     return counts
 
 
@@ -202,6 +207,9 @@ def _send_refill_batch(
         answers = provider_call(
             provider, "refill", lambda client: client.refills(order_ids=upstream_ids)
         )
+    except SoftTimeLimitExceeded:
+        _refills_in_flight(chunk, counts)
+        raise
     except ProviderError as exc:
         if not is_unsupported_call(exc):
             _refill_send_failed(chunk, exc, counts)
@@ -241,6 +249,10 @@ def _send_refills_one_by_one(
                 lambda client: client.refill(order_id=oid),  # noqa: B023 - called at once
                 order_ref=refill.order_id,
             )
+        except SoftTimeLimitExceeded:
+            _refills_in_flight([refill], counts)
+            _release(Refill, refills[position + 1 :], counts, "refill deferred")
+            raise
         except ProviderError as exc:
             if exc.kind is not ErrorKind.API_ERROR:
                 _refill_send_failed([refill], exc, counts)
@@ -270,6 +282,15 @@ def _refill_sent(
         status=RS.ERROR, error=message[:2000], finished_at=now, updated_at=now
     )
     counts["refill refused"] += 1
+
+
+def _refills_in_flight(refills: list[Refill], counts: Counter[str]) -> None:
+    """The task's soft time limit struck during the call: it may have reached the provider, so
+    these are never sent again automatically (an admin looks), like any unknown outcome."""
+    Refill.objects.filter(pk__in=[r.pk for r in refills], status=RS.QUEUED).update(
+        status=RS.ERROR, error="Outcome unknown: the worker's time ran out during the call."
+    )
+    counts["refill unknown"] += len(refills)
 
 
 def _refill_send_failed(refills: list[Refill], exc: ProviderError, counts: Counter[str]) -> None:
@@ -373,10 +394,14 @@ def provider_send_cancels(
         if deadline.passed():
             _release(CancelRequest, cancels[start:], counts, "cancel deferred")
             break
-        if provider.supports_multi_cancel:
-            _send_cancel_batch(provider, chunk, now, counts, deadline)
-        else:
-            _send_cancels_one_by_one(provider, chunk, now, counts, deadline)
+        try:
+            if provider.supports_multi_cancel:
+                _send_cancel_batch(provider, chunk, now, counts, deadline)
+            else:
+                _send_cancels_one_by_one(provider, chunk, now, counts, deadline)
+        except SoftTimeLimitExceeded:
+            _release(CancelRequest, cancels[start + BATCH :], counts, "cancel deferred")
+            raise
     return counts
 
 
@@ -392,6 +417,9 @@ def _send_cancel_batch(
         answers = provider_call(
             provider, "cancel", lambda client: client.cancel(order_ids=order_ids)
         )
+    except SoftTimeLimitExceeded:
+        _cancels_in_flight(chunk, counts)
+        raise
     except ProviderError as exc:
         if not is_unsupported_call(exc):
             _cancel_send_failed(chunk, exc, counts)
@@ -430,6 +458,10 @@ def _send_cancels_one_by_one(
                 lambda client: client.cancel_one(order_id=oid),  # noqa: B023 - called at once
                 order_ref=cancel.order_id,
             )
+        except SoftTimeLimitExceeded:
+            _cancels_in_flight([cancel], counts)
+            _release(CancelRequest, cancels[position + 1 :], counts, "cancel deferred")
+            raise
         except ProviderError as exc:
             if exc.kind is not ErrorKind.API_ERROR:
                 _cancel_send_failed([cancel], exc, counts)
@@ -443,6 +475,15 @@ def _send_cancels_one_by_one(
     if unknown and not understood:
         provider_learn_capability(provider=provider, capability="supports_cancel", reason=unknown)
     return understood
+
+
+def _cancels_in_flight(cancels: list[CancelRequest], counts: Counter[str]) -> None:
+    """The soft time limit struck during the call: it may have arrived, so never send it again;
+    the order's own status poll tells whether it was canceled (as for any unknown outcome)."""
+    CancelRequest.objects.filter(pk__in=[c.pk for c in cancels], status=CS.QUEUED).update(
+        status=CS.SENT
+    )
+    counts["cancel unknown"] += len(cancels)
 
 
 def _cancel_send_failed(

@@ -67,3 +67,36 @@ def test_a_provider_without_multi_status_is_polled_in_small_batches_over_several
     assert (first.polled, first.deferred) == (SINGLE_CALL_BATCH, 5)
     second = provider_poll_orders(provider=provider, now=_later())
     assert (second.polled, second.deferred) == (5, 0)
+
+
+def test_a_soft_time_limit_during_a_call_never_sends_that_refill_again(
+    alice, sandbox, provider, monkeypatch
+):
+    """The call in flight may have reached the provider: its refill goes to an admin (error,
+    outcome unknown), never back to the queue; the ones after it were not sent: unclaimed."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from orders.services import requests as requests_module
+
+    sandbox.config(speed=1.0)
+    Provider.objects.filter(pk=provider.pk).update(supports_multi_refill=False)
+    provider.refresh_from_db()
+    orders = _completed_orders(
+        alice, provider, *(f"https://instagram.com/p/t{i}" for i in range(3))
+    )
+    refills = [order_refill_request(user=alice, order=order) for order in orders]
+    real_call, calls = requests_module.provider_call, []
+
+    def killed_on_the_second_call(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise SoftTimeLimitExceeded()
+        return real_call(*args, **kwargs)
+
+    monkeypatch.setattr(requests_module, "provider_call", killed_on_the_second_call)
+    with pytest.raises(SoftTimeLimitExceeded):
+        provider_send_refills(provider=provider)
+    first, second, third = (Refill.objects.get(pk=r.pk) for r in refills)
+    assert first.status == Refill.Status.PENDING
+    assert second.status == Refill.Status.ERROR and "Outcome unknown" in second.error
+    assert third.status == Refill.Status.QUEUED and third.sent_at is None
