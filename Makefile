@@ -32,13 +32,15 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 # terminal's foreground job, so Ctrl-C reaches honcho alone (not make, which would die of it);
 # honcho sends SIGTERM to each process and exits 130, the one code the recipe turns into
 # success. The worker uses a thread pool (Procfile.dev): no pool child killed mid-shutdown.
+# Without a terminal (a supervisor, a script) the recipe's shell becomes honcho (exec), so a
+# SIGTERM or SIGINT that make passes on to its child stops every process, none left orphaned.
 run: $(VENV)/.installed-run
 	@export DEBUG=true PANEL_PUBLIC_URL=http://127.0.0.1:$(PORT) PORT=$(PORT) \
 	        SANDBOX_PORT=$(SANDBOX_PORT) PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	  python manage.py migrate --noinput && \
 	  python manage.py setup_schedules && \
 	  python manage.py seed_demo --sandbox-url http://127.0.0.1:$(SANDBOX_PORT)/api/v2 && \
-	  { if [ -t 0 ]; then set -m; fi; honcho start -f Procfile.dev || [ $$? -eq 130 ]; }
+	  if [ -t 0 ]; then set -m; honcho start -f Procfile.dev || [ $$? -eq 130 ]; else exec honcho start -f Procfile.dev; fi
 
 # The structure and type checks (docs/development.md): import contracts, then mypy. They need
 # no database and no environment; `make test` runs them first.

@@ -111,3 +111,42 @@ def test_ctrl_c_stops_the_dev_worker_without_a_pool_process_killed(tmp_path):
     # The embedded broker keeps its broadcast exchanges under var/, not in the working directory.
     assert any((tmp_path / "var" / "broker" / "control").iterdir())
     assert "Error 130" not in output and "Interrupt" not in output
+
+
+def test_without_a_terminal_a_sigterm_to_make_stops_every_process(tmp_path):
+    """Under a supervisor or a script (no terminal), make passes SIGTERM to its child: the
+    recipe's shell must be honcho itself, or honcho and the servers outlive make."""
+    import signal
+    import subprocess
+
+    pid_file = tmp_path / "sleeper.pid"
+    sleeper = (
+        f"sleeper: {sys.executable} -c \"import os, time; open('{pid_file}', 'w').write("
+        f"str(os.getpid())); print('sleeper-is-up', flush=True); time.sleep(60)\"\n"
+    )
+    (tmp_path / "Procfile.dev").write_text(sleeper)
+    (tmp_path / "Makefile").write_text(
+        f'SHELL := /bin/bash\nrun:\n\t@export PATH="{BIN}:$$PATH"; \\\n\t  {_honcho_line()}\n'
+    )
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "run"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pid_file.exists()
+    time.sleep(0.3)
+    make.send_signal(signal.SIGTERM)
+    make.communicate(timeout=30)
+    sleeper_pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{sleeper_pid}").exists():
+        time.sleep(0.1)
+    alive = Path(f"/proc/{sleeper_pid}").exists()
+    if alive:
+        os.kill(sleeper_pid, signal.SIGKILL)
+    assert not alive, "the sleeper outlived make"
