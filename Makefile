@@ -7,6 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 SANDBOX_PORT ?= 8765
+GATEWAYS_PORT ?= 8766
 
 # Tests run against the real services of this machine unless told otherwise.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/panel
@@ -36,7 +37,14 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 # SIGTERM or SIGINT that make passes on to its child stops every process, none left orphaned.
 run: $(VENV)/.installed-run
 	@export DEBUG=true PANEL_PUBLIC_URL=http://127.0.0.1:$(PORT) PORT=$(PORT) \
-	        SANDBOX_PORT=$(SANDBOX_PORT) PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	        SANDBOX_PORT=$(SANDBOX_PORT) GATEWAYS_PORT=$(GATEWAYS_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" \
+	        PAYMENT_METHODS=stripe,cryptomus,paypal,manual \
+	        STRIPE_SECRET_KEY=sk_test_fake STRIPE_WEBHOOK_SECRET=whsec_fake \
+	        STRIPE_API_BASE=http://127.0.0.1:$(GATEWAYS_PORT)/stripe \
+	        CRYPTOMUS_MERCHANT_ID=fake-merchant CRYPTOMUS_PAYMENT_KEY=fake-payment-key \
+	        CRYPTOMUS_API_BASE=http://127.0.0.1:$(GATEWAYS_PORT)/cryptomus \
+	        PAYPAL_CLIENT_ID=fake-client-id PAYPAL_CLIENT_SECRET=fake-client-secret \
+	        PAYPAL_WEBHOOK_ID=FAKE-WEBHOOK-ID PAYPAL_API_BASE=http://127.0.0.1:$(GATEWAYS_PORT)/paypal; \
 	  python manage.py migrate --noinput && \
 	  python manage.py setup_schedules && \
 	  python manage.py seed_demo --sandbox-url http://127.0.0.1:$(SANDBOX_PORT)/api/v2 && \

@@ -113,3 +113,41 @@ class TimezoneForm(forms.ModelForm):
     class Meta:
         model = get_user_model()
         fields = ("timezone",)
+
+
+# --- Add funds --------------------------------------------------------------------------------
+
+
+class DepositForm(forms.Form):
+    """The Add funds form: a method among those offered, an amount in the panel currency and,
+    for a manual transfer, its reference. The limits are checked by accounts.payments."""
+
+    method = forms.ChoiceField(widget=forms.RadioSelect)
+    amount = forms.DecimalField(
+        min_value=Decimal("0.01"),
+        max_digits=12,
+        decimal_places=2,
+        widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
+        error_messages={"max_decimal_places": "Use at most 2 decimals."},
+    )
+    reference = forms.CharField(
+        max_length=128,
+        required=False,
+        label="Transfer reference",
+        help_text="For a manual transfer: the reference or transaction id of your transfer.",
+    )
+
+    def __init__(self, *args: Any, methods: list[tuple[str, str]], manual: set[str], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        method_field = self.fields["method"]
+        assert isinstance(method_field, forms.ChoiceField)
+        method_field.choices = methods
+        if len(methods) == 1:
+            self.fields["method"].initial = methods[0][0]
+        self.manual = manual
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("method") in self.manual and not data.get("reference", "").strip():
+            self.add_error("reference", "Give the reference of your transfer so staff can find it.")
+        return data

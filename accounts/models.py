@@ -1,5 +1,6 @@
 import hashlib
 import secrets
+import uuid
 from decimal import Decimal
 from typing import Any, NoReturn
 
@@ -60,6 +61,7 @@ class LedgerEntry(models.Model):
         CHARGE = "charge", "Order charge"
         REFUND = "refund", "Order refund"
         ADJUSTMENT = "adjustment", "Adjustment"
+        BONUS = "bonus", "Deposit bonus"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries"
@@ -204,3 +206,219 @@ class AdminAuditLog(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise ValueError("Audit log entries are append-only.")
+
+
+def _money_field(**kwargs: Any) -> models.DecimalField:
+    return models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, **kwargs)
+
+
+class Payment(models.Model):
+    """One attempt of a customer to add funds through one method (a gateway, or a manual
+    transfer that staff confirm). When it is paid, the customer is credited `amount` exactly once
+    (accounts.payments.payment_report_apply): the ledger's unique idempotency key
+    `deposit:<method>:<gateway_id>` is the proof, the row lock on the payment the queue."""
+
+    class Status(models.TextChoices):
+        CREATED = "created", "Created"
+        PENDING = "pending", "Waiting for payment"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired"
+        CANCELED = "canceled", "Canceled"
+        DISPUTED = "disputed", "Disputed"
+        REFUNDED = "refunded", "Refunded by the gateway"
+
+    # The moves a gateway report (or staff) may make. A payment the gateway says was paid after
+    # it failed, expired or was canceled is still money received: it is credited.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        Status.CREATED: frozenset({"pending", "paid", "failed", "expired", "canceled"}),
+        Status.PENDING: frozenset({"paid", "failed", "expired", "canceled"}),
+        Status.FAILED: frozenset({"paid"}),
+        Status.EXPIRED: frozenset({"paid"}),
+        Status.CANCELED: frozenset({"paid"}),
+        Status.PAID: frozenset({"disputed", "refunded"}),
+        Status.DISPUTED: frozenset({"paid", "refunded"}),
+        Status.REFUNDED: frozenset(),
+    }
+    OPEN = (Status.CREATED, Status.PENDING)
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments"
+    )
+    method = models.CharField(max_length=32, help_text="The gateway's code: stripe, cryptomus…")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
+    amount = _money_field(help_text="Credited to the balance when paid, in the panel currency.")
+    fee = _money_field(default=0, help_text="The method's fee, paid on top of the amount.")
+    bonus = _money_field(default=0, help_text="Credited with the deposit as a bonus entry.")
+    currency = models.CharField(max_length=8, help_text="The panel currency when it was made.")
+    charged_amount = _money_field(
+        null=True, blank=True, help_text="What the gateway reports it charged."
+    )
+    charged_currency = models.CharField(max_length=16, blank=True)
+    # NULL until the gateway gives one, so that the unique (method, gateway_id) skips drafts.
+    gateway_id = models.CharField(  # noqa: DJ001
+        max_length=128, null=True, blank=True, help_text="The gateway's id of this payment."
+    )
+    customer_reference = models.CharField(
+        max_length=128, blank=True, help_text="The transfer's reference the customer gave."
+    )
+    checkout_url = models.URLField(max_length=2000, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    note = models.TextField(blank=True, help_text="Why it failed, was refused or flagged.")
+    needs_attention = models.BooleanField(
+        default=False, help_text="A dispute, a refund or a mismatch that staff must look at."
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The member of staff who approved or rejected a manual payment.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["user", "-id"], name="payment_user_recent"),
+            models.Index(fields=["status", "created_at"], name="payment_status_age"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(fee__gte=0) & Q(bonus__gte=0), name="payment_fee_bonus_not_negative"
+            ),
+            models.UniqueConstraint(
+                fields=["method", "gateway_id"],
+                condition=Q(gateway_id__isnull=False),
+                name="payment_one_per_gateway_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.amount} {self.currency} ({self.status}) #{self.pk}"
+
+    @property
+    def total(self) -> Decimal:
+        """What the customer is asked to pay: the amount plus the method's fee."""
+        return self.amount + self.fee
+
+    @property
+    def ledger_key(self) -> str:
+        return f"deposit:{self.method}:{self.gateway_id}"
+
+
+class PaymentCallback(models.Model):
+    """Each word a gateway (or staff) sent about a payment: webhook deliveries, the customer's
+    return, a status read, a staff decision, whether it changed anything and why not. Secrets
+    are redacted before the payload is stored. Rows are only ever inserted."""
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        RETURN = "return", "Customer's return"
+        POLL = "poll", "Status read"
+        STAFF = "staff", "Staff"
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied", "Applied"
+        DUPLICATE = "duplicate", "Already applied"
+        IGNORED = "ignored", "Ignored"
+        REFUSED = "refused", "Refused"
+        ERROR = "error", "Error (the gateway retries)"
+
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="callbacks"
+    )
+    method = models.CharField(max_length=32)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    event_id = models.CharField(max_length=128, blank=True)
+    gateway_id = models.CharField(max_length=128, blank=True)
+    reported_status = models.CharField(max_length=32, blank=True)
+    reported_amount = _money_field(null=True, blank=True)
+    reported_currency = models.CharField(max_length=16, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    reason = models.TextField(blank=True)
+    payload = models.JSONField(null=True, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "payment callback"
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.source} {self.outcome} {self.gateway_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise ValueError("Payment callbacks are append-only.")
+        super().save(*args, **kwargs)
+
+
+class DepositBonusRule(models.Model):
+    """ "+5 % on deposits of 100 or more": set in admin. A paid deposit gets the best active rule
+    that applies to it (the highest percent), credited as its own ledger entry of kind bonus."""
+
+    name = models.CharField(max_length=100)
+    method = models.CharField(
+        max_length=32, blank=True, help_text="Only deposits by this method (blank: any method)."
+    )
+    min_amount = _money_field(default=0, help_text="The smallest deposit it applies to.")
+    percent = models.DecimalField(
+        max_digits=5, decimal_places=2, help_text="Bonus in percent of the deposit."
+    )
+    is_active = models.BooleanField(default=True)
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-percent"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(percent__gt=0) & Q(percent__lte=100), name="bonus_percent_range"
+            ),
+            models.CheckConstraint(condition=Q(min_amount__gte=0), name="bonus_min_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (+{self.percent} % from {self.min_amount})"
+
+
+class PaymentMethodSetting(models.Model):
+    """What staff set for one payment method in admin: shown or not, its name on the Add funds
+    page, the smallest and largest amount, a fee in percent and instructions. The gateway's keys
+    stay in the settings (environment): a method is offered only when both allow it."""
+
+    method = models.CharField(max_length=32, unique=True)
+    is_enabled = models.BooleanField(default=True)
+    display_name = models.CharField(max_length=100, blank=True)
+    min_amount = _money_field(default=Decimal("1"))
+    max_amount = _money_field(default=Decimal("10000"))
+    fee_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, default=0, help_text="Charged on top of the amount."
+    )
+    instructions = models.TextField(
+        blank=True, help_text="Shown under the method (for a transfer: where to send it)."
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "method"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_amount__gt=0) & Q(max_amount__gte=models.F("min_amount")),
+                name="method_limits_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(fee_percent__gte=0) & Q(fee_percent__lt=100),
+                name="method_fee_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.method

@@ -1,39 +1,459 @@
-"""Ways a customer can add funds. Today the only one is a manual credit by the panel's staff
-(admin → the customer → "Credit or debit the balance", which writes a deposit to the ledger).
+"""Payments: a customer adds funds through a gateway or a manual transfer, and a paid payment
+credits the balance exactly once (docs/payments.md).
 
-A payment gateway plugs in as another PaymentMethod: it renders its own part of the "Add
-funds" page (a form or a redirect button) and, when the gateway confirms a payment, credits
-the customer with accounts.services.balance_credit(kind=deposit, payment_ref=<the gateway's
-id>, idempotency_key=<gateway>:<id>) so that a repeated confirmation never credits twice.
-List the enabled ones in settings.PANEL_PAYMENT_METHODS (dotted paths).
+Everything a gateway says about a payment, by webhook, on the customer's return, by a status
+read, or a member of staff's decision on a manual transfer, goes through
+`payment_report_apply`. It records the callback, checks it against the payment (the
+reference, the amount and the currency) and moves the payment's status. The move to paid
+credits the deposit (and a bonus, when a rule applies) through accounts.services.balance_credit
+in the same transaction, under a lock on the payment row, with the ledger idempotency key
+`deposit:<method>:<gateway_id>`: five deliveries, ten concurrent ones, a return and a staff
+confirmation of one payment make one deposit.
 """
 
+from __future__ import annotations
+
+import logging
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
 
 from django.conf import settings
-from django.utils.module_loading import import_string
+from django.core.mail import mail_admins
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.gateways import gateway_for, gateways_configured
+from accounts.gateways.base import (
+    Checkout,
+    Gateway,
+    GatewayError,
+    PaymentRequest,
+    Report,
+    redact,
+)
+from accounts.models import (
+    DepositBonusRule,
+    LedgerEntry,
+    Payment,
+    PaymentCallback,
+    PaymentMethodSetting,
+    User,
+)
+from accounts.ratelimit import rate_limit_hit
+from accounts.services import balance_credit
+
+log = logging.getLogger(__name__)
+
+CENT = Decimal("0.01")
+
+
+class PaymentError(Exception):
+    """A payment could not be started; the message is for the customer."""
 
 
 @dataclass(frozen=True)
-class PaymentMethod:
-    code: str
+class MethodOffer:
+    """One method as the Add funds page offers it."""
+
+    gateway: Gateway
     name: str
-    template: str  # renders this method's part of the "Add funds" page
-    instructions: str = ""
+    min_amount: Decimal
+    max_amount: Decimal
+    fee_percent: Decimal
+    instructions: str
+
+    @property
+    def code(self) -> str:
+        return self.gateway.code
+
+    def fee_for(self, amount: Decimal) -> Decimal:
+        return (amount * self.fee_percent / 100).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-class ManualCredit(PaymentMethod):
-    pass
+def payment_methods_offered() -> list[MethodOffer]:
+    """The configured gateways staff have not switched off, with their limits and fees."""
+    rows = {row.method: row for row in PaymentMethodSetting.objects.all()}
+    offers = []
+    for gateway in gateways_configured():
+        row = rows.get(gateway.code) or PaymentMethodSetting(method=gateway.code)
+        if not row.is_enabled:
+            continue
+        offers.append(
+            MethodOffer(
+                gateway=gateway,
+                name=row.display_name or gateway.name,
+                min_amount=row.min_amount,
+                max_amount=row.max_amount,
+                fee_percent=row.fee_percent,
+                instructions=row.instructions,
+            )
+        )
+    return offers
 
 
-MANUAL_CREDIT = ManualCredit(
-    code="manual",
-    name="Payment arranged with the panel's staff",
-    template="accounts/payments/manual.html",
-)
+def payment_method_offer(code: str) -> MethodOffer | None:
+    return next((o for o in payment_methods_offered() if o.code == code), None)
 
 
-def payment_methods() -> list[PaymentMethod]:
-    """The enabled payment methods, in the order the settings list them."""
-    paths = getattr(settings, "PANEL_PAYMENT_METHODS", ["accounts.payments.MANUAL_CREDIT"])
-    return [import_string(p) for p in paths]
+def parse_deposit_amount(raw: object) -> Decimal:
+    """A deposit amount as a customer types it: a positive number of at most 2 decimals."""
+    try:
+        amount = Decimal(str(raw).strip().replace(",", "."))
+    except InvalidOperation:
+        raise PaymentError("Enter an amount, e.g. 25 or 25.50.") from None
+    if not amount.is_finite() or amount <= 0:
+        raise PaymentError("Enter an amount above zero.")
+    if amount != amount.quantize(CENT):
+        raise PaymentError("Use at most 2 decimals.")
+    return amount.quantize(CENT)
+
+
+def _check_limits(offer: MethodOffer, amount: Decimal) -> None:
+    currency = settings.PANEL_CURRENCY
+    if amount < offer.min_amount:
+        raise PaymentError(
+            f"The smallest amount for {offer.name} is {offer.min_amount:.2f} {currency}."
+        )
+    if amount > offer.max_amount:
+        raise PaymentError(
+            f"The largest amount for {offer.name} is {offer.max_amount:.2f} {currency}."
+        )
+
+
+def payment_start(
+    *,
+    user: User,
+    method: str,
+    amount: Decimal,
+    urls: PaymentUrls,
+    customer_reference: str = "",
+) -> Payment:
+    """Make a payment and create it at the gateway; the caller sends the customer to
+    `payment.checkout_url`. Raises PaymentError with a message for the customer."""
+    offer = payment_method_offer(method)
+    if offer is None:
+        raise PaymentError("That payment method is not available.")
+    _check_limits(offer, amount)
+    if rate_limit_hit(
+        key=f"payment-start:{user.pk}", limit=settings.PAYMENT_STARTS_PER_HOUR, period=3600
+    ):
+        raise PaymentError("Too many payments started in the last hour; try again later.")
+    payment = Payment.objects.create(
+        user=user,
+        method=method,
+        amount=amount,
+        fee=offer.fee_for(amount),
+        currency=settings.PANEL_CURRENCY,
+        customer_reference=customer_reference,
+        expires_at=timezone.now() + timedelta(hours=settings.PAYMENT_EXPIRE_HOURS),
+    )
+    request = PaymentRequest(
+        reference=str(payment.public_id),
+        amount=payment.total,
+        currency=payment.currency,
+        description=f"{settings.PANEL_NAME}: add {amount:.2f} {payment.currency} to {user.username}",
+        customer_email=user.email,
+        return_url=urls.return_url(payment),
+        cancel_url=urls.cancel_url(payment),
+        webhook_url=urls.webhook_url(method),
+    )
+    try:
+        checkout = offer.gateway.start(request)  # outside any transaction: an HTTP call
+    except GatewayError as exc:
+        Payment.objects.filter(pk=payment.pk).update(
+            status=Payment.Status.FAILED,
+            note=f"The gateway refused to start: {exc}"[:2000],
+            updated_at=timezone.now(),
+        )
+        raise PaymentError(
+            f"{offer.name} could not start the payment; nothing was charged. Try again in a "
+            "moment, or another method."
+        ) from exc
+    _checkout_save(payment, checkout)
+    return payment
+
+
+def _checkout_save(payment: Payment, checkout: Checkout) -> None:
+    payment.gateway_id = checkout.gateway_id
+    payment.checkout_url = checkout.redirect_url
+    payment.status = Payment.Status.PENDING
+    payment.details = dict(checkout.details)
+    if checkout.expires_at is not None:
+        payment.expires_at = checkout.expires_at
+    payment.updated_at = timezone.now()
+    payment.save(
+        update_fields=[
+            "gateway_id",
+            "checkout_url",
+            "status",
+            "details",
+            "expires_at",
+            "updated_at",
+        ]
+    )
+
+
+class PaymentUrls:
+    """Where the gateway sends the customer back and its webhooks: absolute URLs built by the
+    view from the request (the panel's public address)."""
+
+    def __init__(self, *, base_url: str, return_path: Any, cancel_path: Any, webhook_path: Any):
+        self.base_url = base_url.rstrip("/")
+        self._return, self._cancel, self._webhook = return_path, cancel_path, webhook_path
+
+    def return_url(self, payment: Payment) -> str:
+        return self.base_url + self._return(payment)
+
+    def cancel_url(self, payment: Payment) -> str:
+        return self.base_url + self._cancel(payment)
+
+    def webhook_url(self, method: str) -> str:
+        return self.base_url + self._webhook(method)
+
+
+# --- What a gateway says ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Applied:
+    outcome: str  # a PaymentCallback.Outcome
+    reason: str
+    payment: Payment | None
+
+
+def payment_report_apply(
+    *,
+    method: str,
+    report: Report,
+    source: str,
+    remote_addr: str | None = None,
+    actor: User | None = None,
+) -> Applied:
+    """Apply what the gateway `method` reports about one payment, record it, and say what it
+    did. Never raises for a report that does not fit: it is refused and recorded."""
+    with transaction.atomic():
+        payment = (
+            Payment.objects.select_for_update()
+            .filter(method=method, gateway_id=report.gateway_id)
+            .first()
+        )
+        applied = _decide(payment, report, actor=actor)
+        PaymentCallback.objects.create(
+            payment=payment,
+            method=method,
+            source=source,
+            event_id=report.event_id[:128],
+            gateway_id=report.gateway_id[:128],
+            reported_status=report.status,
+            reported_amount=report.amount,
+            reported_currency=report.currency[:16],
+            outcome=applied.outcome,
+            reason=applied.reason,
+            payload=redact(dict(report.payload)) or None,
+            remote_addr=remote_addr,
+        )
+    return applied
+
+
+def payment_refusal_record(
+    *, method: str, source: str, reason: str, payload: Any = None, remote_addr: str | None = None
+) -> None:
+    """Record a callback that was not believed (bad signature, stale, unreadable)."""
+    PaymentCallback.objects.create(
+        method=method,
+        source=source,
+        outcome=PaymentCallback.Outcome.REFUSED,
+        reason=reason,
+        payload=redact(payload) if payload else None,
+        remote_addr=remote_addr,
+    )
+
+
+def _decide(payment: Payment | None, report: Report, *, actor: User | None) -> Applied:
+    refused = PaymentCallback.Outcome.REFUSED
+    if payment is None:
+        return Applied(refused, "No payment of this method has that gateway id.", None)
+    if report.reference and report.reference != str(payment.public_id):
+        return Applied(refused, "The reference does not match the payment's.", payment)
+    if report.status == payment.status:
+        return Applied(PaymentCallback.Outcome.DUPLICATE, f"Already {payment.status}.", payment)
+    if report.status not in Payment.TRANSITIONS[payment.status]:
+        return Applied(
+            PaymentCallback.Outcome.IGNORED,
+            f"A {payment.status} payment does not become {report.status}.",
+            payment,
+        )
+    if report.status == Payment.Status.PAID:
+        mismatch = _amount_mismatch(payment, report)
+        if mismatch:
+            _flag(payment, mismatch)
+            return Applied(refused, mismatch, payment)
+        _settle_paid(payment, report, actor=actor)
+    else:
+        _move(payment, report.status, actor=actor)
+    return Applied(PaymentCallback.Outcome.APPLIED, f"Now {report.status}.", payment)
+
+
+def _amount_mismatch(payment: Payment, report: Report) -> str:
+    """Why a report of "paid" does not match what was asked, or "" when it does. A gateway
+    that reports no amount (a staff confirmation) is taken at the payment's amount."""
+    if report.amount is None:
+        return ""
+    if report.currency.upper() != payment.currency.upper():
+        return f"Paid in {report.currency or '?'}, asked in {payment.currency}."
+    if report.amount < payment.total:
+        return f"Paid {report.amount} {report.currency}, asked {payment.total}."
+    return ""
+
+
+def _move(payment: Payment, status: str, *, actor: User | None) -> None:
+    payment.status = status
+    payment.updated_at = timezone.now()
+    fields = ["status", "updated_at"]
+    if actor is not None:
+        payment.reviewed_by = actor
+        fields.append("reviewed_by")
+    if status in (Payment.Status.DISPUTED, Payment.Status.REFUNDED):
+        payment.needs_attention = True
+        fields.append("needs_attention")
+        _alert_staff(payment, f"The gateway reports payment #{payment.pk} {status}.")
+    payment.save(update_fields=fields)
+
+
+def _settle_paid(payment: Payment, report: Report, *, actor: User | None) -> None:
+    was_paid_before = payment.paid_at is not None  # a dispute won: paid again, no new credit
+    if report.amount is not None:
+        payment.charged_amount = report.amount
+        payment.charged_currency = report.currency
+        if report.amount > payment.total:
+            payment.note = (
+                f"Paid {report.amount} {report.currency}, more than the {payment.total} asked; "
+                f"{payment.amount} credited."
+            )
+    payment.paid_at = payment.paid_at or timezone.now()
+    if not was_paid_before:
+        _credit(payment)
+    payment.status = Payment.Status.PAID
+    payment.updated_at = timezone.now()
+    if actor is not None:
+        payment.reviewed_by = actor
+    payment.save()
+
+
+def _credit(payment: Payment) -> None:
+    ref = f"{payment.method}:{payment.gateway_id}"
+    balance_credit(
+        user=payment.user,
+        amount=payment.amount,
+        kind=LedgerEntry.Kind.DEPOSIT,
+        payment_ref=ref,
+        idempotency_key=payment.ledger_key,
+        memo=f"Deposit by {payment.method} (payment #{payment.pk})",
+    )
+    rule = deposit_bonus_rule_for(method=payment.method, amount=payment.amount)
+    if rule is None:
+        return
+    bonus = (payment.amount * rule.percent / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+    if bonus <= 0:
+        return
+    balance_credit(
+        user=payment.user,
+        amount=bonus,
+        kind=LedgerEntry.Kind.BONUS,
+        payment_ref=ref,
+        idempotency_key=f"bonus:{payment.method}:{payment.gateway_id}",
+        memo=f"{rule.name}: +{rule.percent} % on deposit (payment #{payment.pk})",
+    )
+    payment.bonus = bonus
+
+
+def deposit_bonus_rules_active() -> list[DepositBonusRule]:
+    """The bonus rules in force now, best first (the Add funds page lists them)."""
+    now = timezone.now()
+    return list(
+        DepositBonusRule.objects.filter(is_active=True)
+        .filter(Q(starts_at__isnull=True) | Q(starts_at__lte=now))
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
+        .order_by("-percent", "min_amount")
+    )
+
+
+def deposit_bonus_rule_for(*, method: str, amount: Decimal) -> DepositBonusRule | None:
+    """The best active rule for a deposit of `amount` by `method` (the highest percent)."""
+    now = timezone.now()
+    return (
+        DepositBonusRule.objects.filter(is_active=True, min_amount__lte=amount)
+        .filter(Q(method="") | Q(method=method))
+        .filter(Q(starts_at__isnull=True) | Q(starts_at__lte=now))
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
+        .order_by("-percent", "id")
+        .first()
+    )
+
+
+def _flag(payment: Payment, reason: str) -> None:
+    Payment.objects.filter(pk=payment.pk).update(
+        needs_attention=True, note=reason[:2000], updated_at=timezone.now()
+    )
+    _alert_staff(payment, f"Payment #{payment.pk} was not credited: {reason}")
+
+
+def _alert_staff(payment: Payment, text: str) -> None:
+    """Mail the panel's admins once the transaction commits (never inside it)."""
+
+    def send() -> None:
+        try:
+            mail_admins(
+                f"Payment #{payment.pk} needs attention",
+                f"{text}\n\nCustomer: {payment.user.username}\nMethod: {payment.method}\n"
+                f"Gateway id: {payment.gateway_id}\nAmount: {payment.amount} {payment.currency}\n",
+            )
+        except Exception:  # a mail server down must not fail the webhook
+            log.exception("Could not mail the admins about payment %s", payment.pk)
+
+    transaction.on_commit(send)
+
+
+def payment_refresh(
+    *, payment: Payment, source: str = PaymentCallback.Source.POLL
+) -> Applied | None:
+    """Read the payment's status at its gateway and apply it (a missed webhook). None when the
+    gateway has no such read. Raises GatewayError."""
+    gateway = gateway_for(payment.method)
+    if gateway is None or not payment.gateway_id:
+        return None
+    report = gateway.fetch(gateway_id=payment.gateway_id)
+    if report is None:
+        return None
+    return payment_report_apply(method=payment.method, report=report, source=source)
+
+
+def payment_expire_stale(*, now: Any = None) -> int:
+    """Mark payments still created or waiting past their expiry as expired. A gateway that
+    later reports one paid still credits it (expired → paid is allowed)."""
+    now = now or timezone.now()
+    return Payment.objects.filter(status__in=Payment.OPEN, expires_at__lt=now).update(
+        status=Payment.Status.EXPIRED, updated_at=now
+    )
+
+
+__all__ = [
+    "Applied",
+    "GatewayError",
+    "MethodOffer",
+    "PaymentError",
+    "PaymentUrls",
+    "deposit_bonus_rule_for",
+    "deposit_bonus_rules_active",
+    "parse_deposit_amount",
+    "payment_expire_stale",
+    "payment_method_offer",
+    "payment_methods_offered",
+    "payment_refresh",
+    "payment_refusal_record",
+    "payment_report_apply",
+    "payment_start",
+]

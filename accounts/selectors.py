@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.db.models import QuerySet, Sum
 
-from accounts.models import ApiKey, LedgerEntry, User, Wallet
+from accounts.models import ApiKey, LedgerEntry, Payment, User, Wallet
 
 
 def api_key_get_user(*, raw_key: str) -> User | None:
@@ -28,6 +28,11 @@ def api_key_get_user(*, raw_key: str) -> User | None:
 
 def ledger_list_for_user(*, user: User) -> QuerySet[LedgerEntry]:
     return LedgerEntry.objects.filter(user=user).order_by("-id")
+
+
+def payment_list_for_user(*, user: User) -> QuerySet[Payment]:
+    """The customer's payments, newest first (drafts a gateway never saw excluded)."""
+    return Payment.objects.filter(user=user).exclude(status=Payment.Status.CREATED)
 
 
 def ledger_recent_staff_entry(

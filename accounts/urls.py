@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import views
+from accounts import payment_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -27,6 +27,12 @@ urlpatterns = [
     path("account/", views.account_settings, name="account_settings"),
     path("funds/", views.funds, name="funds"),
     path("funds/statement.csv", views.funds_csv, name="funds_csv"),
-    path("funds/add/", views.funds_add, name="funds_add"),
+    path("funds/add/", payment_views.funds_add, name="funds_add"),
+    path(
+        "funds/payments/<uuid:public_id>/",
+        payment_views.payment_detail,
+        name="payment_detail",
+    ),
+    path("payments/<slug:method>/webhook/", payment_views.webhook, name="payment_webhook"),
     path("api/", views.api_docs, name="api_docs"),
 ]

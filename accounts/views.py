@@ -19,8 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.forms import EmailForm, LoginForm, SignupForm, TimezoneForm
 from accounts.middleware import AuthenticatedHttpRequest
-from accounts.models import ApiKey, LedgerEntry
-from accounts.payments import payment_methods
+from accounts.models import ApiKey
 from accounts.ratelimit import client_ip
 from accounts.selectors import ledger_list_for_user
 from accounts.services import api_key_issue, customer_create, user_change_email
@@ -216,18 +215,6 @@ def funds_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="statement-{stamp}.csv"'
     return response
-
-
-@login_required
-def funds_add(request: AuthenticatedHttpRequest) -> HttpResponse:
-    context = {
-        "methods": payment_methods(),
-        "instructions": getattr(settings, "PANEL_FUNDS_INSTRUCTIONS", ""),
-        "deposits": ledger_list_for_user(user=request.user).filter(kind=LedgerEntry.Kind.DEPOSIT)[
-            :5
-        ],
-    }
-    return render(request, "accounts/funds_add.html", context)
 
 
 @login_required

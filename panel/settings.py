@@ -343,6 +343,32 @@ if BALANCE_REPEAT_WINDOW_SECONDS < 0:
     raise ImproperlyConfigured("BALANCE_REPEAT_WINDOW_SECONDS must be 0 or more.")
 PANEL_FUNDS_INSTRUCTIONS = env("PANEL_FUNDS_INSTRUCTIONS", default="")
 
+# --- Payments (docs/payments.md) -------------------------------------------------------------
+# The methods offered on the Add funds page, in this order; each shows only when configured
+# below (and not switched off by staff in admin → Payment method settings).
+PAYMENT_METHODS = env.list("PAYMENT_METHODS", default=["manual"])
+# Manual transfer: the customer submits amount + reference, staff approve it in admin.
+PAYMENT_MANUAL_ENABLED = env.bool("PAYMENT_MANUAL_ENABLED", default=True)
+# A payment still created / waiting this long after it was made is marked expired.
+PAYMENT_EXPIRE_HOURS = env.int("PAYMENT_EXPIRE_HOURS", default=48)
+# Payments a customer may start per hour (each one creates a checkout at a gateway).
+PAYMENT_STARTS_PER_HOUR = env.int("PAYMENT_STARTS_PER_HOUR", default=20)
+# Stripe Checkout: the secret key, the webhook's signing secret (Dashboard → Webhooks, endpoint
+# <PANEL_PUBLIC_URL>/payments/stripe/webhook/) and the API's address (a fake one in the demo).
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="https://api.stripe.com")
+# Cryptomus (Heleket speaks the same API: set its address): merchant id and payment API key.
+CRYPTOMUS_MERCHANT_ID = env("CRYPTOMUS_MERCHANT_ID", default="")
+CRYPTOMUS_PAYMENT_KEY = env("CRYPTOMUS_PAYMENT_KEY", default="")
+CRYPTOMUS_API_BASE = env("CRYPTOMUS_API_BASE", default="https://api.cryptomus.com")
+# PayPal Orders v2: the REST app's client id and secret, the webhook's id (for verification)
+# and the API's address (https://api-m.paypal.com live, https://api-m.sandbox.paypal.com test).
+PAYPAL_CLIENT_ID = env("PAYPAL_CLIENT_ID", default="")
+PAYPAL_CLIENT_SECRET = env("PAYPAL_CLIENT_SECRET", default="")
+PAYPAL_WEBHOOK_ID = env("PAYPAL_WEBHOOK_ID", default="")
+PAYPAL_API_BASE = env("PAYPAL_API_BASE", default="https://api-m.paypal.com")
+
 # Orders: stop polling and hand to the admin after this age; an order stuck mid-placement
 # goes to review after this long; how often orders waiting for provider funds are retried.
 ORDER_MAX_POLL_AGE = timedelta(days=env.int("ORDER_MAX_POLL_AGE_DAYS", default=30))

@@ -91,6 +91,8 @@ ENTRY_POINTS = frozenset(
         "urls",
         "views",
         "sandbox",  # providers.sandbox: a standalone fake upstream, imports no app
+        "fake_gateways",  # accounts.fake_gateways: standalone fake payment gateways
+        "payment_views",  # accounts.payment_views: Add funds, a payment's page, webhooks
     }
 )
 

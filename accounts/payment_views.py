@@ -1,0 +1,157 @@
+"""The customer's Add funds page, a payment's own page (where gateways send the customer back)
+and the gateways' webhooks (docs/payments.md)."""
+
+from __future__ import annotations
+
+import logging
+from uuid import UUID
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import DatabaseError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.forms import DepositForm
+from accounts.gateways import gateway_for
+from accounts.gateways.base import Gateway, GatewayError, Refusal, Report, WebhookAnswer
+from accounts.middleware import AuthenticatedHttpRequest
+from accounts.models import Payment, PaymentCallback
+from accounts.payments import (
+    PaymentError,
+    PaymentUrls,
+    deposit_bonus_rules_active,
+    payment_methods_offered,
+    payment_refusal_record,
+    payment_report_apply,
+    payment_start,
+)
+from accounts.ratelimit import client_ip
+from accounts.selectors import payment_list_for_user
+
+log = logging.getLogger(__name__)
+
+
+def _urls(request: HttpRequest) -> PaymentUrls:
+    return PaymentUrls(
+        base_url=request.build_absolute_uri("/"),
+        return_path=lambda p: reverse("payment_detail", args=[p.public_id]),
+        cancel_path=lambda p: reverse("payment_detail", args=[p.public_id]) + "?canceled=1",
+        webhook_path=lambda method: reverse("payment_webhook", args=[method]),
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def funds_add(request: AuthenticatedHttpRequest) -> HttpResponse:
+    offers = payment_methods_offered()
+    form = DepositForm(
+        request.POST or None,
+        methods=[(o.code, o.name) for o in offers],
+        manual={o.code for o in offers if o.code == "manual"},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            payment = payment_start(
+                user=request.user,
+                method=form.cleaned_data["method"],
+                amount=form.cleaned_data["amount"],
+                urls=_urls(request),
+                customer_reference=form.cleaned_data["reference"].strip(),
+            )
+        except PaymentError as exc:
+            form.add_error("amount" if "amount" in str(exc) else None, str(exc))
+        else:
+            return redirect(payment.checkout_url)
+    context = {
+        "form": form,
+        "offers": offers,
+        "has_manual": any(o.code == "manual" for o in offers),
+        "bonus_rules": deposit_bonus_rules_active(),
+        "instructions": settings.PANEL_FUNDS_INSTRUCTIONS,
+        "payments": payment_list_for_user(user=request.user)[:10],
+    }
+    return render(request, "accounts/funds_add.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+def payment_detail(request: AuthenticatedHttpRequest, public_id: UUID) -> HttpResponse:
+    """Where the gateway sends the customer back. It never credits by itself, except for a
+    gateway that settles on return (PayPal's capture), and then through the same path as a
+    webhook, once."""
+    payment = get_object_or_404(Payment, public_id=public_id, user=request.user)
+    gateway = gateway_for(payment.method)
+    if request.GET.get("canceled") and payment.status in Payment.OPEN:
+        Payment.objects.filter(pk=payment.pk, status__in=Payment.OPEN).update(
+            status=Payment.Status.CANCELED, updated_at=timezone.now()
+        )
+        payment.refresh_from_db()
+        messages.info(request, "The payment was canceled; nothing was charged.")
+    elif gateway is not None and gateway.settles_on_return and payment.status in Payment.OPEN:
+        _confirm_on_return(request, gateway, payment)
+        payment.refresh_from_db()
+    return render(request, "accounts/payment_detail.html", {"payment": payment})
+
+
+def _confirm_on_return(request: HttpRequest, gateway: Gateway, payment: Payment) -> None:
+    try:
+        report = gateway.confirm_return(gateway_id=payment.gateway_id or "", query=request.GET)
+    except GatewayError as exc:
+        log.warning("Confirming payment %s on return failed: %s", payment.pk, exc)
+        messages.warning(
+            request, "The payment could not be confirmed yet; this page will show it once it is."
+        )
+        return
+    if report is not None:
+        payment_report_apply(
+            method=payment.method,
+            report=report,
+            source=PaymentCallback.Source.RETURN,
+            remote_addr=client_ip(request),
+        )
+
+
+@csrf_exempt
+@require_POST
+def webhook(request: HttpRequest, method: str) -> HttpResponse:
+    """A gateway's webhook: verified from the raw body, applied once, answered as the gateway
+    expects (200 stops its retries, 400 refuses what is not believed, 503 asks for a retry)."""
+    gateway = gateway_for(method)
+    if gateway is None:
+        raise Http404("No such payment method.")
+    ip = client_ip(request)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        report = gateway.parse_webhook(body=request.body, headers=headers)
+    except Refusal as refusal:
+        payment_refusal_record(
+            method=method,
+            source=PaymentCallback.Source.WEBHOOK,
+            reason=refusal.reason,
+            payload=dict(refusal.payload),
+            remote_addr=ip,
+        )
+        answer = gateway.answer(accepted=False, retry=refusal.retry)
+    else:
+        answer = _apply_webhook(gateway, method, report, ip)
+    return HttpResponse(answer.body, status=answer.status, content_type=answer.content_type)
+
+
+def _apply_webhook(
+    gateway: Gateway, method: str, report: Report | None, ip: str | None
+) -> WebhookAnswer:
+    if report is None:
+        return gateway.answer(accepted=True, retry=False)
+    try:
+        payment_report_apply(
+            method=method, report=report, source=PaymentCallback.Source.WEBHOOK, remote_addr=ip
+        )
+    except DatabaseError:
+        log.exception("A %s webhook could not be applied; the gateway will retry", method)
+        return gateway.answer(accepted=False, retry=True)
+    return gateway.answer(accepted=True, retry=False)
