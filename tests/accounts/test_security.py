@@ -346,3 +346,28 @@ def test_cleanup_login_history_deletes_what_is_older_than_the_setting(alice, set
     call_command("cleanup_login_history", verbosity=0)
     assert not LoginEvent.objects.filter(pk=old.pk).exists()
     assert LoginEvent.objects.filter(pk=recent.pk).exists()
+
+
+@pytest.mark.parametrize(
+    ("agent", "summary"),
+    [
+        (FIREFOX, "Firefox on Linux"),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+            "Edge on Windows",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+            "Safari on iOS",
+        ),
+        ("curl/8.5.0", "curl"),
+        ("", "Unknown browser"),
+        ("x" * 100, "x" * 60),
+    ],
+)
+def test_the_security_page_names_browsers_briefly(agent, summary):
+    from accounts.templatetags.panel_ui import browser_summary
+
+    assert browser_summary(agent) == summary
