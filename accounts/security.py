@@ -33,6 +33,7 @@ IDENTIFIER_LENGTH = 150
 # The session entry where allauth records how this session authenticated
 # (allauth.account.internal.flows.login.AUTHENTICATION_METHODS_SESSION_KEY).
 ALLAUTH_METHODS_SESSION_KEY = "account_authentication_methods"
+ALLAUTH_METHODS_USER_SESSION_KEY = "account_authentication_methods_user"
 # Our own entry: when the session started (kept across a key change, e.g. a password change).
 SESSION_STARTED_KEY = "_panel_session_started"
 SESSION_SEEN_KEY = "_panel_session_seen"
@@ -48,16 +49,22 @@ def _request_agent(request: HttpRequest | None) -> str:
     return str(request.META.get("HTTP_USER_AGENT", ""))[:USER_AGENT_LENGTH]
 
 
-def second_factor_from_session(session: Mapping[str, Any] | None) -> str:
+def second_factor_from_session(
+    session: Mapping[str, Any] | None, *, user: User | None = None
+) -> str:
     """The second factor this session's login used, read from allauth's authentication records:
     "totp", "recovery_codes", "webauthn", or "" (none, no allauth, or records we do not know).
     Read defensively: the records are allauth's internals, stored in a session anyone's code
-    may have written."""
+    may have written. Records allauth kept for another user (an abandoned attempt before this
+    login) do not count."""
     if session is None:
         return ""
     try:
         records = session.get(ALLAUTH_METHODS_SESSION_KEY)
+        owner = session.get(ALLAUTH_METHODS_USER_SESSION_KEY)
     except Exception:  # a session store that cannot be read must not break the login
+        return ""
+    if user is not None and owner is not None and str(owner) != str(user.pk):
         return ""
     if not isinstance(records, list):
         return ""
@@ -85,7 +92,7 @@ def login_event_record_success(*, user: User, request: HttpRequest | None) -> Lo
         ip=ip,
         user_agent=_request_agent(request),
         success=True,
-        second_factor=second_factor_from_session(session),
+        second_factor=second_factor_from_session(session, user=user),
     )
     if is_new_address and user.email and getattr(settings, "PANEL_NEW_LOGIN_EMAIL", True):
         transaction.on_commit(lambda: _notify_new_address(event=event, user=user))

@@ -10,18 +10,21 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core import mail
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import LoginEvent, UserSession
 from accounts.security import (
     ALLAUTH_METHODS_SESSION_KEY,
+    ALLAUTH_METHODS_USER_SESSION_KEY,
     SESSION_SEEN_KEY,
     second_factor_from_session,
     user_sessions_end,
 )
+from accounts.templatetags.panel_ui import browser_summary
 
 pytestmark = pytest.mark.django_db
 
@@ -80,13 +83,17 @@ def test_a_long_user_agent_is_cut(alice):
     assert LoginEvent.objects.get().user_agent == "A" * 255
 
 
-def test_second_factor_is_read_from_allauths_records_in_the_session(alice):
+def test_second_factor_is_read_from_allauths_records_in_the_session(alice, bob):
     records = [
         {"method": "password", "at": time.time(), "username": "alice"},
         {"method": "mfa", "at": time.time(), "id": 3, "type": "recovery_codes"},
     ]
-    log_in("alice", "pw-alice-123", session_data={ALLAUTH_METHODS_SESSION_KEY: records})
+    data = {ALLAUTH_METHODS_SESSION_KEY: records, ALLAUTH_METHODS_USER_SESSION_KEY: str(alice.pk)}
+    log_in("alice", "pw-alice-123", session_data=data)
     assert LoginEvent.objects.get().second_factor == "recovery_codes"
+    # Records allauth kept for someone else (alice gave up at the code) are not bob's factor.
+    log_in("bob", "pw-bob-123", session_data=data)
+    assert LoginEvent.objects.get(user=bob).second_factor == ""
 
 
 @pytest.mark.parametrize(
@@ -368,6 +375,16 @@ def test_cleanup_login_history_deletes_what_is_older_than_the_setting(alice, set
     ],
 )
 def test_the_security_page_names_browsers_briefly(agent, summary):
-    from accounts.templatetags.panel_ui import browser_summary
-
     assert browser_summary(agent) == summary
+
+
+def test_recording_a_refusal_costs_the_same_whether_the_account_exists(alice):
+    """The same queries for a wrong password and an unknown name: the record says nothing
+    about which it was to anyone timing the answer."""
+    counts = []
+    for username in ("alice", "nobody"):
+        with CaptureQueriesContext(connection) as queries:
+            log_in(username, "wrong")
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    assert LoginEvent.objects.filter(success=False).count() == 2
