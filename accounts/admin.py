@@ -11,11 +11,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.audit import AuditedAdminMixin, staff_user
 from accounts.forms import BalanceChangeForm
-from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, User
+from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, LoginEvent, User
+from accounts.selectors import api_key_list_stale
 from accounts.services import (
     AdjustmentPreview,
     InsufficientFunds,
@@ -338,20 +340,66 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         return False
 
 
+class StaleApiKeyFilter(admin.SimpleListFilter):
+    title = f"unused for {ApiKey.STALE_AFTER.days} days"
+    parameter_name = "stale"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes (active keys)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            stale = api_key_list_stale(now=timezone.now())
+            return queryset.filter(pk__in=stale.values("pk"))
+        return queryset
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    list_display = ("prefix", "user", "is_active", "created_at", "last_used_at", "last_used_ip")
-    list_filter = ("is_active",)
+    list_display = (
+        "prefix",
+        "user",
+        "is_active",
+        "created_at",
+        "last_used_at",
+        "last_used_ip",
+        "stale",
+        "allowlist",
+    )
+    list_filter = ("is_active", StaleApiKeyFilter)
     list_select_related = ("user",)
     search_fields = ("user__username", "prefix")
-    fields = ("user", "prefix", "is_active", "created_at", "last_used_at", "last_used_ip")
-    readonly_fields = ("user", "prefix", "created_at", "last_used_at", "last_used_ip")
+    fields = (
+        "user",
+        "prefix",
+        "is_active",
+        "created_at",
+        "last_used_at",
+        "last_used_ip",
+        "allowed_ips",
+    )
+    readonly_fields = (
+        "user",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "last_used_ip",
+        "allowed_ips",
+    )
 
     audit_area = AdminAuditLog.Area.ACCESS
     actions = ["disable_keys", "enable_keys"]
 
     def has_add_permission(self, request):
         return False  # keys are issued by the customer or `create_customer --api-key`
+
+    @admin.display(description=f"unused {ApiKey.STALE_AFTER.days}+ days", boolean=True)
+    def stale(self, obj: ApiKey) -> bool:
+        return obj.is_active and obj.is_stale_at(timezone.now())
+
+    @admin.display(description="allowed addresses")
+    def allowlist(self, obj: ApiKey) -> str:
+        return ", ".join(obj.allowed_ips) if obj.allowed_ips else "anywhere"
 
     @admin.action(description="Disable the selected API keys")
     def disable_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
@@ -411,6 +459,29 @@ class AdminAuditLogAdmin(admin.ModelAdmin):
         "after",
     )
     raw_id_fields = ("actor",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LoginEvent)
+class LoginEventAdmin(admin.ModelAdmin):
+    """Read-only: rows are written by the auth signal receivers (accounts/security.py)."""
+
+    list_display = ("at", "identifier", "user", "success", "second_factor", "ip", "user_agent")
+    list_filter = ("success", "second_factor", "at")
+    list_select_related = ("user",)
+    search_fields = ("identifier", "user__username", "user__email", "=ip")
+    date_hierarchy = "at"
+    show_full_result_count = False
+    raw_id_fields = ("user",)
+    readonly_fields = ("at", "user", "identifier", "success", "second_factor", "ip", "user_agent")
 
     def has_add_permission(self, request):
         return False

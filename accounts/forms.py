@@ -7,7 +7,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
-from accounts.models import User
+from accounts.models import MAX_ALLOWED_IPS, User, ip_allowlist_clean
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
 
 
@@ -151,3 +151,23 @@ class DepositForm(forms.Form):
         if data.get("method") in self.manual and not data.get("reference", "").strip():
             self.add_error("reference", "Give the reference of your transfer so staff can find it.")
         return data
+
+
+class ApiKeyAllowlistForm(forms.Form):
+    """The addresses an API key may be used from, one per line (empty: anywhere)."""
+
+    allowed_ips = forms.CharField(
+        label="Allowed addresses",
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "autocomplete": "off"}),
+        help_text=(
+            f"One IP address or network per line (e.g. 203.0.113.7 or 203.0.113.0/24), at most "
+            f"{MAX_ALLOWED_IPS}. Calls with your key from any other address are refused. Leave "
+            "empty to allow every address."
+        ),
+    )
+
+    def clean_allowed_ips(self) -> list[str]:
+        lines = self.cleaned_data["allowed_ips"].replace(",", "\n").splitlines()
+        return ip_allowlist_clean(lines)  # a ValidationError lands on this field

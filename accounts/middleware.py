@@ -1,15 +1,21 @@
+import logging
 import zoneinfo
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.security import session_activity_record
+
+logger = logging.getLogger(__name__)
 
 
 class AuthenticatedHttpRequest(HttpRequest):
@@ -59,3 +65,35 @@ def customer_login_required(view: Callable[..., HttpResponse]) -> Callable[..., 
         return response
 
     return wrapper
+
+
+class SessionActivityMiddleware:
+    """Keep the Security page's list of sessions (accounts.models.UserSession) true: the last
+    time and address a session was seen, written at most once every PANEL_SESSION_SEEN_SECONDS
+    (the time of the last write lives in the session itself, so a request in between costs no
+    query), and the new key of a session whose key changed during the request (a password
+    change cycles it). Goes after AuthenticationMiddleware."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        session = getattr(request, "session", None)
+        key_before = session.session_key if session is not None else None
+        response = self.get_response(request)
+        if session is not None and SESSION_KEY in session:
+            try:
+                self._track(request, key_before)
+            except Exception:  # a side record must never cost the customer the page
+                logger.exception("session activity: could not record session")
+        return response
+
+    def _track(self, request: HttpRequest, key_before: str | None) -> None:
+        user = request.user
+        if user.is_authenticated:
+            session_activity_record(
+                user=user,
+                request=request,
+                key_changed=request.session.session_key != key_before,
+                interval=getattr(settings, "PANEL_SESSION_SEEN_SECONDS", 300),
+            )

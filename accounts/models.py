@@ -1,11 +1,14 @@
 import hashlib
+import ipaddress
 import secrets
 import uuid
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NoReturn
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -127,11 +130,46 @@ class LedgerEntry(models.Model):
         return self.memo
 
 
+MAX_ALLOWED_IPS = 20
+
+
+def ip_allowlist_clean(entries: object) -> list[str]:
+    """The allowlist as stored: each entry an address or a CIDR network in its canonical form
+    (203.0.113.0/24, 2001:db8::/32), each once. Raises ValidationError naming the first entry
+    that is neither, or when there are more than MAX_ALLOWED_IPS."""
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        raise ValidationError("The allowlist must be a list of addresses.")
+    clean: list[str] = []
+    for raw in entries:
+        entry = raw.strip()
+        if not entry:
+            continue
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValidationError(
+                f"“{entry[:50]}” is not an IP address or a network such as 203.0.113.0/24."
+            ) from None
+        text = str(network.network_address) if network.num_addresses == 1 else str(network)
+        if text not in clean:
+            clean.append(text)
+    if len(clean) > MAX_ALLOWED_IPS:
+        raise ValidationError(
+            f"At most {MAX_ALLOWED_IPS} addresses or networks per key ({len(clean)} were given)."
+        )
+    return clean
+
+
+def _validate_ip_allowlist(value: object) -> None:
+    ip_allowlist_clean(value)
+
+
 class ApiKey(models.Model):
     """The key a reseller's client sends as `key`. Only its SHA-256 is stored: keys are long and
     random, so a slow password hash would buy nothing and cost every API call."""
 
     PREFIX_LENGTH = 8
+    STALE_AFTER = timedelta(days=90)
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_key"
@@ -142,12 +180,36 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+    allowed_ips = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[_validate_ip_allowlist],
+        verbose_name="allowed addresses",
+        help_text="Addresses or CIDR networks the key may be used from; empty: anywhere.",
+    )
 
     class Meta:
         verbose_name = "API key"
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+    def allows_ip(self, ip: str | None) -> bool:
+        """Whether a call from `ip` may use the key: always without an allowlist, never from an
+        unknown address with one. Reads only this row, so the API's key check costs no query."""
+        if not self.allowed_ips:
+            return True
+        if ip is None:
+            return False
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in ipaddress.ip_network(e, strict=False) for e in self.allowed_ips)
+
+    def is_stale_at(self, now: datetime) -> bool:
+        """Unused (or, never used, created) more than STALE_AFTER before `now`."""
+        return (self.last_used_at or self.created_at) < now - self.STALE_AFTER
 
     @staticmethod
     def hash(raw_key: str) -> str:
@@ -422,3 +484,68 @@ class PaymentMethodSetting(models.Model):
 
     def __str__(self) -> str:
         return self.display_name or self.method
+
+
+class LoginEvent(models.Model):
+    """One login attempt, successful or not: the customer's Security page shows their last ones,
+    staff see all in admin. Written by the auth signal receivers of accounts/security.py."""
+
+    class SecondFactor(models.TextChoices):
+        NONE = "", "None"
+        TOTP = "totp", "Authenticator app"
+        RECOVERY_CODES = "recovery_codes", "Recovery code"
+        WEBAUTHN = "webauthn", "Security key or passkey"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="login_events",
+        help_text="Empty when the name tried belongs to no account.",
+    )
+    identifier = models.CharField(
+        max_length=150, blank=True, help_text="The username or e-mail address typed."
+    )
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True, verbose_name="IP address")
+    user_agent = models.CharField(max_length=255, blank=True)
+    success = models.BooleanField()
+    second_factor = models.CharField(
+        max_length=16, choices=SecondFactor.choices, blank=True, default=""
+    )
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            # The Security page's "last 20" and the new-address check, both per user.
+            models.Index(fields=["user", "-at"], name="loginevent_user_recent"),
+        ]
+
+    def __str__(self) -> str:
+        outcome = "login" if self.success else "failed login"
+        return f"{outcome} {self.identifier} from {self.ip or '?'}"
+
+
+class UserSession(models.Model):
+    """A signed-in session of a user, so that the Security page can list it and end it.
+
+    The raw session key is kept because ending a session means deleting it from the session
+    store by that key. It is the same secret django_session (the database backend in use, in
+    the same database) already holds, and it is never shown: pages and forms use the row id."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="user_sessions"
+    )
+    session_key = models.CharField(max_length=40, unique=True)
+    ip = models.GenericIPAddressField(null=True, blank=True, verbose_name="IP address")
+    user_agent = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen_at", "-id"]
+        indexes = [models.Index(fields=["user", "-last_seen_at"], name="usersession_user_recent")]
+
+    def __str__(self) -> str:
+        return f"session of {self.user_id} from {self.ip or '?'}"

@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from accounts.models import ApiKey, LedgerEntry, Payment, User, Wallet
 
@@ -101,3 +102,15 @@ def _broken_chains() -> list[LedgerMismatch]:
             )
         previous[user_id] = after
     return problems
+
+
+def api_key_list_stale(*, now: datetime) -> QuerySet[ApiKey]:
+    """Active keys unused for ApiKey.STALE_AFTER: last used before the cutoff, or never used
+    and created before it."""
+    cutoff = now - ApiKey.STALE_AFTER
+    return (
+        ApiKey.objects.filter(is_active=True)
+        .annotate(last_activity=Coalesce("last_used_at", "created_at"))
+        .filter(last_activity__lt=cutoff)
+        .select_related("user")
+    )

@@ -21,7 +21,14 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from accounts.audit import audit_record, audit_record_selection, audit_selection_ids
-from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, User, Wallet
+from accounts.models import (
+    AdminAuditLog,
+    ApiKey,
+    LedgerEntry,
+    User,
+    Wallet,
+    ip_allowlist_clean,
+)
 from accounts.selectors import ledger_recent_staff_entry
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, quantize_money
 
@@ -391,9 +398,13 @@ def api_key_issue(*, user: User) -> IssuedKey:
     """Create the user's API key, or replace the old one (which stops working at once)."""
     raw = ApiKey.generate()
     with transaction.atomic():
+        old = ApiKey.objects.filter(user=user).select_for_update().first()
         ApiKey.objects.filter(user=user).delete()
         api_key = ApiKey.objects.create(
-            user=user, prefix=raw[: ApiKey.PREFIX_LENGTH], key_hash=ApiKey.hash(raw)
+            user=user,
+            prefix=raw[: ApiKey.PREFIX_LENGTH],
+            key_hash=ApiKey.hash(raw),
+            allowed_ips=old.allowed_ips if old else [],  # a new key keeps the allowlist
         )
     return IssuedKey(api_key=api_key, raw=raw)
 
@@ -476,3 +487,12 @@ def api_key_set_active(
         label=f"{'Enable' if active else 'Disable'} {whose}",
         result_key="api_keys_enabled" if active else "api_keys_disabled",
     )
+
+
+def api_key_set_allowlist(*, api_key: ApiKey, allowed_ips: list[str]) -> ApiKey:
+    """Save the addresses the key may be used from (empty: anywhere), checked and normalised
+    by the model field's validator (accounts.models.ip_allowlist_clean)."""
+    api_key.allowed_ips = ip_allowlist_clean(allowed_ips)
+    api_key.full_clean(validate_unique=False)
+    api_key.save(update_fields=["allowed_ips"])
+    return api_key

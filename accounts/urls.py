@@ -25,6 +25,17 @@ urlpatterns = [
         name="password_reset_complete",
     ),
     path("account/", views.account_settings, name="account_settings"),
+    path("account/security/", views.account_security, name="account_security"),
+    path(
+        "account/security/sessions/<int:session_id>/end/",
+        views.account_session_end,
+        name="account_session_end",
+    ),
+    path(
+        "account/security/sessions/end-others/",
+        views.account_sessions_end_others,
+        name="account_sessions_end_others",
+    ),
     path("funds/", views.funds, name="funds"),
     path("funds/statement.csv", views.funds_csv, name="funds_csv"),
     path("funds/add/", payment_views.funds_add, name="funds_add"),
@@ -35,4 +46,5 @@ urlpatterns = [
     ),
     path("payments/<slug:method>/webhook/", payment_views.webhook, name="payment_webhook"),
     path("api/", views.api_docs, name="api_docs"),
+    path("api/allowlist/", views.api_key_allowlist, name="api_key_allowlist"),
 ]

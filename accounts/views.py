@@ -14,15 +14,28 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.forms import EmailForm, LoginForm, SignupForm, TimezoneForm
+from accounts.forms import ApiKeyAllowlistForm, EmailForm, LoginForm, SignupForm, TimezoneForm
 from accounts.middleware import AuthenticatedHttpRequest
-from accounts.models import ApiKey
+from accounts.models import ApiKey, UserSession
 from accounts.ratelimit import client_ip
+from accounts.security import (
+    LOGIN_HISTORY_SHOWN,
+    login_event_list_for_user,
+    user_session_end,
+    user_session_list_for_user,
+    user_sessions_end,
+)
 from accounts.selectors import ledger_list_for_user
-from accounts.services import api_key_issue, customer_create, user_change_email
+from accounts.services import (
+    api_key_issue,
+    api_key_set_allowlist,
+    customer_create,
+    user_change_email,
+)
 from accounts.throttle import (
     login_throttle_clear,
     login_throttle_fail,
@@ -225,10 +238,31 @@ def api_docs(request: AuthenticatedHttpRequest) -> HttpResponse:
         with transaction.atomic():
             issued = api_key_issue(user=request.user)
     api_key = issued.api_key if issued else ApiKey.objects.filter(user=request.user).first()
-    context = {
+    context = _api_page_context(request, api_key=api_key, raw_key=issued.raw if issued else None)
+    response = render(request, "accounts/api.html", context)
+    if issued:
+        response["Cache-Control"] = "no-store"  # the raw key must not linger in a cache
+    return response
+
+
+def _api_page_context(
+    request: AuthenticatedHttpRequest,
+    *,
+    api_key: ApiKey | None,
+    raw_key: str | None,
+    allowlist_form: ApiKeyAllowlistForm | None = None,
+) -> dict[str, Any]:
+    if allowlist_form is None and api_key is not None:
+        allowlist_form = ApiKeyAllowlistForm(
+            initial={"allowed_ips": "\n".join(api_key.allowed_ips)}
+        )
+    return {
         "api_url": settings.PANEL_PUBLIC_URL.rstrip("/") + "/api/v2",
         "api_key": api_key,
-        "raw_key": issued.raw if issued else None,
+        "raw_key": raw_key,
+        "allowlist_form": allowlist_form,
+        "api_key_stale": api_key is not None and api_key.is_stale_at(timezone.now()),
+        "stale_days": ApiKey.STALE_AFTER.days,
         "order_types": [
             (
                 order_type.value,
@@ -241,10 +275,6 @@ def api_docs(request: AuthenticatedHttpRequest) -> HttpResponse:
             for a in API_ACTIONS
         ],
     }
-    response = render(request, "accounts/api.html", context)
-    if issued:
-        response["Cache-Control"] = "no-store"  # the raw key must not linger in a cache
-    return response
 
 
 # The actions of /api/v2 besides `add` (whose parameters come from TYPE_SPECS), in the order
@@ -336,3 +366,60 @@ API_ACTIONS: list[dict] = [
         "example": '{\n  "balance": "100.84292",\n  "currency": "{currency}"\n}',
     },
 ]
+
+
+# --- Security: login history and sessions (accounts/security.py) ---------------------------------
+
+
+@login_required
+def account_security(request: AuthenticatedHttpRequest) -> HttpResponse:
+    context = {
+        "events": login_event_list_for_user(user=request.user)[:LOGIN_HISTORY_SHOWN],
+        "sessions": user_session_list_for_user(user=request.user),
+        "current_key": request.session.session_key,
+        "history_shown": LOGIN_HISTORY_SHOWN,
+    }
+    return render(request, "accounts/security.html", context)
+
+
+@login_required
+@require_POST
+def account_session_end(request: AuthenticatedHttpRequest, session_id: int) -> HttpResponse:
+    current = UserSession.objects.filter(
+        user=request.user, session_key=request.session.session_key or ""
+    ).first()
+    if current is not None and current.pk == session_id:
+        messages.error(request, "That is this device: use “Log out” to end it.")
+    elif user_session_end(user=request.user, session_id=session_id):
+        messages.success(request, "The session is ended: that device is logged out.")
+    else:
+        messages.info(request, "That session had already ended.")
+    return redirect("account_security")
+
+
+@login_required
+@require_POST
+def account_sessions_end_others(request: AuthenticatedHttpRequest) -> HttpResponse:
+    ended = user_sessions_end(user=request.user, keep_session_key=request.session.session_key)
+    noun = "session" if ended == 1 else "sessions"
+    messages.success(request, f"{ended} other {noun} ended: only this device is still logged in.")
+    return redirect("account_security")
+
+
+# --- API key allowlist ----------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def api_key_allowlist(request: AuthenticatedHttpRequest) -> HttpResponse:
+    api_key = ApiKey.objects.filter(user=request.user).first()
+    if api_key is None:
+        messages.error(request, "Create an API key first.")
+        return redirect("api_docs")
+    form = ApiKeyAllowlistForm(request.POST)
+    if form.is_valid():
+        api_key_set_allowlist(api_key=api_key, allowed_ips=form.cleaned_data["allowed_ips"])
+        messages.success(request, "The key's allowed addresses are saved.")
+        return redirect(reverse("api_docs") + "#key")
+    context = _api_page_context(request, api_key=api_key, raw_key=None, allowlist_form=form)
+    return render(request, "accounts/api.html", context, status=400)

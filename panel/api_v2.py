@@ -261,6 +261,11 @@ def _dispatch(request: Request) -> Response:
     params = read_params(request)
     user = _authenticate(params)
     api_key = user.api_key  # cached by api_key_get_user's select_related
+    if not api_key.allows_ip(ip):  # the allowlist is a field of that row: no query
+        raise ApiError(
+            f"This API key may not be used from {ip or 'an unknown address'}: the key's "
+            "allowed addresses are set on the API page of the panel."
+        )
     _check_rate(
         "key",
         str(api_key.pk),

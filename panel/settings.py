@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.UserTimezoneMiddleware",
+    "accounts.middleware.SessionActivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -368,6 +369,16 @@ PAYPAL_CLIENT_ID = env("PAYPAL_CLIENT_ID", default="")
 PAYPAL_CLIENT_SECRET = env("PAYPAL_CLIENT_SECRET", default="")
 PAYPAL_WEBHOOK_ID = env("PAYPAL_WEBHOOK_ID", default="")
 PAYPAL_API_BASE = env("PAYPAL_API_BASE", default="https://api-m.paypal.com")
+# Security page: e-mail a customer when they log in from an address they never logged in from
+# before; how often a session's "last seen" is written (seconds); how long the login history
+# is kept (days; `python manage.py cleanup_login_history` deletes older rows, 0 keeps all).
+PANEL_NEW_LOGIN_EMAIL = env.bool("PANEL_NEW_LOGIN_EMAIL", default=True)
+PANEL_SESSION_SEEN_SECONDS = env.int("PANEL_SESSION_SEEN_SECONDS", default=300)
+PANEL_LOGIN_HISTORY_DAYS = env.int("PANEL_LOGIN_HISTORY_DAYS", default=365)
+if PANEL_SESSION_SEEN_SECONDS < 0 or PANEL_LOGIN_HISTORY_DAYS < 0:
+    raise ImproperlyConfigured(
+        "PANEL_SESSION_SEEN_SECONDS and PANEL_LOGIN_HISTORY_DAYS must be 0 or more."
+    )
 
 # Orders: stop polling and hand to the admin after this age; an order stuck mid-placement
 # goes to review after this long; how often orders waiting for provider funds are retried.

@@ -71,3 +71,37 @@ def duration(value: timedelta | None) -> str:
     if hours:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     return f"{minutes} min"
+
+
+# (marker in the User-Agent, name shown), first match wins: Edge and Opera also say "Chrome",
+# Chrome also says "Safari".
+_BROWSERS = [
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+    ("curl/", "curl"),
+]
+_SYSTEMS = [
+    ("Android", "Android"),
+    ("iPhone", "iOS"),
+    ("iPad", "iPadOS"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+]
+
+
+@register.filter
+def browser_summary(user_agent: str) -> str:
+    """ "Firefox on Windows" from a User-Agent header; the header itself, cut, when neither
+    part is recognised (the page shows the whole header on hover)."""
+    if not user_agent:
+        return "Unknown browser"
+    browser = next((name for marker, name in _BROWSERS if marker in user_agent), "")
+    system = next((name for marker, name in _SYSTEMS if marker in user_agent), "")
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or user_agent[:60]

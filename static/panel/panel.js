@@ -9,3 +9,14 @@ document.addEventListener("focusin", (event) => {
     target.select();
   }
 });
+
+// <form data-confirm="Question?">: ask before submitting (ending sessions). Without JavaScript
+// the form submits straight away, which is still a deliberate POST.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form instanceof HTMLFormElement && form.hasAttribute("data-confirm")) {
+    if (!window.confirm(form.getAttribute("data-confirm"))) {
+      event.preventDefault();
+    }
+  }
+});

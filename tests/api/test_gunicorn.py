@@ -93,9 +93,9 @@ def gunicorn(django_db_setup, tmp_path_factory):
         deadline = time.monotonic() + 60
         while True:
             try:
-                requests.get(url, timeout=5)
+                requests.get(url, timeout=15)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(log.read_text()[-3000:]) from None
                 time.sleep(0.2)

@@ -95,6 +95,7 @@ PAGES = [
     ("add-funds", "/funds/add/", True),
     ("api", "/api/", True),
     ("account", "/account/", True),
+    ("security", "/account/security/", True),
 ]
 
 

@@ -15,6 +15,7 @@ CUSTOMER_PAGES = [
     "funds_add",
     "api_docs",
     "account_settings",
+    "account_security",
 ]
 
 
@@ -52,7 +53,17 @@ def test_order_detail_renders(alice_client, default_service, place):
 
 
 @pytest.mark.parametrize(
-    "name", ["order_new", "order_quote", "mass_order", "api_docs", "account_settings", "login"]
+    "name",
+    [
+        "order_new",
+        "order_quote",
+        "mass_order",
+        "api_docs",
+        "account_settings",
+        "login",
+        "api_key_allowlist",
+        "account_sessions_end_others",
+    ],
 )
 def test_posts_without_the_csrf_token_are_refused(alice, name):
     from django.test import Client
