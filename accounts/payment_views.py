@@ -76,7 +76,16 @@ def funds_add(request: AuthenticatedHttpRequest) -> HttpResponse:
         "instructions": settings.PANEL_FUNDS_INSTRUCTIONS,
         "payments": payment_list_for_user(user=request.user)[:10],
     }
-    return render(request, "accounts/funds_add.html", context, status=400 if form.errors else 200)
+    response = render(
+        request, "accounts/funds_add.html", context, status=400 if form.errors else 200
+    )
+    # The form is redirected to the gateway's checkout: browsers check that redirect against
+    # the page's form-action, which is otherwise 'self' only.
+    origins = sorted({o for offer in offers for o in offer.gateway.checkout_origins() if o})
+    if origins:
+        response._csp_update = {"form-action": origins}  # type: ignore[attr-defined]
+        response._csp_update_ro = {"form-action": origins}  # type: ignore[attr-defined]
+    return response
 
 
 @login_required

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
 
 # The statuses a Report may carry: Payment.Status values, "created" excepted.
 PENDING = "pending"
@@ -130,6 +131,12 @@ class Gateway(ABC):
         """Verify a webhook from the raw body and headers and read it. Raises Refusal when it
         is not believed; returns None for an event that says nothing about a payment's status."""
 
+    def checkout_origins(self) -> list[str]:
+        """The origins (scheme://host[:port]) of the gateway's checkout pages. The Add funds
+        page allows its form to be redirected there (its Content-Security-Policy form-action),
+        since browsers check a form's redirects against it."""
+        return []
+
     def confirm_return(self, *, gateway_id: str, query: Mapping[str, str]) -> Report | None:
         """On the customer's return: a gateway that settles then (PayPal's capture) returns
         its report; the others return None, and the return credits nothing."""
@@ -149,6 +156,12 @@ class Gateway(ABC):
         if accepted:
             return WebhookAnswer(200, b"ok")
         return WebhookAnswer(400, b"refused")
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of a URL ("" for one without a host)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
 def redact(value: Any) -> Any:

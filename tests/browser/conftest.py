@@ -44,7 +44,10 @@ def new_page(browser, live_server):
     contexts = []
     violations: list[str] = []
 
-    def _new_page(viewport=DESKTOP, javascript=True):
+    def _new_page(viewport=DESKTOP, javascript=True, also_allow=()):
+        """`also_allow`: URL prefixes besides the panel's that the page may reach (a fake
+        payment gateway's checkout)."""
+        allowed = (live_server.url, *also_allow)
         context = browser.new_context(
             viewport=viewport, base_url=live_server.url, java_script_enabled=javascript
         )
@@ -65,9 +68,7 @@ def new_page(browser, live_server):
         page.route(
             "**/*",
             lambda route: (
-                route.continue_()
-                if route.request.url.startswith(live_server.url)
-                else route.abort()
+                route.continue_() if route.request.url.startswith(allowed) else route.abort()
             ),
         )
         return page

@@ -82,3 +82,16 @@ def test_amount_outside_the_method_limits_is_refused(alice, settings):
 
 def test_webhook_of_an_unknown_method_is_404(client):
     assert client.post("/payments/nosuch/webhook/", b"{}", "application/json").status_code == 404
+
+
+def test_add_funds_page_lets_its_form_redirect_to_the_gateways_checkout(
+    client, alice, settings, monkeypatch
+):
+    from accounts.gateways.manual import ManualTransfer
+
+    settings.PAYMENT_METHODS = ["manual"]
+    monkeypatch.setattr(ManualTransfer, "checkout_origins", lambda self: ["http://127.0.0.1:9"])
+    client.force_login(alice)
+    policy = client.get("/funds/add/").headers["Content-Security-Policy"]
+    form_action = next(d for d in policy.split(";") if d.strip().startswith("form-action"))
+    assert form_action.split() == ["form-action", "'self'", "http://127.0.0.1:9"]
