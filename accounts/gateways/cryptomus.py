@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -46,6 +47,7 @@ from accounts.gateways.base import (
     PaymentRequest,
     Refusal,
     Report,
+    origin_of,
 )
 
 TIMEOUT = (5, 20)  # seconds to connect, to read
@@ -126,6 +128,15 @@ class CryptomusGateway(Gateway):
             payment_key=settings.CRYPTOMUS_PAYMENT_KEY,
             api_base=settings.CRYPTOMUS_API_BASE,
         )
+
+    def checkout_origins(self) -> list[str]:
+        """The payment page is on pay.<domain> of the API's api.<domain> (pay.cryptomus.com,
+        pay.heleket.com); a local fake serves both from one address."""
+        origins = [origin_of(self.api_base)]
+        parts = urlsplit(self.api_base)
+        if parts.hostname and parts.hostname.startswith("api."):
+            origins.append(f"{parts.scheme}://pay.{parts.netloc.removeprefix('api.')}")
+        return [o for o in origins if o]
 
     # --- The API ----------------------------------------------------------------------------
 

@@ -148,6 +148,18 @@ def test_a_webhook_signed_either_way_is_believed_and_unsigned_one_is_not(setting
         )
 
 
+def test_the_payment_pages_origin_is_allowed_as_a_form_target():
+    def origins(base):
+        return CryptomusGateway(merchant_id="m", payment_key="k", api_base=base).checkout_origins()
+
+    assert origins("https://api.cryptomus.com") == [
+        "https://api.cryptomus.com",
+        "https://pay.cryptomus.com",
+    ]
+    assert origins("https://api.heleket.com/")[1] == "https://pay.heleket.com"
+    assert origins("http://127.0.0.1:8766/cryptomus") == ["http://127.0.0.1:8766"]
+
+
 def test_not_configured_without_merchant_and_key(settings):
     settings.CRYPTOMUS_MERCHANT_ID = ""
     settings.CRYPTOMUS_PAYMENT_KEY = "k"
