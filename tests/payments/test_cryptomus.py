@@ -14,7 +14,7 @@ from django.urls import reverse
 from accounts.fake_gateways.testing import FakeGateways
 from accounts.gateways import gateway_for
 from accounts.gateways.cryptomus import CryptomusGateway, cryptomus_sign, php_json
-from accounts.models import LedgerEntry, Payment, PaymentCallback
+from accounts.models import LedgerEntry, Payment, PaymentCallback, PaymentMethodSetting
 from accounts.payments import PaymentError, PaymentUrls, payment_refresh, payment_start
 from accounts.selectors import ledger_find_mismatches
 from tests.threads import run_in_threads
@@ -344,3 +344,76 @@ def test_ten_concurrent_deliveries_credit_once(fake, live_server, alice):
     outcomes = sorted(payment.callbacks.values_list("outcome", flat=True))
     assert outcomes == ["applied"] + ["duplicate"] * 9
     assert not ledger_find_mismatches()
+
+
+def test_an_underpaid_invoice_reported_again_alerts_staff_once(
+    fake, live_server, alice, settings, mailoutbox
+):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    payment = _start(alice, live_server.url)
+    body = _hand_signed(
+        _webhook_fields(payment, status="wrong_amount", payment_amount_usd="4.00"), KEY
+    )
+    assert [_post(live_server, body).status_code for _ in range(3)] == [200] * 3
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.FAILED and payment.needs_attention
+    assert "4.00 USD" in payment.note
+    assert [m.to for m in mailoutbox] == [["ops@example.com"]]
+    assert "Underpaid" in mailoutbox[0].body
+    assert not _deposits(alice).exists()
+
+
+def test_the_fee_is_invoiced_on_top_and_the_deposit_credited(fake, live_server, alice):
+    PaymentMethodSetting.objects.create(method="cryptomus", fee_percent=Decimal("2"))
+    payment = _start(alice, live_server.url)
+    invoice = requests.post(
+        f"{fake.url('cryptomus')}/v1/payment/info",
+        data=php_json({"order_id": str(payment.public_id)}),
+        headers={
+            "merchant": MERCHANT,
+            "sign": cryptomus_sign(php_json({"order_id": str(payment.public_id)}), KEY),
+        },
+        timeout=10,
+    ).json()["result"]
+    assert (invoice["amount"], invoice["currency"], invoice["uuid"]) == (
+        "10.20",
+        "USD",
+        payment.gateway_id,
+    )
+    _press(fake, payment, "full")
+    fake.wait_for_deliveries("cryptomus", 1)
+    assert [d.amount for d in _deposits(alice)] == [Decimal("10.00000")]
+
+
+@pytest.mark.parametrize(
+    ("cryptomus_status", "status", "flagged"),
+    [
+        ("process", "pending", False),
+        ("confirm_check", "pending", False),
+        ("wrong_amount_waiting", "pending", False),
+        ("locked", "pending", True),
+        ("cancel", "canceled", False),
+        ("fail", "failed", False),
+        ("system_fail", "failed", False),
+    ],
+)
+def test_what_each_status_does_to_a_waiting_payment(
+    fake, live_server, alice, cryptomus_status, status, flagged
+):
+    payment = _start(alice, live_server.url)
+    body = _hand_signed(_webhook_fields(payment, status=cryptomus_status), KEY)
+    assert _post(live_server, body).status_code == 200
+    payment.refresh_from_db()
+    assert (payment.status, payment.needs_attention) == (status, flagged)
+    assert not _deposits(alice).exists()
+
+
+def test_a_refund_after_payment_marks_it_refunded_and_flags(fake, live_server, alice):
+    payment = _start(alice, live_server.url)
+    _post(live_server, _hand_signed(_webhook_fields(payment), KEY))
+    for step in ("refund_process", "refund_paid"):
+        _post(live_server, _hand_signed(_webhook_fields(payment, status=step), KEY))
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.REFUNDED and payment.needs_attention
+    # Taking the credit back is a staff decision: the deposit stays until they adjust it.
+    assert [d.amount for d in _deposits(alice)] == [Decimal("10.00000")]
