@@ -241,6 +241,12 @@ def payment_report_apply(
             .first()
         )
         applied = _decide(payment, report, actor=actor)
+        if (
+            report.attention
+            and payment is not None
+            and applied.outcome != PaymentCallback.Outcome.REFUSED
+        ):
+            _attend(payment, report.attention)
         PaymentCallback.objects.create(
             payment=payment,
             method=method,
@@ -399,6 +405,17 @@ def _flag(payment: Payment, reason: str) -> None:
         needs_attention=True, note=reason[:2000], updated_at=timezone.now()
     )
     _alert_staff(payment, f"Payment #{payment.pk} was not credited: {reason}")
+
+
+def _attend(payment: Payment, reason: str) -> None:
+    """Flag the payment for staff with the gateway's reason, once (a repeat changes nothing)."""
+    if payment.needs_attention and payment.note == reason[:2000]:
+        return
+    payment.needs_attention, payment.note = True, reason[:2000]
+    Payment.objects.filter(pk=payment.pk).update(
+        needs_attention=True, note=payment.note, updated_at=timezone.now()
+    )
+    _alert_staff(payment, f"Payment #{payment.pk}: {reason}")
 
 
 def _alert_staff(payment: Payment, text: str) -> None:

@@ -65,7 +65,9 @@ class Checkout:
 class Report:
     """What the gateway says about one payment. `amount`/`currency` are what was paid (None
     when the gateway does not say); `reference` is the panel's reference when the gateway
-    echoes it back, checked against the payment found by `gateway_id`."""
+    echoes it back, checked against the payment found by `gateway_id`. `attention`, when set,
+    is why staff must look at the payment (an underpaid invoice the gateway closed, funds it
+    locked): the payment is flagged with it and the admins are mailed, once."""
 
     gateway_id: str
     status: str
@@ -74,6 +76,7 @@ class Report:
     reference: str = ""
     event_id: str = ""
     payload: Mapping[str, Any] = field(default_factory=dict)
+    attention: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in REPORT_STATUSES:
