@@ -132,32 +132,79 @@ def test_create_approve_return_captures_and_credits_once(fake, customer, alice):
     assert not ledger_find_mismatches()
 
 
-@pytest.mark.django_db
-def test_a_second_capture_of_the_order_reads_it_instead(fake, customer, alice):
-    """The return page is open twice: the second capture (same PayPal-Request-Id) gets the
-    same answer; a capture under another id is 422 ORDER_ALREADY_CAPTURED at PayPal, and the
-    gateway reads the order instead. Either way: paid once."""
-    payment = _start(customer)
-    _approve(payment)
+def _paypal():
     gateway = gateway_for("paypal")
     assert gateway is not None
-    reports = [gateway.confirm_return(gateway_id=payment.gateway_id, query={}) for _ in range(2)]
-    token = requests.post(
-        fake.url("paypal") + "/v1/oauth2/token",
-        data={"grant_type": "client_credentials"},
-        auth=(fake.config.paypal_client_id, fake.config.paypal_client_secret),
-        timeout=5,
-    ).json()["access_token"]
-    other = requests.post(
-        f"{fake.url('paypal')}/v2/checkout/orders/{payment.gateway_id}/capture",
-        headers={"Authorization": f"Bearer {token}", "PayPal-Request-Id": "another"},
-        json={},
-        timeout=5,
+    return gateway
+
+
+def _api(fake: FakeGateways, method: str, path: str, **options) -> requests.Response:
+    """A call to the fake PayPal's API as the merchant's other tools would make it."""
+    headers = {"Authorization": f"Bearer {_token(fake)}", **options.pop("headers", {})}
+    return requests.request(
+        method, fake.url("paypal") + path, headers=headers, timeout=5, **options
     )
-    assert other.status_code == 422
-    assert other.json()["details"][0]["issue"] == "ORDER_ALREADY_CAPTURED"
-    assert [(r.status, r.amount) for r in reports if r] == [("paid", Decimal("10.00"))] * 2
+
+
+@pytest.mark.django_db
+def test_capturing_twice_with_the_same_request_id_captures_once(fake, customer):
+    payment = _start(customer)
+    _approve(payment)
+
+    reports = [_paypal().confirm_return(gateway_id=payment.gateway_id, query={}) for _ in range(2)]
+
+    assert [(r.status, r.amount, r.currency) for r in reports if r] == [
+        ("paid", Decimal("10.00"), "USD")
+    ] * 2
+    assert reports[0] is not None and reports[0].reference == str(payment.public_id)
+    order = _api(fake, "GET", f"/v2/checkout/orders/{payment.gateway_id}").json()
+    assert len(order["purchase_units"][0]["payments"]["captures"]) == 1
     assert len(fake.deliveries("paypal")) == 1  # one capture, one webhook
+
+
+@pytest.mark.django_db
+def test_an_order_captured_elsewhere_is_read_instead(fake, customer, alice):
+    """Captured under another PayPal-Request-Id (an earlier process, the dashboard): PayPal
+    answers the panel's capture 422 ORDER_ALREADY_CAPTURED, and the gateway reads the order."""
+    payment = _start(customer)
+    back = _approve(payment)
+    other = _api(
+        fake,
+        "POST",
+        f"/v2/checkout/orders/{payment.gateway_id}/capture",
+        headers={"PayPal-Request-Id": "another"},
+        json={},
+    )
+    assert other.status_code == 201
+
+    again = _api(
+        fake,
+        "POST",
+        f"/v2/checkout/orders/{payment.gateway_id}/capture",
+        headers={"PayPal-Request-Id": f"capture-{payment.gateway_id}"},
+        json={},
+    )
+    assert again.status_code == 422
+    assert again.json()["details"][0]["issue"] == "ORDER_ALREADY_CAPTURED"
+
+    assert customer.get(back).status_code == 200
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PAID
+    assert _deposits(alice) == [Decimal("10.00000")]
+
+
+@pytest.mark.django_db
+def test_one_token_serves_many_calls_and_a_revoked_one_is_renewed(fake, customer):
+    payments = [_start(customer) for _ in range(3)]
+    tokens = fake.server.context.store("paypal")["tokens"]
+    assert len(tokens) == 1
+
+    with fake.server.context.lock:  # PayPal expired or revoked it: the next call is 401
+        tokens.clear()
+    report = _paypal().fetch(gateway_id=payments[0].gateway_id)
+
+    assert report is not None and report.status == "pending"
+    assert len(tokens) == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -204,9 +251,7 @@ def test_the_webhook_after_the_return_credits_nothing_more(live_fake, customer, 
 def _capture_at_paypal(fake: FakeGateways, payment: Payment) -> None:
     """The capture happens but the panel never hears its answer (the customer's browser
     closed, the answer timed out): only the webhook can tell."""
-    gateway = gateway_for("paypal")
-    assert gateway is not None
-    gateway.confirm_return(gateway_id=payment.gateway_id, query={})
+    _paypal().confirm_return(gateway_id=payment.gateway_id, query={})
 
 
 def test_the_webhook_alone_credits_once(live_fake, customer, alice):
@@ -316,18 +361,13 @@ def test_a_capture_below_the_amount_asked_is_refused_and_flagged(fake, customer,
 
 
 def _refund_at_paypal(fake: FakeGateways, payment: Payment) -> requests.Response:
-    order = requests.get(
-        f"{fake.url('paypal')}/v2/checkout/orders/{payment.gateway_id}",
-        headers={"Authorization": f"Bearer {_token(fake)}"},
-        timeout=5,
-    ).json()
-    capture_id = order["purchase_units"][0]["payments"]["captures"][0]["id"]
-    return requests.post(
-        f"{fake.url('paypal')}/v2/payments/captures/{capture_id}/refund",
-        headers={"Authorization": f"Bearer {_token(fake)}"},
-        json={},
-        timeout=5,
-    )
+    capture_id = _capture_id(fake, payment)
+    return _api(fake, "POST", f"/v2/payments/captures/{capture_id}/refund", json={})
+
+
+def _capture_id(fake: FakeGateways, payment: Payment) -> str:
+    order = _api(fake, "GET", f"/v2/checkout/orders/{payment.gateway_id}").json()
+    return str(order["purchase_units"][0]["payments"]["captures"][0]["id"])
 
 
 def _token(fake: FakeGateways) -> str:
@@ -363,12 +403,7 @@ def test_a_dispute_tied_to_the_capture_marks_the_payment_disputed(live_fake, cus
     payment = _start(customer)
     customer.get(_approve(payment))
     live_fake.wait_for_deliveries("paypal", 1)
-    order = requests.get(
-        f"{live_fake.url('paypal')}/v2/checkout/orders/{payment.gateway_id}",
-        headers={"Authorization": f"Bearer {_token(live_fake)}"},
-        timeout=5,
-    ).json()
-    capture_id = order["purchase_units"][0]["payments"]["captures"][0]["id"]
+    capture_id = _capture_id(live_fake, payment)
 
     requests.post(f"{live_fake.url('paypal')}/_fake/dispute/{capture_id}", timeout=5)
     deliveries = live_fake.wait_for_deliveries("paypal", 2)
