@@ -137,6 +137,12 @@ class Gateway(ABC):
         Raises GatewayError; None when the gateway has no such read."""
         return None
 
+    def checkout_origins(self) -> list[str]:
+        """Where `start` sends the customer ("https://host"). The Add funds form's answer
+        redirects there, and browsers check that redirect against the page's CSP form-action
+        ('self' only), so the Add funds page allows these origins too."""
+        return []
+
     def answer(self, *, accepted: bool, retry: bool) -> WebhookAnswer:
         """How to answer a webhook. Accepted (applied, a repeat, ignored, or a believed callback
         refused for good: an amount that does not match, an unknown payment): 200, so the
