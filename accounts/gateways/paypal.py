@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -143,6 +144,14 @@ class PayPalGateway(Gateway):
             webhook_id=settings.PAYPAL_WEBHOOK_ID,
             api_base=settings.PAYPAL_API_BASE,
         )
+
+    def checkout_origins(self) -> list[str]:
+        host = urlsplit(self.api_base)
+        hostname = host.hostname or ""
+        if hostname.endswith(".paypal.com"):
+            sandbox = ".sandbox." in hostname
+            return ["https://www.sandbox.paypal.com" if sandbox else "https://www.paypal.com"]
+        return [f"{host.scheme}://{host.netloc}"]  # a fake PayPal serves its own approval page
 
     # --- HTTP -------------------------------------------------------------------------------
 

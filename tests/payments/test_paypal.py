@@ -450,3 +450,15 @@ def test_wrong_client_secret_starts_nothing(fake, customer, settings):
     assert answer.status_code == 400
     assert "could not start the payment" in answer.content.decode()
     assert Payment.objects.get(method="paypal").status == Payment.Status.FAILED
+
+
+@pytest.mark.django_db
+def test_the_add_funds_form_may_redirect_to_paypal_and_nowhere_else(fake, customer, settings):
+    """The form's answer redirects to PayPal; browsers check that against form-action."""
+    csp = customer.get("/funds/add/")["Content-Security-Policy"]
+    form_action = next(d for d in csp.split(";") if d.strip().startswith("form-action"))
+    assert form_action.split() == ["form-action", "'self'", fake.base_url]
+    settings.PAYPAL_API_BASE = "https://api-m.sandbox.paypal.com"
+    assert _paypal().checkout_origins() == ["https://www.sandbox.paypal.com"]
+    settings.PAYPAL_API_BASE = "https://api-m.paypal.com"
+    assert _paypal().checkout_origins() == ["https://www.paypal.com"]
