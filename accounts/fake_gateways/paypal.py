@@ -14,8 +14,11 @@ own, so the tests prove the panel talks PayPal, not that it agrees with itself.
 - GET /checkoutnow?token=<id>: the approval page; Pay approves and sends the customer to the
   return_url with ?token=<id>&PayerID=..., Cancel to the cancel_url.
 - POST /_fake/dispute/<capture id>: a customer opens a dispute (CUSTOMER.DISPUTE.CREATED).
+- POST /_fake/next-capture?status=PENDING: the next capture is pending (an eCheck);
+  POST /_fake/settle/<capture id>?status=COMPLETED|DENIED: it clears or is denied.
 
-After a capture, a refund or a dispute the fake posts the event to
+After a capture (PAYMENT.CAPTURE.COMPLETED or .PENDING), a refund, a settlement or a
+dispute the fake posts the event to
 <panel_url>/payments/paypal/webhook/ with PayPal's transmission headers.
 """
 
@@ -237,22 +240,25 @@ def _capture(ctx: Context, req: Request, order_id: str) -> Response:
         answer = _order_view(ctx, order)
         if request_id:
             store["replies"][("capture:" + order_id, request_id)] = answer
-    _send_event(ctx, "PAYMENT.CAPTURE.COMPLETED", _capture_view(ctx, capture))
+    _send_event(ctx, f"PAYMENT.CAPTURE.{capture['status']}", _capture_view(ctx, capture))
     return Response.json(answer, 201)
 
 
 def _capture_order(ctx: Context, order: dict[str, Any]) -> dict[str, Any]:
     """Mark the order captured (the caller holds the lock) and return the capture."""
     unit = order["purchase_units"][0]
+    status = _store(ctx).pop("next_capture_status", "COMPLETED")
     capture = {
         "id": _new_id(),
-        "status": "COMPLETED",
+        "status": status,
         "amount": dict(unit["amount"]),
         "final_capture": True,
         "custom_id": unit.get("custom_id", ""),
         "create_time": _now(),
         "_order_id": order["id"],
     }
+    if status == "PENDING":
+        capture["status_details"] = {"reason": "ECHECK"}
     _store(ctx)["captures"][capture["id"]] = capture
     order["status"] = "COMPLETED"
     unit["payments"] = {"captures": [capture]}
@@ -320,6 +326,32 @@ def _dispute(ctx: Context, req: Request, capture_id: str) -> Response:
     }
     _send_event(ctx, "CUSTOMER.DISPUTE.CREATED", dispute)
     return Response.json(dispute, 201)
+
+
+def _next_capture(ctx: Context, req: Request, _: str) -> Response:
+    """The next capture is PENDING (an eCheck still clearing) instead of COMPLETED."""
+    status = req.query.get("status", "COMPLETED")
+    if status not in ("COMPLETED", "PENDING"):
+        return Response.json({"error": "status must be COMPLETED or PENDING"}, 400)
+    with ctx.lock:
+        _store(ctx)["next_capture_status"] = status
+    return Response.json({"next_capture_status": status})
+
+
+def _settle(ctx: Context, req: Request, capture_id: str) -> Response:
+    """A PENDING capture clears (COMPLETED) or is denied (DENIED), and the webhook says so."""
+    status = req.query.get("status", "")
+    if status not in ("COMPLETED", "DENIED"):
+        return Response.json({"error": "status must be COMPLETED or DENIED"}, 400)
+    with ctx.lock:
+        capture = _store(ctx)["captures"].get(capture_id)
+        if capture is None or capture["status"] != "PENDING":
+            return _error(422, "UNPROCESSABLE_ENTITY", "", "No such pending capture.")
+        capture["status"] = status
+        capture.pop("status_details", None)
+        view = _capture_view(ctx, capture)
+    _send_event(ctx, f"PAYMENT.CAPTURE.{status}", view)
+    return Response.json(view)
 
 
 # --- The approval page ------------------------------------------------------------------------
@@ -453,4 +485,6 @@ ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("POST", r"/checkoutnow/pay", _approve, False),
     ("POST", r"/checkoutnow/cancel", _cancel, False),
     ("POST", r"/_fake/dispute/([A-Z0-9]+)", _dispute, False),
+    ("POST", r"/_fake/next-capture", _next_capture, False),
+    ("POST", r"/_fake/settle/([A-Z0-9]+)", _settle, False),
 ]

@@ -462,3 +462,36 @@ def test_the_add_funds_form_may_redirect_to_paypal_and_nowhere_else(fake, custom
     assert _paypal().checkout_origins() == ["https://www.sandbox.paypal.com"]
     settings.PAYPAL_API_BASE = "https://api-m.paypal.com"
     assert _paypal().checkout_origins() == ["https://www.paypal.com"]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "credited"),
+    [
+        ("COMPLETED", Payment.Status.PAID, [Decimal("10.00000")]),
+        ("DENIED", Payment.Status.FAILED, []),
+    ],
+)
+def test_a_pending_capture_waits_for_the_webhook(
+    live_fake, customer, alice, outcome, status, credited
+):
+    """An eCheck: the capture on return is PENDING (nothing credited); PayPal's later
+    PAYMENT.CAPTURE.COMPLETED credits it, PAYMENT.CAPTURE.DENIED fails it."""
+    payment = _start(customer)
+    requests.post(f"{live_fake.url('paypal')}/_fake/next-capture?status=PENDING", timeout=5)
+    assert customer.get(_approve(payment)).status_code == 200
+    (pending,) = live_fake.wait_for_deliveries("paypal", 1)
+    assert json.loads(pending.body)["event_type"] == "PAYMENT.CAPTURE.PENDING"
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING
+    assert _deposits(alice) == []
+
+    capture_id = _capture_id(live_fake, payment)
+    settle = f"{live_fake.url('paypal')}/_fake/settle/{capture_id}?status={outcome}"
+    assert requests.post(settle, timeout=5).status_code == 200
+    deliveries = live_fake.wait_for_deliveries("paypal", 2)
+
+    assert [a["status"] for a in deliveries[1].attempts] == [200]
+    payment.refresh_from_db()
+    assert payment.status == status
+    assert _deposits(alice) == credited
+    assert not ledger_find_mismatches()
