@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from django.conf import settings
@@ -173,7 +173,9 @@ class PayPalGateway(Gateway):
                 status=answer.status_code,
             )
         data = _json(answer)
-        return str(data.get("access_token", "")), float(data.get("expires_in", 0))
+        if not data.get("access_token"):
+            raise PayPalError("PayPal answered no access token.", status=answer.status_code)
+        return str(data["access_token"]), float(data.get("expires_in", 0))
 
     def _call(
         self, method: str, path: str, *, body: Any = None, request_id: str = "", raw: bytes = b""
@@ -226,7 +228,7 @@ class PayPalGateway(Gateway):
         try:
             order = self._call(
                 "POST",
-                f"/v2/checkout/orders/{gateway_id}/capture",
+                f"/v2/checkout/orders/{quote(gateway_id, safe='')}/capture",
                 body={},
                 request_id=f"capture-{gateway_id}",
             )
@@ -240,7 +242,7 @@ class PayPalGateway(Gateway):
 
     def fetch(self, *, gateway_id: str) -> Report | None:
         """GET /v2/checkout/orders/{id}: the order, and its capture when there is one."""
-        return _order_report(self._call("GET", f"/v2/checkout/orders/{gateway_id}"))
+        return _order_report(self._call("GET", f"/v2/checkout/orders/{quote(gateway_id, safe='')}"))
 
     def parse_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> Report | None:
         event = self._verified_event(body, headers)
@@ -252,8 +254,9 @@ class PayPalGateway(Gateway):
         if kind in CAPTURE_EVENTS:
             return self._capture_event_report(kind, resource, event, event_id)
         if kind == "CHECKOUT.ORDER.APPROVED":
-            # Approved, not paid yet: the capture happens when the customer comes back (or
-            # staff press "check now" in admin); an order never captured expires at PayPal.
+            # Approved, not paid yet: the capture happens when the customer comes back. A
+            # webhook does not capture: it could be an order of another shop on the same
+            # PayPal app; an order never captured lapses at PayPal and nobody is charged.
             return Report(
                 gateway_id=str(resource.get("id", "")),
                 status=PENDING,
@@ -337,7 +340,7 @@ class PayPalGateway(Gateway):
         if not capture_id:
             return ""
         try:
-            capture = self._call("GET", f"/v2/payments/captures/{capture_id}")
+            capture = self._call("GET", f"/v2/payments/captures/{quote(capture_id, safe='')}")
         except PayPalError as exc:
             if exc.status == 404:
                 return ""
