@@ -23,6 +23,7 @@ from accounts.gateways.base import Gateway, GatewayError, Refusal, Report, Webho
 from accounts.middleware import AuthenticatedHttpRequest
 from accounts.models import Payment, PaymentCallback
 from accounts.payments import (
+    MethodOffer,
     PaymentError,
     PaymentUrls,
     deposit_bonus_rules_active,
@@ -79,13 +80,18 @@ def funds_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     response = render(
         request, "accounts/funds_add.html", context, status=400 if form.errors else 200
     )
-    # The form is redirected to the gateway's checkout: browsers check that redirect against
-    # the page's form-action, which is otherwise 'self' only.
-    origins = sorted({o for offer in offers for o in offer.gateway.checkout_origins() if o})
-    if origins:
-        response._csp_update = {"form-action": origins}  # type: ignore[attr-defined]
-        response._csp_update_ro = {"form-action": origins}  # type: ignore[attr-defined]
+    _allow_checkout_redirects(response, offers)
     return response
+
+
+def _allow_checkout_redirects(response: HttpResponse, offers: list[MethodOffer]) -> None:
+    """The form's answer redirects to the gateway's checkout: add the offered gateways'
+    checkout origins to this page's form-action (django-csp's per-response update), or the
+    browser blocks that redirect."""
+    origins = sorted({origin for o in offers for origin in o.gateway.checkout_origins()})
+    if origins:
+        setattr(response, "_csp_update", {"form-action": origins})  # noqa: B010
+        setattr(response, "_csp_update_ro", {"form-action": origins})  # noqa: B010
 
 
 @login_required
