@@ -23,6 +23,7 @@ from accounts.gateways.base import Gateway, GatewayError, Refusal, Report, Webho
 from accounts.middleware import AuthenticatedHttpRequest
 from accounts.models import Payment, PaymentCallback
 from accounts.payments import (
+    MethodOffer,
     PaymentError,
     PaymentUrls,
     deposit_bonus_rules_active,
@@ -76,7 +77,20 @@ def funds_add(request: AuthenticatedHttpRequest) -> HttpResponse:
         "instructions": settings.PANEL_FUNDS_INSTRUCTIONS,
         "payments": payment_list_for_user(user=request.user)[:10],
     }
-    return render(request, "accounts/funds_add.html", context, status=400 if form.errors else 200)
+    response = render(
+        request, "accounts/funds_add.html", context, status=400 if form.errors else 200
+    )
+    _allow_checkout_redirects(response, offers)
+    return response
+
+
+def _allow_checkout_redirects(response: HttpResponse, offers: list[MethodOffer]) -> None:
+    """The form posts to the panel, which redirects to the gateway's checkout: browsers check
+    that redirect against form-action ('self'), so the gateways' checkout origins join it."""
+    origins = sorted({o for offer in offers for o in offer.gateway.checkout_origins()})
+    if origins:
+        response._csp_update = {"form-action": origins}  # type: ignore[attr-defined]
+        response._csp_update_ro = {"form-action": origins}  # type: ignore[attr-defined]
 
 
 @login_required

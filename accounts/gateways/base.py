@@ -137,6 +137,12 @@ class Gateway(ABC):
         Raises GatewayError; None when the gateway has no such read."""
         return None
 
+    def checkout_origins(self) -> list[str]:
+        """The origins (scheme://host[:port]) `start` may send the customer to. The Add funds
+        page allows them in its Content-Security-Policy's form-action: browsers apply it to
+        the redirect that follows the form's POST, and would block the way to the checkout."""
+        return []
+
     def answer(self, *, accepted: bool, retry: bool) -> WebhookAnswer:
         """How to answer a webhook. Accepted (applied, a repeat, ignored, or a believed callback
         refused for good: an amount that does not match, an unknown payment): 200, so the

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import stripe
 from django.conf import settings
@@ -41,6 +42,7 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 # shorter life means a stale payment is closed (checkout.session.expired) the same hour.
 SESSION_LIFETIME_SECONDS = 3600
 CONNECT_TIMEOUT, READ_TIMEOUT = 5.0, 20.0
+CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 
 # Currencies Stripe takes in whole units (https://docs.stripe.com/currencies#zero-decimal),
 # and the three-decimal ones (amounts in thousandths, a multiple of 10).
@@ -72,6 +74,7 @@ class StripeGateway(Gateway):
 
     def __init__(self, *, secret_key: str, webhook_secret: str, api_base: str) -> None:
         self.webhook_secret = webhook_secret
+        self.api_base = api_base
         self.client = stripe.StripeClient(
             secret_key,
             base_addresses={"api": api_base.rstrip("/")},
@@ -90,6 +93,13 @@ class StripeGateway(Gateway):
             webhook_secret=settings.STRIPE_WEBHOOK_SECRET,
             api_base=settings.STRIPE_API_BASE,
         )
+
+    def checkout_origins(self) -> list[str]:
+        """Stripe's hosted checkout; a stand-in API (the fake) serves its checkout itself."""
+        api = urlsplit(self.api_base)
+        if api.hostname in (None, "api.stripe.com"):
+            return [CHECKOUT_ORIGIN]
+        return [CHECKOUT_ORIGIN, f"{api.scheme}://{api.netloc}"]
 
     def start(self, request: PaymentRequest) -> Checkout:
         """Create a Checkout Session (https://docs.stripe.com/api/checkout/sessions/create)."""

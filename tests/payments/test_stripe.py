@@ -432,3 +432,18 @@ def test_reading_the_session_repairs_a_missed_webhook_once(paid_delivery, alice)
     assert deposits(alice) == [Decimal("25.00000")]
     assert [c.source for c in payment.callbacks.all()] == ["poll", "poll"]
     assert not ledger_find_mismatches()
+
+
+@pytest.mark.django_db
+def test_the_add_funds_page_lets_its_form_lead_to_the_checkout(fake, client, alice, settings):
+    # Browsers check the redirect after the form's POST against form-action: without Stripe's
+    # checkout origin there, Chromium blocks the way to the checkout (tests/browser).
+    client.force_login(alice)
+    policy = client.get("/funds/add/")["Content-Security-Policy"]
+    form_action = next(d for d in policy.split("; ") if d.startswith("form-action"))
+    assert sorted(form_action.split()[1:]) == sorted(
+        ["'self'", "https://checkout.stripe.com", fake.base_url]
+    )
+    settings.STRIPE_API_BASE = "https://api.stripe.com"
+    policy = client.get("/funds/add/")["Content-Security-Policy"]
+    assert "form-action 'self' https://checkout.stripe.com;" in policy + ";"
