@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
+from functools import cached_property
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -73,11 +74,16 @@ class StripeGateway(Gateway):
     name = "Card (Stripe)"
 
     def __init__(self, *, secret_key: str, webhook_secret: str, api_base: str) -> None:
+        self.secret_key = secret_key
         self.webhook_secret = webhook_secret
         self.api_base = api_base
-        self.client = stripe.StripeClient(
-            secret_key,
-            base_addresses={"api": api_base.rstrip("/")},
+
+    @cached_property
+    def client(self) -> stripe.StripeClient:
+        # Built when first used: the Add funds page builds every gateway to list the methods.
+        return stripe.StripeClient(
+            self.secret_key,
+            base_addresses={"api": self.api_base.rstrip("/")},
             # Bounded: a slow Stripe must not hold a web worker for the SDK's default 80 s.
             http_client=stripe.RequestsClient(timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)),
             # Retried POSTs carry the same idempotency key (below): one session, however often.

@@ -58,6 +58,14 @@ def pay(payment: Payment) -> str:
     return answer.headers["Location"]
 
 
+def session_of_payment_intent(payment: Payment) -> str:
+    return (
+        gateway_for("stripe")
+        .fetch(gateway_id=payment.gateway_id)
+        .payload["session"]["payment_intent"]
+    )
+
+
 def session_of(fake, payment: Payment) -> dict:
     with fake.server.context.lock:
         return dict(fake.server.context.store("stripe")["sessions"][payment.gateway_id])
@@ -447,3 +455,35 @@ def test_the_add_funds_page_lets_its_form_lead_to_the_checkout(fake, client, ali
     settings.STRIPE_API_BASE = "https://api.stripe.com"
     policy = client.get("/funds/add/")["Content-Security-Policy"]
     assert "form-action 'self' https://checkout.stripe.com;" in policy + ";"
+
+
+def charge_event(kind: str, payment_intent: str) -> bytes:
+    charge = {"id": "ch_1", "object": "charge", "payment_intent": payment_intent}
+    return json.dumps(
+        {"id": "evt_2", "object": "event", "type": kind, "data": {"object": charge}}
+    ).encode()
+
+
+@pytest.mark.django_db
+def test_a_refund_of_a_charge_that_is_not_a_panel_payment_is_recorded_and_credits_nothing(
+    fake, client, settings
+):
+    body = charge_event("charge.refunded", "pi_of_another_shop")
+    assert post_signed(client, body, sign(body, settings.STRIPE_WEBHOOK_SECRET)).status_code == 200
+    callback = PaymentCallback.objects.get()
+    assert (callback.outcome, callback.payment) == ("refused", None)
+    assert callback.gateway_id == "unknown:pi_of_another_shop"
+
+
+@pytest.mark.django_db
+def test_a_dispute_stripe_cannot_be_asked_about_now_is_answered_503_to_come_again(
+    fake, paid_delivery, client, settings
+):
+    payment, _delivery = paid_delivery
+    settings.STRIPE_API_BASE = DEAD_PANEL
+    body = charge_event("charge.dispute.created", session_of(fake, payment)["payment_intent"])
+    answer = post_signed(client, body, sign(body, settings.STRIPE_WEBHOOK_SECRET))
+    assert answer.status_code == 503
+    assert "Stripe unreachable" in PaymentCallback.objects.get().reason
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING
