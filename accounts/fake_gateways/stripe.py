@@ -34,6 +34,9 @@ from accounts.fake_gateways.server import Context, Request, Response, checkout_p
 API_VERSION = "2026-10-28.endive"
 WEBHOOK_PATH = "/payments/stripe/webhook/"
 MIN_LIFETIME, MAX_LIFETIME = 30 * 60, 24 * 3600
+ZERO_DECIMAL = {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX"}
+ZERO_DECIMAL |= {"VND", "VUV", "XAF", "XOF", "XPF"}
+THREE_DECIMAL = {"BHD", "JOD", "KWD", "OMR", "TND"}
 
 
 def handle(ctx: Context, req: Request) -> Response:
@@ -166,7 +169,7 @@ def _checkout(ctx: Context, req: Request, session_id: str, action: str | None) -
     if session["status"] != "open":
         return Response.html(f"<h1>This checkout session is {session['status']}</h1>", 410)
     if action is None and req.method == "GET":
-        amount = f"{session['amount_total'] / 100:.2f} {session['currency'].upper()}"
+        amount = _display(session["amount_total"], session["currency"])
         base = f"{ctx.gateway_url('stripe')}/checkout/{session_id}"
         return checkout_page(
             title="Fake Stripe Checkout",
@@ -302,6 +305,16 @@ def sign(body: bytes, secret: str, timestamp: int | None = None) -> str:
 
 
 # --- Helpers -----------------------------------------------------------------------------------
+
+
+def _display(amount: int, currency: str) -> str:
+    """An amount in the smallest unit as the checkout shows it (its own list, as Stripe's)."""
+    code = currency.upper()
+    if code in ZERO_DECIMAL:
+        return f"{amount} {code}"
+    if code in THREE_DECIMAL:
+        return f"{amount / 1000:.3f} {code}"
+    return f"{amount / 100:.2f} {code}"
 
 
 def _sessions(ctx: Context) -> dict[str, dict[str, Any]]:

@@ -223,6 +223,7 @@ def test_a_zero_decimal_panel_currency_is_charged_and_credited_in_whole_units(
     PaymentMethodSetting.objects.create(method="stripe", max_amount=Decimal("100000"))
     payment = start(client, alice, "2500")
     assert session_of(fake, payment)["amount_total"] == 2500
+    assert "Add funds: 2500 JPY" in requests.get(payment.checkout_url, timeout=10).text
     pay(payment)
     (delivery,) = fake.wait_for_deliveries("stripe", 1)
     assert (
