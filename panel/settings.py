@@ -347,7 +347,7 @@ PANEL_FUNDS_INSTRUCTIONS = env("PANEL_FUNDS_INSTRUCTIONS", default="")
 # --- Payments (docs/payments.md) -------------------------------------------------------------
 # The methods offered on the Add funds page, in this order; each shows only when configured
 # below (and not switched off by staff in admin → Payment method settings).
-PAYMENT_METHODS = env.list("PAYMENT_METHODS", default=["manual"])
+PAYMENT_METHODS = env.list("PAYMENT_METHODS", default=["stripe", "cryptomus", "paypal", "manual"])
 # Manual transfer: the customer submits amount + reference, staff approve it in admin.
 PAYMENT_MANUAL_ENABLED = env.bool("PAYMENT_MANUAL_ENABLED", default=True)
 # A payment still created / waiting this long after it was made is marked expired.
