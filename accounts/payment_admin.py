@@ -241,7 +241,7 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         urls = [
             path(
-                "<int:payment_id>/<str:decision>/",
+                "<int:payment_id>/decide/<slug:decision>/",
                 self.admin_site.admin_view(self.decide_view),
                 name="accounts_payment_decide",
             )
