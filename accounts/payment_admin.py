@@ -27,6 +27,8 @@ from accounts.models import (
     PaymentMethodSetting,
 )
 from accounts.payments import (
+    MANUAL_APPROVABLE,
+    MANUAL_REJECTABLE,
     Applied,
     GatewayError,
     PaymentError,
@@ -99,6 +101,12 @@ class PaymentCallbackInline(admin.TabularInline):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def _decidable(payment: Payment, decision: str) -> bool:
+    """Whether staff may approve (credit) or reject this payment."""
+    allowed = MANUAL_APPROVABLE if decision == "approve" else MANUAL_REJECTABLE
+    return payment.method == "manual" and payment.status in allowed
 
 
 class RejectForm(forms.Form):
@@ -227,16 +235,21 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="staff decision")
     def decision_links(self, obj: Payment) -> str:
-        if obj.method != "manual" or obj.status not in Payment.OPEN:
-            return "—"
-        return format_html(
-            '<a class="button" href="{}">Approve (credit {} {})</a> '
-            '<a class="button" href="{}">Reject…</a>',
-            reverse("admin:accounts_payment_decide", args=[obj.pk, "approve"]),
-            obj.amount,
-            obj.currency,
-            reverse("admin:accounts_payment_decide", args=[obj.pk, "reject"]),
-        )
+        links = []
+        if _decidable(obj, "approve"):
+            url = reverse("admin:accounts_payment_decide", args=[obj.pk, "approve"])
+            links.append(
+                format_html(
+                    '<a class="button" href="{}">Approve (credit {} {})</a>',
+                    url,
+                    obj.amount,
+                    obj.currency,
+                )
+            )
+        if _decidable(obj, "reject"):
+            url = reverse("admin:accounts_payment_decide", args=[obj.pk, "reject"])
+            links.append(format_html('<a class="button" href="{}">Reject…</a>', url))
+        return format_html_join(" ", "{}", ((link,) for link in links)) if links else "—"
 
     def get_urls(self) -> list[Any]:
         urls = [
@@ -266,7 +279,7 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
             return self._decision_page(request, queryset, "approve", RejectForm())
         staff = staff_user(request)
         self._decide_each(
-            request, queryset, lambda p: payment_approve_manual(payment=p, actor=staff)
+            request, queryset, "approve", lambda p: payment_approve_manual(payment=p, actor=staff)
         )
         return None
 
@@ -279,6 +292,7 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
         self._decide_each(
             request,
             queryset,
+            "reject",
             lambda p: payment_reject_manual(payment=p, actor=staff, reason=reason),
         )
         return None
@@ -287,7 +301,7 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[Payment], decision: str, form: RejectForm
     ) -> TemplateResponse:
         payments = list(queryset.select_related("user").order_by("id"))
-        waiting = [p for p in payments if p.method == "manual" and p.status in Payment.OPEN]
+        waiting = [p for p in payments if _decidable(p, decision)]
         context = {
             **self.admin_site.each_context(request),
             "title": "Approve manual transfers"
@@ -308,10 +322,16 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
         self,
         request: HttpRequest,
         queryset: QuerySet[Payment],
+        decision: str,
         decide: Callable[[Payment], Applied],
     ) -> None:
+        """Only the payments the confirmation page listed (`_decidable`); the others are
+        named as left as they were."""
         done, unchanged = 0, []
         for payment in queryset.select_related("user").order_by("id"):
+            if not _decidable(payment, decision):
+                unchanged.append(f"#{payment.pk}: not a manual transfer that can be {decision}d")
+                continue
             try:
                 applied = decide(payment)
             except PaymentError as exc:

@@ -445,14 +445,28 @@ def payment_refresh(
 
 def payment_expire_stale(*, now: Any = None) -> int:
     """Mark payments still created or waiting past their expiry as expired. A gateway that
-    later reports one paid still credits it (expired → paid is allowed)."""
+    later reports one paid still credits it (expired → paid is allowed). Manual transfers are
+    left waiting: a bank transfer may take days, and staff decide (approve or reject)."""
     now = now or timezone.now()
-    return Payment.objects.filter(status__in=Payment.OPEN, expires_at__lt=now).update(
-        status=Payment.Status.EXPIRED, updated_at=now
-    )
+    stale = Payment.objects.filter(status__in=Payment.OPEN, expires_at__lt=now)
+    return stale.exclude(method="manual").update(status=Payment.Status.EXPIRED, updated_at=now)
 
 
 # --- Staff decisions ---------------------------------------------------------------------------
+
+
+# What staff may do to a manual transfer: approve one not credited yet (a rejected transfer
+# whose money turns up after all included), reject one still waiting.
+MANUAL_APPROVABLE = frozenset(
+    {
+        Payment.Status.CREATED,
+        Payment.Status.PENDING,
+        Payment.Status.FAILED,
+        Payment.Status.EXPIRED,
+        Payment.Status.CANCELED,
+    }
+)
+MANUAL_REJECTABLE = frozenset(Payment.OPEN)
 
 
 def _manual_only(payment: Payment) -> None:
@@ -584,6 +598,8 @@ def payment_reconcile_due(*, now: Any = None, limit: int = RECONCILE_PER_RUN) ->
 
 
 __all__ = [
+    "MANUAL_APPROVABLE",
+    "MANUAL_REJECTABLE",
     "METHOD_WORDS",
     "Applied",
     "GatewayError",

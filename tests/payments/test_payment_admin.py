@@ -303,3 +303,38 @@ def test_method_settings_are_validated_at_the_field(staff_client):
     assert staff_client.post(change, _method_form(fee_percent="2.5")).status_code == 302
     audit = AdminAuditLog.objects.get(action="change")
     assert audit.area == "money" and audit.after == {"fee_percent": "2.5"}
+
+
+def test_only_the_payments_the_page_listed_are_decided(staff_client, alice, staff):
+    manual = start_manual(alice, "20.00", "M-1")
+    card = Payment.objects.create(
+        user=alice, method="stripe", amount=Decimal("5"), currency="USD", gateway_id="cs_x"
+    )
+    page = _post_action(staff_client, "approve_manual", [manual, card])
+    html = page.content.decode()
+    assert "Credit 20.00000" in html and "2 selected: only the 1 listed change" in html
+    done = _post_action(staff_client, "approve_manual", [manual, card], confirm="1")
+    shown = [str(m) for m in done.wsgi_request._messages]
+    assert shown[0] == "1 payments changed."
+    assert f"#{card.pk}: not a manual transfer that can be approved" in shown[1]
+    card.refresh_from_db()
+    assert card.status == Payment.Status.CREATED
+    assert _credits(alice).count() == 1
+
+
+def test_a_paid_transfer_cannot_be_rejected_and_a_rejected_one_can_be_approved(staff_client, alice):
+    paid, rejected = start_manual(alice, "20.00", "P"), start_manual(alice, "30.00", "R")
+    _post_action(staff_client, "approve_manual", [paid], confirm="1")
+    page = _post_action(staff_client, "reject_manual", [paid])
+    assert "None of the selected payments is a manual transfer that can be rejected" in (
+        page.content.decode()
+    )
+    _post_action(staff_client, "reject_manual", [paid], confirm="1", reason="late")
+    paid.refresh_from_db()
+    assert paid.status == Payment.Status.PAID
+    _post_action(staff_client, "reject_manual", [rejected], confirm="1", reason="not seen")
+    detail = staff_client.get(reverse("admin:accounts_payment_change", args=[rejected.pk]))
+    html = detail.content.decode()
+    assert "Approve (credit 30.00000" in html and "Reject…" not in html
+    _post_action(staff_client, "approve_manual", [rejected], confirm="1")
+    assert sorted(e.amount for e in _credits(alice)) == [Decimal("20.00000"), Decimal("30.00000")]

@@ -52,9 +52,16 @@ def test_the_expire_sweep_expires_only_waiting_payments_past_their_expiry(alice,
     fresh = _waiting(alice, "b", age=3 * MINUTE)
     paid = _waiting(alice, "c", age=3 * MINUTE, expires_in=-MINUTE)
     Payment.objects.filter(pk=paid.pk).update(status=Payment.Status.PAID)
+    # A manual transfer waits for staff, however long the bank takes.
+    manual = _waiting(alice, "d", age=3 * MINUTE, expires_in=-MINUTE, method="manual")
     assert payments_expire_sweep.delay().get() == 1
     statuses = dict(Payment.objects.values_list("pk", "status"))
-    assert statuses == {old.pk: "expired", fresh.pk: "pending", paid.pk: "paid"}
+    assert statuses == {
+        old.pk: "expired",
+        fresh.pk: "pending",
+        paid.pk: "paid",
+        manual.pk: "pending",
+    }
 
 
 def test_the_reconcile_sweep_credits_a_missed_webhook_and_skips_the_rest(alice, caplog):
