@@ -129,13 +129,11 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
         "user",
         "method",
         "amount",
-        "fee",
         "bonus",
-        "currency",
         "status",
         "needs_attention",
         "customer_reference",
-        "gateway_id",
+        "gateway_id_short",
     )
     list_display_links = ("id", "created_at")
     list_filter = (
@@ -201,6 +199,11 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def has_decide_permission(self, request: HttpRequest) -> bool:
         """Approve, reject, check and clear the flag: staff who may change payments."""
         return request.user.has_perm("accounts.change_payment")
+
+    @admin.display(description="gateway id", ordering="gateway_id")
+    def gateway_id_short(self, obj: Payment) -> str:
+        gateway_id = obj.gateway_id or "—"
+        return gateway_id if len(gateway_id) <= 20 else f"{gateway_id[:18]}…"
 
     @admin.display(description="ledger entries")
     def ledger_entries(self, obj: Payment) -> str:

@@ -241,6 +241,11 @@ class Deposits:
         """The deposits of the days from `day` on."""
         return sum((d.amount for d in self.days if d.day >= day), Decimal(0))
 
+    @property
+    def method_totals(self) -> list[Decimal]:
+        """The period's deposits per method, in the order of `methods`."""
+        return [self.by_method[m] for m in self.methods]
+
     def method_row(self, day: DepositDay) -> list[Decimal]:
         return [day.by_method.get(m, Decimal(0)) for m in self.methods]
 

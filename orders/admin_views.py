@@ -76,9 +76,11 @@ def cockpit_context(*, now: datetime.datetime, period: str) -> dict[str, Any]:
         ],
         "payment_attention_cards": payment_attention_cards(),
         "deposits": deposits,
+        # Days with neither deposits nor revenue are left out: a quiet month stays short.
         "deposit_rows": [
             (d, deposits.method_row(d), revenue.get(d.day, Decimal(0)))
             for d in reversed(deposits.days)
+            if d.payments or revenue.get(d.day)
         ],
         "provider_health": provider_health(now=now),
         "bulk_pricing_url": reverse("admin:pricing_bulk"),

@@ -65,6 +65,7 @@ def test_deposits_per_day_and_method(deposits, settings):
     assert found.amount == Decimal("46") and found.payments == 4
     assert found.since(NOW.date()) == Decimal("35")
     assert found.method_row(today) == [Decimal("25"), Decimal("10"), Decimal("0")]
+    assert found.method_totals == [Decimal("25"), Decimal("14"), Decimal("7")]
 
 
 def test_past_days_are_cached_and_today_read_live(alice, settings, django_assert_num_queries):
@@ -111,5 +112,9 @@ def test_the_cockpit_shows_deposits_and_payments_needing_staff(client, staff, al
     assert "Manual transfers waiting for approval" in html
     assert 'id="cockpit-deposits"' in html
     assert '<dd class="deposits">8.00</dd>' in html  # today's card, beside revenue
+    # One row per day with deposits or revenue (only today here), the methods' totals below.
+    today = datetime.datetime.now(datetime.UTC).date()
+    assert [row[0].day for row in page.context["deposit_rows"]] == [today]
+    assert f'data-day="{today:%Y-%m-%d}"' in html
     listed = client.get(cards["manual"][1]).context["cl"].result_list
     assert {p.amount for p in listed} == {Decimal("12.00000"), Decimal("13.00000")}

@@ -101,7 +101,7 @@ def test_the_recent_payments_are_the_customers_own_with_the_methods_name(client,
     html = client.get(reverse("funds_add")).content.decode()
     assert reverse("payment_detail", args=[mine.public_id]) in html
     assert "30.00" not in html.split("Your latest payments", 1)[1]
-    assert "<td>Bank transfer (confirmed by staff)</td>" in html
+    assert '<div class="small text-body-secondary">Bank transfer (confirmed by staff)</div>' in html
 
 
 def test_a_rejected_transfer_says_so_without_the_staff_members_name(client, alice, staff):
