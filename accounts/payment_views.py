@@ -24,9 +24,11 @@ from accounts.middleware import AuthenticatedHttpRequest
 from accounts.models import Payment, PaymentCallback
 from accounts.payments import (
     METHOD_WORDS,
+    MethodOffer,
     PaymentError,
     PaymentUrls,
     deposit_bonus_rules_active,
+    payment_limits_check,
     payment_method_offer,
     payment_methods_offered,
     payment_refusal_record,
@@ -70,6 +72,8 @@ def funds_add(request: AuthenticatedHttpRequest) -> HttpResponse:
             form.add_error(_error_field(str(exc)), str(exc))
         else:
             return redirect(payment.checkout_url)
+    elif form.is_bound:
+        _limits_with_other_errors(form, offers)
     names = {o.code: o.name for o in offers}
     context = {
         "form": form,
@@ -83,6 +87,19 @@ def funds_add(request: AuthenticatedHttpRequest) -> HttpResponse:
         ],
     }
     return render(request, "accounts/funds_add.html", context, status=400 if form.errors else 200)
+
+
+def _limits_with_other_errors(form: DepositForm, offers: list[MethodOffer]) -> None:
+    """A form refused for another field (the reference) also says at once when the amount is
+    outside the method's limits, instead of on the next try."""
+    data = form.cleaned_data
+    offer = next((o for o in offers if o.code == data.get("method")), None)
+    if offer is None or "amount" not in data or form.has_error("amount"):
+        return
+    try:
+        payment_limits_check(offer=offer, amount=data["amount"])
+    except PaymentError as exc:
+        form.add_error("amount", str(exc))
 
 
 def _error_field(message: str) -> str | None:

@@ -134,6 +134,13 @@ def _check_limits(offer: MethodOffer, amount: Decimal) -> None:
         )
 
 
+def payment_limits_check(*, offer: MethodOffer, amount: Decimal) -> None:
+    """Raise PaymentError (a message for the customer) when `amount` is outside the method's
+    limits; the Add funds form says it beside another field's error (payment_start checks
+    again)."""
+    _check_limits(offer, amount)
+
+
 def payment_start(
     *,
     user: User,
@@ -612,6 +619,7 @@ __all__ = [
     "payment_approve_manual",
     "payment_attention_handle",
     "payment_expire_stale",
+    "payment_limits_check",
     "payment_method_offer",
     "payment_methods_offered",
     "payment_reconcile_due",

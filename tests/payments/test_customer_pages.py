@@ -69,6 +69,8 @@ def test_errors_are_at_the_field_and_nothing_typed_is_lost(client, alice):
     html = below.content.decode()
     assert 'value="SEPA-123"' in html and 'value="5"' in html
     assert 'aria-describedby="amount-error"' in html
+    both = client.post(url, {"method": "manual", "amount": "5", "reference": ""})
+    assert sorted(both.context["form"].errors) == ["amount", "reference"]  # both at once
     no_ref = client.post(url, {"method": "manual", "amount": "25.50", "reference": ""})
     assert list(no_ref.context["form"].errors) == ["reference"]
     assert 'value="25.50"' in no_ref.content.decode()
