@@ -551,7 +551,12 @@ def payment_attention_handle(*, payments: QuerySet[Payment], actor: User) -> int
     """Staff have dealt with flagged payments (a dispute, a refund, a mismatch): the flag is
     cleared and each one is audited. Taking money back stays a ledger adjustment."""
     with transaction.atomic():
-        chosen = list(payments.select_for_update().filter(needs_attention=True))
+        # The selection may carry joins (an admin changelist's): lock the payment rows alone.
+        chosen = list(
+            Payment.objects.select_for_update()
+            .filter(pk__in=payments.values("pk"), needs_attention=True)
+            .order_by("id")
+        )
         for payment in chosen:
             audit_record(
                 actor=actor,
