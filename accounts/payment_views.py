@@ -23,10 +23,13 @@ from accounts.gateways.base import Gateway, GatewayError, Refusal, Report, Webho
 from accounts.middleware import AuthenticatedHttpRequest
 from accounts.models import Payment, PaymentCallback
 from accounts.payments import (
+    METHOD_WORDS,
     MethodOffer,
     PaymentError,
     PaymentUrls,
     deposit_bonus_rules_active,
+    payment_limits_check,
+    payment_method_offer,
     payment_methods_offered,
     payment_refusal_record,
     payment_report_apply,
@@ -66,16 +69,22 @@ def funds_add(request: AuthenticatedHttpRequest) -> HttpResponse:
                 customer_reference=form.cleaned_data["reference"].strip(),
             )
         except PaymentError as exc:
-            form.add_error("amount" if "amount" in str(exc) else None, str(exc))
+            form.add_error(_error_field(str(exc)), str(exc))
         else:
             return redirect(payment.checkout_url)
+    elif form.is_bound:
+        _limits_with_other_errors(form, offers)
+    names = {o.code: o.name for o in offers}
     context = {
         "form": form,
         "offers": offers,
         "has_manual": any(o.code == "manual" for o in offers),
         "bonus_rules": deposit_bonus_rules_active(),
         "instructions": settings.PANEL_FUNDS_INSTRUCTIONS,
-        "payments": payment_list_for_user(user=request.user)[:10],
+        "payments": [
+            (p, names.get(p.method) or METHOD_WORDS.get(p.method, p.method))
+            for p in payment_list_for_user(user=request.user)[:10]
+        ],
     }
     response = render(
         request, "accounts/funds_add.html", context, status=400 if form.errors else 200
@@ -94,6 +103,28 @@ def _allow_checkout_redirects(response: HttpResponse, offers: list[MethodOffer])
         setattr(response, "_csp_update_ro", {"form-action": origins})  # noqa: B010
 
 
+def _limits_with_other_errors(form: DepositForm, offers: list[MethodOffer]) -> None:
+    """A form refused for another field (the reference) also says at once when the amount is
+    outside the method's limits, instead of on the next try."""
+    data = form.cleaned_data
+    offer = next((o for o in offers if o.code == data.get("method")), None)
+    if offer is None or "amount" not in data or form.has_error("amount"):
+        return
+    try:
+        payment_limits_check(offer=offer, amount=data["amount"])
+    except PaymentError as exc:
+        form.add_error("amount", str(exc))
+
+
+def _error_field(message: str) -> str | None:
+    """The field a refusal of payment_start is about (at the field, not above the form)."""
+    if "amount" in message:
+        return "amount"
+    if "method" in message:
+        return "method"
+    return None
+
+
 @login_required
 def payment_detail(request: AuthenticatedHttpRequest, public_id: UUID) -> HttpResponse:
     """Where the gateway sends the customer back. It never credits by itself, except for a
@@ -110,7 +141,11 @@ def payment_detail(request: AuthenticatedHttpRequest, public_id: UUID) -> HttpRe
     elif gateway is not None and gateway.settles_on_return and payment.status in Payment.OPEN:
         _confirm_on_return(request, gateway, payment)
         payment.refresh_from_db()
-    return render(request, "accounts/payment_detail.html", {"payment": payment})
+    offer = payment_method_offer(payment.method)
+    method_name = offer.name if offer else METHOD_WORDS.get(payment.method, payment.method)
+    return render(
+        request, "accounts/payment_detail.html", {"payment": payment, "method_name": method_name}
+    )
 
 
 def _confirm_on_return(request: HttpRequest, gateway: Gateway, payment: Payment) -> None:

@@ -22,9 +22,10 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import mail_admins
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from accounts.audit import audit_record
 from accounts.gateways import gateway_for, gateways_configured
 from accounts.gateways.base import (
     Checkout,
@@ -35,6 +36,7 @@ from accounts.gateways.base import (
     redact,
 )
 from accounts.models import (
+    AdminAuditLog,
     DepositBonusRule,
     LedgerEntry,
     Payment,
@@ -43,11 +45,20 @@ from accounts.models import (
     User,
 )
 from accounts.ratelimit import rate_limit_hit
+from accounts.selectors import payment_list_due_for_reconcile
 from accounts.services import balance_credit
 
 log = logging.getLogger(__name__)
 
 CENT = Decimal("0.01")
+
+# How a statement names a method: "Deposit by card (payment #12)".
+METHOD_WORDS = {
+    "stripe": "card",
+    "cryptomus": "crypto",
+    "paypal": "PayPal",
+    "manual": "bank transfer",
+}
 
 
 class PaymentError(Exception):
@@ -121,6 +132,13 @@ def _check_limits(offer: MethodOffer, amount: Decimal) -> None:
         raise PaymentError(
             f"The largest amount for {offer.name} is {offer.max_amount:.2f} {currency}."
         )
+
+
+def payment_limits_check(*, offer: MethodOffer, amount: Decimal) -> None:
+    """Raise PaymentError (a message for the customer) when `amount` is outside the method's
+    limits; the Add funds form says it beside another field's error (payment_start checks
+    again)."""
+    _check_limits(offer, amount)
 
 
 def payment_start(
@@ -357,7 +375,8 @@ def _credit(payment: Payment) -> None:
         kind=LedgerEntry.Kind.DEPOSIT,
         payment_ref=ref,
         idempotency_key=payment.ledger_key,
-        memo=f"Deposit by {payment.method} (payment #{payment.pk})",
+        memo=f"Deposit by {METHOD_WORDS.get(payment.method, payment.method)} "
+        f"(payment #{payment.pk})",
     )
     rule = deposit_bonus_rule_for(method=payment.method, amount=payment.amount)
     if rule is None:
@@ -371,7 +390,7 @@ def _credit(payment: Payment) -> None:
         kind=LedgerEntry.Kind.BONUS,
         payment_ref=ref,
         idempotency_key=f"bonus:{payment.method}:{payment.gateway_id}",
-        memo=f"{rule.name}: +{rule.percent} % on deposit (payment #{payment.pk})",
+        memo=f"Bonus +{rule.percent.normalize():f} % on deposit #{payment.pk} ({rule.name})",
     )
     payment.bonus = bonus
 
@@ -450,14 +469,167 @@ def payment_refresh(
 
 def payment_expire_stale(*, now: Any = None) -> int:
     """Mark payments still created or waiting past their expiry as expired. A gateway that
-    later reports one paid still credits it (expired → paid is allowed)."""
+    later reports one paid still credits it (expired → paid is allowed). Manual transfers are
+    left waiting: a bank transfer may take days, and staff decide (approve or reject)."""
     now = now or timezone.now()
-    return Payment.objects.filter(status__in=Payment.OPEN, expires_at__lt=now).update(
-        status=Payment.Status.EXPIRED, updated_at=now
+    stale = Payment.objects.filter(status__in=Payment.OPEN, expires_at__lt=now)
+    return stale.exclude(method="manual").update(status=Payment.Status.EXPIRED, updated_at=now)
+
+
+# --- Staff decisions ---------------------------------------------------------------------------
+
+
+# What staff may do to a manual transfer: approve one not credited yet (a rejected transfer
+# whose money turns up after all included), reject one still waiting.
+MANUAL_APPROVABLE = frozenset(
+    {
+        Payment.Status.CREATED,
+        Payment.Status.PENDING,
+        Payment.Status.FAILED,
+        Payment.Status.EXPIRED,
+        Payment.Status.CANCELED,
+    }
+)
+MANUAL_REJECTABLE = frozenset(Payment.OPEN)
+
+
+def _manual_only(payment: Payment) -> None:
+    if payment.method != "manual" or not payment.gateway_id:
+        raise PaymentError("Only manual transfers are approved or rejected by staff.")
+
+
+def payment_approve_manual(*, payment: Payment, actor: User) -> Applied:
+    """Staff confirm a manual transfer arrived: it is credited through payment_report_apply
+    like any gateway's "paid", so approving twice, or two members of staff at once, credits
+    once. Audited (area money) when it changed the payment."""
+    _manual_only(payment)
+    report = Report(
+        gateway_id=payment.gateway_id or "",
+        status=Payment.Status.PAID,
+        reference=str(payment.public_id),
+        event_id=f"approve:{actor.pk}",
+        payload={"action": "approve", "staff": actor.username},
     )
+    with transaction.atomic():
+        before = payment.status
+        applied = payment_report_apply(
+            method=payment.method, report=report, source=PaymentCallback.Source.STAFF, actor=actor
+        )
+        if applied.outcome == PaymentCallback.Outcome.APPLIED and applied.payment is not None:
+            audit_record(
+                actor=actor,
+                action="approve payment",
+                obj=applied.payment,
+                summary=f"Approved manual payment #{payment.pk}: {payment.amount} "
+                f"{payment.currency} credited to {payment.user.username}.",
+                before={"status": before},
+                after={"status": applied.payment.status, "bonus": applied.payment.bonus},
+                area=AdminAuditLog.Area.MONEY,
+            )
+    return applied
+
+
+def payment_reject_manual(*, payment: Payment, actor: User, reason: str) -> Applied:
+    """Staff say a manual transfer never arrived: the payment fails with `reason` (shown in
+    admin; nothing is credited). A paid payment is not rejected (the report is ignored)."""
+    _manual_only(payment)
+    reason = reason.strip()
+    if not reason:
+        raise PaymentError("Say why the transfer is rejected.")
+    report = Report(
+        gateway_id=payment.gateway_id or "",
+        status=Payment.Status.FAILED,
+        reference=str(payment.public_id),
+        event_id=f"reject:{actor.pk}",
+        payload={"action": "reject", "staff": actor.username, "reason": reason},
+    )
+    with transaction.atomic():
+        before = payment.status
+        applied = payment_report_apply(
+            method=payment.method, report=report, source=PaymentCallback.Source.STAFF, actor=actor
+        )
+        if applied.outcome == PaymentCallback.Outcome.APPLIED and applied.payment is not None:
+            note = f"Rejected by {actor.username}: {reason}"[:2000]
+            Payment.objects.filter(pk=payment.pk).update(note=note)
+            applied.payment.note = note
+            audit_record(
+                actor=actor,
+                action="reject payment",
+                obj=applied.payment,
+                summary=f"Rejected manual payment #{payment.pk}: {reason}",
+                before={"status": before},
+                after={"status": applied.payment.status},
+                area=AdminAuditLog.Area.MONEY,
+            )
+    return applied
+
+
+def payment_attention_handle(*, payments: QuerySet[Payment], actor: User) -> int:
+    """Staff have dealt with flagged payments (a dispute, a refund, a mismatch): the flag is
+    cleared and each one is audited. Taking money back stays a ledger adjustment."""
+    with transaction.atomic():
+        # The selection may carry joins (an admin changelist's): lock the payment rows alone.
+        chosen = list(
+            Payment.objects.select_for_update()
+            .filter(pk__in=payments.values("pk"), needs_attention=True)
+            .order_by("id")
+        )
+        for payment in chosen:
+            audit_record(
+                actor=actor,
+                action="payment attention handled",
+                obj=payment,
+                summary=f"Marked payment #{payment.pk} ({payment.status}) as handled.",
+                before={"needs_attention": True, "note": payment.note},
+                after={"needs_attention": False},
+                area=AdminAuditLog.Area.MONEY,
+            )
+        return Payment.objects.filter(pk__in=[p.pk for p in chosen]).update(
+            needs_attention=False, updated_at=timezone.now()
+        )
+
+
+# --- The periodic sweeps ----------------------------------------------------------------------
+
+RECONCILE_AFTER = timedelta(minutes=10)
+RECONCILE_PER_RUN = 50
+
+
+@dataclass
+class Reconciled:
+    checked: int = 0
+    changed: int = 0
+    errors: int = 0
+
+
+def payment_reconcile_due(*, now: Any = None, limit: int = RECONCILE_PER_RUN) -> Reconciled:
+    """Read at their gateways the waiting payments whose webhook may have been missed (older
+    than RECONCILE_AFTER, not yet expired), at most `limit`, least recently read first. A
+    gateway that fails is logged and skipped: the next run tries again."""
+    now = now or timezone.now()
+    done = Reconciled()
+    due = payment_list_due_for_reconcile(now=now, older_than=RECONCILE_AFTER)[:limit]
+    for payment in due:
+        done.checked += 1
+        try:
+            applied = payment_refresh(payment=payment)
+        except GatewayError as exc:
+            done.errors += 1
+            log.warning("Reading payment %s at %s failed: %s", payment.pk, payment.method, exc)
+            continue
+        except Exception:  # one gateway's surprise must not stop the sweep for the others
+            done.errors += 1
+            log.exception("Reading payment %s at %s failed", payment.pk, payment.method)
+            continue
+        if applied is not None and applied.outcome == PaymentCallback.Outcome.APPLIED:
+            done.changed += 1
+    return done
 
 
 __all__ = [
+    "MANUAL_APPROVABLE",
+    "MANUAL_REJECTABLE",
+    "METHOD_WORDS",
     "Applied",
     "GatewayError",
     "MethodOffer",
@@ -466,11 +638,16 @@ __all__ = [
     "deposit_bonus_rule_for",
     "deposit_bonus_rules_active",
     "parse_deposit_amount",
+    "payment_approve_manual",
+    "payment_attention_handle",
     "payment_expire_stale",
+    "payment_limits_check",
     "payment_method_offer",
     "payment_methods_offered",
+    "payment_reconcile_due",
     "payment_refresh",
     "payment_refusal_record",
+    "payment_reject_manual",
     "payment_report_apply",
     "payment_start",
 ]

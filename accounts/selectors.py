@@ -1,14 +1,17 @@
 """Reads for customers, balances, keys and the ledger."""
 
+import datetime as dt
 import hmac
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, TruncDate
 
-from accounts.models import ApiKey, LedgerEntry, Payment, User, Wallet
+from accounts.models import ApiKey, LedgerEntry, Payment, PaymentCallback, User, Wallet
 
 
 def api_key_get_user(*, raw_key: str) -> User | None:
@@ -34,6 +37,30 @@ def ledger_list_for_user(*, user: User) -> QuerySet[LedgerEntry]:
 def payment_list_for_user(*, user: User) -> QuerySet[Payment]:
     """The customer's payments, newest first (drafts a gateway never saw excluded)."""
     return Payment.objects.filter(user=user).exclude(status=Payment.Status.CREATED)
+
+
+def payment_list_due_for_reconcile(*, now: datetime, older_than: timedelta) -> QuerySet[Payment]:
+    """Waiting gateway payments (manual transfers excepted) made before `now - older_than` and
+    not yet expired, the ones least recently read at their gateway first (never read: first),
+    so that a bounded sweep gets round to all of them."""
+    last_read = (
+        PaymentCallback.objects.filter(payment=OuterRef("pk"), source=PaymentCallback.Source.POLL)
+        .order_by()
+        .values("payment")
+        .annotate(at=Max("received_at"))
+        .values("at")
+    )
+    return (
+        Payment.objects.filter(
+            status=Payment.Status.PENDING,
+            gateway_id__isnull=False,
+            created_at__lt=now - older_than,
+        )
+        .exclude(method="manual")
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .annotate(last_read=Subquery(last_read))
+        .order_by(F("last_read").asc(nulls_first=True), "created_at", "id")
+    )
 
 
 def ledger_recent_staff_entry(
@@ -113,4 +140,177 @@ def api_key_list_stale(*, now: datetime) -> QuerySet[ApiKey]:
         .annotate(last_activity=Coalesce("last_used_at", "created_at"))
         .filter(last_activity__lt=cutoff)
         .select_related("user")
+    )
+
+
+# --- payments on the admin cockpit ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentAttentionKind:
+    """One reason a payment needs a person: `key` is also the payments admin filter's value."""
+
+    key: str
+    label: str
+    condition: Q
+
+
+PAYMENT_ATTENTION_CAP = 1000
+_FLAGGED_ELSEWHERE = (Payment.Status.DISPUTED, Payment.Status.REFUNDED)
+
+
+def payment_attention_kinds() -> list[PaymentAttentionKind]:
+    """Every kind of payment that needs staff, in the order the cockpit shows them."""
+    return [
+        PaymentAttentionKind(
+            "manual",
+            "Manual transfers waiting for approval",
+            Q(method="manual", status=Payment.Status.PENDING),
+        ),
+        PaymentAttentionKind(
+            "disputed", "Payments disputed", Q(needs_attention=True, status=Payment.Status.DISPUTED)
+        ),
+        PaymentAttentionKind(
+            "refunded",
+            "Payments refunded by the gateway",
+            Q(needs_attention=True, status=Payment.Status.REFUNDED),
+        ),
+        PaymentAttentionKind(
+            "mismatch",
+            "Payments not credited (amount or currency mismatch)",
+            Q(needs_attention=True) & ~Q(status__in=_FLAGGED_ELSEWHERE),
+        ),
+    ]
+
+
+def payment_attention_kind_get(*, key: str | None) -> PaymentAttentionKind | None:
+    return next((k for k in payment_attention_kinds() if k.key == key), None)
+
+
+@dataclass(frozen=True)
+class PaymentAttentionGroup:
+    kind: PaymentAttentionKind
+    count: int
+    capped: bool
+
+    @property
+    def key(self) -> str:
+        return self.kind.key
+
+    @property
+    def label(self) -> str:
+        return self.kind.label
+
+
+def payment_attention_summary() -> list[PaymentAttentionGroup]:
+    """A capped count per kind of payment needing attention (a COUNT over a LIMITed subquery:
+    bounded however many match)."""
+    groups = []
+    for kind in payment_attention_kinds():
+        ids = Payment.objects.filter(kind.condition).order_by().values("pk")
+        count = ids[: PAYMENT_ATTENTION_CAP + 1].count()
+        groups.append(
+            PaymentAttentionGroup(
+                kind, min(count, PAYMENT_ATTENTION_CAP), count > PAYMENT_ATTENTION_CAP
+            )
+        )
+    return groups
+
+
+# Deposits count on the UTC day they were paid; a payment the gateway later refunded is left
+# out (the money went back), a disputed one stays in until the dispute is lost.
+DEPOSIT_STATUSES = (Payment.Status.PAID, Payment.Status.DISPUTED)
+
+
+@dataclass(frozen=True)
+class DepositCell:
+    day: dt.date
+    method: str
+    amount: Decimal
+    bonus: Decimal
+    payments: int
+
+
+@dataclass
+class DepositDay:
+    day: dt.date
+    amount: Decimal = Decimal(0)
+    bonus: Decimal = Decimal(0)
+    payments: int = 0
+    by_method: dict[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass
+class Deposits:
+    days: list[DepositDay]  # oldest first, one per UTC day, days without deposits as zeros
+    methods: list[str]  # the methods with deposits in the period, the biggest first
+    by_method: dict[str, Decimal]
+    amount: Decimal
+    bonus: Decimal
+    payments: int
+
+    def since(self, day: dt.date) -> Decimal:
+        """The deposits of the days from `day` on."""
+        return sum((d.amount for d in self.days if d.day >= day), Decimal(0))
+
+    @property
+    def method_totals(self) -> list[Decimal]:
+        """The period's deposits per method, in the order of `methods`."""
+        return [self.by_method[m] for m in self.methods]
+
+    def method_row(self, day: DepositDay) -> list[Decimal]:
+        return [day.by_method.get(m, Decimal(0)) for m in self.methods]
+
+
+def _deposit_cells(since: datetime, until: datetime | None = None) -> list[DepositCell]:
+    paid = Payment.objects.filter(status__in=DEPOSIT_STATUSES, paid_at__gte=since)
+    if until is not None:
+        paid = paid.filter(paid_at__lt=until)
+    rows = (
+        paid.annotate(day=TruncDate("paid_at", tzinfo=dt.UTC))
+        .values_list("day", "method")
+        .annotate(amount=Sum("amount"), bonus=Sum("bonus"), payments=Count("id"))
+        .order_by()
+    )
+    return [DepositCell(*row) for row in rows]
+
+
+def _deposit_cells_cached(*, first: datetime, today: datetime) -> list[DepositCell]:
+    # As the cockpit's profit figures: the past days change only when a payment is refunded or
+    # paid late, so they are cached for COCKPIT_CACHE_SECONDS; today is read live.
+    seconds = int(getattr(settings, "COCKPIT_CACHE_SECONDS", 300))
+    if seconds <= 0:
+        return _deposit_cells(first)
+    key = f"cockpit:deposits:{first:%Y%m%d}:{today:%Y%m%d}"
+    past = cache.get(key)
+    if past is None:
+        past = _deposit_cells(first, today)
+        cache.set(key, past, seconds)
+    return past + _deposit_cells(today)
+
+
+def deposits_by_day(*, now: datetime, days: int = 30) -> Deposits:
+    """The deposits of paid payments per UTC day and method for the last `days` days (today
+    included): what customers added, beside the cockpit's revenue."""
+    today = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    first = today - timedelta(days=days - 1)
+    rows = {
+        first.date() + timedelta(days=i): DepositDay(first.date() + timedelta(days=i))
+        for i in range(days)
+    }
+    by_method: dict[str, Decimal] = {}
+    for cell in _deposit_cells_cached(first=first, today=today):
+        row = rows[cell.day]
+        row.amount += cell.amount
+        row.bonus += cell.bonus
+        row.payments += cell.payments
+        row.by_method[cell.method] = row.by_method.get(cell.method, Decimal(0)) + cell.amount
+        by_method[cell.method] = by_method.get(cell.method, Decimal(0)) + cell.amount
+    return Deposits(
+        days=list(rows.values()),
+        methods=sorted(by_method, key=lambda m: (-by_method[m], m)),
+        by_method=by_method,
+        amount=sum(by_method.values(), Decimal(0)),
+        bonus=sum((d.bonus for d in rows.values()), Decimal(0)),
+        payments=sum(d.payments for d in rows.values()),
     )

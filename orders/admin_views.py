@@ -17,6 +17,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
+from accounts.selectors import PaymentAttentionGroup, deposits_by_day, payment_attention_summary
 from orders.selectors import (
     PROFIT_PERIODS,
     AttentionKind,
@@ -50,13 +51,20 @@ def cockpit_context(*, now: datetime.datetime, period: str) -> dict[str, Any]:
     days = profit_by_day(cells=cells, periods=periods)
     breakdowns = profit_breakdowns(cells=cells, since=periods.start(period).date())
     attention = order_attention_summary(now=now)
+    deposits = deposits_by_day(now=now, days=30)
+    revenue = {d.key: d.revenue for d in days}
+    totals = profit_totals(days=days, periods=periods)
     return {
         "cockpit": True,
         "now": now,
         "period": period,
         "period_label": PROFIT_PERIODS[period],
         "periods": PROFIT_PERIODS,
-        "totals": profit_totals(days=days, periods=periods),
+        "totals": totals,
+        # Each period's card: its figures and, beside the revenue, what customers deposited.
+        "total_cards": [
+            (key, t, deposits.since(periods.start(key).date())) for key, t in totals.items()
+        ],
         "chart": profit_chart(days),
         "by_provider": breakdowns["provider"],
         "by_category": breakdowns["category"],
@@ -66,11 +74,28 @@ def cockpit_context(*, now: datetime.datetime, period: str) -> dict[str, Any]:
         "attention_rows": [
             (o, _url_or_none("admin:orders_order_change", o.pk)) for o in attention.orders
         ],
+        "payment_attention_cards": payment_attention_cards(),
+        "deposits": deposits,
+        # Days with neither deposits nor revenue are left out: a quiet month stays short.
+        "deposit_rows": [
+            (d, deposits.method_row(d), revenue.get(d.day, Decimal(0)))
+            for d in reversed(deposits.days)
+            if d.payments or revenue.get(d.day)
+        ],
         "provider_health": provider_health(now=now),
         "bulk_pricing_url": reverse("admin:pricing_bulk"),
         "audit_log_url": _url_or_none("admin:accounts_adminauditlog_changelist"),
         "schedules_url": _url_or_none("admin:django_celery_beat_periodictask_changelist"),
     }
+
+
+def payment_attention_cards() -> list[tuple[PaymentAttentionGroup, str | None]]:
+    """The payments needing staff, each with its filtered list in the payments admin."""
+    url = _url_or_none("admin:accounts_payment_changelist")
+    return [
+        (group, None if url is None else f"{url}?{urlencode({'attention': group.key})}")
+        for group in payment_attention_summary()
+    ]
 
 
 def attention_changelist_query(kind: AttentionKind) -> dict[str, str]:

@@ -93,6 +93,7 @@ ENTRY_POINTS = frozenset(
         "sandbox",  # providers.sandbox: a standalone fake upstream, imports no app
         "fake_gateways",  # accounts.fake_gateways: standalone fake payment gateways
         "payment_views",  # accounts.payment_views: Add funds, a payment's page, webhooks
+        "payment_admin",  # accounts.payment_admin: the payments admin, imported by admin.py
     }
 )
 

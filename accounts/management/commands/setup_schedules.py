@@ -53,6 +53,21 @@ DEFAULT_SCHEDULES = [
         expire_seconds=840,
         description="Every 15 minutes: balances and low-balance alerts.",
     ),
+    DefaultSchedule(
+        "Expire stale payments",
+        "accounts.tasks.payments_expire_sweep",
+        minute="*/15",
+        expire_seconds=840,
+        description="Every 15 minutes: payments still waiting past their expiry become expired.",
+    ),
+    DefaultSchedule(
+        "Reconcile waiting payments",
+        "accounts.tasks.payments_reconcile_sweep",
+        minute="*/5",
+        expire_seconds=280,
+        description="Every 5 minutes: reads at its gateway each payment waiting for over 10 "
+        "minutes (a missed webhook), at most 50 a run.",
+    ),
 ]
 
 

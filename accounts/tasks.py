@@ -1,0 +1,19 @@
+"""Celery entry points for payments: the periodic sweeps (docs/payments.md)."""
+
+from celery import shared_task
+
+from accounts.payments import payment_expire_stale, payment_reconcile_due
+
+
+@shared_task(ignore_result=True)
+def payments_expire_sweep() -> int:
+    """Beat: mark the payments still waiting past their expiry as expired."""
+    return payment_expire_stale()
+
+
+@shared_task(ignore_result=True)
+def payments_reconcile_sweep() -> str:
+    """Beat: read at their gateways the waiting payments whose webhook may have been missed
+    (bounded per run; a gateway that fails is logged and skipped until the next run)."""
+    done = payment_reconcile_due()
+    return f"checked {done.checked}, changed {done.changed}, errors {done.errors}"

@@ -1,0 +1,64 @@
+"""Add funds by manual transfer on a phone (390 px): a wrong amount is refused at the field with
+what was typed kept, the page never scrolls sideways, and the payment waits for staff; staff
+approve it in the admin and the customer's balance rises once."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from playwright.sync_api import expect
+
+from accounts.models import LedgerEntry, PaymentMethodSetting
+from accounts.services import customer_create
+from tests.browser.conftest import PHONE, login
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _no_sideways_scroll(page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width} px wide on a 390 px phone"
+
+
+def test_manual_transfer_on_a_phone_then_approved_in_admin(new_page, settings, django_user_model):
+    settings.PAYMENT_METHODS = ["manual"]
+    PaymentMethodSetting.objects.create(
+        method="manual", min_amount=Decimal("10"), instructions="IBAN DE00 1234 5678 9012 3456 78"
+    )
+    customer_create(username="pia", email="pia@example.com", password="pia-Secret-2026")
+    django_user_model.objects.create_superuser("boss", "boss@example.com", "pw-boss-123")
+
+    page = new_page(viewport=PHONE)
+    login(page, "pia", "pia-Secret-2026")
+    page.goto("/funds/add/")
+    expect(page.get_by_text("IBAN DE00")).to_be_visible()
+    page.get_by_label("Amount (USD)").fill("5")
+    page.get_by_label("Transfer reference").fill("SEPA-2026-11")
+    page.get_by_role("button", name="Continue to payment").click()
+    expect(page.locator("#amount-error")).to_have_text(re.compile("smallest amount .* is 10.00"))
+    expect(page.get_by_label("Transfer reference")).to_have_value("SEPA-2026-11")
+    expect(page.get_by_label("Amount (USD)")).to_have_value("5")
+    _no_sideways_scroll(page)
+
+    page.get_by_label("Amount (USD)").fill("25")
+    page.get_by_role("button", name="Continue to payment").click()
+    expect(page.get_by_test_id("payment-status")).to_have_text("Waiting for payment")
+    expect(page.get_by_text("SEPA-2026-11")).to_be_visible()
+    _no_sideways_scroll(page)
+
+    admin = new_page()
+    login(admin, "boss", "pw-boss-123")
+    admin.goto("/admin/")
+    admin.get_by_role("link", name="Show these payments").first.click()
+    admin.get_by_role("link", name=re.compile(r"^\d+$")).first.click()
+    admin.get_by_role("link", name=re.compile("Approve")).click()
+    admin.get_by_role("button", name="Yes, approve and credit").click()
+    expect(admin.get_by_text("1 payments changed.")).to_be_visible()
+
+    page.reload()
+    expect(page.get_by_test_id("payment-status")).to_have_text("Paid")
+    expect(page.get_by_test_id("balance")).to_have_text("25.00 USD")
+    assert LedgerEntry.objects.filter(payment_ref__startswith="manual:").count() == 1
+    page.goto("/funds/add/")
+    expect(page.locator("table").get_by_text("Paid")).to_be_visible()
+    _no_sideways_scroll(page)

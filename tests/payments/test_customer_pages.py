@@ -1,0 +1,115 @@
+"""The customer's Add funds page and a payment's page: errors at the field with nothing typed
+lost, the recent payments, the cancel URL, no method configured, and one customer never sees
+or cancels another's payment."""
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import Payment, PaymentMethodSetting
+from accounts.payments import payment_reject_manual
+
+from .core_helpers import start_manual
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _manual_only(settings):
+    settings.PAYMENT_METHODS = ["manual"]
+
+
+def test_another_customers_payment_is_404_and_cannot_be_canceled(client, alice, bob):
+    payment = start_manual(alice)
+    client.force_login(bob)
+    url = reverse("payment_detail", args=[payment.public_id])
+    assert client.get(url).status_code == 404
+    assert client.get(url + "?canceled=1").status_code == 404
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING
+    client.force_login(alice)
+    page = client.get(url)
+    assert page.status_code == 200 and "TR-1" in page.content.decode()
+
+
+def test_the_cancel_url_cancels_a_waiting_payment_once(client, alice):
+    payment = start_manual(alice)
+    client.force_login(alice)
+    url = reverse("payment_detail", args=[payment.public_id]) + "?canceled=1"
+    html = client.get(url).content.decode()
+    assert "The payment was canceled; nothing was charged." in html
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.CANCELED
+    again = client.get(url).content.decode()
+    assert "The payment was canceled" not in again  # said once, not on each visit
+
+
+def test_a_paid_payment_is_not_canceled_by_the_cancel_url(client, alice, staff):
+    from accounts.payments import payment_approve_manual
+
+    payment = start_manual(alice)
+    payment_approve_manual(payment=payment, actor=staff)
+    client.force_login(alice)
+    client.get(reverse("payment_detail", args=[payment.public_id]) + "?canceled=1")
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PAID
+
+
+def test_errors_are_at_the_field_and_nothing_typed_is_lost(client, alice):
+    PaymentMethodSetting.objects.create(method="manual", min_amount=Decimal("10"))
+    client.force_login(alice)
+    url = reverse("funds_add")
+    below = client.post(url, {"method": "manual", "amount": "5", "reference": "SEPA-123"})
+    assert below.status_code == 400
+    form = below.context["form"]
+    assert form.errors["amount"] == [
+        "The smallest amount for Bank transfer (confirmed by staff) is 10.00 USD."
+    ]
+    html = below.content.decode()
+    assert 'value="SEPA-123"' in html and 'value="5"' in html
+    assert 'aria-describedby="amount-error"' in html
+    both = client.post(url, {"method": "manual", "amount": "5", "reference": ""})
+    assert sorted(both.context["form"].errors) == ["amount", "reference"]  # both at once
+    no_ref = client.post(url, {"method": "manual", "amount": "25.50", "reference": ""})
+    assert list(no_ref.context["form"].errors) == ["reference"]
+    assert 'value="25.50"' in no_ref.content.decode()
+    assert 'aria-describedby="reference-error"' in no_ref.content.decode()
+    bad = client.post(url, {"method": "manual", "amount": "1.234", "reference": "X"})
+    assert bad.context["form"].errors["amount"] == ["Use at most 2 decimals."]
+    assert not Payment.objects.exists()
+
+
+def test_a_switched_off_method_is_refused_at_the_method(client, alice):
+    client.force_login(alice)
+    PaymentMethodSetting.objects.create(method="manual", is_enabled=False)
+    page = client.post(reverse("funds_add"), {"method": "manual", "amount": "20", "reference": "X"})
+    assert "No payment method is set up yet" in page.content.decode()
+    assert not Payment.objects.exists()
+
+
+def test_no_method_configured_says_so(client, alice, settings):
+    settings.PAYMENT_METHODS = []
+    client.force_login(alice)
+    html = client.get(reverse("funds_add")).content.decode()
+    assert "No payment method is set up yet" in html
+    assert '<form method="post" class="card' not in html
+
+
+def test_the_recent_payments_are_the_customers_own_with_the_methods_name(client, alice, bob):
+    mine = start_manual(alice, "20.00", "MINE")
+    start_manual(bob, "30.00", "THEIRS")
+    client.force_login(alice)
+    html = client.get(reverse("funds_add")).content.decode()
+    assert reverse("payment_detail", args=[mine.public_id]) in html
+    assert "30.00" not in html.split("Your latest payments", 1)[1]
+    assert '<div class="small text-body-secondary">Bank transfer (confirmed by staff)</div>' in html
+
+
+def test_a_rejected_transfer_says_so_without_the_staff_members_name(client, alice, staff):
+    payment = start_manual(alice, reference="REF-77")
+    payment_reject_manual(payment=payment, actor=staff, reason="No money on the account")
+    client.force_login(alice)
+    html = client.get(reverse("payment_detail", args=[payment.public_id])).content.decode()
+    assert "Staff could not confirm your transfer" in html and "REF-77" in html
+    assert "staff:" not in html.lower() and "Rejected by" not in html
