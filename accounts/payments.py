@@ -434,13 +434,24 @@ def _alert_staff(payment: Payment, text: str) -> None:
     transaction.on_commit(send)
 
 
+# The statuses a status read may still change: not paid yet.
+REFRESHABLE = (
+    Payment.Status.CREATED,
+    Payment.Status.PENDING,
+    Payment.Status.FAILED,
+    Payment.Status.EXPIRED,
+    Payment.Status.CANCELED,
+)
+
+
 def payment_refresh(
     *, payment: Payment, source: str = PaymentCallback.Source.POLL
 ) -> Applied | None:
     """Read the payment's status at its gateway and apply it (a missed webhook). None when the
-    gateway has no such read. Raises GatewayError."""
+    gateway has no such read, or the payment was already paid: a read of a paid, disputed or
+    refunded payment would only repeat a stale "paid". Raises GatewayError."""
     gateway = gateway_for(payment.method)
-    if gateway is None or not payment.gateway_id:
+    if gateway is None or not payment.gateway_id or payment.status not in REFRESHABLE:
         return None
     report = gateway.fetch(gateway_id=payment.gateway_id)
     if report is None:
