@@ -286,6 +286,14 @@ def _decide(payment: Payment | None, report: Report, *, actor: User | None) -> A
         return Applied(refused, "The reference does not match the payment's.", payment)
     if report.status == payment.status:
         return Applied(PaymentCallback.Outcome.DUPLICATE, f"Already {payment.status}.", payment)
+    if report.status == Payment.Status.PAID and payment.paid_at is not None and actor is None:
+        # Credited once already: a gateway's "paid" now is a late or repeated delivery, and
+        # must not close a dispute (staff do).
+        return Applied(
+            PaymentCallback.Outcome.IGNORED,
+            f"Already credited; a {payment.status} payment stays so until staff decide.",
+            payment,
+        )
     if report.status not in Payment.TRANSITIONS[payment.status]:
         return Applied(
             PaymentCallback.Outcome.IGNORED,

@@ -2,13 +2,14 @@
 disputed, whatever stale "paid" word about it comes later (a status read, or a late or
 redelivered webhook); only staff close a dispute."""
 
+import json
 from decimal import Decimal
 
 import pytest
 
 from accounts.fake_gateways.stripe import sign
 from accounts.gateways.base import Report
-from accounts.models import Payment
+from accounts.models import Payment, PaymentCallback
 from accounts.payments import payment_refresh, payment_report_apply
 from accounts.selectors import ledger_find_mismatches
 from tests.payments.test_stripe import deposits, fake, paid_delivery, post_signed  # noqa: F401
@@ -42,3 +43,23 @@ def test_a_status_read_does_not_move_a_disputed_payment_back_to_paid(
     assert payment.needs_attention
     assert deposits(alice) == [Decimal("25.00000")]
     assert not ledger_find_mismatches()
+
+
+@pytest.mark.django_db
+def test_a_late_paid_webhook_does_not_move_a_disputed_payment_back_to_paid(
+    paid_delivery,  # noqa: F811
+    client,
+    alice,
+    settings,
+):
+    payment, body = _paid_then_disputed(client, paid_delivery, settings)
+    # Stripe redelivers the checkout.session.completed (a resend, or out of order).
+    event = json.loads(body)
+    event["id"] = "evt_resent"
+    body = json.dumps(event).encode()
+    assert post_signed(client, body, sign(body, settings.STRIPE_WEBHOOK_SECRET)).status_code == 200
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.DISPUTED
+    last = PaymentCallback.objects.order_by("-id").first()
+    assert last.outcome == "ignored"
+    assert deposits(alice) == [Decimal("25.00000")]
