@@ -240,7 +240,7 @@ def payment_report_apply(
             .filter(method=method, gateway_id=report.gateway_id)
             .first()
         )
-        applied = _decide(payment, report, actor=actor)
+        applied = _decide(payment, report, actor=actor, source=source)
         if (
             report.attention
             and payment is not None
@@ -278,7 +278,7 @@ def payment_refusal_record(
     )
 
 
-def _decide(payment: Payment | None, report: Report, *, actor: User | None) -> Applied:
+def _decide(payment: Payment | None, report: Report, *, actor: User | None, source: str) -> Applied:
     refused = PaymentCallback.Outcome.REFUSED
     if payment is None:
         return Applied(refused, "No payment of this method has that gateway id.", None)
@@ -301,7 +301,7 @@ def _decide(payment: Payment | None, report: Report, *, actor: User | None) -> A
             payment,
         )
     if report.status == Payment.Status.PAID:
-        mismatch = _amount_mismatch(payment, report)
+        mismatch = _amount_mismatch(payment, report, source=source)
         if mismatch:
             _flag(payment, mismatch)
             return Applied(refused, mismatch, payment)
@@ -311,11 +311,14 @@ def _decide(payment: Payment | None, report: Report, *, actor: User | None) -> A
     return Applied(PaymentCallback.Outcome.APPLIED, f"Now {report.status}.", payment)
 
 
-def _amount_mismatch(payment: Payment, report: Report) -> str:
-    """Why a report of "paid" does not match what was asked, or "" when it does. A gateway
-    that reports no amount (a staff confirmation) is taken at the payment's amount."""
+def _amount_mismatch(payment: Payment, report: Report, *, source: str) -> str:
+    """Why a report of "paid" does not match what was asked, or "" when it does. A staff
+    confirmation, which reports no amount, is taken at the payment's amount; a gateway must
+    say what was paid."""
     if report.amount is None:
-        return ""
+        if source == PaymentCallback.Source.STAFF:
+            return ""
+        return "The gateway reported it paid without saying the amount."
     if report.currency.upper() != payment.currency.upper():
         return f"Paid in {report.currency or '?'}, asked in {payment.currency}."
     if report.amount < payment.total:
