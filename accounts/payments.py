@@ -258,7 +258,7 @@ def payment_report_apply(
             .filter(method=method, gateway_id=report.gateway_id)
             .first()
         )
-        applied = _decide(payment, report, actor=actor)
+        applied = _decide(payment, report, actor=actor, source=source)
         if (
             report.attention
             and payment is not None
@@ -296,7 +296,7 @@ def payment_refusal_record(
     )
 
 
-def _decide(payment: Payment | None, report: Report, *, actor: User | None) -> Applied:
+def _decide(payment: Payment | None, report: Report, *, actor: User | None, source: str) -> Applied:
     refused = PaymentCallback.Outcome.REFUSED
     if payment is None:
         return Applied(refused, "No payment of this method has that gateway id.", None)
@@ -304,6 +304,14 @@ def _decide(payment: Payment | None, report: Report, *, actor: User | None) -> A
         return Applied(refused, "The reference does not match the payment's.", payment)
     if report.status == payment.status:
         return Applied(PaymentCallback.Outcome.DUPLICATE, f"Already {payment.status}.", payment)
+    if report.status == Payment.Status.PAID and payment.paid_at is not None and actor is None:
+        # Credited once already: a gateway's "paid" now is a late or repeated delivery, and
+        # must not close a dispute (staff do).
+        return Applied(
+            PaymentCallback.Outcome.IGNORED,
+            f"Already credited; a {payment.status} payment stays so until staff decide.",
+            payment,
+        )
     if report.status not in Payment.TRANSITIONS[payment.status]:
         return Applied(
             PaymentCallback.Outcome.IGNORED,
@@ -311,7 +319,7 @@ def _decide(payment: Payment | None, report: Report, *, actor: User | None) -> A
             payment,
         )
     if report.status == Payment.Status.PAID:
-        mismatch = _amount_mismatch(payment, report)
+        mismatch = _amount_mismatch(payment, report, source=source)
         if mismatch:
             _flag(payment, mismatch)
             return Applied(refused, mismatch, payment)
@@ -321,11 +329,14 @@ def _decide(payment: Payment | None, report: Report, *, actor: User | None) -> A
     return Applied(PaymentCallback.Outcome.APPLIED, f"Now {report.status}.", payment)
 
 
-def _amount_mismatch(payment: Payment, report: Report) -> str:
-    """Why a report of "paid" does not match what was asked, or "" when it does. A gateway
-    that reports no amount (a staff confirmation) is taken at the payment's amount."""
+def _amount_mismatch(payment: Payment, report: Report, *, source: str) -> str:
+    """Why a report of "paid" does not match what was asked, or "" when it does. A staff
+    confirmation, which reports no amount, is taken at the payment's amount; a gateway must
+    say what was paid."""
     if report.amount is None:
-        return ""
+        if source == PaymentCallback.Source.STAFF:
+            return ""
+        return "The gateway reported it paid without saying the amount."
     if report.currency.upper() != payment.currency.upper():
         return f"Paid in {report.currency or '?'}, asked in {payment.currency}."
     if report.amount < payment.total:
@@ -453,13 +464,24 @@ def _alert_staff(payment: Payment, text: str) -> None:
     transaction.on_commit(send)
 
 
+# The statuses a status read may still change: not paid yet.
+REFRESHABLE = (
+    Payment.Status.CREATED,
+    Payment.Status.PENDING,
+    Payment.Status.FAILED,
+    Payment.Status.EXPIRED,
+    Payment.Status.CANCELED,
+)
+
+
 def payment_refresh(
     *, payment: Payment, source: str = PaymentCallback.Source.POLL
 ) -> Applied | None:
     """Read the payment's status at its gateway and apply it (a missed webhook). None when the
-    gateway has no such read. Raises GatewayError."""
+    gateway has no such read, or the payment was already paid: a read of a paid, disputed or
+    refunded payment would only repeat a stale "paid". Raises GatewayError."""
     gateway = gateway_for(payment.method)
-    if gateway is None or not payment.gateway_id:
+    if gateway is None or not payment.gateway_id or payment.status not in REFRESHABLE:
         return None
     report = gateway.fetch(gateway_id=payment.gateway_id)
     if report is None:

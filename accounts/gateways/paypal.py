@@ -175,7 +175,11 @@ class PayPalGateway(Gateway):
         data = _json(answer)
         if not data.get("access_token"):
             raise PayPalError("PayPal answered no access token.", status=answer.status_code)
-        return str(data["access_token"]), float(data.get("expires_in", 0))
+        try:
+            lifetime = float(data.get("expires_in", 0))
+        except (TypeError, ValueError):
+            raise PayPalError("PayPal answered a token with no valid lifetime.") from None
+        return str(data["access_token"]), lifetime
 
     def _call(
         self, method: str, path: str, *, body: Any = None, request_id: str = "", raw: bytes = b""
