@@ -40,6 +40,7 @@ class LedgerGateway(Gateway):
     name = "Double"
     STATE: dict[str, object] = {}
     READS: list[str] = []
+    ASKED: dict[str, tuple[Decimal, str]] = {}  # what each checkout asked: a paid read says it
 
     @classmethod
     def from_settings(cls) -> Self | None:
@@ -48,6 +49,7 @@ class LedgerGateway(Gateway):
     def start(self, request: PaymentRequest) -> Checkout:
         gateway_id = f"dbl-{request.reference}"
         self.STATE[gateway_id] = "pending"
+        self.ASKED[gateway_id] = (request.amount, request.currency)
         return Checkout(gateway_id=gateway_id, redirect_url="http://testserver/pay")
 
     def parse_webhook(self, *, body: bytes, headers: Mapping[str, str]) -> Report | None:
@@ -58,7 +60,8 @@ class LedgerGateway(Gateway):
         said = self.STATE.get(gateway_id, "pending")
         if isinstance(said, Exception):
             raise said
-        return Report(gateway_id=gateway_id, status=str(said))
+        amount, currency = self.ASKED.get(gateway_id, (None, ""))
+        return Report(gateway_id=gateway_id, status=str(said), amount=amount, currency=currency)
 
 
 def double_gateway_error() -> GatewayError:

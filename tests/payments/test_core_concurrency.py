@@ -57,7 +57,13 @@ def test_ten_concurrent_paid_reports_credit_once(waiting, alice):
 
 
 def test_approval_racing_a_gateway_report_credits_once(waiting, alice, staff):
-    report = Report(gateway_id=waiting.gateway_id, status="paid", event_id="evt_race")
+    report = Report(
+        gateway_id=waiting.gateway_id,
+        status="paid",
+        amount=waiting.total,
+        currency=waiting.currency,
+        event_id="evt_race",
+    )
 
     def work(i: int):
         if i % 2:

@@ -202,7 +202,13 @@ def test_callbacks_are_listed_read_only_with_filters(staff_client, alice):
     payment = start_manual(alice)
     payment_report_apply(
         method="manual",
-        report=Report(gateway_id=payment.gateway_id, status="paid", event_id="evt_42"),
+        report=Report(
+            gateway_id=payment.gateway_id,
+            status="paid",
+            amount=payment.total,
+            currency=payment.currency,
+            event_id="evt_42",
+        ),
         source="webhook",
     )
     payment_report_apply(

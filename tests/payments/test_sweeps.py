@@ -28,6 +28,7 @@ def double(monkeypatch, settings):
     settings.PAYMENT_METHODS = ["manual", "double"]
     LedgerGateway.STATE.clear()
     LedgerGateway.READS.clear()
+    LedgerGateway.ASKED.clear()
     return LedgerGateway
 
 
@@ -67,6 +68,7 @@ def test_the_expire_sweep_expires_only_waiting_payments_past_their_expiry(alice,
 def test_the_reconcile_sweep_credits_a_missed_webhook_and_skips_the_rest(alice, caplog):
     missed = _waiting(alice, "missed", age=20 * MINUTE)
     LedgerGateway.STATE["missed"] = "paid"
+    LedgerGateway.ASKED["missed"] = (missed.total, missed.currency)
     _waiting(alice, "too-young", age=2 * MINUTE)
     _waiting(alice, "expired", age=20 * MINUTE, expires_in=-MINUTE)
     failing = _waiting(alice, "failing", age=30 * MINUTE)
