@@ -476,6 +476,24 @@ def payment_expire_stale(*, now: Any = None) -> int:
     return stale.exclude(method="manual").update(status=Payment.Status.EXPIRED, updated_at=now)
 
 
+def payment_cancel_by_customer(*, payment: Payment, user: User) -> Applied:
+    """The customer cancels their own waiting payment (the Cancel button, a POST): recorded
+    like any report (source return), so a gateway that later says paid still credits it
+    (canceled → paid), and a waiting manual transfer leaves staff's queue."""
+    if payment.user_id != user.pk or not payment.gateway_id:
+        raise PaymentError("This payment cannot be canceled here.")
+    report = Report(
+        gateway_id=payment.gateway_id,
+        status=Payment.Status.CANCELED,
+        reference=str(payment.public_id),
+        event_id=f"cancel:{user.pk}",
+        payload={"action": "cancel", "by": user.username},
+    )
+    return payment_report_apply(
+        method=payment.method, report=report, source=PaymentCallback.Source.RETURN
+    )
+
+
 # --- Staff decisions ---------------------------------------------------------------------------
 
 
@@ -640,6 +658,7 @@ __all__ = [
     "parse_deposit_amount",
     "payment_approve_manual",
     "payment_attention_handle",
+    "payment_cancel_by_customer",
     "payment_expire_stale",
     "payment_limits_check",
     "payment_method_offer",

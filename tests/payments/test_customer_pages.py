@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from accounts.models import Payment, PaymentMethodSetting
+from accounts.models import Payment, PaymentCallback, PaymentMethodSetting
 from accounts.payments import payment_reject_manual
 
 from .core_helpers import start_manual
@@ -33,16 +33,61 @@ def test_another_customers_payment_is_404_and_cannot_be_canceled(client, alice, 
     assert page.status_code == 200 and "TR-1" in page.content.decode()
 
 
-def test_the_cancel_url_cancels_a_waiting_payment_once(client, alice):
+def test_the_cancel_url_changes_nothing_and_only_says_so(client, alice):
     payment = start_manual(alice)
     client.force_login(alice)
     url = reverse("payment_detail", args=[payment.public_id]) + "?canceled=1"
     html = client.get(url).content.decode()
-    assert "The payment was canceled; nothing was charged." in html
+    assert "You left the checkout. If you paid, this page shows it" in html
+    assert "nothing was charged" not in html.lower()
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING
+    assert not PaymentCallback.objects.filter(payment=payment).exists()
+
+
+def test_the_customer_cancels_a_waiting_payment_by_post_recorded(client, alice):
+    payment = start_manual(alice)
+    client.force_login(alice)
+    page = reverse("payment_detail", args=[payment.public_id])
+    assert 'action="' + reverse("payment_cancel", args=[payment.public_id]) in (
+        client.get(page).content.decode()
+    )
+    cancel = reverse("payment_cancel", args=[payment.public_id])
+    assert client.get(cancel).status_code == 405  # a GET changes nothing
+    answer = client.post(cancel, follow=True)
+    assert "You canceled this payment." in answer.content.decode()
     payment.refresh_from_db()
     assert payment.status == Payment.Status.CANCELED
-    again = client.get(url).content.decode()
-    assert "The payment was canceled" not in again  # said once, not on each visit
+    record = PaymentCallback.objects.get(payment=payment)
+    assert record.source == PaymentCallback.Source.RETURN
+    assert record.outcome == PaymentCallback.Outcome.APPLIED
+    assert record.payload["action"] == "cancel" and record.payload["by"] == "alice"
+    again = client.post(cancel, follow=True).content.decode()
+    assert "You canceled this payment." not in again
+    assert PaymentCallback.objects.filter(payment=payment).count() == 2  # the repeat recorded
+
+
+def test_a_canceled_payment_paid_late_is_still_credited(client, alice, staff):
+    from accounts.payments import payment_approve_manual
+
+    before = alice.balance
+    payment = start_manual(alice)
+    client.force_login(alice)
+    client.post(reverse("payment_cancel", args=[payment.public_id]))
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.CANCELED
+    payment_approve_manual(payment=payment, actor=staff)
+    payment.refresh_from_db()
+    alice.refresh_from_db()
+    assert payment.status == Payment.Status.PAID and alice.balance == before + Decimal("20.00")
+
+
+def test_another_customer_cannot_cancel_by_post(client, alice, bob):
+    payment = start_manual(alice)
+    client.force_login(bob)
+    assert client.post(reverse("payment_cancel", args=[payment.public_id])).status_code == 404
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING
 
 
 def test_a_paid_payment_is_not_canceled_by_the_cancel_url(client, alice, staff):
@@ -52,6 +97,7 @@ def test_a_paid_payment_is_not_canceled_by_the_cancel_url(client, alice, staff):
     payment_approve_manual(payment=payment, actor=staff)
     client.force_login(alice)
     client.get(reverse("payment_detail", args=[payment.public_id]) + "?canceled=1")
+    client.post(reverse("payment_cancel", args=[payment.public_id]))
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PAID
 
