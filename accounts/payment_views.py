@@ -4,6 +4,7 @@ and the gateways' webhooks (docs/payments.md)."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -145,9 +146,24 @@ def payment_detail(request: AuthenticatedHttpRequest, public_id: UUID) -> HttpRe
         payment.refresh_from_db()
     offer = payment_method_offer(payment.method)
     method_name = offer.name if offer else METHOD_WORDS.get(payment.method, payment.method)
-    return render(
-        request, "accounts/payment_detail.html", {"payment": payment, "method_name": method_name}
-    )
+    context = {"payment": payment, "method_name": method_name, "received": _received(payment)}
+    return render(request, "accounts/payment_detail.html", context)
+
+
+def _received(payment: Payment) -> dict[str, Any] | None:
+    """What the gateway says it received when that is not what was asked: "short" (underpaid
+    or another currency, not credited) or "over" (credited, with an extra for staff)."""
+    if payment.charged_amount is None:
+        return None
+    same = payment.charged_currency.upper() == payment.currency.upper()
+    if payment.status == Payment.Status.PAID:
+        if same and payment.charged_amount > payment.total:
+            return {"kind": "over", "extra": payment.charged_amount - payment.total}
+        return None
+    open_or_failed = payment.status == Payment.Status.FAILED or payment.needs_attention
+    if open_or_failed and (not same or payment.charged_amount < payment.total):
+        return {"kind": "short"}
+    return None
 
 
 @login_required

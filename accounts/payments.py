@@ -313,11 +313,11 @@ def _decide(payment: Payment | None, report: Report, *, actor: User | None) -> A
     if report.status == Payment.Status.PAID:
         mismatch = _amount_mismatch(payment, report)
         if mismatch:
-            _flag(payment, mismatch)
+            _flag(payment, mismatch, report)
             return Applied(refused, mismatch, payment)
         _settle_paid(payment, report, actor=actor)
     else:
-        _move(payment, report.status, actor=actor)
+        _move(payment, report.status, actor=actor, received=report)
     return Applied(PaymentCallback.Outcome.APPLIED, f"Now {report.status}.", payment)
 
 
@@ -333,10 +333,13 @@ def _amount_mismatch(payment: Payment, report: Report) -> str:
     return ""
 
 
-def _move(payment: Payment, status: str, *, actor: User | None) -> None:
+def _move(payment: Payment, status: str, *, actor: User | None, received: Report) -> None:
     payment.status = status
     payment.updated_at = timezone.now()
     fields = ["status", "updated_at"]
+    if status == Payment.Status.FAILED and received.amount is not None:  # e.g. underpaid
+        payment.charged_amount, payment.charged_currency = received.amount, received.currency
+        fields += ["charged_amount", "charged_currency"]
     if actor is not None:
         payment.reviewed_by = actor
         fields.append("reviewed_by")
@@ -357,6 +360,8 @@ def _settle_paid(payment: Payment, report: Report, *, actor: User | None) -> Non
                 f"Paid {report.amount} {report.currency}, more than the {payment.total} asked; "
                 f"{payment.amount} credited."
             )
+            payment.needs_attention = True  # staff settle the extra (the customer is told so)
+            _alert_staff(payment, f"Payment #{payment.pk}: {payment.note}")
     payment.paid_at = payment.paid_at or timezone.now()
     if not was_paid_before:
         _credit(payment)
@@ -419,9 +424,16 @@ def deposit_bonus_rule_for(*, method: str, amount: Decimal) -> DepositBonusRule 
     )
 
 
-def _flag(payment: Payment, reason: str) -> None:
+def _flag(payment: Payment, reason: str, report: Report) -> None:
+    """A "paid" that does not match: kept for staff with what the gateway says it received (the
+    customer's page shows it)."""
+    payment.charged_amount, payment.charged_currency = report.amount, report.currency[:16]
     Payment.objects.filter(pk=payment.pk).update(
-        needs_attention=True, note=reason[:2000], updated_at=timezone.now()
+        needs_attention=True,
+        note=reason[:2000],
+        charged_amount=report.amount,
+        charged_currency=report.currency[:16],
+        updated_at=timezone.now(),
     )
     _alert_staff(payment, f"Payment #{payment.pk} was not credited: {reason}")
 

@@ -159,3 +159,58 @@ def test_a_rejected_transfer_says_so_without_the_staff_members_name(client, alic
     html = client.get(reverse("payment_detail", args=[payment.public_id])).content.decode()
     assert "Staff could not confirm your transfer" in html and "REF-77" in html
     assert "staff:" not in html.lower() and "Rejected by" not in html
+
+
+def _report(payment, status, amount, attention=""):
+    from accounts.gateways.base import Report
+    from accounts.payments import payment_report_apply
+
+    report = Report(
+        gateway_id=payment.gateway_id,
+        status=status,
+        amount=Decimal(amount),
+        currency=payment.currency,
+        reference=str(payment.public_id),
+        event_id=f"e-{status}-{amount}",
+        attention=attention,
+    )
+    return payment_report_apply(method=payment.method, report=report, source="webhook")
+
+
+def _page(client, user, payment):
+    client.force_login(user)
+    return client.get(reverse("payment_detail", args=[payment.public_id])).content.decode()
+
+
+STAFF_WORDS = "credit what arrived by a balance adjustment"
+
+
+def test_an_underpaid_failed_payment_says_what_was_received_not_nothing_charged(client, alice):
+    payment = start_manual(alice)
+    _report(payment, "failed", "8.00", attention=f"Underpaid: ... {STAFF_WORDS}")
+    html = _page(client, alice, payment)
+    assert f"We received 8.00 {payment.currency} of the 20.00 {payment.currency} asked" in html
+    assert "staff have been told and will credit or refund it" in html.lower()
+    assert "Nothing was charged" not in html and "Staff could not confirm" not in html
+    assert STAFF_WORDS not in html
+
+
+def test_a_paid_report_below_the_total_is_shown_as_received_short(client, alice):
+    payment = start_manual(alice)
+    _report(payment, "paid", "15.00")
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PENDING and payment.needs_attention
+    html = _page(client, alice, payment)
+    assert f"We received 15.00 {payment.currency} of the 20.00" in html
+    assert "Cancel this payment" not in html
+
+
+def test_an_overpaid_payment_says_the_extra_was_received(client, alice):
+    payment = start_manual(alice)
+    _report(payment, "paid", "25.00")
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PAID and payment.needs_attention
+    html = _page(client, alice, payment)
+    assert "were added to your balance" in html
+    assert f"5.00 {payment.currency} more than the 20.00 {payment.currency} asked" in html
+    assert "staff have been told and will settle it" in html
