@@ -14,9 +14,10 @@ confirmation of one payment make one deposit.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -47,6 +48,7 @@ from accounts.models import (
 from accounts.ratelimit import rate_limit_hit
 from accounts.selectors import payment_list_due_for_reconcile
 from accounts.services import balance_credit
+from catalog.pricing import money_text
 
 log = logging.getLogger(__name__)
 
@@ -109,28 +111,38 @@ def payment_method_offer(code: str) -> MethodOffer | None:
     return next((o for o in payment_methods_offered() if o.code == code), None)
 
 
+AMOUNT_FORMAT = "Use digits and one decimal point, e.g. 25 or 25.50."
+# Digits, then one decimal mark (a point, or a comma as many keyboards type it) and decimals. A
+# thousands separator ("1,000", "1.000,50", "1 000") or an exponent ("1e3") is refused rather
+# than guessed: "1,000" is a thousand to some and one to others.
+_AMOUNT = re.compile(r"-?\d+(?:([.,])(\d+))?")
+
+
 def parse_deposit_amount(raw: object) -> Decimal:
-    """A deposit amount as a customer types it: a positive number of at most 2 decimals."""
-    try:
-        amount = Decimal(str(raw).strip().replace(",", "."))
-    except InvalidOperation:
-        raise PaymentError("Enter an amount, e.g. 25 or 25.50.") from None
-    if not amount.is_finite() or amount <= 0:
-        raise PaymentError("Enter an amount above zero.")
-    if amount != amount.quantize(CENT):
-        raise PaymentError("Use at most 2 decimals.")
-    return amount.quantize(CENT)
+    """A deposit amount as a customer types it: "25", "25.50" or "25,50", at most 2 decimals.
+    Zero or a negative amount is returned: the method's limits refuse it with their message."""
+    text = str(raw).strip()
+    if not text:
+        raise PaymentError("Enter an amount, e.g. 25 or 25.50.")
+    match = _AMOUNT.fullmatch(text)
+    if match is None:
+        raise PaymentError(AMOUNT_FORMAT)
+    mark, decimals = match.group(1), match.group(2) or ""
+    if len(decimals) > 2:  # "1,000" reads as a thousands separator; "1.234" as 3 decimals
+        raise PaymentError(AMOUNT_FORMAT if mark == "," else "Use at most 2 decimals.")
+    return Decimal(text.replace(",", ".")).quantize(CENT)
 
 
 def _check_limits(offer: MethodOffer, amount: Decimal) -> None:
     currency = settings.PANEL_CURRENCY
-    if amount < offer.min_amount:
+    if amount < offer.min_amount or amount <= 0:
+        smallest = max(offer.min_amount, CENT)
         raise PaymentError(
-            f"The smallest amount for {offer.name} is {offer.min_amount:.2f} {currency}."
+            f"The smallest amount for {offer.name} is {money_text(smallest)} {currency}."
         )
     if amount > offer.max_amount:
         raise PaymentError(
-            f"The largest amount for {offer.name} is {offer.max_amount:.2f} {currency}."
+            f"The largest amount for {offer.name} is {money_text(offer.max_amount)} {currency}."
         )
 
 

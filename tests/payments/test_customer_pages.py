@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
 from accounts.models import Payment, PaymentCallback, PaymentMethodSetting
 from accounts.payments import payment_reject_manual
@@ -214,3 +215,57 @@ def test_an_overpaid_payment_says_the_extra_was_received(client, alice):
     assert "were added to your balance" in html
     assert f"5.00 {payment.currency} more than the 20.00 {payment.currency} asked" in html
     assert "staff have been told and will settle it" in html
+
+
+@pytest.mark.parametrize(("typed", "amount"), [("1,5", "1.50"), ("1.5", "1.50"), (" 25 ", "25.00")])
+def test_amounts_typed_with_a_comma_or_a_point_are_read_as_decimals(typed, amount):
+    from accounts.payments import parse_deposit_amount
+
+    assert parse_deposit_amount(typed) == Decimal(amount)
+
+
+FORMAT = "Use digits and one decimal point, e.g. 25 or 25.50"
+
+
+@pytest.mark.parametrize("typed", ["1,000", "1.000,50", "1 000", "1e3", "1'000", "abc", "1..5"])
+def test_thousand_separators_and_exponents_are_refused_at_the_field(client, alice, typed):
+    PaymentMethodSetting.objects.create(method="manual", min_amount=Decimal("1"))
+    client.force_login(alice)
+    page = client.post(
+        reverse("funds_add"), {"method": "manual", "amount": typed, "reference": "R-9"}
+    )
+    assert page.status_code == 400
+    assert [e.startswith(FORMAT) for e in page.context["form"].errors["amount"]] == [True]
+    html = page.content.decode()
+    assert f'value="{escape(typed)}"' in html and 'value="R-9"' in html
+    assert not Payment.objects.exists()
+
+
+def test_the_amount_input_is_text_with_a_decimal_keyboard(client, alice):
+    client.force_login(alice)
+    html = client.get(reverse("funds_add")).content.decode()
+    amount = html.split('name="amount"', 1)[0].rsplit("<input", 1)[1]
+    assert 'type="text"' in amount and 'inputmode="decimal"' in amount
+    assert 'type="number"' not in amount
+
+
+@pytest.mark.parametrize("typed", ["0", "-5", "0.00"])
+def test_zero_and_negative_amounts_get_the_limits_message(client, alice, typed):
+    PaymentMethodSetting.objects.create(method="manual", min_amount=Decimal("1000"))
+    client.force_login(alice)
+    page = client.post(
+        reverse("funds_add"), {"method": "manual", "amount": typed, "reference": "R"}
+    )
+    assert page.context["form"].errors["amount"] == [
+        "The smallest amount for Bank transfer (confirmed by staff) is 1,000.00 USD."
+    ]
+    assert "From 1,000.00 to" in page.content.decode()  # the page formats it the same way
+
+
+def test_no_method_chosen_says_choose_one(client, alice, settings):
+    settings.PAYMENT_METHODS = ["manual", "stripe"]
+    settings.STRIPE_SECRET_KEY = "sk_test_x"
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_x"
+    client.force_login(alice)
+    page = client.post(reverse("funds_add"), {"amount": "20", "reference": "R"})
+    assert page.context["form"].errors["method"] == ["Choose a payment method."]
