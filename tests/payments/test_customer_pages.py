@@ -269,3 +269,12 @@ def test_no_method_chosen_says_choose_one(client, alice, settings):
     client.force_login(alice)
     page = client.post(reverse("funds_add"), {"amount": "20", "reference": "R"})
     assert page.context["form"].errors["method"] == ["Choose a payment method."]
+
+
+def test_a_method_with_a_fee_says_so_without_javascript(client, alice):
+    PaymentMethodSetting.objects.create(method="manual", fee_percent=Decimal("3"))
+    client.force_login(alice)
+    html = client.get(reverse("funds_add")).content.decode()
+    help_text = html.split('id="method-manual-help">', 1)[1].split("</div>", 1)[0]
+    assert "fee 3 % on top" in help_text
+    assert 'data-fee-percent="3"' in html and "<script>" not in html
