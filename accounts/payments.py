@@ -167,10 +167,15 @@ def payment_start(
     if offer is None:
         raise PaymentError("That payment method is not available.")
     _check_limits(offer, amount)
-    if rate_limit_hit(
+    wait = rate_limit_hit(
         key=f"payment-start:{user.pk}", limit=settings.PAYMENT_STARTS_PER_HOUR, period=3600
-    ):
-        raise PaymentError("Too many payments started in the last hour; try again later.")
+    )
+    if wait:
+        minutes = max(1, -(-wait // 60))  # rounded up: never "try again in 0 minutes"
+        raise PaymentError(
+            f"Too many payments started in the last hour; try again in {minutes} "
+            f"minute{'s' if minutes != 1 else ''}."
+        )
     payment = Payment.objects.create(
         user=user,
         method=method,

@@ -278,3 +278,20 @@ def test_a_method_with_a_fee_says_so_without_javascript(client, alice):
     help_text = html.split('id="method-manual-help">', 1)[1].split("</div>", 1)[0]
     assert "fee 3 % on top" in help_text
     assert 'data-fee-percent="3"' in html and "<script>" not in html
+
+
+def test_the_start_limit_says_when_to_try_again(client, alice, settings):
+    from django.core.cache import cache
+
+    cache.delete(f"payment-start:{alice.pk}")
+    settings.PAYMENT_STARTS_PER_HOUR = 1
+    client.force_login(alice)
+    url = reverse("funds_add")
+    first = client.post(url, {"method": "manual", "amount": "20", "reference": "A"})
+    assert first.status_code == 302
+    second = client.post(url, {"method": "manual", "amount": "20", "reference": "B"})
+    errors = second.context["form"].non_field_errors() + second.context["form"].errors.get(
+        "amount", []
+    )
+    assert errors == ["Too many payments started in the last hour; try again in 60 minutes."]
+    cache.delete(f"payment-start:{alice.pk}")
