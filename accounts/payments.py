@@ -183,7 +183,10 @@ def payment_start(
         fee=offer.fee_for(amount),
         currency=settings.PANEL_CURRENCY,
         customer_reference=customer_reference,
-        expires_at=timezone.now() + timedelta(hours=settings.PAYMENT_EXPIRE_HOURS),
+        # A bank transfer may take days: a manual transfer waits for staff and never expires.
+        expires_at=None
+        if method == "manual"
+        else timezone.now() + timedelta(hours=settings.PAYMENT_EXPIRE_HOURS),
     )
     request = PaymentRequest(
         reference=str(payment.public_id),
