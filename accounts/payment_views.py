@@ -146,7 +146,12 @@ def payment_detail(request: AuthenticatedHttpRequest, public_id: UUID) -> HttpRe
         payment.refresh_from_db()
     offer = payment_method_offer(payment.method)
     method_name = offer.name if offer else METHOD_WORDS.get(payment.method, payment.method)
-    context = {"payment": payment, "method_name": method_name, "received": _received(payment)}
+    context = {
+        "payment": payment,
+        "method_name": method_name,
+        "received": _received(payment),
+        "instructions": offer.instructions if offer else "",
+    }
     return render(request, "accounts/payment_detail.html", context)
 
 

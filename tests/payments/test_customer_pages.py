@@ -295,3 +295,27 @@ def test_the_start_limit_says_when_to_try_again(client, alice, settings):
     )
     assert errors == ["Too many payments started in the last hour; try again in 60 minutes."]
     cache.delete(f"payment-start:{alice.pk}")
+
+
+NO_DETAILS = "Staff have not put the transfer details here yet"
+
+
+def test_manual_without_instructions_says_to_ask_for_the_details_first(client, alice):
+    client.force_login(alice)
+    html = client.get(reverse("funds_add")).content.decode()
+    assert NO_DETAILS in html
+    payment = start_manual(alice)
+    page = client.get(reverse("payment_detail", args=[payment.public_id])).content.decode()
+    assert NO_DETAILS in page
+
+
+def test_the_waiting_transfer_page_repeats_the_instructions(client, alice):
+    PaymentMethodSetting.objects.create(method="manual", instructions="IBAN DE00 1234\nBIC XYZ")
+    client.force_login(alice)
+    assert NO_DETAILS not in client.get(reverse("funds_add")).content.decode()
+    payment = start_manual(alice)
+    page = client.get(reverse("payment_detail", args=[payment.public_id])).content.decode()
+    assert "IBAN DE00 1234<br>BIC XYZ" in page and NO_DETAILS not in page
+    payment_reject_manual(payment=payment, actor=alice, reason="no")
+    page = client.get(reverse("payment_detail", args=[payment.public_id])).content.decode()
+    assert "IBAN DE00 1234" not in page  # only while it waits
