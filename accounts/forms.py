@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
 from accounts.models import MAX_ALLOWED_IPS, User, ip_allowlist_clean
+from accounts.payments import PaymentError, parse_deposit_amount
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
 
 
@@ -122,13 +123,18 @@ class DepositForm(forms.Form):
     """The Add funds form: a method among those offered, an amount in the panel currency and,
     for a manual transfer, its reference. The limits are checked by accounts.payments."""
 
-    method = forms.ChoiceField(widget=forms.RadioSelect)
-    amount = forms.DecimalField(
-        min_value=Decimal("0.01"),
-        max_digits=12,
-        decimal_places=2,
-        widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
-        error_messages={"max_decimal_places": "Use at most 2 decimals."},
+    method = forms.ChoiceField(
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": "Choose a payment method.",
+            "invalid_choice": "Choose a payment method.",
+        },
+    )
+    # Text, not type=number: a browser's number input turns "1,5" into 15 and takes "1,000".
+    amount = forms.CharField(
+        max_length=32,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+        error_messages={"required": "Enter an amount, e.g. 25 or 25.50."},
     )
     reference = forms.CharField(
         max_length=128,
@@ -145,6 +151,12 @@ class DepositForm(forms.Form):
         if len(methods) == 1:
             self.fields["method"].initial = methods[0][0]
         self.manual = manual
+
+    def clean_amount(self) -> Decimal:
+        try:
+            return parse_deposit_amount(self.cleaned_data["amount"])
+        except PaymentError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

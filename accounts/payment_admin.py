@@ -38,6 +38,7 @@ from accounts.payments import (
     payment_reject_manual,
 )
 from accounts.selectors import payment_attention_kind_get, payment_attention_kinds
+from catalog.pricing import money_text
 
 # "Check at the gateway" reads each selected payment over HTTP: a bounded selection.
 REFRESH_AT_MOST = 20
@@ -131,7 +132,7 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
         "amount",
         "bonus",
         "status",
-        "needs_attention",
+        "attention",
         "customer_reference",
         "gateway_id_short",
     )
@@ -236,6 +237,11 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
             rows,
         )
 
+    @admin.display(description="needs attention", ordering="needs_attention")
+    def attention(self, obj: Payment) -> str:
+        """A problem in words, not the admin's green tick."""
+        return "⚠ Check" if obj.needs_attention else "—"
+
     @admin.display(description="staff decision")
     def decision_links(self, obj: Payment) -> str:
         links = []
@@ -245,7 +251,7 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
                 format_html(
                     '<a class="button" href="{}">Approve (credit {} {})</a>',
                     url,
-                    obj.amount,
+                    money_text(obj.amount),
                     obj.currency,
                 )
             )
@@ -315,7 +321,8 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
             "action": f"{decision}_manual",
             "payments": payments,
             "waiting": waiting,
-            "total": sum((p.amount for p in waiting), Decimal(0)),
+            "total": money_text(sum((p.amount for p in waiting), Decimal(0))),
+            "currency": waiting[0].currency if waiting else "",
             "form": form,
             "changelist_url": reverse("admin:accounts_payment_changelist"),
         }
@@ -333,7 +340,7 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
         done, unchanged = 0, []
         for payment in queryset.select_related("user").order_by("id"):
             if not _decidable(payment, decision):
-                unchanged.append(f"#{payment.pk}: not a manual transfer that can be {decision}d")
+                unchanged.append(_not_decidable(payment, decision))
                 continue
             try:
                 applied = decide(payment)
@@ -342,14 +349,14 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
                 continue
             if applied.outcome == PaymentCallback.Outcome.APPLIED:
                 done += 1
+            elif decision == "approve" and applied.payment and applied.payment.status == "paid":
+                unchanged.append(_not_decidable(applied.payment, decision))
             else:
                 unchanged.append(f"#{payment.pk}: {applied.reason}")
         if done:
             self.message_user(request, f"{done} payments changed.", messages.SUCCESS)
         if unchanged:
-            self.message_user(
-                request, "Left as they were: " + "; ".join(unchanged), messages.WARNING
-            )
+            self.message_user(request, " ".join(unchanged), messages.WARNING)
 
     @admin.action(
         description="Check the selected payments at their gateway", permissions=["decide"]
@@ -498,3 +505,14 @@ class PaymentMethodSettingAdmin(AuditedAdminMixin, admin.ModelAdmin):
         "position",
     )
     audit_area = AdminAuditLog.Area.MONEY
+
+
+def _not_decidable(payment: Payment, decision: str) -> str:
+    """Why a selected payment was left as it was, in plain words."""
+    if payment.method != "manual":
+        return f"#{payment.pk} is not a manual transfer; nothing was changed."
+    if decision == "approve" and payment.status == Payment.Status.PAID:
+        return f"#{payment.pk} was already approved and credited; nothing was credited again."
+    if decision == "approve":
+        return f"#{payment.pk} is {payment.get_status_display().lower()}; it was not credited."
+    return f"#{payment.pk} is no longer waiting ({payment.get_status_display().lower()}); not rejected."

@@ -4,6 +4,7 @@ and the gateways' webhooks (docs/payments.md)."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -13,7 +14,6 @@ from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -28,6 +28,7 @@ from accounts.payments import (
     PaymentError,
     PaymentUrls,
     deposit_bonus_rules_active,
+    payment_cancel_by_customer,
     payment_limits_check,
     payment_method_offer,
     payment_methods_offered,
@@ -133,19 +134,59 @@ def payment_detail(request: AuthenticatedHttpRequest, public_id: UUID) -> HttpRe
     payment = get_object_or_404(Payment, public_id=public_id, user=request.user)
     gateway = gateway_for(payment.method)
     if request.GET.get("canceled") and payment.status in Payment.OPEN:
-        Payment.objects.filter(pk=payment.pk, status__in=Payment.OPEN).update(
-            status=Payment.Status.CANCELED, updated_at=timezone.now()
+        # The gateway's cancel link changes nothing (a GET; the customer may have paid and
+        # still followed it): the Cancel button below is the deliberate POST.
+        messages.info(
+            request,
+            "You left the checkout. If you paid, this page shows it as soon as the gateway "
+            "confirms.",
         )
-        payment.refresh_from_db()
-        messages.info(request, "The payment was canceled; nothing was charged.")
     elif gateway is not None and gateway.settles_on_return and payment.status in Payment.OPEN:
         _confirm_on_return(request, gateway, payment)
         payment.refresh_from_db()
     offer = payment_method_offer(payment.method)
     method_name = offer.name if offer else METHOD_WORDS.get(payment.method, payment.method)
-    return render(
-        request, "accounts/payment_detail.html", {"payment": payment, "method_name": method_name}
-    )
+    context = {
+        "payment": payment,
+        "method_name": method_name,
+        "received": _received(payment),
+        "instructions": offer.instructions if offer else "",
+    }
+    return render(request, "accounts/payment_detail.html", context)
+
+
+def _received(payment: Payment) -> dict[str, Any] | None:
+    """What the gateway says it received when that is not what was asked: "short" (underpaid
+    or another currency, not credited) or "over" (credited, with an extra for staff)."""
+    if payment.charged_amount is None:
+        return None
+    same = payment.charged_currency.upper() == payment.currency.upper()
+    if payment.status == Payment.Status.PAID:
+        if same and payment.charged_amount > payment.total:
+            return {"kind": "over", "extra": payment.charged_amount - payment.total}
+        return None
+    open_or_failed = payment.status == Payment.Status.FAILED or payment.needs_attention
+    if open_or_failed and (not same or payment.charged_amount < payment.total):
+        return {"kind": "short"}
+    return None
+
+
+@login_required
+@require_POST
+def payment_cancel(request: AuthenticatedHttpRequest, public_id: UUID) -> HttpResponse:
+    """The customer's Cancel button on their own waiting payment."""
+    payment = get_object_or_404(Payment, public_id=public_id, user=request.user)
+    if payment.status in Payment.OPEN:
+        try:
+            applied = payment_cancel_by_customer(payment=payment, user=request.user)
+        except PaymentError as exc:
+            messages.error(request, str(exc))
+        else:
+            if applied.outcome == PaymentCallback.Outcome.APPLIED:
+                messages.info(request, "You canceled this payment.")
+    elif payment.status == Payment.Status.CANCELED:
+        payment_cancel_by_customer(payment=payment, user=request.user)  # recorded, no change
+    return redirect("payment_detail", public_id=payment.public_id)
 
 
 def _confirm_on_return(request: HttpRequest, gateway: Gateway, payment: Payment) -> None:

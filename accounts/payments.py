@@ -14,9 +14,10 @@ confirmation of one payment make one deposit.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -47,6 +48,7 @@ from accounts.models import (
 from accounts.ratelimit import rate_limit_hit
 from accounts.selectors import payment_list_due_for_reconcile
 from accounts.services import balance_credit
+from catalog.pricing import money_text
 
 log = logging.getLogger(__name__)
 
@@ -109,28 +111,38 @@ def payment_method_offer(code: str) -> MethodOffer | None:
     return next((o for o in payment_methods_offered() if o.code == code), None)
 
 
+AMOUNT_FORMAT = "Use digits and one decimal point, e.g. 25 or 25.50."
+# Digits, then one decimal mark (a point, or a comma as many keyboards type it) and decimals. A
+# thousands separator ("1,000", "1.000,50", "1 000") or an exponent ("1e3") is refused rather
+# than guessed: "1,000" is a thousand to some and one to others.
+_AMOUNT = re.compile(r"-?\d+(?:([.,])(\d+))?")
+
+
 def parse_deposit_amount(raw: object) -> Decimal:
-    """A deposit amount as a customer types it: a positive number of at most 2 decimals."""
-    try:
-        amount = Decimal(str(raw).strip().replace(",", "."))
-    except InvalidOperation:
-        raise PaymentError("Enter an amount, e.g. 25 or 25.50.") from None
-    if not amount.is_finite() or amount <= 0:
-        raise PaymentError("Enter an amount above zero.")
-    if amount != amount.quantize(CENT):
-        raise PaymentError("Use at most 2 decimals.")
-    return amount.quantize(CENT)
+    """A deposit amount as a customer types it: "25", "25.50" or "25,50", at most 2 decimals.
+    Zero or a negative amount is returned: the method's limits refuse it with their message."""
+    text = str(raw).strip()
+    if not text:
+        raise PaymentError("Enter an amount, e.g. 25 or 25.50.")
+    match = _AMOUNT.fullmatch(text)
+    if match is None:
+        raise PaymentError(AMOUNT_FORMAT)
+    mark, decimals = match.group(1), match.group(2) or ""
+    if len(decimals) > 2:  # "1,000" reads as a thousands separator; "1.234" as 3 decimals
+        raise PaymentError(AMOUNT_FORMAT if mark == "," else "Use at most 2 decimals.")
+    return Decimal(text.replace(",", ".")).quantize(CENT)
 
 
 def _check_limits(offer: MethodOffer, amount: Decimal) -> None:
     currency = settings.PANEL_CURRENCY
-    if amount < offer.min_amount:
+    if amount < offer.min_amount or amount <= 0:
+        smallest = max(offer.min_amount, CENT)
         raise PaymentError(
-            f"The smallest amount for {offer.name} is {offer.min_amount:.2f} {currency}."
+            f"The smallest amount for {offer.name} is {money_text(smallest)} {currency}."
         )
     if amount > offer.max_amount:
         raise PaymentError(
-            f"The largest amount for {offer.name} is {offer.max_amount:.2f} {currency}."
+            f"The largest amount for {offer.name} is {money_text(offer.max_amount)} {currency}."
         )
 
 
@@ -155,10 +167,15 @@ def payment_start(
     if offer is None:
         raise PaymentError("That payment method is not available.")
     _check_limits(offer, amount)
-    if rate_limit_hit(
+    wait = rate_limit_hit(
         key=f"payment-start:{user.pk}", limit=settings.PAYMENT_STARTS_PER_HOUR, period=3600
-    ):
-        raise PaymentError("Too many payments started in the last hour; try again later.")
+    )
+    if wait:
+        minutes = max(1, -(-wait // 60))  # rounded up: never "try again in 0 minutes"
+        raise PaymentError(
+            f"Too many payments started in the last hour; try again in {minutes} "
+            f"minute{'s' if minutes != 1 else ''}."
+        )
     payment = Payment.objects.create(
         user=user,
         method=method,
@@ -166,7 +183,10 @@ def payment_start(
         fee=offer.fee_for(amount),
         currency=settings.PANEL_CURRENCY,
         customer_reference=customer_reference,
-        expires_at=timezone.now() + timedelta(hours=settings.PAYMENT_EXPIRE_HOURS),
+        # A bank transfer may take days: a manual transfer waits for staff and never expires.
+        expires_at=None
+        if method == "manual"
+        else timezone.now() + timedelta(hours=settings.PAYMENT_EXPIRE_HOURS),
     )
     request = PaymentRequest(
         reference=str(payment.public_id),
@@ -321,11 +341,11 @@ def _decide(payment: Payment | None, report: Report, *, actor: User | None, sour
     if report.status == Payment.Status.PAID:
         mismatch = _amount_mismatch(payment, report, source=source)
         if mismatch:
-            _flag(payment, mismatch)
+            _flag(payment, mismatch, report)
             return Applied(refused, mismatch, payment)
         _settle_paid(payment, report, actor=actor)
     else:
-        _move(payment, report.status, actor=actor)
+        _move(payment, report.status, actor=actor, received=report)
     return Applied(PaymentCallback.Outcome.APPLIED, f"Now {report.status}.", payment)
 
 
@@ -344,10 +364,13 @@ def _amount_mismatch(payment: Payment, report: Report, *, source: str) -> str:
     return ""
 
 
-def _move(payment: Payment, status: str, *, actor: User | None) -> None:
+def _move(payment: Payment, status: str, *, actor: User | None, received: Report) -> None:
     payment.status = status
     payment.updated_at = timezone.now()
     fields = ["status", "updated_at"]
+    if status == Payment.Status.FAILED and received.amount is not None:  # e.g. underpaid
+        payment.charged_amount, payment.charged_currency = received.amount, received.currency
+        fields += ["charged_amount", "charged_currency"]
     if actor is not None:
         payment.reviewed_by = actor
         fields.append("reviewed_by")
@@ -368,6 +391,8 @@ def _settle_paid(payment: Payment, report: Report, *, actor: User | None) -> Non
                 f"Paid {report.amount} {report.currency}, more than the {payment.total} asked; "
                 f"{payment.amount} credited."
             )
+            payment.needs_attention = True  # staff settle the extra (the customer is told so)
+            _alert_staff(payment, f"Payment #{payment.pk}: {payment.note}")
     payment.paid_at = payment.paid_at or timezone.now()
     if not was_paid_before:
         _credit(payment)
@@ -430,9 +455,16 @@ def deposit_bonus_rule_for(*, method: str, amount: Decimal) -> DepositBonusRule 
     )
 
 
-def _flag(payment: Payment, reason: str) -> None:
+def _flag(payment: Payment, reason: str, report: Report) -> None:
+    """A "paid" that does not match: kept for staff with what the gateway says it received (the
+    customer's page shows it)."""
+    payment.charged_amount, payment.charged_currency = report.amount, report.currency[:16]
     Payment.objects.filter(pk=payment.pk).update(
-        needs_attention=True, note=reason[:2000], updated_at=timezone.now()
+        needs_attention=True,
+        note=reason[:2000],
+        charged_amount=report.amount,
+        charged_currency=report.currency[:16],
+        updated_at=timezone.now(),
     )
     _alert_staff(payment, f"Payment #{payment.pk} was not credited: {reason}")
 
@@ -496,6 +528,24 @@ def payment_expire_stale(*, now: Any = None) -> int:
     now = now or timezone.now()
     stale = Payment.objects.filter(status__in=Payment.OPEN, expires_at__lt=now)
     return stale.exclude(method="manual").update(status=Payment.Status.EXPIRED, updated_at=now)
+
+
+def payment_cancel_by_customer(*, payment: Payment, user: User) -> Applied:
+    """The customer cancels their own waiting payment (the Cancel button, a POST): recorded
+    like any report (source return), so a gateway that later says paid still credits it
+    (canceled → paid), and a waiting manual transfer leaves staff's queue."""
+    if payment.user_id != user.pk or not payment.gateway_id:
+        raise PaymentError("This payment cannot be canceled here.")
+    report = Report(
+        gateway_id=payment.gateway_id,
+        status=Payment.Status.CANCELED,
+        reference=str(payment.public_id),
+        event_id=f"cancel:{user.pk}",
+        payload={"action": "cancel", "by": user.username},
+    )
+    return payment_report_apply(
+        method=payment.method, report=report, source=PaymentCallback.Source.RETURN
+    )
 
 
 # --- Staff decisions ---------------------------------------------------------------------------
@@ -662,6 +712,7 @@ __all__ = [
     "parse_deposit_amount",
     "payment_approve_manual",
     "payment_attention_handle",
+    "payment_cancel_by_customer",
     "payment_expire_stale",
     "payment_limits_check",
     "payment_method_offer",

@@ -177,7 +177,8 @@ def payment_attention_kinds() -> list[PaymentAttentionKind]:
         ),
         PaymentAttentionKind(
             "mismatch",
-            "Payments not credited (amount or currency mismatch)",
+            # Underpaid ones (not credited) and overpaid ones (credited, the extra to settle).
+            "Payments to check (amount or currency differs)",
             Q(needs_attention=True) & ~Q(status__in=_FLAGGED_ELSEWHERE),
         ),
     ]

@@ -44,6 +44,11 @@ urlpatterns = [
         payment_views.payment_detail,
         name="payment_detail",
     ),
+    path(
+        "funds/payments/<uuid:public_id>/cancel/",
+        payment_views.payment_cancel,
+        name="payment_cancel",
+    ),
     path("payments/<slug:method>/webhook/", payment_views.webhook, name="payment_webhook"),
     path("api/", views.api_docs, name="api_docs"),
     path("api/allowlist/", views.api_key_allowlist, name="api_key_allowlist"),

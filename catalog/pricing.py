@@ -23,6 +23,21 @@ def quantize_money(value: Decimal) -> Decimal:
     return Decimal(value).quantize(_MONEY_QUANTUM, rounding=ROUND_HALF_UP)
 
 
+def trimmed_text(value: Decimal, places: int) -> str:
+    """`value` with thousands separators and at least 2 decimals, trailing zeros beyond them
+    dropped: 1234.50000 → "1,234.50" (the `money` template filter and messages that quote
+    amounts use it, so both read the same)."""
+    text = f"{value:.{places}f}"
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0").ljust(2, "0")
+    return f"{int(whole):,}.{frac}" if not whole.startswith("-") else f"-{abs(int(whole)):,}.{frac}"
+
+
+def money_text(value: Decimal) -> str:
+    """An amount as the panel shows it: 12.50000 → "12.50", 0.27819 → "0.27819"."""
+    return trimmed_text(quantize_money(Decimal(value)), MONEY_PLACES)
+
+
 def quantize_rate(value: Decimal) -> Decimal:
     """Round a rate per 1000 to 8 places, half up."""
     return Decimal(value).quantize(_RATE_QUANTUM, rounding=ROUND_HALF_UP)

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django import forms, template
 from django.utils.safestring import SafeString
 
-from catalog.pricing import quantize_money, quantize_rate
+from catalog.pricing import money_text, quantize_rate, trimmed_text
 
 register = template.Library()
 
@@ -30,11 +30,7 @@ def bs(field: forms.BoundField) -> SafeString:
     return field.as_widget(attrs={"class": css})
 
 
-def _trimmed(value: Decimal, places: int) -> str:
-    text = f"{value:.{places}f}"
-    whole, _, frac = text.partition(".")
-    frac = frac.rstrip("0").ljust(2, "0")
-    return f"{int(whole):,}.{frac}" if not whole.startswith("-") else f"-{abs(int(whole)):,}.{frac}"
+_trimmed = trimmed_text
 
 
 @register.filter
@@ -42,7 +38,7 @@ def money(value) -> str:
     """12.50000 → "12.50", 0.27819 → "0.27819": at least 2 places, never rounded away."""
     if value is None or value == "":
         return ""
-    return _trimmed(quantize_money(Decimal(value)), 5)
+    return money_text(Decimal(value))
 
 
 @register.filter

@@ -20,3 +20,40 @@ document.addEventListener("submit", (event) => {
     }
   }
 });
+
+// Add funds: under each method with a fee (<div data-fee-percent="3" data-currency="USD">),
+// what the customer pays for the amount typed, e.g. "You pay 103.00 USD: 100.00 + 3.00 fee".
+// It reads the amount as the server does (digits, one "." or "," and at most 2 decimals) and
+// hides the line otherwise; the server's fee (rounded half up to cents) is the one charged.
+const panelCents = (cents) =>
+  (cents / 100).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+
+function panelFeeTotals(form, raw) {
+  const match = /^\s*(\d+)(?:[.,](\d{1,2}))?\s*$/.exec(raw);
+  const cents = match ? Number(match[1]) * 100 + Number((match[2] || "").padEnd(2, "0")) : 0;
+  for (const line of form.querySelectorAll("[data-fee-percent]")) {
+    if (cents <= 0 || !Number.isSafeInteger(cents)) {
+      line.hidden = true;
+      line.textContent = "";
+      continue;
+    }
+    const fee = Math.round((cents * Number(line.dataset.feePercent)) / 100);
+    const currency = line.dataset.currency;
+    line.textContent =
+      `You pay ${panelCents(cents + fee)} ${currency}: ${panelCents(cents)} + ${panelCents(fee)} fee`;
+    line.hidden = false;
+  }
+}
+
+document.addEventListener("input", (event) => {
+  const target = event.target;
+  if (target instanceof HTMLInputElement && target.name === "amount" && target.form) {
+    panelFeeTotals(target.form, target.value);
+  }
+});
+
+for (const input of document.querySelectorAll("form input[name=amount]")) {
+  if (input.form) {
+    panelFeeTotals(input.form, input.value);
+  }
+}

@@ -62,3 +62,33 @@ def test_manual_transfer_on_a_phone_then_approved_in_admin(new_page, settings, d
     page.goto("/funds/add/")
     expect(page.locator("table").get_by_text("Paid")).to_be_visible()
     _no_sideways_scroll(page)
+
+
+def test_the_fee_total_follows_the_typed_amount_and_cancel_asks_first(new_page, settings):
+    settings.PAYMENT_METHODS = ["manual"]
+    PaymentMethodSetting.objects.create(
+        method="manual", fee_percent=Decimal("3"), instructions="IBAN DE00 1234"
+    )
+    customer_create(username="fei", email="fei@example.com", password="fei-Secret-2026")
+    page = new_page(viewport=PHONE)
+    login(page, "fei", "fei-Secret-2026")
+    page.goto("/funds/add/")
+    total = page.get_by_test_id("fee-total-manual")
+    page.get_by_label("Amount (USD)").fill("100")
+    expect(total).to_have_text("You pay 103.00 USD: 100.00 + 3.00 fee")
+    page.get_by_label("Amount (USD)").fill("1,5")
+    expect(total).to_have_text("You pay 1.55 USD: 1.50 + 0.05 fee")
+    page.get_by_label("Amount (USD)").fill("1,000")
+    expect(total).to_be_hidden()
+    page.get_by_label("Amount (USD)").fill("100")
+    page.get_by_label("Transfer reference").fill("T-1")
+    page.get_by_role("button", name="Continue to payment").click()
+    expect(page.get_by_test_id("payment-total")).to_have_text("103.00 USD (100.00 + 3.00 fee)")
+
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Cancel this payment").click()
+    expect(page.get_by_test_id("payment-status")).to_have_text("Waiting for payment")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel this payment").click()
+    expect(page.get_by_test_id("payment-status")).to_have_text("Canceled")
+    expect(page.get_by_text("You canceled this payment.")).to_be_visible()

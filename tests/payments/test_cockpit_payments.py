@@ -109,6 +109,8 @@ def test_the_cockpit_shows_deposits_and_payments_needing_staff(client, staff, al
     assert cards["refunded"] == (1, f"{changelist}?attention=refunded")
     assert cards["disputed"][0] == 0 and cards["mismatch"][0] == 0
     assert f'href="{changelist}?attention=manual"' in html
+    assert "Payments to check (amount or currency differs)" in html
+    assert "not credited" not in html
     assert "Manual transfers waiting for approval" in html
     assert 'id="cockpit-deposits"' in html
     assert '<dd class="deposits">8.00</dd>' in html  # today's card, beside revenue

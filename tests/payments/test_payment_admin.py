@@ -114,7 +114,8 @@ def test_approve_asks_first_then_credits_once(staff_client, alice, staff):
     payment = start_manual(alice, "20.00", "REF-9")
     asked = _post_action(staff_client, "approve_manual", [payment])
     assert asked.status_code == 200
-    assert "Credit 20.00000 to the customers below" in asked.content.decode()
+    assert "Credit 20.00 USD to the customers below" in asked.content.decode()
+    assert "20.00 USD</td>" in asked.content.decode()
     assert not _credits(alice).exists()
     for _ in range(2):  # a resent confirmation
         done = _post_action(staff_client, "approve_manual", [payment], confirm="1")
@@ -123,6 +124,8 @@ def test_approve_asks_first_then_credits_once(staff_client, alice, staff):
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PAID and payment.reviewed_by == staff
     assert AdminAuditLog.objects.filter(action="approve payment", area="money").count() == 1
+    said = staff_client.get(reverse(CHANGELIST)).content.decode()
+    assert f"#{payment.pk} was already approved and credited; nothing was credited again." in said
 
 
 def test_the_detail_pages_buttons_lead_to_the_confirmation(staff_client, alice):
@@ -318,11 +321,11 @@ def test_only_the_payments_the_page_listed_are_decided(staff_client, alice, staf
     )
     page = _post_action(staff_client, "approve_manual", [manual, card])
     html = page.content.decode()
-    assert "Credit 20.00000" in html and "2 selected: only the 1 listed change" in html
+    assert "Credit 20.00 USD" in html and "2 selected: only the 1 listed change" in html
     done = _post_action(staff_client, "approve_manual", [manual, card], confirm="1")
     shown = [str(m) for m in done.wsgi_request._messages]
     assert shown[0] == "1 payments changed."
-    assert f"#{card.pk}: not a manual transfer that can be approved" in shown[1]
+    assert shown[1] == f"#{card.pk} is not a manual transfer; nothing was changed."
     card.refresh_from_db()
     assert card.status == Payment.Status.CREATED
     assert _credits(alice).count() == 1
@@ -341,6 +344,20 @@ def test_a_paid_transfer_cannot_be_rejected_and_a_rejected_one_can_be_approved(s
     _post_action(staff_client, "reject_manual", [rejected], confirm="1", reason="not seen")
     detail = staff_client.get(reverse("admin:accounts_payment_change", args=[rejected.pk]))
     html = detail.content.decode()
-    assert "Approve (credit 30.00000" in html and "Reject…" not in html
+    assert "Approve (credit 30.00 USD)" in html and "Reject…" not in html
     _post_action(staff_client, "approve_manual", [rejected], confirm="1")
     assert sorted(e.amount for e in _credits(alice)) == [Decimal("20.00000"), Decimal("30.00000")]
+
+
+def test_the_attention_column_is_a_warning_not_a_green_tick(staff_client, alice):
+    flagged, calm = start_manual(alice, "20.00", "F"), start_manual(alice, "30.00", "C")
+    Payment.objects.filter(pk=flagged.pk).update(needs_attention=True)
+    html = staff_client.get(reverse(CHANGELIST)).content.decode()
+    rows = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    assert "icon-yes" not in rows and "icon-no" not in rows
+    assert rows.count("⚠ Check") == 1
+    assert calm.pk != flagged.pk
+
+
+def test_a_manual_transfer_does_not_expire(alice):
+    assert start_manual(alice).expires_at is None

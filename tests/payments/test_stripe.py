@@ -355,9 +355,10 @@ def test_cancel_at_the_checkout_sends_the_customer_back_to_the_cancel_url(fake, 
     answer = requests.post(payment.checkout_url + "/cancel", allow_redirects=False, timeout=10)
     assert answer.status_code == 303
     assert answer.headers["Location"].endswith(f"/funds/payments/{payment.public_id}/?canceled=1")
-    client.get(answer.headers["Location"].removeprefix("http://testserver"))
+    page = client.get(answer.headers["Location"].removeprefix("http://testserver"))
+    assert "You left the checkout" in page.content.decode()
     payment.refresh_from_db()
-    assert payment.status == Payment.Status.CANCELED
+    assert payment.status == Payment.Status.PENDING  # only the Cancel button (a POST) cancels
     assert deposits(alice) == []
 
 
