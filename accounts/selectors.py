@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.db.models import QuerySet, Sum
 
 from accounts.models import ApiKey, LedgerEntry, User, Wallet
@@ -96,3 +98,16 @@ def _broken_chains() -> list[LedgerMismatch]:
             )
         previous[user_id] = after
     return problems
+
+
+def user_has_verified_email(*, user: User) -> bool:
+    """Whether one of the user's e-mail addresses has been verified (allauth's EmailAddress)."""
+    return EmailAddress.objects.filter(user_id=user.pk, verified=True).exists()
+
+
+def user_may_deposit(*, user: User) -> bool:
+    """Whether the user may add funds: always, unless PANEL_REQUIRE_VERIFIED_EMAIL_FOR_DEPOSIT
+    (on by default in production) asks for a verified e-mail address first."""
+    if not getattr(settings, "PANEL_REQUIRE_VERIFIED_EMAIL_FOR_DEPOSIT", False):
+        return True
+    return user_has_verified_email(user=user)

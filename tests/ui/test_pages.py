@@ -36,10 +36,12 @@ def test_customer_page_renders(alice_client, default_service, name):
 def test_customer_pages_need_login(client, name):
     response = client.get(reverse(name))
     assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
+    assert response["Location"].startswith(reverse("account_login"))
 
 
-@pytest.mark.parametrize("name", ["home", "login", "signup", "password_reset"])
+@pytest.mark.parametrize(
+    "name", ["home", "account_login", "account_signup", "account_reset_password"]
+)
 def test_public_pages_render(client, name):
     assert client.get(reverse(name)).status_code == 200
 
@@ -52,7 +54,8 @@ def test_order_detail_renders(alice_client, default_service, place):
 
 
 @pytest.mark.parametrize(
-    "name", ["order_new", "order_quote", "mass_order", "api_docs", "account_settings", "login"]
+    "name",
+    ["order_new", "order_quote", "mass_order", "api_docs", "account_settings", "account_login"],
 )
 def test_posts_without_the_csrf_token_are_refused(alice, name):
     from django.test import Client
