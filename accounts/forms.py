@@ -1,7 +1,9 @@
 import zoneinfo
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
+from allauth.account.forms import LoginForm
 from django import forms
 from django.contrib.auth import get_user_model
 
@@ -50,3 +52,16 @@ class TimezoneForm(forms.ModelForm):
     class Meta:
         model = get_user_model()
         fields = ("timezone",)
+
+
+class PanelLoginForm(LoginForm):
+    """allauth's login form (settings.ACCOUNT_FORMS) with the panel's wording: one field takes
+    the username or the e-mail address."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        login = self.fields["login"]
+        login.label = "Username or e-mail"
+        login.widget.attrs.update({"autocomplete": "username", "autofocus": True})
+        login.widget.attrs.pop("placeholder", None)
+        self.fields["password"].widget.attrs.pop("placeholder", None)

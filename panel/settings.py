@@ -152,6 +152,7 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_ADAPTER = "accounts.adapter.PanelAccountAdapter"
+ACCOUNT_FORMS = {"login": "accounts.forms.PanelLoginForm"}
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
 ACCOUNT_UNIQUE_EMAIL = True
@@ -198,6 +199,9 @@ ACCOUNT_RATE_LIMITS = account_rate_limits(
 # Two-factor (allauth.mfa): an authenticator app (TOTP) with recovery codes, and passkeys.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 MFA_PASSKEY_LOGIN_ENABLED = True
+# A code from the 30-second step before or after is accepted too: a phone's clock a few seconds
+# off, or a code typed as it changes, still works (allauth's default accepts only the current).
+MFA_TOTP_TOLERANCE = 1
 MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", default="") or env("PANEL_NAME", default="SMM Panel")
 # Browsers allow WebAuthn on http://localhost only; with DEBUG the demo may try passkeys there.
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
