@@ -36,6 +36,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 # SIGTERM or SIGINT that make passes on to its child stops every process, none left orphaned.
 run: $(VENV)/.installed-run
 	@export DEBUG=true PANEL_PUBLIC_URL=http://127.0.0.1:$(PORT) PORT=$(PORT) \
+	        PANEL_ADMIN_2FA_EXEMPT=$${PANEL_ADMIN_2FA_EXEMPT-admin} \
 	        SANDBOX_PORT=$(SANDBOX_PORT) PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	  python manage.py migrate --noinput && \
 	  python manage.py setup_schedules && \

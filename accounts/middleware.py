@@ -65,11 +65,13 @@ def customer_login_required(view: Callable[..., HttpResponse]) -> Callable[..., 
     return wrapper
 
 
-def admin_two_factor_exempt(user: Any) -> bool:
+def admin_two_factor_exempt_name(username: str) -> bool:
     """The demo admin may skip the second factor, with DEBUG on only (PANEL_ADMIN_2FA_EXEMPT)."""
-    return bool(
-        settings.DEBUG and user.get_username() in getattr(settings, "PANEL_ADMIN_2FA_EXEMPT", [])
-    )
+    return bool(settings.DEBUG and username in getattr(settings, "PANEL_ADMIN_2FA_EXEMPT", []))
+
+
+def admin_two_factor_exempt(user: Any) -> bool:
+    return admin_two_factor_exempt_name(user.get_username())
 
 
 class AdminTwoFactorMiddleware:

@@ -170,14 +170,16 @@ ACCOUNT_SESSION_REMEMBER = None  # the login form offers "Remember me"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = env("ACCOUNT_EMAIL_SUBJECT_PREFIX", default="")
 # "mandatory": no login until the address is verified (a link is mailed); "optional": the link
 # is mailed but not awaited; "none". Mandatory by default in production, optional with DEBUG.
-ACCOUNT_EMAIL_VERIFICATION = env(
-    "ACCOUNT_EMAIL_VERIFICATION", default="optional" if DEBUG else "mandatory"
+ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", default="") or (
+    "optional" if DEBUG else "mandatory"
 )
 if ACCOUNT_EMAIL_VERIFICATION not in ("mandatory", "optional", "none"):
     raise ImproperlyConfigured("ACCOUNT_EMAIL_VERIFICATION must be mandatory, optional or none.")
 # A deposit needs a verified e-mail address (accounts.selectors.user_may_deposit).
-PANEL_REQUIRE_VERIFIED_EMAIL_FOR_DEPOSIT = env.bool(
-    "PANEL_REQUIRE_VERIFIED_EMAIL_FOR_DEPOSIT", default=not DEBUG
+PANEL_REQUIRE_VERIFIED_EMAIL_FOR_DEPOSIT = (
+    env.bool("PANEL_REQUIRE_VERIFIED_EMAIL_FOR_DEPOSIT")
+    if env("PANEL_REQUIRE_VERIFIED_EMAIL_FOR_DEPOSIT", default="")
+    else not DEBUG
 )
 # allauth's rate limits (counted in the cache, per client address from accounts.ratelimit
 # client_ip and per login name). The old throttle variables keep their meaning: failed logins
