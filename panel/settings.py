@@ -378,7 +378,7 @@ if not FIELD_ENCRYPTION_KEYS:
 
 # The reseller API (/api/v2): calls per sliding window per key and per client address
 # ("60/10s", "1000/h"; empty turns a limit off), the header that carries the client's address
-# behind a proxy (e.g. HTTP_X_REAL_IP; the web throttles use it too), and how often a key's last
+# behind a proxy (e.g. HTTP_X_REAL_IP; allauth's login limits use it too), and how often a key's last
 # use is written (0: every call).
 API_RATE_LIMIT_PER_KEY = env("API_RATE_LIMIT_PER_KEY", default="60/10s")
 API_RATE_LIMIT_PER_IP = env("API_RATE_LIMIT_PER_IP", default="120/10s")
