@@ -38,6 +38,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	@export DEBUG=true PANEL_PUBLIC_URL=http://127.0.0.1:$(PORT) PORT=$(PORT) \
 	        SANDBOX_PORT=$(SANDBOX_PORT) GATEWAYS_PORT=$(GATEWAYS_PORT) PATH="$(CURDIR)/$(BIN):$$PATH" \
+	        PANEL_ADMIN_2FA_EXEMPT=$${PANEL_ADMIN_2FA_EXEMPT-admin} \
 	        PAYMENT_METHODS=stripe,cryptomus,paypal,manual \
 	        STRIPE_SECRET_KEY=sk_test_fake STRIPE_WEBHOOK_SECRET=whsec_fake \
 	        STRIPE_API_BASE=http://127.0.0.1:$(GATEWAYS_PORT)/stripe \

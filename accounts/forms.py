@@ -3,11 +3,11 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+from allauth.account.forms import LoginForm
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
-from accounts.models import MAX_ALLOWED_IPS, User, ip_allowlist_clean
+from accounts.models import MAX_ALLOWED_IPS, ip_allowlist_clean
 from accounts.payments import PaymentError, parse_deposit_amount
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
 
@@ -42,66 +42,6 @@ class BalanceChangeForm(forms.Form):
 def timezone_choices() -> list[tuple[str, str]]:
     names = sorted(n for n in zoneinfo.available_timezones() if "/" in n or n == "UTC")
     return [(n, n.replace("_", " ")) for n in names]
-
-
-class SignupForm(UserCreationForm):
-    """A new customer: username, e-mail (for password resets) and password twice."""
-
-    email = forms.EmailField(
-        required=True, help_text="Used only to reset your password.", max_length=254
-    )
-
-    class Meta(UserCreationForm.Meta):
-        model = get_user_model()
-        fields = ("username", "email")
-
-    def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip()
-        if get_user_model().objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("An account with this e-mail address exists already.")
-        return email
-
-
-class LoginForm(AuthenticationForm):
-    """Django's login form; the view adds throttling around it."""
-
-    username = forms.CharField(
-        max_length=150,
-        widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"}),
-    )
-
-
-class EmailForm(forms.Form):
-    """A new e-mail address, with the current password: password resets go to this address,
-    so a stolen session alone must not be able to move them (the service tells the old one)."""
-
-    email = forms.EmailField(label="Email address", max_length=254)
-    password = forms.CharField(
-        label="Current password",
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
-        help_text="Needed to change the address password resets are sent to.",
-    )
-
-    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
-        kwargs.setdefault("initial", {"email": user.email})
-        super().__init__(*args, **kwargs)
-        self.user = user
-
-    def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip()
-        if not email:
-            raise forms.ValidationError("Enter an e-mail address: it is how you reset a password.")
-        others = get_user_model().objects.filter(email__iexact=email).exclude(pk=self.user.pk)
-        if others.exists():
-            raise forms.ValidationError("Another account uses this e-mail address.")
-        return email
-
-    def clean_password(self) -> str:
-        password = self.cleaned_data["password"]
-        if not self.user.check_password(password):
-            raise forms.ValidationError("Your password was entered incorrectly.")
-        return password
 
 
 class TimezoneForm(forms.ModelForm):
@@ -183,3 +123,16 @@ class ApiKeyAllowlistForm(forms.Form):
     def clean_allowed_ips(self) -> list[str]:
         lines = self.cleaned_data["allowed_ips"].replace(",", "\n").splitlines()
         return ip_allowlist_clean(lines)  # a ValidationError lands on this field
+
+
+class PanelLoginForm(LoginForm):
+    """allauth's login form (settings.ACCOUNT_FORMS) with the panel's wording: one field takes
+    the username or the e-mail address."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        login = self.fields["login"]
+        login.label = "Username or e-mail"
+        login.widget.attrs.update({"autocomplete": "username", "autofocus": True})
+        login.widget.attrs.pop("placeholder", None)
+        self.fields["password"].widget.attrs.pop("placeholder", None)

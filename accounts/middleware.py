@@ -5,11 +5,14 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
+from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
@@ -65,6 +68,48 @@ def customer_login_required(view: Callable[..., HttpResponse]) -> Callable[..., 
         return response
 
     return wrapper
+
+
+def admin_two_factor_exempt_name(username: str) -> bool:
+    """The demo admin may skip the second factor, with DEBUG on only (PANEL_ADMIN_2FA_EXEMPT)."""
+    return bool(settings.DEBUG and username in getattr(settings, "PANEL_ADMIN_2FA_EXEMPT", []))
+
+
+def admin_two_factor_exempt(user: Any) -> bool:
+    return admin_two_factor_exempt_name(user.get_username())
+
+
+class AdminTwoFactorMiddleware:
+    """Staff can credit any balance: a staff member signed in without an activated second
+    factor (allauth.mfa: an authenticator app or a passkey) is sent to set one up before any
+    admin page opens. The admin's login itself is allauth's (panel.admin.PanelAdminSite.login),
+    so a staff member who has one is asked for it when signing in."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if self._must_set_up(request):
+            messages.warning(
+                request,
+                "Staff need a second factor for the administration: set up an authenticator "
+                "app (or a passkey), then open the administration again.",
+            )
+            return HttpResponseRedirect(reverse("mfa_activate_totp"))
+        return self.get_response(request)
+
+    @staticmethod
+    def _must_set_up(request: HttpRequest) -> bool:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or not user.is_staff or not user.is_active:
+            return False
+        admin_root = reverse("admin:index")
+        if not request.path.startswith(admin_root) or request.path in (
+            reverse("admin:login"),
+            reverse("admin:logout"),
+        ):
+            return False
+        return not admin_two_factor_exempt(user) and not is_mfa_enabled(user)
 
 
 class SessionActivityMiddleware:

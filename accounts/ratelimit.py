@@ -1,6 +1,6 @@
-"""The panel's one request limiter and its one `client_ip`, used by the web throttles
-(accounts/throttle.py: log in, sign up, password reset, the admin's log in) and by the reseller
-API's rate limits (panel/api_v2.py).
+"""The reseller API's request limiter (panel/api_v2.py) and the panel's one `client_ip`, which
+django-allauth's rate limits on log in, sign up and password reset count by too
+(accounts/adapter.py).
 
 The limiter is a sliding window log: the times of the counted requests of one key, newest last.
 A request passes while fewer than `limit` of them fall in the last `period` seconds, so no

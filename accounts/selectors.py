@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
@@ -315,3 +316,16 @@ def deposits_by_day(*, now: datetime, days: int = 30) -> Deposits:
         bonus=sum((d.bonus for d in rows.values()), Decimal(0)),
         payments=sum(d.payments for d in rows.values()),
     )
+
+
+def user_has_verified_email(*, user: User) -> bool:
+    """Whether one of the user's e-mail addresses has been verified (allauth's EmailAddress)."""
+    return EmailAddress.objects.filter(user_id=user.pk, verified=True).exists()
+
+
+def user_may_deposit(*, user: User) -> bool:
+    """Whether the user may add funds: always, unless PANEL_REQUIRE_VERIFIED_EMAIL_FOR_DEPOSIT
+    (on by default in production) asks for a verified e-mail address first."""
+    if not getattr(settings, "PANEL_REQUIRE_VERIFIED_EMAIL_FOR_DEPOSIT", False):
+        return True
+    return user_has_verified_email(user=user)

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -340,7 +339,8 @@ def customer_create(
     opening_balance: Decimal = Decimal(0),
     created_by: User | None = None,
 ) -> User:
-    """Create a customer with a wallet, and credit the opening balance through the ledger."""
+    """Create a customer with a wallet, and credit the opening balance through the ledger. The
+    address (given by staff, a command or the demo seed) is recorded as verified for allauth."""
     user_model = get_user_model()
     with transaction.atomic():
         user = user_model(username=username, email=email)
@@ -348,9 +348,9 @@ def customer_create(
             user.set_password(password)
         else:
             user.set_unusable_password()
-        user.full_clean()
-        user.save()
-        Wallet.objects.create(user=user)
+        customer_save_new(user=user)
+        if email:
+            EmailAddress.objects.create(user=user, email=email.lower(), primary=True, verified=True)
         if opening_balance:
             balance_credit(
                 user=user, amount=opening_balance, created_by=created_by, memo="Opening balance"
@@ -359,33 +359,14 @@ def customer_create(
     return user
 
 
-def user_change_email(*, user: User, email: str) -> User:
-    """Save the user's new e-mail address and notify the old one. Password resets go to the
-    address, so the owner hears of a change made from a stolen session. The caller has checked
-    the current password (accounts.forms.EmailForm). A failed notice is logged, not raised."""
-    old = user.email
-    user.email = email
-    # Only the address is checked: an old row's other fields (a legacy username) must not block it.
-    others = [field.name for field in User._meta.fields if field.name != "email"]
-    user.full_clean(exclude=others, validate_unique=False)
-    user.save(update_fields=["email"])
-    if old and old.casefold() != email.casefold():
-        _notify_email_changed(user=user, old=old)
+def customer_save_new(*, user: User) -> User:
+    """Save a new user built elsewhere (allauth's sign-up form, customer_create) as a
+    customer: checked, saved, with an empty wallet."""
+    with transaction.atomic():
+        user.full_clean()
+        user.save()
+        Wallet.objects.create(user=user)
     return user
-
-
-def _notify_email_changed(*, user: User, old: str) -> None:
-    context = {
-        "user": user,
-        "old": old,
-        "panel_name": settings.PANEL_NAME,
-        "panel_url": settings.PANEL_PUBLIC_URL.rstrip("/"),
-        "when": timezone.now().strftime("%Y-%m-%d %H:%M UTC"),
-    }
-    subject = render_to_string("accounts/email/email_changed_subject.txt", context)
-    body = render_to_string("accounts/email/email_changed_body.txt", context)
-    if not send_mail(" ".join(subject.split()), body, None, [old], fail_silently=True):
-        logger.warning("user %s: the e-mail change notice to the old address failed", user.pk)
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,35 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from accounts import payment_views, views
 
-urlpatterns = [
-    path("", views.home, name="home"),
-    path("login/", views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("signup/", views.signup, name="signup"),
-    path("password-reset/", views.ThrottledPasswordResetView.as_view(), name="password_reset"),
+# The panel's auth pages before django-allauth (mounted at /accounts/ in panel/urls.py) keep
+# their paths and names: each sends the browser on to allauth's page (views.moved_to).
+MOVED = [
+    path("login/", views.moved_to("account_login"), name="login"),
+    path("logout/", views.moved_to("account_logout"), name="logout"),
+    path("signup/", views.moved_to("account_signup"), name="signup"),
+    path("password-reset/", views.moved_to("account_reset_password"), name="password_reset"),
     path(
         "password-reset/sent/",
-        auth_views.PasswordResetDoneView.as_view(),
+        views.moved_to("account_reset_password_done"),
         name="password_reset_done",
     ),
+    # An old reset link's token is not allauth's: it leads to the form that mails a new one.
     path(
         "password-reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        views.moved_to("account_reset_password"),
         name="password_reset_confirm",
     ),
     path(
         "password-reset/done/",
-        auth_views.PasswordResetCompleteView.as_view(),
+        views.moved_to("account_reset_password_from_key_done"),
         name="password_reset_complete",
     ),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    *MOVED,
     path("account/", views.account_settings, name="account_settings"),
     path("account/security/", views.account_security, name="account_security"),
     path(

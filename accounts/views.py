@@ -1,27 +1,27 @@
-"""The customer's own pages: home, sign up, log in, settings, funds and the API page."""
+"""The customer's own pages: home, settings, funds and the API page (sign-up, login and the
+rest of the account pages are django-allauth's, see docs/customer-panel.md)."""
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from allauth.account.decorators import reauthentication_required
+from allauth.account.models import EmailAddress
+from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login, update_session_auth_hash
-from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.forms import ApiKeyAllowlistForm, EmailForm, LoginForm, SignupForm, TimezoneForm
+from accounts.forms import ApiKeyAllowlistForm, TimezoneForm
 from accounts.middleware import AuthenticatedHttpRequest
 from accounts.models import ApiKey, UserSession
-from accounts.ratelimit import client_ip
 from accounts.security import (
     LOGIN_HISTORY_SHOWN,
     login_event_list_for_user,
@@ -30,20 +30,7 @@ from accounts.security import (
     user_sessions_end,
 )
 from accounts.selectors import ledger_list_for_user
-from accounts.services import (
-    api_key_issue,
-    api_key_set_allowlist,
-    customer_create,
-    user_change_email,
-)
-from accounts.throttle import (
-    login_throttle_clear,
-    login_throttle_fail,
-    login_throttle_message,
-    login_throttle_wait,
-    password_reset_throttle_hit,
-    signup_throttle_hit,
-)
+from accounts.services import api_key_issue, api_key_set_allowlist
 from catalog.order_types import TYPE_SPECS
 from orders.forms import PARAMS
 from orders.selectors import order_list_for_user
@@ -59,126 +46,41 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", context)
 
 
-class LoginView(auth_views.LoginView):
-    """Django's login with throttling per (username, IP): after a few failures the form
-    answers 429 with how long to wait, without even checking the password."""
+def moved_to(name: str) -> Callable[..., HttpResponse]:
+    """A URL of the panel's own auth pages before allauth: it sends the browser to allauth's
+    page that replaced it, query string (?next=) kept. GET and HEAD get a 302; another method a
+    307, which repeats the same request there (a POST stays a POST)."""
 
-    form_class = LoginForm
-    redirect_authenticated_user = True
+    @login_not_required
+    def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        target = reverse(name)
+        if request.META.get("QUERY_STRING"):
+            target += "?" + request.META["QUERY_STRING"]
+        if request.method in ("GET", "HEAD"):
+            return HttpResponseRedirect(target)
+        response = HttpResponse(status=307)
+        response["Location"] = target
+        return response
 
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        username = request.POST.get("username", "")[:150]
-        wait = login_throttle_wait(username=username, ip=client_ip(request))
-        if wait:
-            context = self.get_context_data(
-                form=self.form_class(request, initial={"username": username}),
-                throttle_message=login_throttle_message(wait),
-            )
-            return self.render_to_response(context, status=429)
-        return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
-        login_throttle_fail(
-            username=self.request.POST.get("username", "")[:150], ip=client_ip(self.request)
-        )
-        return super().form_invalid(form)
-
-    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
-        login_throttle_clear(username=form.get_user().get_username(), ip=client_ip(self.request))
-        return super().form_valid(form)
-
-
-@require_http_methods(["GET", "POST"])
-def signup(request: HttpRequest) -> HttpResponse:
-    if request.user.is_authenticated:
-        return redirect("home")
-    if request.method == "POST":
-        wait = signup_throttle_hit(ip=client_ip(request))
-        if wait:
-            return _signup_throttled(request, wait)
-    form = SignupForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = customer_create(
-            username=form.cleaned_data["username"],
-            email=form.cleaned_data["email"],
-            password=form.cleaned_data["password1"],
-        )
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, f"Welcome, {user.username}! Your account is ready.")
-        return redirect("funds_add")
-    return render(request, "registration/signup.html", {"form": form})
-
-
-class ThrottledPasswordResetView(auth_views.PasswordResetView):
-    """Django's password reset, limited per address: every request may mail a customer."""
-
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        wait = password_reset_throttle_hit(ip=client_ip(request))
-        if wait:
-            minutes = (wait + 59) // 60
-            form = self.get_form()  # bound: the e-mail stays in the field; nothing is sent
-            form.full_clean()
-            form.add_error(
-                None,
-                "Too many password reset requests from your network. Please wait "
-                f"{minutes} minute{'s' if minutes != 1 else ''} and try again.",
-            )
-            return self.render_to_response(self.get_context_data(form=form), status=429)
-        return super().post(request, *args, **kwargs)
-
-
-def _signup_throttled(request: HttpRequest, wait: int) -> HttpResponse:
-    """429 with the form kept (passwords left out) and how long to wait; nothing is checked."""
-    minutes = (wait + 59) // 60
-    data = {k: request.POST.get(k, "") for k in ("username", "email")}
-    message = (
-        "Too many sign-ups from your network. Please wait "
-        f"{minutes} minute{'s' if minutes != 1 else ''} and try again."
-    )
-    context = {"form": SignupForm(initial=data), "throttle_message": message}
-    return render(request, "registration/signup.html", context, status=429)
-
-
-SETTINGS_SAVED = {
-    "email": "Your e-mail address is saved.",
-    "timezone": "Times are now shown in your time zone.",
-    "password": "Your password is changed.",
-}
+    return view
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def account_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The time zone form, and links to allauth's e-mail, password and two-factor pages."""
     user = request.user
-    which = request.POST.get("form") if request.method == "POST" else None
-    forms: dict[str, EmailForm | TimezoneForm | PasswordChangeForm] = {
-        "email": EmailForm(request.POST if which == "email" else None, user=user, prefix="email"),
-        "timezone": TimezoneForm(
-            request.POST if which == "timezone" else None, instance=user, prefix="tz"
-        ),
-        "password": PasswordChangeForm(
-            user, request.POST if which == "password" else None, prefix="pw"
-        ),
-    }
-    # Django's form focuses the old password; on a page of three forms that scrolls past two.
-    forms["password"].fields["old_password"].widget.attrs.pop("autofocus", None)
-    if which in forms and forms[which].is_valid():
-        _save_settings(request, forms[which])
-        messages.success(request, SETTINGS_SAVED[which])
+    form = TimezoneForm(request.POST or None, instance=user, prefix="tz")
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Times are now shown in your time zone.")
         return redirect("account_settings")
-    status = 400 if which in forms else 200
-    return render(request, "accounts/settings.html", {"forms": forms}, status=status)
-
-
-def _save_settings(
-    request: AuthenticatedHttpRequest, form: EmailForm | TimezoneForm | PasswordChangeForm
-) -> None:
-    if isinstance(form, EmailForm):
-        user_change_email(user=request.user, email=form.cleaned_data["email"])
-        return
-    form.save()
-    if isinstance(form, PasswordChangeForm):
-        update_session_auth_hash(request, request.user)
+    context = {
+        "form": form,
+        "email_address": EmailAddress.objects.get_primary(user),
+        "mfa_enabled": is_mfa_enabled(user),
+    }
+    return render(request, "accounts/settings.html", context, status=400 if form.errors else 200)
 
 
 @login_required
@@ -232,6 +134,9 @@ def funds_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+# A new key only after a fresh password or second factor (allauth's reauthentication: a stolen
+# session alone cannot take over the reseller API).
+@reauthentication_required(allow_get=True)
 def api_docs(request: AuthenticatedHttpRequest) -> HttpResponse:
     issued = None
     if request.method == "POST":

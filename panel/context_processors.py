@@ -1,5 +1,19 @@
+from typing import Any
+
 from django.conf import settings
+from django.http import HttpRequest
+
+from accounts.middleware import admin_two_factor_exempt
 
 
-def panel(request):
-    return {"PANEL_NAME": settings.PANEL_NAME, "PANEL_CURRENCY": settings.PANEL_CURRENCY}
+def panel(request: HttpRequest) -> dict[str, Any]:
+    user = getattr(request, "user", None)
+    exempt = bool(user is not None and user.is_authenticated and user.is_staff) and (
+        admin_two_factor_exempt(user)
+    )
+    return {
+        "PANEL_NAME": settings.PANEL_NAME,
+        "PANEL_CURRENCY": settings.PANEL_CURRENCY,
+        # The admin's banner: this staff member skips the second factor (DEBUG only).
+        "ADMIN_2FA_EXEMPT": exempt,
+    }

@@ -20,3 +20,30 @@ def parse_rate_limit(spec: str | None) -> tuple[int, int] | None:
     if count < 1 or amount < 1:
         raise ValueError(f"A rate limit needs a positive count and period, not {spec!r}.")
     return count, amount * _UNITS[unit]
+
+
+def _per(count: int, seconds: int, scope: str) -> str:
+    return f"{count}/{seconds}s/{scope}" if count > 0 and seconds > 0 else ""
+
+
+def account_rate_limits(
+    *, login: tuple[int, int, int], signup: tuple[int, int], reset: tuple[int, int]
+) -> dict[str, str]:
+    """allauth's ACCOUNT_RATE_LIMITS from the panel's throttle settings: `login` is (failures
+    per login name and address, failures per address, window seconds), `signup` and `reset` are
+    (requests per address, window seconds). A count or window of 0 turns that limit off. The
+    limits not named keep allauth's defaults."""
+    per_key, per_ip, window = login
+    failed = ",".join(
+        part for part in (_per(per_ip, window, "ip"), _per(per_key, window, "key")) if part
+    )
+    return {
+        "login_failed": failed,
+        "signup": _per(signup[0], signup[1], "ip"),
+        # Each request may mail a customer: per address, and per target address too.
+        "reset_password": ",".join(
+            part
+            for part in (_per(reset[0], reset[1], "ip"), _per(reset[0], reset[1], "key"))
+            if part
+        ),
+    }

@@ -14,7 +14,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from panel.ratelimits import parse_rate_limit
+from panel.ratelimits import account_rate_limits, parse_rate_limit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -51,6 +51,10 @@ INSTALLED_APPS = [
     "csp",  # django-csp: its system checks (the header comes from the middleware below)
     "rest_framework",
     "django_celery_beat",
+    # django-allauth: sign-up, login, e-mail verification, password reset and change, two-factor.
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
     "accounts",
     "providers",
     "catalog",
@@ -67,6 +71,10 @@ MIDDLEWARE = [
     "accounts.middleware.UserTimezoneMiddleware",
     "accounts.middleware.SessionActivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # allauth's login flow state and reauthentication redirects; then staff without a second
+    # factor are sent to set one up before any admin page opens.
+    "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.AdminTwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
 ]
@@ -134,9 +142,75 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "login"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    # Login by username or e-mail address (ACCOUNT_LOGIN_METHODS).
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+# allauth's views (mounted at /accounts/; the old /login/, /signup/... redirect there).
+LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
-LOGOUT_REDIRECT_URL = "login"
+LOGOUT_REDIRECT_URL = "account_login"
+ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
+ACCOUNT_ADAPTER = "accounts.adapter.PanelAccountAdapter"
+ACCOUNT_FORMS = {"login": "accounts.forms.PanelLoginForm"}
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_USERNAME_MIN_LENGTH = 3
+# A new address replaces the old one once it is verified; the old one is told (notifications).
+ACCOUNT_CHANGE_EMAIL = True
+# Changing the e-mail address (where password resets go) or the two-factor setup, and issuing
+# a new API key, need the password (or the second factor) entered in the last few minutes.
+ACCOUNT_REAUTHENTICATION_REQUIRED = True
+ACCOUNT_EMAIL_NOTIFICATIONS = True
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_SIGNUP_REDIRECT_URL = "funds_add"
+ACCOUNT_PRESERVE_USERNAME_CASING = True
+ACCOUNT_SESSION_REMEMBER = None  # the login form offers "Remember me"
+ACCOUNT_EMAIL_SUBJECT_PREFIX = env("ACCOUNT_EMAIL_SUBJECT_PREFIX", default="")
+# "mandatory": no login until the address is verified (a link is mailed); "optional": the link
+# is mailed but not awaited; "none". Mandatory by default in production, optional with DEBUG.
+ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", default="") or (
+    "optional" if DEBUG else "mandatory"
+)
+if ACCOUNT_EMAIL_VERIFICATION not in ("mandatory", "optional", "none"):
+    raise ImproperlyConfigured("ACCOUNT_EMAIL_VERIFICATION must be mandatory, optional or none.")
+# A deposit needs a verified e-mail address (accounts.selectors.user_may_deposit).
+PANEL_REQUIRE_VERIFIED_EMAIL_FOR_DEPOSIT = (
+    env.bool("PANEL_REQUIRE_VERIFIED_EMAIL_FOR_DEPOSIT")
+    if env("PANEL_REQUIRE_VERIFIED_EMAIL_FOR_DEPOSIT", default="")
+    else not DEBUG
+)
+# allauth's rate limits (counted in the cache, per client address from accounts.ratelimit
+# client_ip and per login name). The old throttle variables keep their meaning: failed logins
+# per (login, address) and per address in the window, sign-up forms and password-reset requests
+# per address in theirs (0 turns one off).
+LOGIN_THROTTLE_ATTEMPTS = env.int("LOGIN_THROTTLE_ATTEMPTS", default=5)
+LOGIN_THROTTLE_IP_ATTEMPTS = env.int("LOGIN_THROTTLE_IP_ATTEMPTS", default=50)
+LOGIN_THROTTLE_SECONDS = env.int("LOGIN_THROTTLE_SECONDS", default=900)
+SIGNUP_THROTTLE_ATTEMPTS = env.int("SIGNUP_THROTTLE_ATTEMPTS", default=10)
+SIGNUP_THROTTLE_SECONDS = env.int("SIGNUP_THROTTLE_SECONDS", default=3600)
+PASSWORD_RESET_THROTTLE_ATTEMPTS = env.int("PASSWORD_RESET_THROTTLE_ATTEMPTS", default=5)
+PASSWORD_RESET_THROTTLE_SECONDS = env.int("PASSWORD_RESET_THROTTLE_SECONDS", default=3600)
+ACCOUNT_RATE_LIMITS = account_rate_limits(
+    login=(LOGIN_THROTTLE_ATTEMPTS, LOGIN_THROTTLE_IP_ATTEMPTS, LOGIN_THROTTLE_SECONDS),
+    signup=(SIGNUP_THROTTLE_ATTEMPTS, SIGNUP_THROTTLE_SECONDS),
+    reset=(PASSWORD_RESET_THROTTLE_ATTEMPTS, PASSWORD_RESET_THROTTLE_SECONDS),
+)
+
+# Two-factor (allauth.mfa): an authenticator app (TOTP) with recovery codes, and passkeys.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+# A code from the 30-second step before or after is accepted too: a phone's clock a few seconds
+# off, or a code typed as it changes, still works (allauth's default accepts only the current).
+MFA_TOTP_TOLERANCE = 1
+MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", default="") or env("PANEL_NAME", default="SMM Panel")
+# Browsers allow WebAuthn on http://localhost only; with DEBUG the demo may try passkeys there.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
+# Staff need a second factor for the admin (accounts.middleware.AdminTwoFactorMiddleware).
+# With DEBUG only, these usernames (the demo admin) are exempt, and the admin shows a banner.
+PANEL_ADMIN_2FA_EXEMPT = env.list("PANEL_ADMIN_2FA_EXEMPT", default=[]) if DEBUG else []
 
 # --- Internationalisation and time --------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -306,7 +380,7 @@ if not FIELD_ENCRYPTION_KEYS:
 
 # The reseller API (/api/v2): calls per sliding window per key and per client address
 # ("60/10s", "1000/h"; empty turns a limit off), the header that carries the client's address
-# behind a proxy (e.g. HTTP_X_REAL_IP; the web throttles use it too), and how often a key's last
+# behind a proxy (e.g. HTTP_X_REAL_IP; allauth's login limits use it too), and how often a key's last
 # use is written (0: every call).
 API_RATE_LIMIT_PER_KEY = env("API_RATE_LIMIT_PER_KEY", default="60/10s")
 API_RATE_LIMIT_PER_IP = env("API_RATE_LIMIT_PER_IP", default="120/10s")
@@ -326,17 +400,8 @@ if API_TRUSTED_PROXY_COUNT < 1:
     )
 API_KEY_TOUCH_SECONDS = env.int("API_KEY_TOUCH_SECONDS", default=0)
 
-# Customer panel: failed logins allowed per username+address and per address in the window,
-# how often an active order's progress refreshes itself, and the text of the "Add funds" page.
-LOGIN_THROTTLE_ATTEMPTS = env.int("LOGIN_THROTTLE_ATTEMPTS", default=5)
-LOGIN_THROTTLE_IP_ATTEMPTS = env.int("LOGIN_THROTTLE_IP_ATTEMPTS", default=50)
-LOGIN_THROTTLE_SECONDS = env.int("LOGIN_THROTTLE_SECONDS", default=900)
-# Sign-up forms accepted per client address in the window (0 turns the limit off).
-SIGNUP_THROTTLE_ATTEMPTS = env.int("SIGNUP_THROTTLE_ATTEMPTS", default=10)
-SIGNUP_THROTTLE_SECONDS = env.int("SIGNUP_THROTTLE_SECONDS", default=3600)
-# Password-reset requests (each may e-mail a customer) per client address in the window.
-PASSWORD_RESET_THROTTLE_ATTEMPTS = env.int("PASSWORD_RESET_THROTTLE_ATTEMPTS", default=5)
-PASSWORD_RESET_THROTTLE_SECONDS = env.int("PASSWORD_RESET_THROTTLE_SECONDS", default=3600)
+# Customer panel: how often an active order's progress refreshes itself, and the text of the
+# "Add funds" page.
 PANEL_UI_POLL_SECONDS = env.int("PANEL_UI_POLL_SECONDS", default=10)
 # Staff's credit / debit form refuses a second identical change (same customer, same signed
 # amount) within this many seconds unless it is confirmed again (0 turns the guard off).

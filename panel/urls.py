@@ -18,7 +18,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),  # panel.admin.PanelAdminSite (panel/apps.py)
     # The reseller API, with and without the trailing slash: a redirect would turn a POST into GET.
     re_path(r"^api/v2/?$", api_v2, name="api_v2"),
-    # The customer panel (home, login and logout keep their names: settings.LOGIN_URL uses them).
+    # django-allauth: sign-up, login, logout, e-mail, password, two-factor (docs/customer-panel.md).
+    path("accounts/", include("allauth.urls")),
+    # The customer panel; its old /login/, /signup/... paths redirect to allauth's.
     path("", include("accounts.urls")),
     path("", include("catalog.urls")),
     path("", include("orders.urls")),

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.services import customer_create
+from tests.totp import give_second_factor
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -62,7 +63,17 @@ def bob(db):
 
 @pytest.fixture
 def staff(django_user_model):
-    return django_user_model.objects.create_superuser("staff", "staff@example.com", "pw-staff-123")
+    user = django_user_model.objects.create_superuser("staff", "staff@example.com", "pw-staff-123")
+    give_second_factor(user)  # staff open the admin only with a second factor
+    return user
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    """pytest-django's admin_user (and so admin_client), with the second factor staff need."""
+    user = django_user_model.objects.create_superuser("admin", "admin@example.com", "password")
+    give_second_factor(user)
+    return user
 
 
 @pytest.fixture(scope="session")

@@ -90,6 +90,7 @@ ENTRY_POINTS = frozenset(
         "templatetags",
         "urls",
         "views",
+        "adapter",  # accounts.adapter: the hooks django-allauth calls (settings.ACCOUNT_ADAPTER)
         "sandbox",  # providers.sandbox: a standalone fake upstream, imports no app
         "fake_gateways",  # accounts.fake_gateways: standalone fake payment gateways
         "payment_views",  # accounts.payment_views: Add funds, a payment's page, webhooks

@@ -20,9 +20,9 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(autouse=True)
 def _browser_settings(settings):
     settings.PANEL_UI_POLL_SECONDS = 1
-    # The live server counts sign-ups from 127.0.0.1 in the shared cache across runs: repeated
-    # runs within the hour must not trip the per-address limit (tests/ui tests it).
-    settings.SIGNUP_THROTTLE_ATTEMPTS = 0
+    # The live server counts sign-ups and logins from 127.0.0.1 in the shared cache across
+    # runs: repeated runs within the hour must not trip allauth's limits (tests/ui tests them).
+    settings.ACCOUNT_RATE_LIMITS = False
 
 
 # Every page reports what the Content-Security-Policy refused (panel/settings.py): the event
@@ -99,11 +99,21 @@ def htmx_idle(page) -> None:
 
 
 def login(page, username: str, password: str) -> None:
-    page.goto("/login/")
-    page.get_by_label("Username").fill(username)
+    page.goto("/login/")  # the old address: it redirects to allauth's login
+    page.get_by_label("Username or e-mail").fill(username)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Log in", exact=True).click()
     page.wait_for_url(lambda url: "/login/" not in url)
+
+
+def staff_login(page, username: str, password: str, secret: str, url: str = "/admin/") -> None:
+    """A staff member opens an admin page: allauth's login (the admin's), then the code of
+    their authenticator app (tests/totp.py), and the page opens."""
+    from tests.totp import log_in_with_code
+
+    page.goto(url)
+    log_in_with_code(page, login=username, password=password, secret=secret)
+    page.wait_for_url(lambda u: u.split("?")[0].endswith(url))
 
 
 def catalog_with_sandbox(sandbox_url: str, sandbox_key: str):

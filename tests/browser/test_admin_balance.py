@@ -10,19 +10,18 @@ from django.urls import reverse
 
 from accounts.models import LedgerEntry
 from accounts.services import customer_create
+from tests.browser.conftest import staff_login
+from tests.totp import give_second_factor
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def _staff_on_the_form(new_page, django_user_model):
-    django_user_model.objects.create_superuser("boss", "boss@example.com", "pw-boss-12345")
+    boss = django_user_model.objects.create_superuser("boss", "boss@example.com", "pw-boss-12345")
     customer = customer_create(username="payer", password="pw-payer-12345")
     page = new_page()
-    page.goto(reverse("admin:login"))
-    page.get_by_label("Username").fill("boss")
-    page.get_by_label("Password").fill("pw-boss-12345")
-    page.get_by_role("button", name="Log in").click()
-    page.goto(reverse("admin:accounts_user_balance", args=[customer.pk]))
+    url = reverse("admin:accounts_user_balance", args=[customer.pk])
+    staff_login(page, "boss", "pw-boss-12345", give_second_factor(boss), url=url)
     return page, customer
 
 

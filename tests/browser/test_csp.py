@@ -9,6 +9,8 @@ from django.urls import reverse
 
 from accounts.services import balance_credit, customer_create
 from catalog.models import Category, Service
+from tests.browser.conftest import staff_login
+from tests.totp import give_second_factor
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -47,11 +49,8 @@ def _admin_data(django_user_model):
 def test_admin_pages_work_under_the_policy(new_page, django_user_model):
     customer, service = _admin_data(django_user_model)
     page = new_page()
-    page.goto(reverse("admin:login"))
-    page.get_by_label("Username").fill("boss")
-    page.get_by_label("Password").fill("pw-boss-12345")
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(lambda url: "/login/" not in url)
+    boss = django_user_model.objects.get(username="boss")
+    staff_login(page, "boss", "pw-boss-12345", give_second_factor(boss))
     expect_cockpit = page.locator("#cockpit")
     assert expect_cockpit.count() == 1
     # The cockpit's styles come from static/panel/admin.css, not a <style> element.

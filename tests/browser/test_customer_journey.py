@@ -15,7 +15,8 @@ from playwright.sync_api import expect
 from accounts.models import User
 from orders.models import Order, Refill
 from providers.sandbox.testing import SandboxServer
-from tests.browser.conftest import catalog_with_sandbox, htmx_idle, login
+from tests.browser.conftest import catalog_with_sandbox, htmx_idle, staff_login
+from tests.totp import give_second_factor
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -28,7 +29,8 @@ def poll(provider) -> None:
 
 
 def test_customer_journey(new_page, django_user_model):
-    django_user_model.objects.create_superuser("boss", "boss@example.com", "pw-boss-123")
+    boss = django_user_model.objects.create_superuser("boss", "boss@example.com", "pw-boss-123")
+    boss_secret = give_second_factor(boss)
     with SandboxServer(speed=6) as sandbox:
         provider, default, custom = catalog_with_sandbox(sandbox.url, sandbox.key)
         page = new_page()
@@ -40,14 +42,19 @@ def test_customer_journey(new_page, django_user_model):
         page.get_by_label("Email").fill("dora@example.com")
         page.locator("#id_password1").fill("dora-Secret-2026")
         page.locator("#id_password2").fill("dora-Secret-2026")
-        page.get_by_role("button", name="Sign up").click()
+        page.get_by_role("button", name="Create account").click()
         expect(page.get_by_role("heading", name="Add funds")).to_be_visible()
         dora = User.objects.get(username="dora")
 
         # An admin credits her through the admin's balance page.
         admin = new_page()
-        login(admin, "boss", "pw-boss-123")
-        admin.goto(f"/admin/accounts/user/{dora.pk}/balance/")
+        staff_login(
+            admin,
+            "boss",
+            "pw-boss-123",
+            boss_secret,
+            url=f"/admin/accounts/user/{dora.pk}/balance/",
+        )
         admin.get_by_label("Amount").fill("20")
         admin.get_by_label("Reason").fill("Bank transfer 2026-11-26")
         admin.get_by_role("button", name="Continue").click()  # then confirm what it shows

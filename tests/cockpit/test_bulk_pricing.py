@@ -7,6 +7,7 @@ from accounts.models import AdminAuditLog
 from catalog.models import PriceChange, Service
 from catalog.selectors import service_list_for_bulk_pricing
 from catalog.services import bulk_pricing
+from tests.totp import give_second_factor
 
 pytestmark = pytest.mark.django_db
 
@@ -189,5 +190,6 @@ def test_a_held_cost_rise_is_previewed_and_applied_as_held(client, staff, world)
 def test_bulk_pricing_needs_the_change_service_permission(client, alice):
     alice.is_staff = True
     alice.save()
+    give_second_factor(alice)
     client.force_login(alice)
     assert client.get(reverse("admin:pricing_bulk")).status_code == 403

@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from orders.models import Order
+from tests.totp import log_in_with_code, secret_of
 
 SCREENSHOT = (
     Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots" / "admin-dashboard.png"
@@ -34,10 +35,9 @@ def test_dashboard_screenshot(live_server, staff, browser):
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     try:
         page.set_default_timeout(15_000)
+        # The admin's login is allauth's: the password, then the authenticator app's code.
         page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-        page.fill("#id_username", "staff")
-        page.fill("#id_password", "pw-staff-123")
-        page.click("input[type=submit]")
+        log_in_with_code(page, login="staff", password="pw-staff-123", secret=secret_of(staff))
         page.wait_for_selector("#cockpit")
         assert page.locator(".cockpit-chart rect").count() >= 30
         assert page.locator("#cockpit-providers tbody tr").count() == 3

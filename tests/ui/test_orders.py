@@ -511,11 +511,11 @@ def test_an_htmx_poll_after_the_session_ended_sends_the_browser_to_log_in(
         HTTP_HX_CURRENT_URL="http://testserver/orders/?status=in_progress",
     )
     assert response.status_code == 401
-    assert response["HX-Redirect"] == "/login/?next=/orders/%3Fstatus%3Din_progress"
+    assert response["HX-Redirect"] == "/accounts/login/?next=/orders/%3Fstatus%3Din_progress"
     quote = client.post(
         reverse("order_quote"), {"service": default_service.pk}, HTTP_HX_REQUEST="true"
     )
-    assert quote.status_code == 401 and quote["HX-Redirect"].startswith("/login/")
+    assert quote.status_code == 401 and quote["HX-Redirect"].startswith("/accounts/login/")
     # Without htmx it is the usual redirect.
     plain = client.get(reverse("order_row", args=[order.pk]))
-    assert plain.status_code == 302 and plain["Location"].startswith("/login/")
+    assert plain.status_code == 302 and plain["Location"].startswith("/accounts/login/")

@@ -37,10 +37,12 @@ def test_customer_page_renders(alice_client, default_service, name):
 def test_customer_pages_need_login(client, name):
     response = client.get(reverse(name))
     assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
+    assert response["Location"].startswith(reverse("account_login"))
 
 
-@pytest.mark.parametrize("name", ["home", "login", "signup", "password_reset"])
+@pytest.mark.parametrize(
+    "name", ["home", "account_login", "account_signup", "account_reset_password"]
+)
 def test_public_pages_render(client, name):
     assert client.get(reverse(name)).status_code == 200
 
@@ -60,7 +62,7 @@ def test_order_detail_renders(alice_client, default_service, place):
         "mass_order",
         "api_docs",
         "account_settings",
-        "login",
+        "account_login",
         "api_key_allowlist",
         "account_sessions_end_others",
     ],

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from accounts.middleware import admin_two_factor_exempt_name
 from accounts.services import api_key_issue, customer_create
 
 DEMO_ADMIN = ("admin", "admin")
@@ -38,8 +39,9 @@ class Command(BaseCommand):
         url = settings.PANEL_PUBLIC_URL.rstrip("/")
         self.stdout.write(
             f"\n  Panel:        {url}/\n"
-            f"  Admin:        {url}/admin/   login {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}\n"
-            f"  Customer:     {url}/login/   login {DEMO_CUSTOMER[0]} / {DEMO_CUSTOMER[1]}"
+            f"  Admin:        {url}/admin/   login {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}"
+            f"{self._two_factor_note()}\n"
+            f"  Customer:     {url}/accounts/login/   login {DEMO_CUSTOMER[0]} / {DEMO_CUSTOMER[1]}"
             f" (balance {customer.balance} {settings.PANEL_CURRENCY})\n"
             f"  Reseller API: {url}/api/v2   key {raw_key}\n"
         )
@@ -67,6 +69,12 @@ class Command(BaseCommand):
                 # `make run` can print it again.
                 key_file.write_text(api_key_issue(user=customer).raw + "\n")
         return customer, key_file.read_text().strip()
+
+    @staticmethod
+    def _two_factor_note() -> str:
+        if admin_two_factor_exempt_name(DEMO_ADMIN[0]):
+            return " (no second factor: PANEL_ADMIN_2FA_EXEMPT, DEBUG only)"
+        return " (the admin asks it to set up two-factor first)"
 
     def _sandbox(self, api_url: str) -> None:
         from catalog.services import (
