@@ -24,6 +24,7 @@ from accounts.middleware import AuthenticatedHttpRequest
 from accounts.models import Payment, PaymentCallback
 from accounts.payments import (
     METHOD_WORDS,
+    UNVERIFIED_EMAIL,
     MethodOffer,
     PaymentError,
     PaymentUrls,
@@ -37,7 +38,7 @@ from accounts.payments import (
     payment_start,
 )
 from accounts.ratelimit import client_ip
-from accounts.selectors import payment_list_for_user
+from accounts.selectors import payment_list_for_user, user_may_deposit
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ def _urls(request: HttpRequest) -> PaymentUrls:
 @login_required
 @require_http_methods(["GET", "POST"])
 def funds_add(request: AuthenticatedHttpRequest) -> HttpResponse:
+    if not user_may_deposit(user=request.user):
+        # PANEL_REQUIRE_VERIFIED_EMAIL_FOR_DEPOSIT: no form until the address is verified.
+        return render(request, "accounts/funds_add.html", {"unverified": UNVERIFIED_EMAIL})
     offers = payment_methods_offered()
     form = DepositForm(
         request.POST or None,

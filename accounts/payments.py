@@ -46,7 +46,7 @@ from accounts.models import (
     User,
 )
 from accounts.ratelimit import rate_limit_hit
-from accounts.selectors import payment_list_due_for_reconcile
+from accounts.selectors import payment_list_due_for_reconcile, user_may_deposit
 from accounts.services import balance_credit
 from catalog.pricing import money_text
 
@@ -61,6 +61,12 @@ METHOD_WORDS = {
     "paypal": "PayPal",
     "manual": "bank transfer",
 }
+
+
+UNVERIFIED_EMAIL = (
+    "Verify your e-mail address before adding funds: follow the link we mailed you, or send "
+    "a new one from your e-mail settings."
+)
 
 
 class PaymentError(Exception):
@@ -163,6 +169,8 @@ def payment_start(
 ) -> Payment:
     """Make a payment and create it at the gateway; the caller sends the customer to
     `payment.checkout_url`. Raises PaymentError with a message for the customer."""
+    if not user_may_deposit(user=user):
+        raise PaymentError(UNVERIFIED_EMAIL)
     offer = payment_method_offer(method)
     if offer is None:
         raise PaymentError("That payment method is not available.")

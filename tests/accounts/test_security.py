@@ -241,21 +241,20 @@ def test_ending_one_session_needs_post_and_only_ends_ones_own(alice, bob):
 def test_logging_out_forgets_the_session(alice):
     client = _logged_in_client("alice", "pw-alice-123", "198.51.100.7")
     assert UserSession.objects.count() == 1
-    client.post(reverse("logout"))
+    client.post(reverse("account_logout"))
     assert UserSession.objects.count() == 0
 
 
-def test_password_change_on_the_settings_page_ends_the_other_sessions(alice):
+def test_password_change_on_allauths_page_ends_the_other_sessions(alice):
     first = _logged_in_client("alice", "pw-alice-123", "198.51.100.7")
     second = _logged_in_client("alice", "pw-alice-123", "198.51.100.8")
     started = UserSession.objects.get(session_key=first.session.session_key).created_at
     response = first.post(
-        reverse("account_settings"),
+        reverse("account_change_password"),
         {
-            "form": "password",
-            "pw-old_password": "pw-alice-123",
-            "pw-new_password1": "a-new-Secret-991",
-            "pw-new_password2": "a-new-Secret-991",
+            "oldpassword": "pw-alice-123",
+            "password1": "a-new-Secret-991",
+            "password2": "a-new-Secret-991",
         },
     )
     assert response.status_code == 302

@@ -319,3 +319,22 @@ def test_the_waiting_transfer_page_repeats_the_instructions(client, alice):
     payment_reject_manual(payment=payment, actor=alice, reason="no")
     page = client.get(reverse("payment_detail", args=[payment.public_id])).content.decode()
     assert "IBAN DE00 1234" not in page  # only while it waits
+
+
+def test_an_unverified_address_may_not_add_funds_when_the_setting_asks(client, settings):
+    from allauth.account.models import EmailAddress
+
+    from accounts.models import User
+
+    settings.PANEL_REQUIRE_VERIFIED_EMAIL_FOR_DEPOSIT = True
+    settings.PAYMENT_METHODS = ["manual"]
+    user = User.objects.create_user("newbie", "newbie@example.com", "pw-newbie-123")
+    EmailAddress.objects.create(user=user, email=user.email, verified=False, primary=True)
+    client.force_login(user)
+    page = client.get("/funds/add/")
+    assert b'data-testid="verify-email"' in page.content
+    assert b'name="amount"' not in page.content
+    client.post("/funds/add/", {"method": "manual", "amount": "20", "reference": "T1"})
+    assert not Payment.objects.filter(user=user).exists()
+    EmailAddress.objects.filter(user=user).update(verified=True)
+    assert b'name="amount"' in client.get("/funds/add/").content

@@ -21,6 +21,7 @@ from accounts.models import (
     User,
 )
 from accounts.payments import payment_report_apply
+from tests.totp import give_second_factor
 
 from .core_helpers import start_manual
 
@@ -167,6 +168,7 @@ def test_reject_needs_a_reason_and_keeps_it(staff_client, alice):
 def test_actions_need_the_change_permission(client, alice):
     viewer = User.objects.create_user("viewer", password="pw-viewer-1", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_payment"))
+    give_second_factor(viewer)
     client.force_login(viewer)
     payment = start_manual(alice)
     page = client.get(reverse(CHANGELIST))
