@@ -8,6 +8,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
+from accounts.models import LoginEvent
 from accounts.selectors import user_may_deposit
 from tests.totp import give_second_factor, totp_code
 
@@ -208,6 +209,9 @@ def test_login_with_totp_asks_for_the_code_after_the_password(client, alice):
     response = client.post(reverse("mfa_authenticate"), {"code": totp_code(secret)})
     assert response.status_code == 302
     assert client.get(reverse("orders")).status_code == 200
+    # The Security page's history says which second factor was used.
+    event = LoginEvent.objects.filter(user=alice, success=True).latest("id")
+    assert event.second_factor == "totp"
 
 
 def test_a_recovery_code_works_once(alice):
@@ -219,6 +223,8 @@ def test_a_recovery_code_works_once(alice):
     _password_step(first)
     assert first.post(reverse("mfa_authenticate"), {"code": code}).status_code == 302
     assert first.get(reverse("orders")).status_code == 200
+    event = LoginEvent.objects.filter(user=alice, success=True).latest("id")
+    assert event.second_factor == "recovery_codes"
     second = Client()
     _password_step(second)
     refused = second.post(reverse("mfa_authenticate"), {"code": code})
