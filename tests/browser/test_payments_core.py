@@ -10,7 +10,8 @@ from playwright.sync_api import expect
 
 from accounts.models import LedgerEntry, PaymentMethodSetting
 from accounts.services import customer_create
-from tests.browser.conftest import PHONE, login
+from tests.browser.conftest import PHONE, login, staff_login
+from tests.totp import give_second_factor
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,7 +27,8 @@ def test_manual_transfer_on_a_phone_then_approved_in_admin(new_page, settings, d
         method="manual", min_amount=Decimal("10"), instructions="IBAN DE00 1234 5678 9012 3456 78"
     )
     customer_create(username="pia", email="pia@example.com", password="pia-Secret-2026")
-    django_user_model.objects.create_superuser("boss", "boss@example.com", "pw-boss-123")
+    boss = django_user_model.objects.create_superuser("boss", "boss@example.com", "pw-boss-123")
+    secret = give_second_factor(boss)  # staff open the admin with a second factor only
 
     page = new_page(viewport=PHONE)
     login(page, "pia", "pia-Secret-2026")
@@ -47,8 +49,7 @@ def test_manual_transfer_on_a_phone_then_approved_in_admin(new_page, settings, d
     _no_sideways_scroll(page)
 
     admin = new_page()
-    login(admin, "boss", "pw-boss-123")
-    admin.goto("/admin/")
+    staff_login(admin, "boss", "pw-boss-123", secret)
     admin.get_by_role("link", name="Show these payments").first.click()
     admin.get_by_role("link", name=re.compile(r"^\d+$")).first.click()
     admin.get_by_role("link", name=re.compile("Approve")).click()
