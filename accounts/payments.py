@@ -159,6 +159,18 @@ def payment_limits_check(*, offer: MethodOffer, amount: Decimal) -> None:
     _check_limits(offer, amount)
 
 
+def _check_start_rate(user: User) -> None:
+    wait = rate_limit_hit(
+        key=f"payment-start:{user.pk}", limit=settings.PAYMENT_STARTS_PER_HOUR, period=3600
+    )
+    if wait:
+        minutes = max(1, -(-wait // 60))  # rounded up: never "try again in 0 minutes"
+        raise PaymentError(
+            f"Too many payments started in the last hour; try again in {minutes} "
+            f"minute{'s' if minutes != 1 else ''}."
+        )
+
+
 def payment_start(
     *,
     user: User,
@@ -175,15 +187,7 @@ def payment_start(
     if offer is None:
         raise PaymentError("That payment method is not available.")
     _check_limits(offer, amount)
-    wait = rate_limit_hit(
-        key=f"payment-start:{user.pk}", limit=settings.PAYMENT_STARTS_PER_HOUR, period=3600
-    )
-    if wait:
-        minutes = max(1, -(-wait // 60))  # rounded up: never "try again in 0 minutes"
-        raise PaymentError(
-            f"Too many payments started in the last hour; try again in {minutes} "
-            f"minute{'s' if minutes != 1 else ''}."
-        )
+    _check_start_rate(user)
     payment = Payment.objects.create(
         user=user,
         method=method,
