@@ -140,6 +140,15 @@ def login_event_delete_older_than(*, before: datetime) -> int:
     return deleted
 
 
+def login_history_prune(*, now: datetime | None = None) -> int | None:
+    """Retention by the setting: delete the login history older than PANEL_LOGIN_HISTORY_DAYS;
+    returns how many rows went, or None when the setting is 0 (the whole history is kept)."""
+    days = settings.PANEL_LOGIN_HISTORY_DAYS
+    if not days:
+        return None
+    return login_event_delete_older_than(before=(now or timezone.now()) - timedelta(days=days))
+
+
 def _notify_new_address(*, event: LoginEvent, user: User) -> None:
     context = {
         "user": user,

@@ -387,3 +387,16 @@ def test_recording_a_refusal_costs_the_same_whether_the_account_exists(alice):
         counts.append(len(queries))
     assert counts[0] == counts[1]
     assert LoginEvent.objects.filter(success=False).count() == 2
+
+
+def test_the_nightly_sweep_prunes_the_login_history_and_keeps_it_all_at_zero(alice, settings):
+    from accounts.tasks import login_history_cleanup_sweep
+
+    now = timezone.now()
+    old = LoginEvent.objects.create(user=alice, success=True, at=now - timedelta(days=400))
+    settings.PANEL_LOGIN_HISTORY_DAYS = 0
+    assert login_history_cleanup_sweep() == "history kept (setting 0)"
+    assert LoginEvent.objects.filter(pk=old.pk).exists()
+    settings.PANEL_LOGIN_HISTORY_DAYS = 365
+    assert login_history_cleanup_sweep() == "deleted 1"
+    assert not LoginEvent.objects.filter(pk=old.pk).exists()

@@ -68,6 +68,15 @@ DEFAULT_SCHEDULES = [
         description="Every 5 minutes: reads at its gateway each payment waiting for over 10 "
         "minutes (a missed webhook), at most 50 a run.",
     ),
+    DefaultSchedule(
+        "Login history retention",
+        "accounts.tasks.login_history_cleanup_sweep",
+        minute="17",
+        hour="3",
+        expire_seconds=3000,
+        description="Every night at 03:17 UTC: deletes login history older than "
+        "PANEL_LOGIN_HISTORY_DAYS (0 keeps it all).",
+    ),
 ]
 
 
