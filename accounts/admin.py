@@ -17,7 +17,8 @@ from django.utils.html import format_html, format_html_join
 from accounts import payment_admin  # noqa: F401  (registers the payments admin)
 from accounts.audit import AuditedAdminMixin, staff_user
 from accounts.forms import BalanceChangeForm
-from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, LoginEvent, User
+from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, LoginEvent, User, UserSession
+from accounts.security import user_sessions_end_by_staff
 from accounts.selectors import api_key_list_stale
 from accounts.services import (
     AdjustmentPreview,
@@ -492,3 +493,33 @@ class LoginEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(UserSession)
+class UserSessionAdmin(admin.ModelAdmin):
+    """Signed-in sessions, read-only; the one action ends the selected ones (audited). The
+    session key is never shown."""
+
+    list_display = ("user", "ip", "user_agent", "created_at", "last_seen_at")
+    list_filter = ("last_seen_at",)
+    list_select_related = ("user",)
+    search_fields = ("user__username", "user__email", "=ip")
+    date_hierarchy = "last_seen_at"
+    show_full_result_count = False
+    fields = readonly_fields = ("user", "ip", "user_agent", "created_at", "last_seen_at")
+    actions = ("end_sessions",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="End the selected sessions (the customer is logged out there)")
+    def end_sessions(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        ended = user_sessions_end_by_staff(who=staff_user(request), session_ids=ids)
+        self.message_user(request, f"{ended} session(s) ended.", messages.SUCCESS)
