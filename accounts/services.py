@@ -105,8 +105,22 @@ def _apply(
             memo=memo,
             created_at=now,
         )
-        Wallet.objects.filter(pk=wallet.pk).update(balance=new_balance, updated_at=now)
+        Wallet.objects.filter(pk=wallet.pk).update(
+            balance=new_balance,
+            total_spent=wallet.total_spent + spent_change(kind=kind, signed_amount=signed_amount),
+            updated_at=now,
+        )
     return entry
+
+
+# The ledger kinds that make up "total spent": what orders cost, net of what they gave back.
+SPENDING_KINDS = frozenset({LedgerEntry.Kind.CHARGE, LedgerEntry.Kind.REFUND})
+
+
+def spent_change(*, kind: str, signed_amount: Decimal) -> Decimal:
+    """How an entry changes the customer's total spent (Wallet.total_spent, the tiers' base): a
+    charge (negative) adds its size, a refund (positive) takes it off; other kinds nothing."""
+    return -signed_amount if kind in SPENDING_KINDS else Decimal(0)
 
 
 def _locked_wallet(user: User) -> Wallet:

@@ -31,6 +31,7 @@ from accounts.security import (
 )
 from accounts.selectors import ledger_list_for_user
 from accounts.services import api_key_issue, api_key_set_allowlist
+from accounts.tiers import tier_progress
 from catalog.order_types import TYPE_SPECS
 from orders.forms import PARAMS
 from orders.selectors import order_list_for_user
@@ -79,6 +80,7 @@ def account_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
         "form": form,
         "email_address": EmailAddress.objects.get_primary(user),
         "mfa_enabled": is_mfa_enabled(user),
+        "tier": tier_progress(user=user),
     }
     return render(request, "accounts/settings.html", context, status=400 if form.errors else 200)
 

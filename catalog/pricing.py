@@ -87,6 +87,32 @@ def retail_rate(cost_rate: Decimal, markup_percent: Decimal) -> Decimal:
     return max(rate, Decimal(0))
 
 
+def discounted_rate(rate: Decimal, percent: Decimal) -> Decimal:
+    """`rate` with `percent` off (10 means rate * 0.9), rounded as a rate."""
+    return quantize_rate(Decimal(rate) * ((HUNDRED - Decimal(percent)) / HUNDRED))
+
+
+def customer_rate(
+    *,
+    retail: Decimal,
+    own_percent: Decimal,
+    tier_percent: Decimal,
+    cost: Decimal | None,
+    tier_below_cost: bool,
+) -> Decimal:
+    """A customer's rate per 1000 without a custom rate (which wins over all of this): the
+    lower of the retail rate with the customer's own discount and with their tier's discount.
+    The tier's price stops at the cost (`cost`, None for a manual service: no floor) unless
+    `tier_below_cost`; and it never raises a retail rate that staff set below the cost."""
+    rate = discounted_rate(retail, own_percent)
+    if tier_percent > 0:
+        tiered = discounted_rate(retail, tier_percent)
+        if cost is not None and not tier_below_cost:
+            tiered = max(tiered, min(Decimal(cost), Decimal(retail)))
+        rate = min(rate, tiered)
+    return rate
+
+
 MARKUP_MAX = Decimal(1_000_000)  # Service.markup_percent: PERCENT digits hold less than this
 _MARKUP_QUANTUM = Decimal("0.01")
 

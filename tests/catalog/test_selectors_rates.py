@@ -8,15 +8,14 @@ import pytest
 
 from catalog import selectors
 from catalog.models import CustomerDiscount, CustomerRate
+from catalog.pricing import quantize_rate
 from tests.api.factories import ServiceFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def expected(services, custom: dict[int, Decimal]) -> dict[int, Decimal]:
-    return {
-        s.pk: custom.get(s.pk, selectors.quantize_rate(s.rate * Decimal("0.9"))) for s in services
-    }
+    return {s.pk: custom.get(s.pk, quantize_rate(s.rate * Decimal("0.9"))) for s in services}
 
 
 def test_long_list_reads_custom_rates_by_customer_and_prices_like_a_short_one(
