@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.coupons import CouponError, coupon_check_deposit
 from accounts.forms import DepositForm
 from accounts.gateways import gateway_for
 from accounts.gateways.base import Gateway, GatewayError, Refusal, Report, WebhookAnswer
@@ -72,13 +73,17 @@ def funds_add(request: AuthenticatedHttpRequest) -> HttpResponse:
                 amount=form.cleaned_data["amount"],
                 urls=_urls(request),
                 customer_reference=form.cleaned_data["reference"].strip(),
+                coupon=form.cleaned_data["coupon"],
             )
+        except CouponError as exc:
+            form.add_error("coupon", str(exc))
         except PaymentError as exc:
             form.add_error(_error_field(str(exc)), str(exc))
         else:
             return redirect(payment.checkout_url)
     elif form.is_bound:
         _limits_with_other_errors(form, offers)
+        _coupon_with_other_errors(request, form)
     names = {o.code: o.name for o in offers}
     context = {
         "form": form,
@@ -119,6 +124,17 @@ def _limits_with_other_errors(form: DepositForm, offers: list[MethodOffer]) -> N
         payment_limits_check(offer=offer, amount=data["amount"])
     except PaymentError as exc:
         form.add_error("amount", str(exc))
+
+
+def _coupon_with_other_errors(request: AuthenticatedHttpRequest, form: DepositForm) -> None:
+    """A form refused for another field also says at once what is wrong with the code."""
+    data = form.cleaned_data
+    if not data.get("coupon", "").strip():
+        return
+    try:
+        coupon_check_deposit(user=request.user, code=data["coupon"], amount=data.get("amount"))
+    except CouponError as exc:
+        form.add_error("coupon", str(exc))
 
 
 def _error_field(message: str) -> str | None:
