@@ -13,7 +13,7 @@ one place for the price list, the order form, new orders and the API.
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Expression, F, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Count, Expression, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from accounts.models import Tier, User, Wallet
@@ -92,3 +92,16 @@ def tier_progress(*, user: User) -> TierProgress:
     tier = tier_for_spent(spent, tiers)
     above = [t for t in tiers if t.min_spent > spent]
     return TierProgress(spent=spent, tier=tier, next_tier=above[0] if above else None)
+
+
+def tier_customer_counts() -> dict[int, int]:
+    """How many customers each tier holds now (the admin's list), in one query."""
+    tiers = tier_list()
+    buckets = {}
+    for tier, above in zip(tiers, [*tiers[1:], None], strict=True):
+        within = Q(total_spent__gte=tier.min_spent)
+        if above is not None:
+            within &= Q(total_spent__lt=above.min_spent)
+        buckets[f"t{tier.pk}"] = Count("pk", filter=within)
+    counts = Wallet.objects.aggregate(**buckets) if buckets else {}
+    return {tier.pk: counts[f"t{tier.pk}"] for tier in tiers}
