@@ -179,17 +179,17 @@ def coupon_release(*, payment: Payment) -> bool:
     """Give back the use a payment reserved, when it failed, expired or was canceled (the
     payment row is locked by the caller, or its status was just moved by a conditional
     UPDATE). True when a use was released; a second call does nothing."""
+    reserved = CouponUse.objects.filter(payment=payment, status=CouponUse.Status.RESERVED)
+    coupon_id = reserved.values_list("coupon_id", flat=True).first()
+    if coupon_id is None:
+        return False
     with transaction.atomic():
-        use = (
-            CouponUse.objects.select_for_update()
-            .filter(payment=payment, status=CouponUse.Status.RESERVED)
-            .first()
-        )
-        if use is None:
+        # The coupon first, like every other path; then the conditional UPDATE of the use
+        # decides who releases it (two releases at once: one wins, the other changes nothing).
+        Coupon.objects.select_for_update().filter(pk=coupon_id).first()
+        if not reserved.update(status=CouponUse.Status.RELEASED):
             return False
-        Coupon.objects.select_for_update().filter(pk=use.coupon_id).first()  # lock order
-        CouponUse.objects.filter(pk=use.pk).update(status=CouponUse.Status.RELEASED)
-        Coupon.objects.filter(pk=use.coupon_id, uses__gt=0).update(uses=F("uses") - 1)
+        Coupon.objects.filter(pk=coupon_id, uses__gt=0).update(uses=F("uses") - 1)
     return True
 
 
@@ -213,15 +213,11 @@ def coupon_credit_paid(*, payment: Payment) -> CouponCredit:
     before the deposit's own credit): the reserved use becomes used and the bonus is credited
     once, as a bonus entry with the key `coupon:<method>:<gateway_id>`. A use released
     meanwhile (the payment expired, then was paid) is taken again if the code still allows."""
-    use = (
-        CouponUse.objects.select_for_update()
-        .filter(payment=payment)
-        .select_related("coupon")
-        .first()
-    )
+    use = CouponUse.objects.filter(payment=payment).first()
     if use is None:
         return CouponCredit(None)
-    coupon = Coupon.objects.select_for_update().get(pk=use.coupon_id)
+    coupon = Coupon.objects.select_for_update().get(pk=use.coupon_id)  # coupon, then its use
+    use = CouponUse.objects.select_for_update().get(pk=use.pk)
     now = timezone.now()
     seq = use.seq
     if use.status == CouponUse.Status.RELEASED:

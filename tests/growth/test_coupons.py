@@ -18,6 +18,7 @@ from accounts.coupons import (
     CouponError,
     coupon_codes_generate,
     coupon_redeem,
+    coupon_release,
 )
 from accounts.gateways.base import Report
 from accounts.models import Coupon, CouponUse, LedgerEntry, Payment
@@ -207,6 +208,9 @@ def test_a_rejected_payment_gives_its_use_back(alice, bob, staff):
     payment_reject_manual(payment=bobs, actor=staff, reason="never arrived")
     code.refresh_from_db()
     assert code.uses == 0 and bobs.coupon_use.status == CouponUse.Status.RELEASED
+    assert not coupon_release(payment=bobs)  # a second release gives nothing back
+    code.refresh_from_db()
+    assert code.uses == 0
     # alice may now use it
     payment_start(
         user=alice,
