@@ -22,7 +22,7 @@ from accounts.forms import DepositForm
 from accounts.gateways import gateway_for
 from accounts.gateways.base import Gateway, GatewayError, Refusal, Report, WebhookAnswer
 from accounts.middleware import AuthenticatedHttpRequest
-from accounts.models import Payment, PaymentCallback
+from accounts.models import CouponUse, Payment, PaymentCallback
 from accounts.payments import (
     METHOD_WORDS,
     UNVERIFIED_EMAIL,
@@ -168,6 +168,7 @@ def payment_detail(request: AuthenticatedHttpRequest, public_id: UUID) -> HttpRe
     method_name = offer.name if offer else METHOD_WORDS.get(payment.method, payment.method)
     context = {
         "payment": payment,
+        "coupon_use": CouponUse.objects.filter(payment=payment).select_related("coupon").first(),
         "method_name": method_name,
         "received": _received(payment),
         "instructions": offer.instructions if offer else "",

@@ -286,7 +286,10 @@ def test_add_funds_shows_a_code_error_at_the_field_and_keeps_everything_typed(cl
         url, {"method": "manual", "amount": "50", "reference": "SEPA-9", "coupon": "welcome"}
     )
     assert ok.status_code == 302
-    assert Payment.objects.get().coupon_use.coupon.code == "WELCOME"
+    payment = Payment.objects.get()
+    assert payment.coupon_use.coupon.code == "WELCOME"
+    detail = client.get(reverse("payment_detail", args=[payment.public_id])).content.decode()
+    assert "WELCOME</code> · its bonus is added when the payment arrives" in detail
 
 
 # --- staff ----------------------------------------------------------------------------------
