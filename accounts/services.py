@@ -29,6 +29,7 @@ from accounts.models import (
     ip_allowlist_clean,
 )
 from accounts.selectors import ledger_recent_staff_entry
+from accounts.tiers import price_terms_forget
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, quantize_money
 
 logger = logging.getLogger(__name__)
@@ -105,11 +106,12 @@ def _apply(
             memo=memo,
             created_at=now,
         )
+        spent = spent_change(kind=kind, signed_amount=signed_amount)
         Wallet.objects.filter(pk=wallet.pk).update(
-            balance=new_balance,
-            total_spent=wallet.total_spent + spent_change(kind=kind, signed_amount=signed_amount),
-            updated_at=now,
+            balance=new_balance, total_spent=wallet.total_spent + spent, updated_at=now
         )
+    if spent:
+        price_terms_forget(user)  # the tier may have changed: the next price reads it again
     return entry
 
 

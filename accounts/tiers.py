@@ -19,6 +19,24 @@ from django.db.models.functions import Coalesce
 from accounts.models import Tier, User, Wallet
 from catalog.pricing import HUNDRED, ZERO
 
+# The customer's pricing terms (own discount and tier, catalog.selectors.PriceTerms) are read
+# once per request: memoised on the User object, which lives as long as the request (or the API
+# call), and forgotten when a ledger write through that object changes the total spent.
+_TERMS_MEMO = "_panel_price_terms"
+
+
+def price_terms_memo(user: User) -> object | None:
+    return getattr(user, _TERMS_MEMO, None)
+
+
+def price_terms_remember(user: User, terms: object) -> None:
+    setattr(user, _TERMS_MEMO, terms)
+
+
+def price_terms_forget(user: User) -> None:
+    if hasattr(user, _TERMS_MEMO):
+        delattr(user, _TERMS_MEMO)
+
 
 def tier_list() -> list[Tier]:
     """Every tier, lowest first."""

@@ -7,7 +7,12 @@ from decimal import Decimal
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from accounts.models import User
-from accounts.tiers import tier_annotations, total_spent_expression
+from accounts.tiers import (
+    price_terms_memo,
+    price_terms_remember,
+    tier_annotations,
+    total_spent_expression,
+)
 from catalog.models import CustomerDiscount, CustomerRate, Service, ServiceBackup, UpstreamService
 from catalog.pricing import convert_rate, customer_rate
 
@@ -47,7 +52,16 @@ class PriceTerms:
 
 def customer_price_terms(*, user: User) -> PriceTerms:
     """The customer's own discount and tier, in one query (the tier from the total spent cached
-    on the wallet, docs/growth.md)."""
+    on the wallet, docs/growth.md), once per request: memoised on `user` (accounts.tiers)."""
+    memo = price_terms_memo(user)
+    if isinstance(memo, PriceTerms):
+        return memo
+    terms = _price_terms_read(user)
+    price_terms_remember(user, terms)
+    return terms
+
+
+def _price_terms_read(user: User) -> PriceTerms:
     own = CustomerDiscount.objects.filter(user=OuterRef("pk")).values("percent")[:1]
     row = (
         User.objects.filter(pk=user.pk)

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from accounts.models import LedgerEntry, Tier
+from accounts.models import LedgerEntry, Tier, User
 from accounts.selectors import ledger_find_mismatches
 from accounts.services import balance_credit, balance_debit
 from accounts.tiers import tier_progress, user_total_spent
@@ -120,7 +120,9 @@ def test_price_list_and_rates_follow_the_tier_in_the_same_two_queries(
     with django_assert_num_queries(2):
         rates = selectors.service_rates_for_user(user=alice, services=services)
     assert set(rates.values()) == {D("1.8")}
-    spend(alice, "30")  # Gold from 40
+    with django_assert_num_queries(1):  # the tier is read once per request (per user object)
+        selectors.service_rates_for_user(user=alice, services=services)
+    spend(alice, "30")  # Gold from 40: a charge through this object reads the tier again
     assert selectors.service_rate_for_user(user=alice, service=services[0]) == D("1.6")
 
 
@@ -142,7 +144,8 @@ def test_tier_stops_at_the_cost_unless_the_tier_allows_it(alice, tiers, upstream
     assert selectors.service_rate_for_user(user=alice, service=listed) == D("1")
     gold.allow_below_cost = True
     gold.save()
-    assert selectors.service_rate_for_user(user=alice, service=listed) == D("0.6")
+    later = User.objects.get(pk=alice.pk)  # the next request (the terms are read per request)
+    assert selectors.service_rate_for_user(user=later, service=listed) == D("0.6")
 
 
 def test_own_discount_and_tier_do_not_add_up(alice, tiers):
@@ -151,7 +154,8 @@ def test_own_discount_and_tier_do_not_add_up(alice, tiers):
     spend(alice, "10")  # Silver, 10 %
     assert selectors.service_rate_for_user(user=alice, service=service) == D("1.8")
     CustomerDiscount.objects.filter(user=alice).update(percent=D("15"))
-    assert selectors.service_rate_for_user(user=alice, service=service) == D("1.7")
+    later = User.objects.get(pk=alice.pk)  # the next request
+    assert selectors.service_rate_for_user(user=later, service=service) == D("1.7")
 
 
 def test_tier_discount_reaches_api_services_and_the_charge_of_add(
