@@ -1,7 +1,6 @@
 """Reads for the catalog: services as customers see them, with their own prices."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
@@ -14,7 +13,7 @@ from accounts.tiers import (
     total_spent_expression,
 )
 from catalog.models import CustomerDiscount, CustomerRate, Service, ServiceBackup, UpstreamService
-from catalog.pricing import convert_rate, customer_rate
+from catalog.pricing import CustomerPricing, convert_rate
 
 
 def service_list_enabled() -> QuerySet[Service]:
@@ -35,33 +34,18 @@ def service_get_enabled(*, service_id: int) -> Service | None:
 RATES_BY_ID_MAX = 100
 
 
-@dataclass(frozen=True)
-class PriceTerms:
-    """What a customer's prices depend on besides their custom rates, read once per request:
-    their own discount (CustomerDiscount) and their spending tier's (accounts.tiers)."""
-
-    own_percent: Decimal = Decimal(0)
-    tier_percent: Decimal = Decimal(0)
-    tier_below_cost: bool = False
-
-    @property
-    def needs_cost(self) -> bool:
-        """Whether the rates need each service's cost (a tier discount that stops at it)."""
-        return self.tier_percent > 0 and not self.tier_below_cost
-
-
-def customer_price_terms(*, user: User) -> PriceTerms:
+def customer_price_terms(*, user: User) -> CustomerPricing:
     """The customer's own discount and tier, in one query (the tier from the total spent cached
     on the wallet, docs/growth.md), once per request: memoised on `user` (accounts.tiers)."""
     memo = price_terms_memo(user)
-    if isinstance(memo, PriceTerms):
+    if isinstance(memo, CustomerPricing):
         return memo
     terms = _price_terms_read(user)
     price_terms_remember(user, terms)
     return terms
 
 
-def _price_terms_read(user: User) -> PriceTerms:
+def _price_terms_read(user: User) -> CustomerPricing:
     own = CustomerDiscount.objects.filter(user=OuterRef("pk")).values("percent")[:1]
     row = (
         User.objects.filter(pk=user.pk)
@@ -71,9 +55,9 @@ def _price_terms_read(user: User) -> PriceTerms:
         .first()
     )
     if row is None:
-        return PriceTerms()
+        return CustomerPricing()
     own_percent, tier_percent, below_cost = row
-    return PriceTerms(
+    return CustomerPricing(
         own_percent=own_percent or Decimal(0),
         tier_percent=tier_percent or Decimal(0),
         tier_below_cost=bool(below_cost),
@@ -129,19 +113,12 @@ def service_rates_for_user_by_id(
     if len(retail) <= RATES_BY_ID_MAX:
         rates = rates.filter(service__in=list(retail))
     custom = dict(rates.values_list("service_id", "rate"))
-    terms = customer_price_terms(user=user)
-    if terms.needs_cost and cost_of is None:
+    rule = customer_price_terms(user=user)
+    if rule.needs_cost and cost_of is None:
         cost_of = _costs_by_id(list(retail)).get
+    ask = cost_of if rule.needs_cost else None
     return {
-        pk: custom[pk]
-        if pk in custom
-        else customer_rate(
-            retail=rate,
-            own_percent=terms.own_percent,
-            tier_percent=terms.tier_percent,
-            cost=cost_of(pk) if terms.needs_cost and cost_of is not None else None,
-            tier_below_cost=terms.tier_below_cost,
-        )
+        pk: custom[pk] if pk in custom else rule.rate(rate, ask and (lambda pk=pk: ask(pk)))
         for pk, rate in retail.items()
     }
 
