@@ -6,7 +6,7 @@ refund entries, kept by accounts.services in the same locked UPDATE that changes
 so it follows every charge and refund at once and reading it costs nothing more than the
 wallet row. The tier is the one with the highest `min_spent` at or below it. The price rule
 itself (custom rate first, the better of the customer's own discount and the tier's, never below
-cost unless the tier allows it) is catalog.pricing.customer_rate, applied by catalog.selectors in
+cost unless the tier allows it) is catalog.pricing.CustomerPricing, applied by catalog.selectors in
 one place for the price list, the order form, new orders and the API.
 """
 
