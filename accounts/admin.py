@@ -14,7 +14,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from accounts import payment_admin  # noqa: F401  (registers the payments admin)
+from accounts import (
+    growth_admin,  # noqa: F401  (registers the tiers and coupons admin)
+    payment_admin,  # noqa: F401  (registers the payments admin)
+)
 from accounts.audit import AuditedAdminMixin, staff_user
 from accounts.forms import BalanceChangeForm
 from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, LoginEvent, User, UserSession

@@ -83,6 +83,14 @@ class DepositForm(forms.Form):
         help_text="For a manual transfer: the reference or transaction id of your transfer.",
     )
 
+    coupon = forms.CharField(
+        max_length=40,
+        required=False,
+        label="Bonus code",
+        help_text="If you have one: its bonus is added when the payment arrives.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
     def __init__(self, *args: Any, methods: list[tuple[str, str]], manual: set[str], **kwargs: Any):
         super().__init__(*args, **kwargs)
         method_field = self.fields["method"]
@@ -103,6 +111,17 @@ class DepositForm(forms.Form):
         if data.get("method") in self.manual and not data.get("reference", "").strip():
             self.add_error("reference", "Give the reference of your transfer so staff can find it.")
         return data
+
+
+class RedeemCodeForm(forms.Form):
+    """The funds page's balance code (gift card) field; accounts.coupons checks the code."""
+
+    code = forms.CharField(
+        max_length=40,
+        label="Balance code",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        error_messages={"required": "Enter a code."},
+    )
 
 
 class ApiKeyAllowlistForm(forms.Form):

@@ -19,7 +19,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.forms import ApiKeyAllowlistForm, TimezoneForm
+from accounts.coupons import CouponError, coupon_redeem
+from accounts.forms import ApiKeyAllowlistForm, RedeemCodeForm, TimezoneForm
 from accounts.middleware import AuthenticatedHttpRequest
 from accounts.models import ApiKey, UserSession
 from accounts.security import (
@@ -31,7 +32,9 @@ from accounts.security import (
 )
 from accounts.selectors import ledger_list_for_user
 from accounts.services import api_key_issue, api_key_set_allowlist
+from accounts.tiers import tier_progress
 from catalog.order_types import TYPE_SPECS
+from catalog.pricing import money_text
 from orders.forms import PARAMS
 from orders.selectors import order_list_for_user
 
@@ -79,15 +82,30 @@ def account_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
         "form": form,
         "email_address": EmailAddress.objects.get_primary(user),
         "mfa_enabled": is_mfa_enabled(user),
+        "tier": tier_progress(user=user),
     }
     return render(request, "accounts/settings.html", context, status=400 if form.errors else 200)
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def funds(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The balance, the statement, and the balance code (gift card) form."""
+    form = RedeemCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            entry = coupon_redeem(user=request.user, code=form.cleaned_data["code"])
+        except CouponError as exc:
+            form.add_error("code", str(exc))
+        else:
+            messages.success(
+                request, f"The code is redeemed: {money_text(entry.amount)} added to your balance."
+            )
+            return redirect("funds")
     entries = ledger_list_for_user(user=request.user)
     page = Paginator(entries, STATEMENT_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "accounts/funds.html", {"page": page, "entries": page.object_list})
+    context = {"page": page, "entries": page.object_list, "redeem_form": form}
+    return render(request, "accounts/funds.html", context, status=400 if form.errors else 200)
 
 
 class _Echo:

@@ -95,6 +95,7 @@ ENTRY_POINTS = frozenset(
         "fake_gateways",  # accounts.fake_gateways: standalone fake payment gateways
         "payment_views",  # accounts.payment_views: Add funds, a payment's page, webhooks
         "payment_admin",  # accounts.payment_admin: the payments admin, imported by admin.py
+        "growth_admin",  # accounts.growth_admin: the tiers and coupons admin, imported by admin.py
     }
 )
 
