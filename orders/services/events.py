@@ -60,7 +60,7 @@ def new_event(
         order_id=order_id,
         type=type,
         payload=json.dumps(body, separators=(",", ":")),
-        next_attempt_at=now,
+        next_attempt_at=min(now, timezone.now()),  # due at once (a poll may pass a later now)
         give_up_at=now + (timedelta(0) if type == T.TEST else RETRY_WINDOW),
         created_at=now,
     )

@@ -103,11 +103,11 @@ def address_refusal(address: str) -> str | None:
         ip = ip.ipv4_mapped
     for what, flag in (
         ("a loopback", ip.is_loopback),
-        ("a private", ip.is_private),
         ("a link-local", ip.is_link_local),
         ("a multicast", ip.is_multicast),
         ("a reserved", ip.is_reserved),
         ("an unspecified", ip.is_unspecified),
+        ("a private", ip.is_private),
         ("a non-public", not ip.is_global),
     ):
         if flag:
