@@ -472,3 +472,83 @@ def test_signature_is_hmac_sha256_of_timestamp_dot_body():
     assert signature_header(secret="whsec_k", timestamp=1700000000, body=b"{}") == (
         f"t=1700000000,v1={expected}"
     )
+
+
+# --- https to the checked address ----------------------------------------------------------------
+
+
+def _certificate(tmp_path, name: str):
+    """A self-signed certificate for `name` (its own CA), as PEM files."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_file), str(key_file)
+
+
+@pytest.fixture
+def tls_receiver(tmp_path, monkeypatch):
+    """The receiver behind TLS with a certificate for hooks.example.test, a name that resolves
+    to 127.0.0.1 here."""
+    import ssl
+
+    cert, key = _certificate(tmp_path, "hooks.example.test")
+    server = Receiver()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    real = socket.getaddrinfo
+
+    def fake(host, *args, **kwargs):
+        return real("127.0.0.1" if host == "hooks.example.test" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    server.cert = cert
+    yield server
+    server.close()
+
+
+def test_https_goes_to_the_checked_address_and_checks_the_certificate_for_the_name(
+    alice, tls_receiver, settings, monkeypatch
+):
+    settings.PANEL_WEBHOOKS_ALLOW_PRIVATE = True
+    _endpoint(alice, f"https://hooks.example.test:{tls_receiver.port}/hook")
+    order_set_status(order=_order(alice), new=S.CANCELED, source="admin")
+    event_id = WebhookEvent.objects.get().pk
+    # Not signed by a CA the panel trusts: refused by the TLS check, nothing delivered.
+    event = webhook_event_deliver(event_id=event_id)
+    assert event.status == EV.PENDING and "certificate" in event.last_error.lower()
+    assert tls_receiver.requests == []
+    # Trusted: delivered to 127.0.0.1 with the certificate checked against the name (SNI).
+    monkeypatch.setattr("orders.services.webhooks.certifi.where", lambda: tls_receiver.cert)
+    WebhookEvent.objects.filter(pk=event_id).update(next_attempt_at=timezone.now())
+    event = webhook_event_deliver(event_id=event_id)
+    assert event.status == EV.DELIVERED, event.last_error
+    assert tls_receiver.requests[0]["headers"]["Host"] == f"hooks.example.test:{tls_receiver.port}"
