@@ -12,6 +12,7 @@ from django.utils import timezone
 from orders import services
 from orders.selectors import provider_ids_with_due_orders
 from orders.services.enqueue import enqueue_provider_sweep
+from orders.services.webhooks import ATTEMPT_SOFT_TIME_LIMIT, ATTEMPT_TIME_LIMIT
 from providers.client import ProviderError
 from providers.models import Provider
 
@@ -70,7 +71,11 @@ def orders_requeue_sweep() -> None:
     services.order_release_stuck_requests()
 
 
-@shared_task(acks_late=True)
+@shared_task(
+    acks_late=True,
+    soft_time_limit=ATTEMPT_SOFT_TIME_LIMIT,
+    time_limit=ATTEMPT_TIME_LIMIT,
+)
 def webhook_deliver(event_id: int) -> None:
     """One attempt to deliver one webhook event (a no-op unless it is due and first in line)."""
     services.webhook_event_deliver(event_id=event_id)

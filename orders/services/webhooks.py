@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import certifi
 import urllib3
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
@@ -42,7 +43,11 @@ SIGNATURE_TOLERANCE = 300  # seconds a receiver should accept a timestamp off by
 TIMEOUT = 5.0  # connect and read, each
 FIRST_RETRY = timedelta(minutes=1)
 MAX_RETRY_DELAY = timedelta(hours=2)
-LOCK_FOR = timedelta(seconds=60)  # longer than one attempt can take (2 x TIMEOUT + margin)
+# An attempt's task is killed after ATTEMPT_TIME_LIMIT (a receiver dripping its answer byte by
+# byte never times out a read); the claim lasts longer, so no second attempt overlaps it.
+ATTEMPT_SOFT_TIME_LIMIT = 20
+ATTEMPT_TIME_LIMIT = 30
+LOCK_FOR = timedelta(seconds=ATTEMPT_TIME_LIMIT + 30)
 EXCERPT_CHARS = 200  # of the receiver's answer, kept for the delivery log
 USER_AGENT = "SMM-Panel-Webhooks/1"
 EV = WebhookEvent.Status
@@ -179,9 +184,12 @@ def webhook_post(*, url: str, body: bytes, headers: dict[str, str]) -> PostResul
     following redirects; WebhookFailed on a network error. Only the first EXCERPT_CHARS of
     the answer are read."""
     parts = urlsplit(url)
-    host = parts.hostname
-    if parts.scheme not in ("http", "https") or not host:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WebhookRefused("the webhook URL is not an http(s) address")
+    try:
+        host = parts.hostname.encode("idna").decode("ascii")  # an international name: punycode
+    except UnicodeError:
+        raise WebhookRefused(f"{parts.hostname} is not a valid host name") from None
     port = parts.port or (443 if parts.scheme == "https" else 80)
     address = checked_address(host, port)
     host_header = f"[{host}]" if ":" in host else host
@@ -255,6 +263,11 @@ def webhook_event_deliver(*, event_id: int, now: datetime | None = None) -> Webh
         result = _attempt(endpoint, event)
     except (WebhookRefused, WebhookFailed) as exc:
         _failed(event, now, error=str(exc))
+    except SoftTimeLimitExceeded:
+        _failed(event, now, error=f"No answer within {ATTEMPT_SOFT_TIME_LIMIT} seconds")
+    except Exception as exc:  # recorded, so that the event is retried and given up in time
+        logger.exception("webhook %s: attempt failed unexpectedly", event.event_id)
+        _failed(event, now, error=f"{type(exc).__name__}: {exc}")
     else:
         event.last_status_code = result.status
         event.response_excerpt = result.excerpt

@@ -552,3 +552,18 @@ def test_https_goes_to_the_checked_address_and_checks_the_certificate_for_the_na
     event = webhook_event_deliver(event_id=event_id)
     assert event.status == EV.DELIVERED, event.last_error
     assert tls_receiver.requests[0]["headers"]["Host"] == f"hooks.example.test:{tls_receiver.port}"
+
+
+def test_an_unexpected_error_is_recorded_so_the_event_is_retried_and_given_up_in_time(
+    alice, hooked, monkeypatch
+):
+    def broken(endpoint, event):
+        raise ValueError("something nobody expected")
+
+    monkeypatch.setattr("orders.services.webhooks._attempt", broken)
+    order_set_status(order=_order(alice), new=S.CANCELED, source="admin")
+    event = webhook_event_deliver(event_id=WebhookEvent.objects.get().pk)
+    event.refresh_from_db()
+    assert event.status == EV.PENDING and event.locked_until is None
+    assert event.last_error == "ValueError: something nobody expected"
+    assert event.next_attempt_at > timezone.now()
