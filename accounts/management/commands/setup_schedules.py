@@ -40,6 +40,14 @@ DEFAULT_SCHEDULES = [
         description="Every minute: re-sends queued orders and sends orders stuck mid-placement to review.",
     ),
     DefaultSchedule(
+        "Webhook retries",
+        "orders.tasks.webhooks_retry_sweep",
+        minute="*",
+        expire_seconds=50,
+        description="Every minute: one delivery attempt per resellers' webhook event whose "
+        "retry is due (exponential back-off, for 24 hours).",
+    ),
+    DefaultSchedule(
         "Catalog sync",
         "catalog.tasks.catalog_sync_sweep",
         minute="7",
