@@ -33,6 +33,7 @@ from accounts.services import (
 )
 from catalog.models import CustomerDiscount, CustomerRate
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
+from content.admin import TermsAcceptanceInline
 from orders.models import Order
 
 RECENT_LEDGER_ROWS = 20
@@ -102,7 +103,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         "last_login",
         "date_joined",
     )
-    inlines = [CustomerDiscountInline, CustomerRateInline]
+    inlines = [CustomerDiscountInline, CustomerRateInline, TermsAcceptanceInline]
     actions = ["suspend_customers", "unsuspend_customers", "disable_api_keys", "enable_api_keys"]
     fieldsets = (
         (None, {"fields": ("username", "password")}),

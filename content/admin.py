@@ -1,0 +1,155 @@
+"""Staff publish news and write the site pages here, with a preview of the rendered Markdown
+(as customers will see it: sanitized) that follows the text as it is typed; the customer's
+acceptances of the terms are shown on the customer (TermsAcceptanceInline, accounts/admin.py)."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from accounts.audit import AuditedAdminMixin, staff_user
+from content.models import Announcement, SitePage, SitePageRevision, TermsAcceptance
+from content.rendering import markdown_html
+from content.services import announcement_save, site_page_publish
+
+MAX_PREVIEW_CHARS = 100_000
+
+
+class MarkdownPreviewMixin(admin.ModelAdmin):
+    """A "Preview" box under the Markdown `body`: rendered from the saved text on the server,
+    then re-rendered by the preview URL as staff type (static/content/markdown_preview.js)."""
+
+    class Media:
+        js = ["content/markdown_preview.js"]
+
+    @admin.display(description="Preview")
+    def preview(self, obj: Any) -> str:
+        url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_preview",
+            current_app=self.admin_site.name,
+        )
+        rendered = markdown_html(getattr(obj, "body", "") or "")
+        return format_html(
+            '<div class="markdown-preview" data-preview-url="{}" aria-live="polite">{}</div>',
+            url,
+            mark_safe(rendered),  # noqa: S308  (sanitized by content/sanitize.py)
+        )
+
+    def preview_view(self, request: HttpRequest) -> HttpResponse:
+        """The body of the form, rendered and sanitized (never saved): text/html."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        body = request.POST.get("body", "")[:MAX_PREVIEW_CHARS]
+        return HttpResponse(markdown_html(body), content_type="text/html; charset=utf-8")
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="{}_{}_preview".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+
+@admin.register(Announcement)
+class AnnouncementAdmin(AuditedAdminMixin, MarkdownPreviewMixin, admin.ModelAdmin):
+    list_display = ("title", "pinned", "visible_from", "visible_until", "shown_now", "read_by")
+    list_filter = ("pinned",)
+    search_fields = ("title", "body")
+    date_hierarchy = "visible_from"
+    fields = ("title", "body", "preview", "pinned", "visible_from", "visible_until")
+    readonly_fields = ("preview",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Announcement]:
+        return super().get_queryset(request).annotate(read_count=Count("reads"))
+
+    @admin.display(description="shown now", boolean=True)
+    def shown_now(self, obj: Announcement) -> bool:
+        return obj.is_visible_at(timezone.now())
+
+    @admin.display(description="read by", ordering="read_count")
+    def read_by(self, obj: Announcement) -> int:
+        return getattr(obj, "read_count", 0)
+
+    def save_model(
+        self, request: HttpRequest, obj: Announcement, form: forms.ModelForm, change: bool
+    ) -> None:
+        self.audit_remember_form(request, form, change)
+        announcement_save(announcement=obj, by=staff_user(request))
+
+
+class SitePageRevisionInline(admin.TabularInline):
+    model = SitePageRevision
+    fields = ("version", "title", "published_at", "published_by")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(SitePage)
+class SitePageAdmin(AuditedAdminMixin, MarkdownPreviewMixin, admin.ModelAdmin):
+    list_display = ("slug", "title", "version", "updated_at", "updated_by")
+    list_select_related = ("updated_by",)
+    readonly_fields = ("preview", "version", "updated_at", "updated_by")
+    inlines = [SitePageRevisionInline]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        fields = ("title", "body", "preview", "version", "updated_at", "updated_by")
+        return fields if obj else ("slug", *fields)
+
+    def save_model(
+        self, request: HttpRequest, obj: SitePage, form: forms.ModelForm, change: bool
+    ) -> None:
+        """Publishing goes through site_page_publish: a changed title or text is a new version."""
+        self.audit_remember_form(request, form, change)
+        page = site_page_publish(
+            slug=obj.slug, title=obj.title, body=obj.body, by=staff_user(request)
+        )
+        obj.pk = page.pk
+        obj.refresh_from_db()
+
+
+@admin.register(TermsAcceptance)
+class TermsAcceptanceAdmin(admin.ModelAdmin):
+    """Read-only: rows are written by the sign-up only."""
+
+    list_display = ("accepted_at", "user", "version", "ip")
+    list_filter = ("version",)
+    list_select_related = ("user",)
+    search_fields = ("user__username", "user__email", "ip")
+    raw_id_fields = ("user",)
+    readonly_fields = ("user", "version", "accepted_at", "ip")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TermsAcceptanceInline(admin.TabularInline):
+    """On the customer's admin page: which versions of the terms they accepted, when, where."""
+
+    model = TermsAcceptance
+    fields = ("version", "accepted_at", "ip")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "acceptance of the terms"
+    verbose_name_plural = "acceptances of the terms"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
