@@ -106,6 +106,11 @@ class SitePageAdmin(AuditedAdminMixin, MarkdownPreviewMixin, admin.ModelAdmin):
     readonly_fields = ("preview", "version", "updated_at", "updated_by")
     inlines = [SitePageRevisionInline]
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Never: the versions customers accepted would be lost, and a page published again
+        would count from 1, the same numbers for other texts."""
+        return False
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         fields = ("title", "body", "preview", "version", "updated_at", "updated_by")
         return fields if obj else ("slug", *fields)

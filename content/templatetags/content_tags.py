@@ -28,6 +28,7 @@ def home_news(context: dict[str, Any]) -> dict[str, Any]:
     items = list(announcement_list_for_user(user_id=user.pk, now=timezone.now())[:HOME_NEWS_COUNT])
     return {
         "announcements": items,
+        "unread_shown": sum(1 for a in items if not getattr(a, "is_read", False)),
         "request": context["request"],
         "csrf_token": context.get("csrf_token"),
     }

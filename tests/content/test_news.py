@@ -140,10 +140,13 @@ def test_mark_read_refuses_an_outside_next_and_get(alice_client):
     assert response["Location"] == reverse("news")
 
 
-def test_mark_all_read(alice_client, alice):
+def test_mark_all_read_from_the_home_page(alice_client, alice):
     _news("a"), _news("b")
-    alice_client.post(reverse("news_mark_all_read"))
+    assert "Mark all as read" in alice_client.get(reverse("home")).content.decode()
+    response = alice_client.post(reverse("news_mark_all_read"), {"next": reverse("home")})
+    assert response["Location"] == reverse("home")
     assert announcement_unread_count(user_id=alice.pk, now=timezone.now()) == 0
+    assert "Mark all as read" not in alice_client.get(reverse("home")).content.decode()
 
 
 def test_news_needs_a_login(client):

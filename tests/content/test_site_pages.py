@@ -95,6 +95,10 @@ def test_admin_publishes_a_page_with_a_new_version(admin_client):
     assert page.version == 2 and page.body == "Second"
     body = admin_client.get(change).content.decode()
     assert "<p>Second</p>" in body  # the preview of the rendered text
+    # A page is never deleted: the versions customers accepted stay meaningful.
+    delete = reverse("admin:content_sitepage_delete", args=[page.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert SitePage.objects.filter(pk=page.pk).exists()
 
 
 def test_admin_preview_renders_and_sanitizes_without_saving(admin_client, client, alice):
