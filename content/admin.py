@@ -1,6 +1,6 @@
 """Staff publish news and write the site pages here, with a preview of the rendered Markdown
 (as customers will see it: sanitized) that follows the text as it is typed; the customer's
-acceptances of the terms are shown on the customer (TermsAcceptanceInline, accounts/admin.py)."""
+acceptances of the terms are shown on the customer (terms_acceptance_table, accounts/admin.py)."""
 
 from typing import Any
 
@@ -10,12 +10,13 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from accounts.audit import AuditedAdminMixin, staff_user
 from content.models import Announcement, SitePage, SitePageRevision, TermsAcceptance
 from content.rendering import markdown_html
+from content.selectors import terms_acceptance_list_for_user
 from content.services import announcement_save, site_page_publish
 
 MAX_PREVIEW_CHARS = 100_000
@@ -145,16 +146,24 @@ class TermsAcceptanceAdmin(admin.ModelAdmin):
         return False
 
 
-class TermsAcceptanceInline(admin.TabularInline):
-    """On the customer's admin page: which versions of the terms they accepted, when, where."""
-
-    model = TermsAcceptance
-    fields = ("version", "accepted_at", "ip")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    verbose_name = "acceptance of the terms"
-    verbose_name_plural = "acceptances of the terms"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+def terms_acceptance_table(*, user_id: int | None) -> str:
+    """The customer's acceptances of the terms (version, when, address), newest first, as a
+    small table for the customer's admin page (accounts.admin.UserAdmin): a read-only field
+    rather than an inline, so the customer form posts no extra formset."""
+    if not user_id:
+        return "—"
+    rows = terms_acceptance_list_for_user(user_id=user_id)
+    if not rows:
+        return "None recorded (an account made before the terms were asked, or by staff)."
+    body = format_html_join(
+        "",
+        "<tr><td class='num'>{}</td><td>{}</td><td>{}</td></tr>",
+        ((r.version, f"{r.accepted_at:%Y-%m-%d %H:%M:%S} UTC", r.ip or "—") for r in rows),
+    )
+    url = reverse("admin:content_termsacceptance_changelist") + f"?user__id__exact={user_id}"
+    return format_html(
+        "<table><thead><tr><th>Version</th><th>Accepted at</th><th>Address</th></tr></thead>"
+        '<tbody>{}</tbody></table><p><a href="{}">In the list of acceptances</a></p>',
+        body,
+        url,
+    )
