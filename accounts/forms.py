@@ -157,6 +157,8 @@ class PanelSignupForm(SignupForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.terms_version = terms_version_current()
+        # Last, after the passwords (allauth adds those after ordering the other fields).
+        self.fields["accept_terms"] = self.fields.pop("accept_terms")
         self.fields["accept_terms"].label = format_html(
             'I have read and accept the <a href="{}" target="_blank" rel="noopener">terms of '
             "service</a>",

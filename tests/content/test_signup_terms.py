@@ -30,6 +30,7 @@ def _fresh_limits():
 def test_the_form_asks_for_the_terms_with_a_link():
     body = Client().get(reverse("account_signup")).content.decode()
     assert 'name="accept_terms"' in body and "required" in body
+    assert body.index('name="password2"') < body.index('name="accept_terms"')  # the last field
     assert (
         f'<a href="{reverse("terms")}" target="_blank" rel="noopener">terms of service</a>' in body
     )
