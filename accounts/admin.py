@@ -37,6 +37,7 @@ from accounts.services import (
 )
 from catalog.models import CustomerDiscount, CustomerRate
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
+from content.admin import terms_acceptance_table
 from orders.models import Order
 
 RECENT_LEDGER_ROWS = 20
@@ -105,6 +106,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         "recent_ledger",
         "last_login",
         "date_joined",
+        "terms_accepted",
     )
     inlines = [CustomerDiscountInline, CustomerRateInline]
     actions = ["suspend_customers", "unsuspend_customers", "disable_api_keys", "enable_api_keys"]
@@ -118,7 +120,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
             "Permissions",
             {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
         ),
-        ("Important dates", {"fields": ("last_login", "date_joined")}),
+        ("Important dates", {"fields": ("last_login", "date_joined", "terms_accepted")}),
     )
 
     @admin.display(description="balance", ordering="wallet__balance")
@@ -157,6 +159,11 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         if key is None or key.last_used_at is None:
             return "never"
         return f"{key.last_used_at:%Y-%m-%d %H:%M} UTC from {key.last_used_ip or '?'}"
+
+    @admin.display(description="terms accepted")
+    def terms_accepted(self, obj: User) -> str:
+        """Which versions of the terms they accepted, when, from where (docs/content.md)."""
+        return terms_acceptance_table(user_id=obj.pk)
 
     @admin.display(description=f"ledger, newest {RECENT_LEDGER_ROWS}")
     def recent_ledger(self, obj: User):

@@ -3,13 +3,19 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from allauth.account.forms import LoginForm
+from allauth.account.forms import LoginForm, SignupForm
 from django import forms
 from django.contrib.auth import get_user_model
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from accounts.models import MAX_ALLOWED_IPS, ip_allowlist_clean
 from accounts.payments import PaymentError, parse_deposit_amount
+from accounts.ratelimit import client_ip
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
+from content.selectors import terms_version_current
+from content.services import terms_acceptance_record
 
 
 class BalanceChangeForm(forms.Form):
@@ -155,3 +161,31 @@ class PanelLoginForm(LoginForm):
         login.widget.attrs.update({"autocomplete": "username", "autofocus": True})
         login.widget.attrs.pop("placeholder", None)
         self.fields["password"].widget.attrs.pop("placeholder", None)
+
+
+class PanelSignupForm(SignupForm):
+    """allauth's sign-up form (settings.ACCOUNT_FORMS) with the required acceptance of the terms
+    of service: the new account gets a TermsAcceptance row with the version in force when the
+    form was sent (docs/content.md)."""
+
+    accept_terms = forms.BooleanField(
+        required=True,
+        error_messages={"required": "Accept the terms of service to create an account."},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.terms_version = terms_version_current()
+        # Last, after the passwords (allauth adds those after ordering the other fields).
+        self.fields["accept_terms"] = self.fields.pop("accept_terms")
+        self.fields["accept_terms"].label = format_html(
+            'I have read and accept the <a href="{}" target="_blank" rel="noopener">terms of '
+            "service</a>",
+            reverse("terms"),
+        )
+
+    def custom_signup(self, request: HttpRequest, user: Any) -> None:
+        super().custom_signup(request, user)
+        terms_acceptance_record(
+            user=user, version=self.terms_version, ip=client_ip(request) or None
+        )

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "providers",
     "catalog",
     "orders",
+    "content",
 ]
 
 MIDDLEWARE = [
@@ -153,7 +154,11 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_ADAPTER = "accounts.adapter.PanelAccountAdapter"
-ACCOUNT_FORMS = {"login": "accounts.forms.PanelLoginForm"}
+# The sign-up form adds the required acceptance of the terms (content.TermsAcceptance).
+ACCOUNT_FORMS = {
+    "login": "accounts.forms.PanelLoginForm",
+    "signup": "accounts.forms.PanelSignupForm",
+}
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
 ACCOUNT_UNIQUE_EMAIL = True
