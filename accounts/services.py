@@ -28,6 +28,7 @@ from accounts.models import (
     Wallet,
     ip_allowlist_clean,
 )
+from accounts.notifications import notify_if_balance_low
 from accounts.selectors import ledger_recent_staff_entry
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, quantize_money
 
@@ -106,6 +107,10 @@ def _apply(
             created_at=now,
         )
         Wallet.objects.filter(pk=wallet.pk).update(balance=new_balance, updated_at=now)
+        if signed_amount < 0:
+            notify_if_balance_low(
+                user=user, before=wallet.balance, after=new_balance, order_ref=order_ref
+            )
     return entry
 
 

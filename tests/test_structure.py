@@ -95,6 +95,7 @@ ENTRY_POINTS = frozenset(
         "fake_gateways",  # accounts.fake_gateways: standalone fake payment gateways
         "payment_views",  # accounts.payment_views: Add funds, a payment's page, webhooks
         "payment_admin",  # accounts.payment_admin: the payments admin, imported by admin.py
+        "notification_views",  # accounts.notification_views: the bell, settings, unsubscribe
     }
 )
 
