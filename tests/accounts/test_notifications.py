@@ -283,3 +283,12 @@ def test_balance_low_is_told_once_per_crossing(alice, django_capture_on_commit_c
 def test_no_threshold_no_balance_notice(alice):
     balance_debit(user=alice, amount=Decimal("49"), order_ref=1)
     assert not Notification.objects.exists()
+
+
+def test_staff_see_the_notices_and_their_mail_state_in_admin(alice, admin_client):
+    notice = notify(user=alice, event=E.PAYMENT_RECEIVED, context=_ctx())
+    listing = admin_client.get("/admin/accounts/notification/?mail=queued")
+    assert listing.status_code == 200 and "Payment received: 20.00 USD" in listing.content.decode()
+    detail = admin_client.get(f"/admin/accounts/notification/{notice.pk}/change/")
+    assert detail.status_code == 200 and "payment_received" in detail.content.decode()
+    assert admin_client.get("/admin/accounts/notification/add/").status_code == 403
