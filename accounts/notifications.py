@@ -14,13 +14,14 @@ told twice (a repeated poll, a replayed webhook) finds the first notice through 
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import ModuleType
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
@@ -300,10 +301,18 @@ def notify_staff(
             notices.append(notice)
     known = {u.email.lower() for u in staff if u.email}
     others = sorted({a for _, a in settings.ADMINS if a and a.lower() not in known})
-    if others and (notices or not staff):
+    if others and (notices if staff else _addresses_due(event)):
         plain = _plain(context)
         transaction.on_commit(lambda: enqueue_addresses_email(event, plain, others))
     return notices
+
+
+def _addresses_due(event: str) -> bool:
+    """With no staff user to hold an unread notice, a coalescing event is mailed to the ADMINS
+    addresses at most once per COALESCE_WINDOW (counted in the shared cache)."""
+    if not _kind(event).coalesce:
+        return True
+    return cache.add(f"notifications:admins:{event}", 1, int(COALESCE_WINDOW.total_seconds()))
 
 
 # --- reads for the bell ------------------------------------------------------------------------
@@ -332,6 +341,12 @@ def notification_mark_all_read(*, user: User) -> int:
     return Notification.objects.filter(user=user, read_at__isnull=True).update(
         read_at=timezone.now()
     )
+
+
+def notification_delete_read_older_than(*, before: datetime) -> int:
+    """Delete the notices read before `before` (the cleanup_notifications command)."""
+    deleted, _ = Notification.objects.filter(read_at__lt=before).delete()
+    return deleted
 
 
 # --- unsubscribe links -------------------------------------------------------------------------

@@ -467,6 +467,12 @@ if PANEL_SESSION_SEEN_SECONDS < 0 or PANEL_LOGIN_HISTORY_DAYS < 0:
         "PANEL_SESSION_SEEN_SECONDS and PANEL_LOGIN_HISTORY_DAYS must be 0 or more."
     )
 
+# Notices read more than this many days ago are deleted by `python manage.py
+# cleanup_notifications` (0 keeps them all; unread ones are always kept).
+PANEL_NOTIFICATION_DAYS = env.int("PANEL_NOTIFICATION_DAYS", default=180)
+if PANEL_NOTIFICATION_DAYS < 0:
+    raise ImproperlyConfigured("PANEL_NOTIFICATION_DAYS must be 0 or more.")
+
 # Orders: stop polling and hand to the admin after this age; an order stuck mid-placement
 # goes to review after this long; how often orders waiting for provider funds are retried.
 ORDER_MAX_POLL_AGE = timedelta(days=env.int("ORDER_MAX_POLL_AGE_DAYS", default=30))

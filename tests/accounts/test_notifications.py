@@ -292,3 +292,50 @@ def test_staff_see_the_notices_and_their_mail_state_in_admin(alice, admin_client
     detail = admin_client.get(f"/admin/accounts/notification/{notice.pk}/change/")
     assert detail.status_code == 200 and "payment_received" in detail.content.decode()
     assert admin_client.get("/admin/accounts/notification/add/").status_code == 403
+
+
+def test_without_staff_users_a_burst_is_mailed_to_the_admins_once(
+    settings, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+
+    cache.delete(f"notifications:admins:{E.ORDER_NEEDS_REVIEW}")
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    with django_capture_on_commit_callbacks(execute=True):
+        for order_id in (1, 2, 3):
+            notify_staff(
+                event=E.ORDER_NEEDS_REVIEW, context={"order_id": order_id, "reason": "timeout"}
+            )
+        notify_staff(event=E.TICKET_NEW, context={"ticket_id": 1, "subject": "a", "customer": "c"})
+        notify_staff(event=E.TICKET_NEW, context={"ticket_id": 2, "subject": "b", "customer": "c"})
+    assert [m.to for m in mail.outbox] == [["ops@example.com"]] * 3  # 1 review + 2 tickets
+    assert not Notification.objects.exists()
+    cache.delete(f"notifications:admins:{E.ORDER_NEEDS_REVIEW}")
+
+
+def test_cleanup_deletes_only_notices_read_long_ago(alice, settings):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    old_read, old_unread, recent = (_refill_notice(alice, n) for n in (1, 2, 3))
+    now = timezone.now()
+    Notification.objects.filter(pk=old_read.pk).update(read_at=now - timedelta(days=200))
+    Notification.objects.filter(pk=old_unread.pk).update(created_at=now - timedelta(days=300))
+    Notification.objects.filter(pk=recent.pk).update(read_at=now - timedelta(days=10))
+    settings.PANEL_NOTIFICATION_DAYS = 180
+    call_command("cleanup_notifications", verbosity=0)
+    assert set(Notification.objects.values_list("pk", flat=True)) == {old_unread.pk, recent.pk}
+    settings.PANEL_NOTIFICATION_DAYS = 0
+    Notification.objects.update(read_at=now - timedelta(days=900))
+    call_command("cleanup_notifications", verbosity=0)
+    assert Notification.objects.count() == 2
+
+
+def _refill_notice(user, order_id):
+    return notify(
+        user=user,
+        event=E.REFILL_DONE,
+        context={"order_id": order_id, "refill_id": order_id, "target": ""},
+    )
