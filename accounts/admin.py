@@ -20,7 +20,15 @@ from accounts import (
 )
 from accounts.audit import AuditedAdminMixin, staff_user
 from accounts.forms import BalanceChangeForm
-from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, LoginEvent, User, UserSession
+from accounts.models import (
+    AdminAuditLog,
+    ApiKey,
+    LedgerEntry,
+    LoginEvent,
+    Notification,
+    User,
+    UserSession,
+)
 from accounts.security import user_sessions_end_by_staff
 from accounts.selectors import api_key_list_stale
 from accounts.services import (
@@ -502,6 +510,31 @@ class LoginEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    """Read-only: notices are written by accounts.notifications; here staff see who was told
+    what and whether its mail left (a failed one: the mail server refused it five times)."""
+
+    list_display = ("created_at", "user", "event", "title", "read_at", "mail", "mailed_at")
+    list_filter = ("event", "mail", "created_at")
+    list_select_related = ("user",)
+    search_fields = ("user__username", "user__email", "title")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    raw_id_fields = ("user",)
+    fields = (
+        *("user", "event", "title", "message", "url", "context", "dedupe_key"),
+        *("created_at", "read_at", "mail", "mailed_at"),
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 

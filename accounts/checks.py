@@ -4,6 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
+from django.utils.module_loading import import_string
 
 # Backends that keep mail on this machine: a password-reset link lands in the log (console),
 # in files (filebased) or nowhere (locmem), readable by whoever reads those, never by the customer.
@@ -38,4 +39,39 @@ def check_email_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         debug=settings.DEBUG,
         backend=settings.EMAIL_BACKEND,
         allowed=getattr(settings, "ALLOW_CONSOLE_EMAIL", False),
+    )
+
+
+def email_service_problems(*, backend: str, anymail: dict[str, str]) -> list[CheckMessage]:
+    """An Error when EMAIL_BACKEND names no importable backend (a typo would only show when the
+    first mail fails, in a worker's log), or a django-anymail service without its ANYMAIL_*
+    settings (its API key)."""
+    try:
+        import_string(backend)
+    except ImportError:
+        return [
+            Error(
+                f"EMAIL_BACKEND {backend} cannot be imported.",
+                hint="Check the spelling, e.g. anymail.backends.mailgun.EmailBackend or "
+                "django.core.mail.backends.smtp.EmailBackend (docs/notifications.md).",
+                id="accounts.E002",
+            )
+        ]
+    if backend.startswith("anymail.backends.") and ".test." not in backend and not anymail:
+        return [
+            Error(
+                f"EMAIL_BACKEND is {backend} but no ANYMAIL_* setting is set: the service "
+                "would refuse every mail.",
+                hint="Set the service's key, e.g. ANYMAIL_MAILGUN_API_KEY or "
+                "ANYMAIL_POSTMARK_SERVER_TOKEN (docs/notifications.md).",
+                id="accounts.E003",
+            )
+        ]
+    return []
+
+
+@register("security")
+def check_email_service(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return email_service_problems(
+        backend=settings.EMAIL_BACKEND, anymail=getattr(settings, "ANYMAIL", {})
     )

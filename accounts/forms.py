@@ -189,3 +189,35 @@ class PanelSignupForm(SignupForm):
         terms_acceptance_record(
             user=user, version=self.terms_version, ip=client_ip(request) or None
         )
+
+
+# --- Notifications ------------------------------------------------------------------------------
+
+
+class NotificationPreferenceForm(forms.Form):
+    """One checkbox per mail the user may get (staff see theirs too), and the balance
+    threshold. Built from accounts.notifications.EVENTS."""
+
+    low_balance_threshold = forms.DecimalField(
+        required=False,
+        max_digits=MONEY_DIGITS,
+        decimal_places=MONEY_PLACES,
+        min_value=Decimal("0.01"),
+        label="Low balance threshold",
+        help_text="Tell me when an order takes my balance below this amount. Empty: never.",
+    )
+
+    def __init__(self, *args: Any, events: list[tuple[str, str, bool]], **kwargs: Any):
+        """`events`: (event, label, currently on) for each mail offered."""
+        super().__init__(*args, **kwargs)
+        for event, label, on in events:
+            self.fields[f"email_{event}"] = forms.BooleanField(
+                required=False, label=label, initial=on
+            )
+        self.event_names = [event for event, _, _ in events]
+
+    def email_choices(self) -> dict[str, bool]:
+        return {e: bool(self.cleaned_data.get(f"email_{e}")) for e in self.event_names}
+
+    def email_fields(self) -> list[forms.BoundField]:
+        return [self[f"email_{e}"] for e in self.event_names]

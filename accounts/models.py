@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
@@ -687,3 +688,98 @@ class CouponUse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.coupon} by {self.user_id} ({self.status})"
+
+
+class Notification(models.Model):
+    """One in-panel notice to one user (the bell), and the state of its e-mail. Written by
+    accounts.notifications.notify in the transaction of the change it tells about, so a change
+    that rolls back leaves no notice and queues no mail."""
+
+    class Event(models.TextChoices):
+        # The customer's events.
+        PAYMENT_RECEIVED = "payment_received", "Payment received"
+        ORDER_REFUNDED = "order_refunded", "Order partial or canceled (with its refund)"
+        REFILL_DONE = "refill_done", "Refill done"
+        TICKET_ANSWERED = "ticket_answered", "Ticket answered"
+        BALANCE_LOW = "balance_low", "Balance below my threshold"
+        # Staff's events.
+        PROVIDER_BALANCE_LOW = "provider_balance_low", "Provider balance low"
+        PROVIDER_OUT_OF_FUNDS = "provider_out_of_funds", "Provider out of funds"
+        ORDER_NEEDS_REVIEW = "order_needs_review", "Orders needing review"
+        PAYMENT_DISPUTED = "payment_disputed", "Payment disputed or needing attention"
+        TICKET_NEW = "ticket_new", "New ticket"
+
+    class Mail(models.TextChoices):
+        NONE = "none", "Not mailed"  # turned off, or no address
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    event = models.CharField(max_length=32, choices=Event.choices)
+    title = models.CharField(max_length=200)
+    message = models.TextField(blank=True)
+    url = models.CharField(max_length=500, blank=True, help_text="Where the notice links to.")
+    context = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    # The same change told twice (a repeated poll, a replayed webhook) finds the first notice.
+    dedupe_key = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    mail = models.CharField(max_length=8, choices=Mail.choices, default=Mail.NONE)
+    mailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["user", "-id"], name="notification_user_recent"),
+            # The bell's unread count on every page: a small partial index.
+            models.Index(
+                fields=["user"], condition=Q(read_at__isnull=True), name="notification_unread"
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "dedupe_key"],
+                condition=~Q(dedupe_key=""),
+                name="notification_once_per_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.user_id}: {self.title}"
+
+    @property
+    def is_read(self) -> bool:
+        return self.read_at is not None
+
+
+class NotificationPreference(models.Model):
+    """Which mails one user gets (`email`: event → on/off; a missing event takes its default
+    from accounts.notifications.EVENTS) and the balance under which they are told."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="notification_preference",
+    )
+    email = models.JSONField(default=dict, blank=True)
+    low_balance_threshold = _money_field(
+        null=True,
+        blank=True,
+        help_text="Tell me when an order takes my balance below this amount (empty: never).",
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(low_balance_threshold__gt=0) | Q(low_balance_threshold__isnull=True),
+                name="notification_threshold_positive",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"notification preferences of {self.user_id}"

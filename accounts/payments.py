@@ -21,7 +21,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import mail_admins
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -47,11 +46,13 @@ from accounts.models import (
     AdminAuditLog,
     DepositBonusRule,
     LedgerEntry,
+    Notification,
     Payment,
     PaymentCallback,
     PaymentMethodSetting,
     User,
 )
+from accounts.notifications import notify, notify_staff
 from accounts.ratelimit import rate_limit_hit
 from accounts.selectors import payment_list_due_for_reconcile, user_may_deposit
 from accounts.services import balance_credit
@@ -436,16 +437,35 @@ def _settle_paid(payment: Payment, report: Report, *, actor: User | None) -> Non
             payment.needs_attention = True  # staff settle the extra (the customer is told so)
             _alert_staff(payment, f"Payment #{payment.pk}: {payment.note}")
     payment.paid_at = payment.paid_at or timezone.now()
-    if not was_paid_before:
-        _credit(payment)
+    balance = None if was_paid_before else _credit(payment)
     payment.status = Payment.Status.PAID
     payment.updated_at = timezone.now()
     if actor is not None:
         payment.reviewed_by = actor
     payment.save()
+    if balance is not None:
+        _tell_paid(payment, balance=balance)
 
 
-def _credit(payment: Payment) -> None:
+def _tell_paid(payment: Payment, *, balance: Decimal) -> None:
+    """The customer's "payment received" notice (its mail leaves after the commit)."""
+    notify(
+        user=payment.user,
+        event=Notification.Event.PAYMENT_RECEIVED,
+        context={
+            "payment_id": payment.pk,
+            "payment_public_id": str(payment.public_id),
+            "amount": payment.amount,
+            "bonus": payment.bonus,
+            "balance": balance,
+            "method": METHOD_WORDS.get(payment.method, payment.method),
+        },
+        dedupe_key=f"payment:{payment.pk}:paid",
+    )
+
+
+def _credit(payment: Payment) -> Decimal:
+    """Credit the deposit, its code's bonus and its rule's bonus; the balance after them all."""
     ref = f"{payment.method}:{payment.gateway_id}"
     # The code first: the lock order is payment, coupon, wallet (accounts.coupons).
     by_code = coupon_credit_paid(payment=payment)
@@ -455,7 +475,7 @@ def _credit(payment: Payment) -> None:
         _alert_staff(payment, f"Payment #{payment.pk}: {by_code.note}")
     code_bonus = by_code.entry.amount if by_code.entry is not None else Decimal(0)
     payment.bonus = code_bonus
-    balance_credit(
+    entry = balance_credit(
         user=payment.user,
         amount=payment.amount,
         kind=LedgerEntry.Kind.DEPOSIT,
@@ -466,11 +486,11 @@ def _credit(payment: Payment) -> None:
     )
     rule = deposit_bonus_rule_for(method=payment.method, amount=payment.amount)
     if rule is None:
-        return
+        return entry.balance_after
     bonus = (payment.amount * rule.percent / 100).quantize(CENT, rounding=ROUND_HALF_UP)
     if bonus <= 0:
-        return
-    balance_credit(
+        return entry.balance_after
+    bonus_entry = balance_credit(
         user=payment.user,
         amount=bonus,
         kind=LedgerEntry.Kind.BONUS,
@@ -479,6 +499,7 @@ def _credit(payment: Payment) -> None:
         memo=f"Bonus +{rule.percent.normalize():f} % on deposit #{payment.pk} ({rule.name})",
     )
     payment.bonus = code_bonus + bonus
+    return bonus_entry.balance_after
 
 
 def deposit_bonus_rules_active() -> list[DepositBonusRule]:
@@ -531,19 +552,19 @@ def _attend(payment: Payment, reason: str) -> None:
 
 
 def _alert_staff(payment: Payment, text: str) -> None:
-    """Mail the panel's admins once the transaction commits (never inside it)."""
-
-    def send() -> None:
-        try:
-            mail_admins(
-                f"Payment #{payment.pk} needs attention",
-                f"{text}\n\nCustomer: {payment.user.username}\nMethod: {payment.method}\n"
-                f"Gateway id: {payment.gateway_id}\nAmount: {payment.amount} {payment.currency}\n",
-            )
-        except Exception:  # a mail server down must not fail the webhook
-            log.exception("Could not mail the admins about payment %s", payment.pk)
-
-    transaction.on_commit(send)
+    """Tell staff (notices now, mails once the transaction commits, never inside it)."""
+    notify_staff(
+        event=Notification.Event.PAYMENT_DISPUTED,
+        context={
+            "payment_id": payment.pk,
+            "reason": text,
+            "customer": payment.user.username,
+            "method": payment.method,
+            "gateway_id": payment.gateway_id or "",
+            "amount": payment.amount,
+            "currency": payment.currency,
+        },
+    )
 
 
 # The statuses a status read may still change: not paid yet.

@@ -28,6 +28,7 @@ from accounts.models import (
     Wallet,
     ip_allowlist_clean,
 )
+from accounts.notifications import notify_if_balance_low
 from accounts.selectors import ledger_recent_staff_entry
 from accounts.tiers import price_terms_forget
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, quantize_money
@@ -110,6 +111,10 @@ def _apply(
         Wallet.objects.filter(pk=wallet.pk).update(
             balance=new_balance, total_spent=wallet.total_spent + spent, updated_at=now
         )
+        if signed_amount < 0:
+            notify_if_balance_low(
+                user=user, before=wallet.balance, after=new_balance, order_ref=order_ref
+            )
     if spent:
         price_terms_forget(user)  # the tier may have changed: the next price reads it again
     return entry

@@ -1,8 +1,15 @@
-"""Celery entry points of accounts: the payment sweeps (docs/payments.md) and the login
-history retention (docs/customer-panel.md)."""
+"""Celery entry points of accounts: the payment sweeps (docs/payments.md), the mails of
+notifications (docs/notifications.md) and the login history retention (docs/customer-panel.md)."""
 
-from celery import shared_task
+from typing import Any
 
+from celery import Task, shared_task
+
+from accounts.notifications import (
+    addresses_email_send,
+    notification_email_failed,
+    notification_email_send,
+)
 from accounts.payments import payment_expire_stale, payment_reconcile_due
 from accounts.security import login_history_prune
 
@@ -26,3 +33,28 @@ def login_history_cleanup_sweep() -> str:
     """Beat: delete the login history older than PANEL_LOGIN_HISTORY_DAYS."""
     deleted = login_history_prune()
     return "history kept (setting 0)" if deleted is None else f"deleted {deleted}"
+
+
+# A mail server down for a while: retried at 1, 2, 4, 8 and 16 minutes, then marked failed (the
+# notice itself is in the panel either way).
+MAIL_RETRIES = 5
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=MAIL_RETRIES)
+def notification_email_send_task(self: Task, notification_id: int) -> None:
+    """Send the mail of one notice (queued after the commit that wrote it)."""
+    try:
+        notification_email_send(notification_id=notification_id)
+    except Exception as exc:
+        if self.request.retries >= MAIL_RETRIES:
+            notification_email_failed(notification_id=notification_id, error=repr(exc))
+            return
+        raise self.retry(exc=exc, countdown=60 * 2**self.request.retries) from exc
+
+
+@shared_task(
+    ignore_result=True, autoretry_for=(OSError,), retry_backoff=60, max_retries=MAIL_RETRIES
+)
+def notification_addresses_email_task(event: str, context: dict[str, Any], to: list[str]) -> None:
+    """Mail a staff event to the settings.ADMINS addresses that belong to no staff user."""
+    addresses_email_send(event=event, context=context, to=to)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import payment_views, views
+from accounts import notification_views, payment_views, views
 
 # The panel's auth pages before django-allauth (mounted at /accounts/ in panel/urls.py) keep
 # their paths and names: each sends the browser on to allauth's page (views.moved_to).
@@ -41,6 +41,28 @@ urlpatterns = [
         "account/security/sessions/end-others/",
         views.account_sessions_end_others,
         name="account_sessions_end_others",
+    ),
+    path(
+        "account/notifications/",
+        notification_views.notification_settings,
+        name="notification_settings",
+    ),
+    path(
+        "account/notifications/unsubscribe/<str:token>/",
+        notification_views.notification_unsubscribe_view,
+        name="notification_unsubscribe",
+    ),
+    path("notifications/", notification_views.notification_list, name="notifications"),
+    path("notifications/menu/", notification_views.notification_menu, name="notification_menu"),
+    path(
+        "notifications/<int:notification_id>/open/",
+        notification_views.notification_open,
+        name="notification_open",
+    ),
+    path(
+        "notifications/read-all/",
+        notification_views.notification_read_all,
+        name="notification_read_all",
     ),
     path("funds/", views.funds, name="funds"),
     path("funds/statement.csv", views.funds_csv, name="funds_csv"),

@@ -1,9 +1,11 @@
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
 
 from accounts.middleware import admin_two_factor_exempt
+from accounts.notifications import notification_unread_count
 
 
 def panel(request: HttpRequest) -> dict[str, Any]:
@@ -12,6 +14,13 @@ def panel(request: HttpRequest) -> dict[str, Any]:
         admin_two_factor_exempt(user)
     )
     return {
+        # The bell's count: a callable, so the COUNT runs only when a page shows the bell
+        # (once, base.html keeps it in a {% with %}), never for an htmx fragment.
+        "notifications_unread": (
+            partial(notification_unread_count, user=user)
+            if user is not None and user.is_authenticated
+            else None
+        ),
         "PANEL_NAME": settings.PANEL_NAME,
         "PANEL_CURRENCY": settings.PANEL_CURRENCY,
         # The admin's banner: this staff member skips the second factor (DEBUG only).

@@ -238,19 +238,40 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
-# --- E-mail -----------------------------------------------------------------------------------
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# --- E-mail (docs/notifications.md) --------------------------------------------------------------
+# EMAIL_URL sets the SMTP server in one variable, as django-environ reads it
+# (smtp+tls://user:password@smtp.example.com:587, smtp+ssl://…:465, smtp://host:25); the EMAIL_*
+# variables below override its parts. EMAIL_BACKEND picks another backend, e.g. an e-mail
+# service through django-anymail (anymail.backends.mailgun.EmailBackend, …postmark…,
+# …amazon_ses…), configured by ANYMAIL_* variables (ANYMAIL_MAILGUN_API_KEY=… becomes
+# ANYMAIL["MAILGUN_API_KEY"]).
+_email_url: dict[str, Any] = (
+    env.email_url("EMAIL_URL", default="") if env("EMAIL_URL", default="") else {}
+)
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    default=_email_url.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"),
+)
+ANYMAIL: dict[str, str] = {
+    name.removeprefix("ANYMAIL_"): value
+    for name, value in sorted(environ.Env.ENVIRON.items())
+    if name.startswith("ANYMAIL_") and value
+}
 # With DEBUG off, a console, file or locmem backend stops every manage.py command (a system
 # check, accounts/checks.py): password-reset links would land in the logs. This allows it.
 ALLOW_CONSOLE_EMAIL = env.bool("ALLOW_CONSOLE_EMAIL", default=False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="panel@localhost")
 # The SMTP backend's server (Django's defaults: localhost:25, no login, no TLS).
-EMAIL_HOST = env("EMAIL_HOST", default="localhost")
-EMAIL_PORT = env.int("EMAIL_PORT", default=25)
-EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
-EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
-EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
-EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_HOST = env("EMAIL_HOST", default=_email_url.get("EMAIL_HOST") or "localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=_email_url.get("EMAIL_PORT") or 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default=_email_url.get("EMAIL_HOST_USER") or "")
+EMAIL_HOST_PASSWORD = env(
+    "EMAIL_HOST_PASSWORD", default=_email_url.get("EMAIL_HOST_PASSWORD") or ""
+)
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=bool(_email_url.get("EMAIL_USE_TLS")))
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=bool(_email_url.get("EMAIL_USE_SSL")))
+# Seconds an SMTP connection may block (Django's default: forever, which would hang a worker).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 if EMAIL_USE_TLS and EMAIL_USE_SSL:
     raise ImproperlyConfigured(
         "Set EMAIL_USE_TLS (STARTTLS, port 587) or EMAIL_USE_SSL (465), not both."
@@ -456,6 +477,12 @@ if PANEL_SESSION_SEEN_SECONDS < 0 or PANEL_LOGIN_HISTORY_DAYS < 0:
     raise ImproperlyConfigured(
         "PANEL_SESSION_SEEN_SECONDS and PANEL_LOGIN_HISTORY_DAYS must be 0 or more."
     )
+
+# Notices read more than this many days ago are deleted by `python manage.py
+# cleanup_notifications` (0 keeps them all; unread ones are always kept).
+PANEL_NOTIFICATION_DAYS = env.int("PANEL_NOTIFICATION_DAYS", default=180)
+if PANEL_NOTIFICATION_DAYS < 0:
+    raise ImproperlyConfigured("PANEL_NOTIFICATION_DAYS must be 0 or more.")
 
 # Orders: stop polling and hand to the admin after this age; an order stuck mid-placement
 # goes to review after this long; how often orders waiting for provider funds are retried.

@@ -12,13 +12,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import mail_admins
+from django.db import transaction
 from django.db.models import F, TextField, Value
 from django.db.models.functions import Concat, Left
 from django.utils import timezone
 
+from accounts.models import Notification
+from accounts.notifications import notify_staff
 from catalog.pricing import format_money
 from providers.client import (
     ApiV2Client,
@@ -180,25 +181,29 @@ def _alert_low_balance(provider: Provider, now: datetime) -> None:
     balance, threshold = provider.balance, provider.low_balance_threshold
     if balance is None or threshold is None:
         return  # never: is_low_on_balance, the caller's test, says both are set
-    # A conditional UPDATE claims the alert: two concurrent checks send one e-mail.
-    claimed = Provider.objects.filter(pk=provider.pk, low_balance_alerted_at__isnull=True).update(
-        low_balance_alerted_at=now
-    )
-    if not claimed:
-        return
-    provider.low_balance_alerted_at = now
-    logger.warning(
-        "provider %s is low on balance: %s < %s",
-        provider.name,
-        provider.balance,
-        provider.low_balance_threshold,
-    )
-    mail_admins(
-        f"Provider {provider.name} is low on balance",
-        f"The balance at {provider.name} is {format_money(balance)} {provider.currency}, "
-        f"under the threshold of {format_money(threshold)}.\n"
-        "Top up the account at the provider; orders may be refused for funds.",
-        fail_silently=True,
+    # A conditional UPDATE claims the alert: two concurrent checks send one e-mail. The claim
+    # and the notices commit together (the mails leave after).
+    with transaction.atomic():
+        claimed = Provider.objects.filter(
+            pk=provider.pk, low_balance_alerted_at__isnull=True
+        ).update(low_balance_alerted_at=now)
+        if claimed:
+            _tell_low_balance(provider, balance, threshold)
+    if claimed:
+        provider.low_balance_alerted_at = now
+        logger.warning("provider %s is low on balance: %s < %s", provider.name, balance, threshold)
+
+
+def _tell_low_balance(provider: Provider, balance: Decimal, threshold: Decimal) -> None:
+    notify_staff(
+        event=Notification.Event.PROVIDER_BALANCE_LOW,
+        context={
+            "provider": provider.name,
+            "provider_id": provider.pk,
+            "balance": format_money(balance),
+            "threshold": format_money(threshold),
+            "provider_currency": provider.currency,
+        },
     )
 
 
@@ -206,26 +211,28 @@ def provider_mark_out_of_funds(
     *, provider: Provider, message: str = "", order_ref: int | None = None
 ) -> bool:
     """Flag the provider as refusing orders for funds (placement calls it on an `add` answer;
-    `order_ref` is the refused order). True when this call set the flag and mailed the admins,
+    `order_ref` is the refused order). True when this call set the flag and told staff,
     False when it was already set: one e-mail per episode, which the next successful placement
     at this provider ends (provider_clear_out_of_funds)."""
     now = timezone.now()
-    claimed = Provider.objects.filter(pk=provider.pk, out_of_funds_since__isnull=True).update(
-        out_of_funds_since=now
-    )
-    if not claimed:
-        return False
+    refused = f"order {order_ref}" if order_ref is not None else "an order"
+    with transaction.atomic():
+        claimed = Provider.objects.filter(pk=provider.pk, out_of_funds_since__isnull=True).update(
+            out_of_funds_since=now
+        )
+        if not claimed:
+            return False
+        notify_staff(
+            event=Notification.Event.PROVIDER_OUT_OF_FUNDS,
+            context={
+                "provider": provider.name,
+                "provider_id": provider.pk,
+                "refused": refused,
+                "reason": message[:300],
+            },
+        )
     provider.out_of_funds_since = now
     logger.warning("provider %s is out of funds: %s", provider.name, message)
-    refused = f"order {order_ref}" if order_ref is not None else "an order"
-    mail_admins(
-        f"Provider {provider.name} is out of funds",
-        f"{provider.name} refused {refused} for lack of funds ({message or 'no message'}). "
-        "Orders fall over to a backup service where one is set; the others wait in "
-        "'Waiting: provider out of funds' and are retried automatically once you top up.\n"
-        f"{settings.PANEL_PUBLIC_URL}/admin/orders/order/?status=waiting_funds",
-        fail_silently=True,
-    )
     return True
 
 

@@ -105,6 +105,7 @@ ENTRY_POINTS = frozenset(
         "payment_views",  # accounts.payment_views: Add funds, a payment's page, webhooks
         "payment_admin",  # accounts.payment_admin: the payments admin, imported by admin.py
         "growth_admin",  # accounts.growth_admin: the tiers and coupons admin, imported by admin.py
+        "notification_views",  # accounts.notification_views: the bell, settings, unsubscribe
     }
 )
 

@@ -14,7 +14,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Notification, User
+from accounts.notifications import notify
 from orders.models import (
     OPEN_CANCEL_STATUSES,
     OPEN_REFILL_STATUSES,
@@ -338,6 +339,7 @@ def provider_poll_refills(
             status__in=[RS.PENDING, RS.IN_PROGRESS],
             next_poll_at__lte=now,
         )
+        .select_related("order__user")  # a refill done tells the order's customer
         .exclude(upstream_refill_id="")
         .order_by("next_poll_at")[:5000]
     )
@@ -380,7 +382,23 @@ def _apply_refill_status(
         if new in (RS.COMPLETED, RS.REJECTED):
             fields.update(finished_at=now, next_poll_at=None)
         counts[f"refill {new}"] += 1
-    requests_update(Refill.objects.filter(pk=refill.pk, status=refill.status), now=now, **fields)
+    with transaction.atomic():
+        moved = requests_update(
+            Refill.objects.filter(pk=refill.pk, status=refill.status), now=now, **fields
+        )
+        if moved and fields.get("status") == RS.COMPLETED:
+            _tell_refill_done(refill)
+
+
+def _tell_refill_done(refill: Refill) -> None:
+    """The customer's "refill done" notice, once per refill (its mail leaves after commit)."""
+    order = refill.order
+    notify(
+        user=order.user,
+        event=Notification.Event.REFILL_DONE,
+        context={"order_id": order.pk, "refill_id": refill.pk, "target": order.link[:100]},
+        dedupe_key=f"refill:{refill.pk}:completed",
+    )
 
 
 # --- cancels upstream -----------------------------------------------------------------------

@@ -8,7 +8,8 @@ from enum import Enum
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import LedgerEntry, User
+from accounts.models import LedgerEntry, Notification, User
+from accounts.notifications import notify, notify_staff
 from accounts.services import balance_credit
 from catalog.models import UpstreamService
 from catalog.order_types import OrderType
@@ -195,8 +196,38 @@ def _write_move(
         publish_order_status(order=order, old=old, now=change.created_at)
         if new in FINAL_STATUSES:
             _settle_cancel_requests(order=order, new=new, now=change.created_at)
+        _tell(order=order, change=change, refund=refund)
     refunded = f" refund {refund}" if refund else ""
     logger.info("order %s: %s -> %s (%s)%s", order.pk, old, new, change.source, refunded)
+
+
+def _tell(*, order: Order, change: OrderStatusChange, refund: Decimal) -> None:
+    """The notices of a move, written in its transaction (their mails leave after the commit;
+    a move that rolls back tells nobody): the customer hears of a Partial or Canceled order and
+    its refund, staff of an order needing review. A status is reached once per order (the
+    conditional UPDATE), and the dedupe key keeps it so if it were told twice."""
+    new = change.new_status
+    if new in (S.PARTIAL, S.CANCELED):
+        notify(
+            user=order.user,
+            event=Notification.Event.ORDER_REFUNDED,
+            context={
+                "order_id": order.pk,
+                "status": S(new).label,
+                "refund": refund,
+                "charge": order.charge,
+                "remains": _undelivered(order=order, status=new, remains=change.remains),
+                "quantity": order.quantity,
+                "target": order.link[:100],
+            },
+            dedupe_key=f"order:{order.pk}:{new}",
+        )
+    elif new == S.NEEDS_REVIEW:
+        reason = change.note or order.attention_reason or "the upstream outcome is unknown"
+        notify_staff(
+            event=Notification.Event.ORDER_NEEDS_REVIEW,
+            context={"order_id": order.pk, "reason": reason[:300]},
+        )
 
 
 def _settle_cancel_requests(*, order: Order, new: str, now: datetime) -> None:

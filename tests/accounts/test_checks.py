@@ -62,3 +62,22 @@ def test_production_with_the_default_console_backend_refuses_to_start(tmp_path):
     refused = check()
     assert refused.returncode != 0 and "accounts.E001" in refused.stderr
     assert check(ALLOW_CONSOLE_EMAIL="true").returncode == 0
+
+
+def test_check_refuses_a_backend_that_cannot_be_imported():
+    with (
+        override_settings(EMAIL_BACKEND="anymail.backends.mailgunn.EmailBackend"),
+        pytest.raises(SystemCheckError, match=r"accounts\.E002"),
+    ):
+        call_command("check", verbosity=0)
+
+
+def test_check_refuses_an_email_service_without_its_key():
+    mailgun = "anymail.backends.mailgun.EmailBackend"
+    with (
+        override_settings(EMAIL_BACKEND=mailgun, ANYMAIL={}),
+        pytest.raises(SystemCheckError, match=r"accounts\.E003"),
+    ):
+        call_command("check", verbosity=0)
+    with override_settings(EMAIL_BACKEND=mailgun, ANYMAIL={"MAILGUN_API_KEY": "key-1"}):
+        call_command("check", verbosity=0)

@@ -138,7 +138,7 @@ def test_permanent_refusal_falls_over_to_the_backup(alice, sandbox, provider, le
 
 
 def test_provider_out_of_funds_falls_over_to_the_backup(
-    alice, sandbox, provider, settings, ledger_clean
+    alice, sandbox, provider, settings, ledger_clean, django_capture_on_commit_callbacks
 ):
     settings.ADMINS = [("Admin", "admin@example.com")]
     service = make_service(provider=provider, sandbox_id=1)
@@ -147,7 +147,8 @@ def test_provider_out_of_funds_falls_over_to_the_backup(
     add_backup(service=service, upstream=backup)
     order = _order(alice, service)
     sandbox.fault("error", message="Not enough funds on balance")  # the primary's answer only
-    result = order_submit(order_id=order.pk)
+    with django_capture_on_commit_callbacks(execute=True):  # staff are told after the commit
+        result = order_submit(order_id=order.pk)
     result.refresh_from_db()
     assert (result.status, result.provider, result.failed_over) == (
         S.PENDING,
@@ -161,14 +162,17 @@ def test_provider_out_of_funds_falls_over_to_the_backup(
     ledger_clean()
 
 
-def test_provider_out_of_funds_waits_and_mails_once(alice, sandbox, provider, settings):
+def test_provider_out_of_funds_waits_and_mails_once(
+    alice, sandbox, provider, settings, django_capture_on_commit_callbacks
+):
     settings.ADMINS = [("Admin", "admin@example.com")]
     service = make_service(provider=provider, sandbox_id=1)
     sandbox.control("POST", "balance", balance="0")
     first = _order(alice, service, link="https://instagram.com/p/one")
     second = _order(alice, service, link="https://instagram.com/p/two")
-    assert order_submit(order_id=first.pk).status == S.WAITING_FUNDS
-    assert order_submit(order_id=second.pk).status == S.WAITING_FUNDS
+    with django_capture_on_commit_callbacks(execute=True):  # staff are told after the commit
+        assert order_submit(order_id=first.pk).status == S.WAITING_FUNDS
+        assert order_submit(order_id=second.pk).status == S.WAITING_FUNDS
     provider.refresh_from_db()
     assert provider.out_of_funds_since is not None
     assert len(mail.outbox) == 1 and provider.name in mail.outbox[0].subject

@@ -89,12 +89,15 @@ def test_order_cost_prices_units_or_a_package(db):
     assert order_cost(service=default, upstream=None, priced_units=1000) is None
 
 
-def test_out_of_funds_mail_names_the_order_and_the_waiting_list(alice, sandbox, provider, settings):
+def test_out_of_funds_mail_names_the_order_and_the_waiting_list(
+    alice, sandbox, provider, settings, django_capture_on_commit_callbacks
+):
     settings.ADMINS = [("Admin", "admin@example.com")]
     service = make_service(provider=provider, sandbox_id=1)
     sandbox.control("POST", "balance", balance="0")
     order = _order(alice, service)
-    assert order_submit(order_id=order.pk).status == S.WAITING_FUNDS
+    with django_capture_on_commit_callbacks(execute=True):  # staff are told after the commit
+        assert order_submit(order_id=order.pk).status == S.WAITING_FUNDS
     [message] = mail.outbox
     assert f"refused order {order.pk} for lack of funds" in message.body
     assert "/admin/orders/order/?status=waiting_funds" in message.body

@@ -146,3 +146,52 @@ def test_smtp_settings_come_from_the_environment_and_refuse_tls_with_ssl():
     assert load_settings({"DEBUG": "false", **env, **smtp}).returncode == 0
     both = load_settings({"DEBUG": "false", **env, **smtp, "EMAIL_USE_SSL": "true"})
     assert both.returncode != 0 and "EMAIL_USE_TLS" in both.stderr
+
+
+def _mail_settings(env: dict[str, str]) -> list[str]:
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.EMAIL_BACKEND, s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_HOST_USER, "
+        "s.EMAIL_HOST_PASSWORD, s.EMAIL_USE_TLS, s.EMAIL_USE_SSL, sorted(s.ANYMAIL.items()), sep='|')"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("EMAIL_", "ANYMAIL_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**clean, "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "panel.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().split("|")
+
+
+def test_email_url_sets_the_smtp_server_and_the_email_variables_override_it():
+    url = "smtp+tls://mailer:s3cr%40t@smtp.example.com:587"
+    assert _mail_settings({"EMAIL_URL": url}) == [
+        "django.core.mail.backends.smtp.EmailBackend",
+        "smtp.example.com",
+        "587",
+        "mailer",
+        "s3cr@t",
+        "True",
+        "False",
+        "[]",
+    ]
+    overridden = _mail_settings({"EMAIL_URL": url, "EMAIL_HOST": "relay.example.com"})
+    assert overridden[1] == "relay.example.com" and overridden[2] == "587"
+
+
+def test_an_email_service_is_chosen_by_email_backend_with_its_anymail_settings():
+    got = _mail_settings(
+        {
+            "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
+            "ANYMAIL_MAILGUN_API_KEY": "key-123",
+            "ANYMAIL_MAILGUN_SENDER_DOMAIN": "mg.example.com",
+        }
+    )
+    assert got[0] == "anymail.backends.mailgun.EmailBackend"
+    assert got[7] == (
+        "[('MAILGUN_API_KEY', 'key-123'), ('MAILGUN_SENDER_DOMAIN', 'mg.example.com')]"
+    )
