@@ -14,10 +14,13 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from accounts import payment_admin  # noqa: F401  (registers the payments admin)
+from accounts import (
+    payment_admin,  # noqa: F401  (registers the payments admin)
+    referral_admin,  # noqa: F401  (registers the referrals admin)
+)
 from accounts.audit import AuditedAdminMixin, staff_user
 from accounts.forms import BalanceChangeForm
-from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, LoginEvent, User
+from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, LoginEvent, Referral, User
 from accounts.selectors import api_key_list_stale
 from accounts.services import (
     AdjustmentPreview,
@@ -99,6 +102,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         "api_key_status",
         "api_key_last_use",
         "recent_ledger",
+        "referral_info",
         "last_login",
         "date_joined",
     )
@@ -109,6 +113,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         ("Balance", {"fields": ("balance_display", "change_balance_link", "recent_ledger")}),
         ("Orders", {"fields": ("total_spent", "order_count")}),
         ("API key", {"fields": ("api_key_status", "api_key_last_use")}),
+        ("Referral", {"fields": ("referral_info",)}),
         ("Personal info", {"fields": ("first_name", "last_name", "email", "timezone")}),
         (
             "Permissions",
@@ -116,6 +121,34 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         ),
         ("Important dates", {"fields": ("last_login", "date_joined")}),
     )
+
+    @admin.display(description="referred by")
+    def referral_info(self, obj: User):
+        """Who referred the customer (changed on the referral's own page, audited) and how
+        many they referred."""
+        referral = Referral.objects.filter(referred=obj).select_related("referrer").first()
+        made = Referral.objects.filter(referrer=obj).count()
+        if referral is None:
+            who = format_html(
+                'nobody (<a href="{}?referred={}">set…</a>)',
+                reverse("admin:accounts_referral_add"),
+                obj.pk,
+            )
+        else:
+            who = format_html(
+                '<a href="{}">{}</a> (<a href="{}">change…</a>)',
+                reverse("admin:accounts_user_change", args=[referral.referrer_id]),
+                referral.referrer.username,
+                reverse("admin:accounts_referral_change", args=[referral.pk]),
+            )
+        return format_html(
+            '{}; referred <a href="{}?referrer__id__exact={}">{} customer{}</a>',
+            who,
+            reverse("admin:accounts_referral_changelist"),
+            obj.pk,
+            made,
+            "" if made == 1 else "s",
+        )
 
     @admin.display(description="balance", ordering="wallet__balance")
     def balance_display(self, obj: User):

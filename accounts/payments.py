@@ -46,6 +46,7 @@ from accounts.models import (
     User,
 )
 from accounts.ratelimit import rate_limit_hit
+from accounts.referrals import commission_cancel_for_payment, commission_create_for_payment
 from accounts.selectors import payment_list_due_for_reconcile, user_may_deposit
 from accounts.services import balance_credit
 from catalog.pricing import money_text
@@ -390,6 +391,8 @@ def _move(payment: Payment, status: str, *, actor: User | None, received: Report
         payment.needs_attention = True
         fields.append("needs_attention")
         _alert_staff(payment, f"The gateway reports payment #{payment.pk} {status}.")
+        # Its referral commission: cancelled while held, flagged for staff once released.
+        commission_cancel_for_payment(payment=payment, reason=f"the deposit was {status}")
     payment.save(update_fields=fields)
 
 
@@ -408,6 +411,7 @@ def _settle_paid(payment: Payment, report: Report, *, actor: User | None) -> Non
     payment.paid_at = payment.paid_at or timezone.now()
     if not was_paid_before:
         _credit(payment)
+        commission_create_for_payment(payment=payment)  # once: unique per payment
     payment.status = Payment.Status.PAID
     payment.updated_at = timezone.now()
     if actor is not None:

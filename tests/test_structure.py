@@ -95,6 +95,8 @@ ENTRY_POINTS = frozenset(
         "fake_gateways",  # accounts.fake_gateways: standalone fake payment gateways
         "payment_views",  # accounts.payment_views: Add funds, a payment's page, webhooks
         "payment_admin",  # accounts.payment_admin: the payments admin, imported by admin.py
+        "referral_views",  # accounts.referral_views: /r/<code> and the customer's referral page
+        "referral_admin",  # accounts.referral_admin: the referrals admin, imported by admin.py
     }
 )
 

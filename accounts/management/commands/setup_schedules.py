@@ -68,6 +68,14 @@ DEFAULT_SCHEDULES = [
         description="Every 5 minutes: reads at its gateway each payment waiting for over 10 "
         "minutes (a missed webhook), at most 50 a run.",
     ),
+    DefaultSchedule(
+        "Release referral commissions",
+        "accounts.tasks.referral_commissions_release_sweep",
+        minute="23",
+        expire_seconds=3000,
+        description="Every hour at :23: held referral commissions past their hold period are "
+        "released to their referrers (commission on spend is created here first).",
+    ),
 ]
 
 
