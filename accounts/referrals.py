@@ -346,7 +346,7 @@ def commission_release(*, commission_id: int, now: datetime | None = None) -> bo
     now = now or timezone.now()
     with transaction.atomic():
         commission = (
-            Commission.objects.select_for_update()
+            Commission.objects.select_for_update(of=("self",))  # not the joined source rows
             .filter(pk=commission_id, state=Commission.State.HELD, release_at__lte=now)
             .select_related("payment", "charge_entry")
             .first()
