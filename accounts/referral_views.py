@@ -94,8 +94,10 @@ def referral_link(request: HttpRequest, code: str) -> HttpResponse:
 
 def _page(request: AuthenticatedHttpRequest, **forms_given: Any) -> HttpResponse:
     account = referrer_account_get(user=request.user)
-    transfer = forms_given.get("transfer") or TransferForm(initial={"token": transfer_token()})
-    payout = forms_given.get("payout") or PayoutForm()
+    transfer = forms_given.get("transfer") or TransferForm(
+        prefix="transfer", initial={"token": transfer_token()}
+    )
+    payout = forms_given.get("payout") or PayoutForm(prefix="payout")
     context = {
         "link": request.build_absolute_uri(reverse("referral_link", args=[account.code])),
         "account": account,
@@ -122,7 +124,7 @@ def referrals(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def referral_transfer(request: AuthenticatedHttpRequest) -> HttpResponse:
-    form = TransferForm(request.POST)
+    form = TransferForm(request.POST, prefix="transfer")
     if form.is_valid():
         try:
             done = commission_transfer(
@@ -143,7 +145,7 @@ def referral_transfer(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def referral_payout(request: AuthenticatedHttpRequest) -> HttpResponse:
-    form = PayoutForm(request.POST)
+    form = PayoutForm(request.POST, prefix="payout")
     if form.is_valid():
         try:
             payout_request_create(

@@ -77,10 +77,14 @@ def test_a_transfer_moves_commission_to_the_balance(client, alice, staff):
     _with_commission(alice, staff)
     client.force_login(alice)
     page = client.get(reverse("referrals")).content.decode()
-    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
-    response = client.post(reverse("referral_transfer"), {"amount": "12.50", "token": token})
+    token = re.search(r'name="transfer-token" value="([^"]+)"', page).group(1)
+    response = client.post(
+        reverse("referral_transfer"), {"transfer-amount": "12.50", "transfer-token": token}
+    )
     assert response.status_code == 302
-    again = client.post(reverse("referral_transfer"), {"amount": "12.50", "token": token})
+    again = client.post(
+        reverse("referral_transfer"), {"transfer-amount": "12.50", "transfer-token": token}
+    )
     assert again.status_code == 302  # the same form sent twice: moved once
     entry = LedgerEntry.objects.get(user=alice, kind="commission")
     assert entry.amount == Decimal("12.50000")
@@ -93,10 +97,12 @@ def test_a_transfer_moves_commission_to_the_balance(client, alice, staff):
 def test_a_transfer_over_what_is_available_says_so_at_the_field(client, alice, staff):
     _with_commission(alice, staff)
     client.force_login(alice)
-    response = client.post(reverse("referral_transfer"), {"amount": "20.01", "token": "t" * 32})
+    response = client.post(
+        reverse("referral_transfer"), {"transfer-amount": "20.01", "transfer-token": "t" * 32}
+    )
     assert response.status_code == 400
     body = response.content.decode()
-    assert "id_amount_error" in body and "Only 20.00 USD" in body
+    assert "id_transfer-amount_error" in body and "Only 20.00 USD" in body
     assert 'value="20.01"' in body  # what was typed stays
     assert not LedgerEntry.objects.filter(user=alice, kind="commission").exists()
 
@@ -104,12 +110,15 @@ def test_a_transfer_over_what_is_available_says_so_at_the_field(client, alice, s
 def test_a_payout_request_below_the_minimum_keeps_what_was_typed(client, alice, staff):
     _with_commission(alice, staff)
     client.force_login(alice)
-    data = {"amount": "5", "details": "TRC20 TXabc"}
+    data = {"payout-amount": "5", "payout-details": "TRC20 TXabc"}
     response = client.post(reverse("referral_payout"), data)
     assert response.status_code == 400
     body = response.content.decode()
-    assert "The smallest payout is 10.00 USD" in body and "TRC20 TXabc" in body
-    response = client.post(reverse("referral_payout"), {"amount": "15.5", "details": "TRC20 T1"})
+    assert "id_payout-amount_error" in body and "The smallest payout is 10.00 USD" in body
+    assert "TRC20 TXabc" in body and 'value="5"' in body
+    response = client.post(
+        reverse("referral_payout"), {"payout-amount": "15.5", "payout-details": "TRC20 T1"}
+    )
     assert response.status_code == 302
     body = client.get(reverse("referrals")).content.decode()
     assert _figure(body, "pending") == "15.50" and _figure(body, "available") == "4.50"
