@@ -318,3 +318,20 @@ def test_the_release_task_releases(alice, staff):
     make_due(*Commission.objects.all())
     assert referral_commissions_release_sweep.delay().get() == "accrued 0, released 1"
     assert PayoutRequest.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REFERRAL_COMMISSION_BASE", "profit"),
+        ("REFERRAL_PAYOUT_MINIMUM", "ten"),
+        ("REFERRAL_PAYOUT_MINIMUM", "0"),
+        ("REFERRAL_SELF_EMAIL_DOMAIN_PATTERN", "(unclosed"),
+        ("REFERRAL_COOKIE_DAYS", "0"),
+    ],
+)
+def test_a_wrong_referral_setting_stops_the_start_naming_it(name, value):
+    from tests.panel.test_settings import load_settings
+
+    result = load_settings({"DEBUG": "true", name: value})
+    assert result.returncode != 0 and name in result.stderr
