@@ -38,7 +38,7 @@ class ReferralProgramAdmin(AuditedAdminMixin, admin.ModelAdmin):
     audit_area = AdminAuditLog.Area.MONEY
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return not ReferralProgram.objects.exists()  # one row
+        return False  # one row, made by the migration (and by referral_program() if missing)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -8,131 +8,414 @@ from django.conf import settings
 from django.db import migrations, models
 
 
-class Migration(migrations.Migration):
+def _programme_row(apps, schema_editor):
+    """The programme's one row, with its defaults: staff edit it, never add another."""
+    apps.get_model("accounts", "ReferralProgram").objects.get_or_create(pk=1)
 
+
+class Migration(migrations.Migration):
     dependencies = [
-        ('accounts', '0005_allauth_email_addresses'),
+        ("accounts", "0005_allauth_email_addresses"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='ledgerentry',
-            name='kind',
-            field=models.CharField(choices=[('deposit', 'Deposit'), ('charge', 'Order charge'), ('refund', 'Order refund'), ('adjustment', 'Adjustment'), ('bonus', 'Deposit bonus'), ('commission', 'Referral commission')], max_length=16),
+            model_name="ledgerentry",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("deposit", "Deposit"),
+                    ("charge", "Order charge"),
+                    ("refund", "Order refund"),
+                    ("adjustment", "Adjustment"),
+                    ("bonus", "Deposit bonus"),
+                    ("commission", "Referral commission"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.CreateModel(
-            name='ReferralProgram',
+            name="ReferralProgram",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('is_active', models.BooleanField(default=True, help_text='Off: new deposits and spend earn no commission.')),
-                ('commission_percent', models.DecimalField(decimal_places=2, default=Decimal('5'), help_text='Commission in percent of each paid deposit (or spend) of a referred customer.', max_digits=5)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "is_active",
+                    models.BooleanField(
+                        default=True, help_text="Off: new deposits and spend earn no commission."
+                    ),
+                ),
+                (
+                    "commission_percent",
+                    models.DecimalField(
+                        decimal_places=2,
+                        default=Decimal("5"),
+                        help_text="Commission in percent of each paid deposit (or spend) of a referred customer.",
+                        max_digits=5,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'referral programme',
-                'constraints': [models.CheckConstraint(condition=models.Q(('commission_percent__gte', 0), ('commission_percent__lte', 100)), name='referral_program_percent_range')],
+                "verbose_name": "referral programme",
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("commission_percent__gte", 0), ("commission_percent__lte", 100)
+                        ),
+                        name="referral_program_percent_range",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ReferrerAccount',
+            name="ReferrerAccount",
             fields=[
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, primary_key=True, related_name='referrer_account', serialize=False, to=settings.AUTH_USER_MODEL)),
-                ('code', models.CharField(default=accounts.models._referral_code, max_length=32, unique=True)),
-                ('commission_percent', models.DecimalField(blank=True, decimal_places=2, help_text="This referrer's own rate in percent; empty: the programme's rate.", max_digits=5, null=True)),
-                ('available', models.DecimalField(decimal_places=5, default=0, editable=False, max_digits=19)),
-                ('paid_out', models.DecimalField(decimal_places=5, default=0, editable=False, max_digits=19)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        primary_key=True,
+                        related_name="referrer_account",
+                        serialize=False,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "code",
+                    models.CharField(
+                        default=accounts.models._referral_code, max_length=32, unique=True
+                    ),
+                ),
+                (
+                    "commission_percent",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        help_text="This referrer's own rate in percent; empty: the programme's rate.",
+                        max_digits=5,
+                        null=True,
+                    ),
+                ),
+                (
+                    "available",
+                    models.DecimalField(decimal_places=5, default=0, editable=False, max_digits=19),
+                ),
+                (
+                    "paid_out",
+                    models.DecimalField(decimal_places=5, default=0, editable=False, max_digits=19),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('available__gte', 0), ('paid_out__gte', 0)), name='referrer_money_not_negative'), models.CheckConstraint(condition=models.Q(('commission_percent__isnull', True), models.Q(('commission_percent__gte', 0), ('commission_percent__lte', 100)), _connector='OR'), name='referrer_percent_range')],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("available__gte", 0), ("paid_out__gte", 0)),
+                        name="referrer_money_not_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("commission_percent__isnull", True),
+                            models.Q(
+                                ("commission_percent__gte", 0), ("commission_percent__lte", 100)
+                            ),
+                            _connector="OR",
+                        ),
+                        name="referrer_percent_range",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ReferralVisit',
+            name="ReferralVisit",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True, verbose_name='IP address')),
-                ('user_agent', models.CharField(blank=True, max_length=255)),
-                ('referrer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='visits', to='accounts.referreraccount')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                (
+                    "ip",
+                    models.GenericIPAddressField(blank=True, null=True, verbose_name="IP address"),
+                ),
+                ("user_agent", models.CharField(blank=True, max_length=255)),
+                (
+                    "referrer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="visits",
+                        to="accounts.referreraccount",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='Commission',
+            name="Commission",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('base_amount', models.DecimalField(decimal_places=5, help_text='The deposit or charge it is a percentage of.', max_digits=19)),
-                ('percent', models.DecimalField(decimal_places=2, max_digits=5)),
-                ('amount', models.DecimalField(decimal_places=5, max_digits=19)),
-                ('state', models.CharField(choices=[('held', 'Held'), ('released', 'Released'), ('cancelled', 'Cancelled')], default='held', max_length=16)),
-                ('release_at', models.DateTimeField(db_index=True)),
-                ('released_at', models.DateTimeField(blank=True, null=True)),
-                ('cancelled_at', models.DateTimeField(blank=True, null=True)),
-                ('note', models.TextField(blank=True)),
-                ('needs_attention', models.BooleanField(default=False, help_text='Its deposit was disputed or refunded after release: staff decide.')),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('charge_entry', models.OneToOneField(blank=True, help_text='The order charge it was earned on (commission on spend).', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='commission', to='accounts.ledgerentry')),
-                ('payment', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='commission', to='accounts.payment')),
-                ('referred', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('referrer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='commissions', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "base_amount",
+                    models.DecimalField(
+                        decimal_places=5,
+                        help_text="The deposit or charge it is a percentage of.",
+                        max_digits=19,
+                    ),
+                ),
+                ("percent", models.DecimalField(decimal_places=2, max_digits=5)),
+                ("amount", models.DecimalField(decimal_places=5, max_digits=19)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("held", "Held"),
+                            ("released", "Released"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="held",
+                        max_length=16,
+                    ),
+                ),
+                ("release_at", models.DateTimeField(db_index=True)),
+                ("released_at", models.DateTimeField(blank=True, null=True)),
+                ("cancelled_at", models.DateTimeField(blank=True, null=True)),
+                ("note", models.TextField(blank=True)),
+                (
+                    "needs_attention",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Its deposit was disputed or refunded after release: staff decide.",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                (
+                    "charge_entry",
+                    models.OneToOneField(
+                        blank=True,
+                        help_text="The order charge it was earned on (commission on spend).",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="commission",
+                        to="accounts.ledgerentry",
+                    ),
+                ),
+                (
+                    "payment",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="commission",
+                        to="accounts.payment",
+                    ),
+                ),
+                (
+                    "referred",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "referrer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="commissions",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['referrer', '-id'], name='commission_referrer_recent'), models.Index(fields=['state', 'release_at'], name='commission_state_due')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('amount__gte', 0)), name='commission_not_negative'), models.CheckConstraint(condition=models.Q(('payment__isnull', False), ('charge_entry__isnull', False), _connector='XOR'), name='commission_one_source')],
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(fields=["referrer", "-id"], name="commission_referrer_recent"),
+                    models.Index(fields=["state", "release_at"], name="commission_state_due"),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("amount__gte", 0)), name="commission_not_negative"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("payment__isnull", False),
+                            ("charge_entry__isnull", False),
+                            _connector="XOR",
+                        ),
+                        name="commission_one_source",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='CommissionTransfer',
+            name="CommissionTransfer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('amount', models.DecimalField(decimal_places=5, max_digits=19)),
-                ('token', models.CharField(max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('ledger_entry', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='commission_transfer', to='accounts.ledgerentry')),
-                ('referrer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='commission_transfers', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("amount", models.DecimalField(decimal_places=5, max_digits=19)),
+                ("token", models.CharField(max_length=64, unique=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                (
+                    "ledger_entry",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="commission_transfer",
+                        to="accounts.ledgerentry",
+                    ),
+                ),
+                (
+                    "referrer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="commission_transfers",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='transfer_amount_positive')],
+                "ordering": ["-id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("amount__gt", 0)), name="transfer_amount_positive"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='PayoutRequest',
+            name="PayoutRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('amount', models.DecimalField(decimal_places=5, max_digits=19)),
-                ('details', models.TextField(help_text='Where the customer asks to be paid.')),
-                ('state', models.CharField(choices=[('pending', 'Waiting for staff'), ('paid', 'Paid out'), ('rejected', 'Rejected')], default='pending', max_length=16)),
-                ('note', models.TextField(blank=True, help_text="Staff's note (why it was rejected).")),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('referrer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payout_requests', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("amount", models.DecimalField(decimal_places=5, max_digits=19)),
+                ("details", models.TextField(help_text="Where the customer asks to be paid.")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Waiting for staff"),
+                            ("paid", "Paid out"),
+                            ("rejected", "Rejected"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "note",
+                    models.TextField(blank=True, help_text="Staff's note (why it was rejected)."),
+                ),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "referrer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payout_requests",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='payout_amount_positive')],
+                "ordering": ["-id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("amount__gt", 0)), name="payout_amount_positive"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Referral',
+            name="Referral",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('signup_ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('referred', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='referral', to=settings.AUTH_USER_MODEL)),
-                ('referrer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='referrals_made', to=settings.AUTH_USER_MODEL)),
-                ('visit', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.referralvisit')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("signup_ip", models.GenericIPAddressField(blank=True, null=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                (
+                    "referred",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="referral",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "referrer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="referrals_made",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "visit",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="accounts.referralvisit",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('referred', models.F('referrer')), _negated=True), name='referral_not_self')],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("referred", models.F("referrer")), _negated=True),
+                        name="referral_not_self",
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='referralvisit',
-            index=models.Index(fields=['referrer', '-at'], name='refvisit_referrer_recent'),
+            model_name="referralvisit",
+            index=models.Index(fields=["referrer", "-at"], name="refvisit_referrer_recent"),
         ),
+        migrations.RunPython(_programme_row, migrations.RunPython.noop),
     ]
