@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -555,6 +556,9 @@ class UserSession(models.Model):
 # --- Referrals (docs/growth.md) ----------------------------------------------------------------
 
 
+PERCENT_VALIDATORS = [MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))]
+
+
 def _referral_code() -> str:
     # 10 characters of an alphabet without look-alikes (0/o, 1/l): about 50 bits, not guessable.
     return "".join(secrets.choice("abcdefghijkmnpqrstuvwxyz23456789") for _ in range(10))
@@ -571,6 +575,7 @@ class ReferralProgram(models.Model):
         max_digits=5,
         decimal_places=2,
         default=Decimal("5"),
+        validators=PERCENT_VALIDATORS,
         help_text="Commission in percent of each paid deposit (or spend) of a referred customer.",
     )
 
@@ -605,6 +610,7 @@ class ReferrerAccount(models.Model):
         decimal_places=2,
         null=True,
         blank=True,
+        validators=PERCENT_VALIDATORS,
         help_text="This referrer's own rate in percent; empty: the programme's rate.",
     )
     available = _money_field(default=0, editable=False)

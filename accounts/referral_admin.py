@@ -9,7 +9,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
@@ -27,6 +27,7 @@ from accounts.referrals import (
     commission_attention_handle,
     payout_approve,
     payout_reject,
+    referral_program,
     referral_refusal,
     referral_set_referrer,
 )
@@ -39,6 +40,10 @@ class ReferralProgramAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # one row, made by the migration (and by referral_program() if missing)
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        referral_program()  # the row to edit is always there
+        return super().changelist_view(request, extra_context)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -193,3 +193,20 @@ def test_staff_approve_and_reject_payouts_in_admin(client, alice, staff):
     body.force_login(alice)
     assert "Unknown wallet" in body.get(reverse("referrals")).content.decode()
     assert_books_clean()
+
+
+def test_staff_set_the_rate_in_admin_audited(client, staff):
+    from accounts.models import ReferralProgram
+
+    ReferralProgram.objects.all().delete()
+    client.force_login(staff)
+    body = client.get(reverse("admin:accounts_referralprogram_changelist")).content.decode()
+    assert "Referral programme (5.00 %)" in body  # made again for staff to edit
+    url = reverse("admin:accounts_referralprogram_change", args=[1])
+    response = client.post(url, {"commission_percent": "7.5", "is_active": "on"})
+    assert response.status_code == 302
+    assert ReferralProgram.objects.get().commission_percent == Decimal("7.50")
+    row = AdminAuditLog.objects.get(action="change", object_type="accounts.referralprogram")
+    assert row.after == {"commission_percent": "7.5"} and row.area == "money"
+    response = client.post(url, {"commission_percent": "120", "is_active": "on"})
+    assert response.status_code == 200 and "commission_percent" in response.content.decode()
