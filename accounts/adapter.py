@@ -1,16 +1,19 @@
 """The panel's hooks into django-allauth (settings.ACCOUNT_ADAPTER): the client's address as
-the rest of the panel reads it, and a new sign-up saved as a customer with a wallet."""
+the rest of the panel reads it, and a new sign-up saved as a customer with a wallet (and
+attributed to its referrer, docs/growth.md)."""
 
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.models import EmailAddress
 from allauth.account.stages import EmailVerificationStage
+from django.db import transaction
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
 
 from accounts.models import User
 from accounts.ratelimit import client_ip
+from accounts.referrals import referral_attribute_signup, referral_cookie_visit_id
 from accounts.services import customer_save_new
 
 
@@ -32,7 +35,12 @@ class PanelAccountAdapter(DefaultAccountAdapter):
     ) -> Any:
         user = super().save_user(request, user, form, commit=False)
         if commit:
-            customer_save_new(user=user)
+            with transaction.atomic():
+                customer_save_new(user=user)
+                # The first referral link this browser followed (docs/growth.md).
+                referral_attribute_signup(
+                    user=user, visit_id=referral_cookie_visit_id(request), ip=client_ip(request)
+                )
         return user
 
     def get_login_stages(self) -> list[str]:

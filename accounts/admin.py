@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 from accounts import (
     growth_admin,  # noqa: F401  (registers the tiers and coupons admin)
     payment_admin,  # noqa: F401  (registers the payments admin)
+    referral_admin,  # noqa: F401  (registers the referrals admin)
 )
 from accounts.audit import AuditedAdminMixin, staff_user
 from accounts.forms import BalanceChangeForm
@@ -26,6 +27,7 @@ from accounts.models import (
     LedgerEntry,
     LoginEvent,
     Notification,
+    Referral,
     User,
     UserSession,
 )
@@ -112,6 +114,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         "api_key_status",
         "api_key_last_use",
         "recent_ledger",
+        "referral_info",
         "last_login",
         "date_joined",
         "terms_accepted",
@@ -123,6 +126,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         ("Balance", {"fields": ("balance_display", "change_balance_link", "recent_ledger")}),
         ("Orders", {"fields": ("total_spent", "order_count")}),
         ("API key", {"fields": ("api_key_status", "api_key_last_use")}),
+        ("Referral", {"fields": ("referral_info",)}),
         ("Personal info", {"fields": ("first_name", "last_name", "email", "timezone")}),
         (
             "Permissions",
@@ -130,6 +134,34 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         ),
         ("Important dates", {"fields": ("last_login", "date_joined", "terms_accepted")}),
     )
+
+    @admin.display(description="referred by")
+    def referral_info(self, obj: User):
+        """Who referred the customer (changed on the referral's own page, audited) and how
+        many they referred."""
+        referral = Referral.objects.filter(referred=obj).select_related("referrer").first()
+        made = Referral.objects.filter(referrer=obj).count()
+        if referral is None:
+            who = format_html(
+                'nobody (<a href="{}?referred={}">set…</a>)',
+                reverse("admin:accounts_referral_add"),
+                obj.pk,
+            )
+        else:
+            who = format_html(
+                '<a href="{}">{}</a> (<a href="{}">change…</a>)',
+                reverse("admin:accounts_user_change", args=[referral.referrer_id]),
+                referral.referrer.username,
+                reverse("admin:accounts_referral_change", args=[referral.pk]),
+            )
+        return format_html(
+            '{}; referred <a href="{}?referrer__id__exact={}">{} customer{}</a>',
+            who,
+            reverse("admin:accounts_referral_changelist"),
+            obj.pk,
+            made,
+            "" if made == 1 else "s",
+        )
 
     @admin.display(description="balance", ordering="wallet__balance")
     def balance_display(self, obj: User):

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
@@ -73,6 +74,7 @@ class LedgerEntry(models.Model):
         REFUND = "refund", "Order refund"
         ADJUSTMENT = "adjustment", "Adjustment"
         BONUS = "bonus", "Deposit bonus"
+        COMMISSION = "commission", "Referral commission"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries"
@@ -783,3 +785,248 @@ class NotificationPreference(models.Model):
 
     def __str__(self) -> str:
         return f"notification preferences of {self.user_id}"
+
+
+# --- Referrals (docs/growth.md) ----------------------------------------------------------------
+
+
+PERCENT_VALIDATORS = [MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))]
+
+
+def _referral_code() -> str:
+    # 10 characters of an alphabet without look-alikes (0/o, 1/l): about 50 bits, not guessable.
+    return "".join(secrets.choice("abcdefghijkmnpqrstuvwxyz23456789") for _ in range(10))
+
+
+class ReferralProgram(models.Model):
+    """The referral programme as staff set it in admin: one row (pk 1), made with the defaults
+    on first use. A referrer's own rate (ReferrerAccount.commission_percent) wins over it."""
+
+    is_active = models.BooleanField(
+        default=True, help_text="Off: new deposits and spend earn no commission."
+    )
+    commission_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("5"),
+        validators=PERCENT_VALIDATORS,
+        help_text="Commission in percent of each paid deposit (or spend) of a referred customer.",
+    )
+
+    class Meta:
+        verbose_name = "referral programme"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(commission_percent__gte=0) & Q(commission_percent__lte=100),
+                name="referral_program_percent_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Referral programme ({self.commission_percent} %)"
+
+
+class ReferrerAccount(models.Model):
+    """A customer as a referrer: their code (/r/<code>), their own rate if staff set one, and the
+    commission account. `available` is released commission not yet transferred to the balance
+    or asked to be paid out; `paid_out` is what staff approved as paid. Neither is balance: only
+    a transfer (a ledger entry of kind commission) moves commission into the balance."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        primary_key=True,
+        related_name="referrer_account",
+    )
+    code = models.CharField(max_length=32, unique=True, default=_referral_code)
+    commission_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=PERCENT_VALIDATORS,
+        help_text="This referrer's own rate in percent; empty: the programme's rate.",
+    )
+    available = _money_field(default=0, editable=False)
+    paid_out = _money_field(default=0, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(available__gte=0) & Q(paid_out__gte=0),
+                name="referrer_money_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(commission_percent__isnull=True)
+                | (Q(commission_percent__gte=0) & Q(commission_percent__lte=100)),
+                name="referrer_percent_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.code})"
+
+
+class ReferralVisit(models.Model):
+    """One visit of a referral link by someone not signed in. Rows are only ever inserted."""
+
+    referrer = models.ForeignKey(ReferrerAccount, on_delete=models.CASCADE, related_name="visits")
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True, verbose_name="IP address")
+    user_agent = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["referrer", "-at"], name="refvisit_referrer_recent")]
+
+    def __str__(self) -> str:
+        return f"visit of {self.referrer_id}'s link from {self.ip or '?'}"
+
+
+class Referral(models.Model):
+    """Who referred a customer: set at sign-up from the first-touch cookie, changed by staff
+    only (audited). A customer has at most one referrer."""
+
+    referred = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="referral"
+    )
+    referrer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="referrals_made"
+    )
+    visit = models.ForeignKey(
+        ReferralVisit, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    signup_ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(referred=models.F("referrer")), name="referral_not_self"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.referred} referred by {self.referrer}"
+
+
+class Commission(models.Model):
+    """A referrer's commission on one paid deposit (or one order charge) of a referred customer:
+    created exactly once per source (unique), held for REFERRAL_HOLD_DAYS, then released into
+    the referrer's available commission, or cancelled when the deposit is disputed or refunded
+    (or the order refunded) first."""
+
+    class State(models.TextChoices):
+        HELD = "held", "Held"
+        RELEASED = "released", "Released"
+        CANCELLED = "cancelled", "Cancelled"
+
+    referrer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="commissions"
+    )
+    referred = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    payment = models.OneToOneField(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="commission"
+    )
+    charge_entry = models.OneToOneField(
+        LedgerEntry,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="commission",
+        help_text="The order charge it was earned on (commission on spend).",
+    )
+    base_amount = _money_field(help_text="The deposit or charge it is a percentage of.")
+    percent = models.DecimalField(max_digits=5, decimal_places=2)
+    amount = _money_field()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.HELD)
+    release_at = models.DateTimeField(db_index=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+    needs_attention = models.BooleanField(
+        default=False,
+        help_text="Its deposit was disputed or refunded after release: staff decide.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["referrer", "-id"], name="commission_referrer_recent"),
+            models.Index(fields=["state", "release_at"], name="commission_state_due"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="commission_not_negative"),
+            models.CheckConstraint(
+                condition=Q(payment__isnull=False) ^ Q(charge_entry__isnull=False),
+                name="commission_one_source",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"commission {self.amount} for {self.referrer_id} ({self.state})"
+
+
+class PayoutRequest(models.Model):
+    """A referrer asks for available commission to be paid out (outside the panel). Asking takes
+    the amount from `available`; staff approve (recorded as paid out) or reject (returned)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for staff"
+        PAID = "paid", "Paid out"
+        REJECTED = "rejected", "Rejected"
+
+    referrer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payout_requests"
+    )
+    amount = _money_field()
+    details = models.TextField(help_text="Where the customer asks to be paid.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    note = models.TextField(blank=True, help_text="Staff's note (why it was rejected).")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payout_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"payout {self.amount} to {self.referrer_id} ({self.state})"
+
+
+class CommissionTransfer(models.Model):
+    """Available commission moved into the referrer's balance: one ledger entry of kind
+    commission, whose idempotency key is `commission-transfer:<token>` (the form's one-time
+    token), so a form sent twice moves the money once."""
+
+    referrer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="commission_transfers"
+    )
+    amount = _money_field()
+    token = models.CharField(max_length=64, unique=True)
+    ledger_entry = models.OneToOneField(
+        LedgerEntry, on_delete=models.PROTECT, related_name="commission_transfer"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="transfer_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"transfer {self.amount} for {self.referrer_id}"

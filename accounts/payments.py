@@ -54,6 +54,7 @@ from accounts.models import (
 )
 from accounts.notifications import notify, notify_staff
 from accounts.ratelimit import rate_limit_hit
+from accounts.referrals import commission_cancel_for_payment, commission_create_for_payment
 from accounts.selectors import payment_list_due_for_reconcile, user_may_deposit
 from accounts.services import balance_credit
 from catalog.pricing import money_text
@@ -421,6 +422,8 @@ def _move(payment: Payment, status: str, *, actor: User | None, received: Report
         payment.needs_attention = True
         fields.append("needs_attention")
         _alert_staff(payment, f"The gateway reports payment #{payment.pk} {status}.")
+        # Its referral commission: cancelled while held, flagged for staff once released.
+        commission_cancel_for_payment(payment=payment, reason=f"the deposit was {status}")
     payment.save(update_fields=fields)
 
 
@@ -437,7 +440,10 @@ def _settle_paid(payment: Payment, report: Report, *, actor: User | None) -> Non
             payment.needs_attention = True  # staff settle the extra (the customer is told so)
             _alert_staff(payment, f"Payment #{payment.pk}: {payment.note}")
     payment.paid_at = payment.paid_at or timezone.now()
-    balance = None if was_paid_before else _credit(payment)
+    balance = None
+    if not was_paid_before:
+        balance = _credit(payment)
+        commission_create_for_payment(payment=payment)  # once: unique per payment
     payment.status = Payment.Status.PAID
     payment.updated_at = timezone.now()
     if actor is not None:

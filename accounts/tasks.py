@@ -1,5 +1,6 @@
-"""Celery entry points of accounts: the payment sweeps (docs/payments.md), the mails of
-notifications (docs/notifications.md) and the login history retention (docs/customer-panel.md)."""
+"""Celery entry points of accounts: the payment sweeps (docs/payments.md), referral
+commissions (docs/growth.md), the mails of notifications (docs/notifications.md) and the login
+history retention (docs/customer-panel.md)."""
 
 from typing import Any
 
@@ -11,6 +12,7 @@ from accounts.notifications import (
     notification_email_send,
 )
 from accounts.payments import payment_expire_stale, payment_reconcile_due
+from accounts.referrals import commission_release_due
 from accounts.security import login_history_prune
 
 
@@ -58,3 +60,11 @@ def notification_email_send_task(self: Task, notification_id: int) -> None:
 def notification_addresses_email_task(event: str, context: dict[str, Any], to: list[str]) -> None:
     """Mail a staff event to the settings.ADMINS addresses that belong to no staff user."""
     addresses_email_send(event=event, context=context, to=to)
+
+
+@shared_task(ignore_result=True)
+def referral_commissions_release_sweep() -> str:
+    """Beat: release the held referral commissions that are due (and, with commission on
+    spend, create those of new order charges first). Running it twice releases each once."""
+    run = commission_release_due()
+    return f"accrued {run.accrued}, released {run.released}"

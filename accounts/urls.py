@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import notification_views, payment_views, views
+from accounts import notification_views, payment_views, referral_views, views
 
 # The panel's auth pages before django-allauth (mounted at /accounts/ in panel/urls.py) keep
 # their paths and names: each sends the browser on to allauth's page (views.moved_to).
@@ -78,6 +78,10 @@ urlpatterns = [
         name="payment_cancel",
     ),
     path("payments/<slug:method>/webhook/", payment_views.webhook, name="payment_webhook"),
+    path("r/<str:code>", referral_views.referral_link, name="referral_link"),
+    path("referrals/", referral_views.referrals, name="referrals"),
+    path("referrals/transfer/", referral_views.referral_transfer, name="referral_transfer"),
+    path("referrals/payout/", referral_views.referral_payout, name="referral_payout"),
     path("api/", views.api_docs, name="api_docs"),
     path("api/allowlist/", views.api_key_allowlist, name="api_key_allowlist"),
     path("api/webhook/", views.api_webhook_set, name="api_webhook_set"),

@@ -6,7 +6,9 @@ Two ways to run:
 - production (DATABASE_URL and REDIS_URL set): PostgreSQL and Redis.
 """
 
+import re
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -467,6 +469,43 @@ PAYPAL_CLIENT_ID = env("PAYPAL_CLIENT_ID", default="")
 PAYPAL_CLIENT_SECRET = env("PAYPAL_CLIENT_SECRET", default="")
 PAYPAL_WEBHOOK_ID = env("PAYPAL_WEBHOOK_ID", default="")
 PAYPAL_API_BASE = env("PAYPAL_API_BASE", default="https://api-m.paypal.com")
+# --- Referrals (docs/growth.md) ----------------------------------------------------------------
+# What commission is a percentage of: each paid deposit of a referred customer ("deposit") or
+# each order charge, net of its refund ("spend"). The rate itself is staff's (admin → Referral
+# programme, 5 % by default; a referrer's own rate wins).
+REFERRAL_COMMISSION_BASE = env("REFERRAL_COMMISSION_BASE", default="deposit")
+if REFERRAL_COMMISSION_BASE not in ("deposit", "spend"):
+    raise ImproperlyConfigured('REFERRAL_COMMISSION_BASE must be "deposit" or "spend".')
+# Commission is held this many days (the chargeback window) before it can be used.
+REFERRAL_HOLD_DAYS = env.int("REFERRAL_HOLD_DAYS", default=14)
+# The first referral link a visitor followed counts for this many days (a cookie).
+REFERRAL_COOKIE_DAYS = env.int("REFERRAL_COOKIE_DAYS", default=30)
+# The smallest payout a referrer may ask for, in the panel currency.
+try:
+    REFERRAL_PAYOUT_MINIMUM = Decimal(env("REFERRAL_PAYOUT_MINIMUM", default="10"))
+except InvalidOperation:
+    raise ImproperlyConfigured("REFERRAL_PAYOUT_MINIMUM must be an amount, e.g. 10.") from None
+if REFERRAL_HOLD_DAYS < 0 or REFERRAL_COOKIE_DAYS < 1 or not REFERRAL_PAYOUT_MINIMUM > 0:
+    raise ImproperlyConfigured(
+        "REFERRAL_HOLD_DAYS must be 0 or more, REFERRAL_COOKIE_DAYS 1 or more and "
+        "REFERRAL_PAYOUT_MINIMUM more than 0."
+    )
+# A sign-up is not attributed when its e-mail domain is the referrer's and matches this regular
+# expression (by default: any domain but the big free mail providers, which strangers share).
+# Empty turns the check off. The same address (+tags and Gmail's dots ignored) is always refused.
+REFERRAL_SELF_EMAIL_DOMAIN_PATTERN = env(
+    "REFERRAL_SELF_EMAIL_DOMAIN_PATTERN",
+    default=r"^(?!(gmail|googlemail|yahoo|outlook|hotmail|live|icloud|me|aol|proton|protonmail"
+    r"|gmx|mail|yandex|qq|163)\.).+$",
+)
+try:
+    re.compile(REFERRAL_SELF_EMAIL_DOMAIN_PATTERN)
+except re.error as exc:
+    raise ImproperlyConfigured(f"REFERRAL_SELF_EMAIL_DOMAIN_PATTERN: {exc}") from None
+# A sign-up from an address the referrer logged in from among their last this many logins is
+# refused as a self-referral.
+REFERRAL_SELF_IP_LOGINS = env.int("REFERRAL_SELF_IP_LOGINS", default=20)
+
 # Security page: e-mail a customer when they log in from an address they never logged in from
 # before; how often a session's "last seen" is written (seconds); how long the login history
 # is kept (days; `python manage.py cleanup_login_history` deletes older rows, 0 keeps all).

@@ -106,6 +106,8 @@ ENTRY_POINTS = frozenset(
         "payment_admin",  # accounts.payment_admin: the payments admin, imported by admin.py
         "growth_admin",  # accounts.growth_admin: the tiers and coupons admin, imported by admin.py
         "notification_views",  # accounts.notification_views: the bell, settings, unsubscribe
+        "referral_views",  # accounts.referral_views: /r/<code> and the customer's referral page
+        "referral_admin",  # accounts.referral_admin: the referrals admin, imported by admin.py
     }
 )
 

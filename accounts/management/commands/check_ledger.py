@@ -2,19 +2,25 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.referrals import commission_find_mismatches
 from accounts.selectors import ledger_find_mismatches
 
 
 class Command(BaseCommand):
     help = (
         "Check that every customer's ledger sums to the balance and that each entry's "
-        "balance_after chains from the one before. Exits 1 if anything is off."
+        "balance_after chains from the one before, and that each referrer's available and "
+        "paid-out commission match their commission, transfer and payout rows. Exits 1 if "
+        "anything is off."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
         problems = ledger_find_mismatches()
         for problem in problems:
             self.stdout.write(f"{problem.username} (id {problem.user_id}): {problem.problem}")
-        if problems:
-            raise CommandError(f"{len(problems)} ledger mismatch(es) found.")
+        commission = commission_find_mismatches()
+        for mismatch in commission:
+            self.stdout.write(f"referrer id {mismatch.user_id}: commission {mismatch.problem}")
+        if problems or commission:
+            raise CommandError(f"{len(problems) + len(commission)} ledger mismatch(es) found.")
         self.stdout.write(self.style.SUCCESS("The ledger adds up for every customer."))

@@ -85,6 +85,14 @@ DEFAULT_SCHEDULES = [
         description="Every night at 03:17 UTC: deletes login history older than "
         "PANEL_LOGIN_HISTORY_DAYS (0 keeps it all).",
     ),
+    DefaultSchedule(
+        "Release referral commissions",
+        "accounts.tasks.referral_commissions_release_sweep",
+        minute="23",
+        expire_seconds=3000,
+        description="Every hour at :23: held referral commissions past their hold period are "
+        "released to their referrers (commission on spend is created here first).",
+    ),
 ]
 
 
