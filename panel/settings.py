@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "providers",
     "catalog",
     "orders",
+    "support",
 ]
 
 MIDDLEWARE = [
@@ -232,6 +233,11 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Uploaded files ---------------------------------------------------------------------------
+# Support tickets' attachments (support/, docs/support.md). Never under static/ and never served
+# by the web server: support.views.ticket_attachment hands each to its owner and staff only.
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default="") or VAR_DIR / "media")
 
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
@@ -444,6 +450,17 @@ PANEL_LOGIN_HISTORY_DAYS = env.int("PANEL_LOGIN_HISTORY_DAYS", default=365)
 if PANEL_SESSION_SEEN_SECONDS < 0 or PANEL_LOGIN_HISTORY_DAYS < 0:
     raise ImproperlyConfigured(
         "PANEL_SESSION_SEEN_SECONDS and PANEL_LOGIN_HISTORY_DAYS must be 0 or more."
+    )
+
+# Support tickets (docs/support.md): tickets a customer may have not closed at once, tickets
+# they may open and messages they may write per hour (counted in the cache).
+SUPPORT_MAX_OPEN_TICKETS = env.int("SUPPORT_MAX_OPEN_TICKETS", default=5)
+SUPPORT_TICKETS_PER_HOUR = env.int("SUPPORT_TICKETS_PER_HOUR", default=10)
+SUPPORT_REPLIES_PER_HOUR = env.int("SUPPORT_REPLIES_PER_HOUR", default=30)
+if min(SUPPORT_MAX_OPEN_TICKETS, SUPPORT_TICKETS_PER_HOUR, SUPPORT_REPLIES_PER_HOUR) < 1:
+    raise ImproperlyConfigured(
+        "SUPPORT_MAX_OPEN_TICKETS, SUPPORT_TICKETS_PER_HOUR and SUPPORT_REPLIES_PER_HOUR must be "
+        "1 or more."
     )
 
 # Orders: stop polling and hand to the admin after this age; an order stuck mid-placement

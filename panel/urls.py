@@ -24,4 +24,5 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("catalog.urls")),
     path("", include("orders.urls")),
+    path("", include("support.urls")),
 ]
