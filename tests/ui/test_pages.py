@@ -16,6 +16,8 @@ CUSTOMER_PAGES = [
     "api_docs",
     "account_settings",
     "account_security",
+    "tickets",
+    "ticket_new",
 ]
 
 
