@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Payment, User
+from accounts.selectors import payment_list_for_user
 from orders.models import Order
 from support.models import SavedReply, Ticket, TicketAttachment, TicketMessage
 
@@ -68,8 +69,9 @@ def attachment_get_for_user(*, user: User, attachment_id: int) -> TicketAttachme
 
 
 def payment_list_for_ticket_form(*, user: User) -> QuerySet[Payment]:
-    """The customer's recent payments to pick from on a Payment ticket."""
-    return Payment.objects.filter(user=user).order_by("-id")[:20]
+    """The customer's recent payments to pick from on a Payment ticket: those the Funds page
+    lists (drafts a gateway never saw left out)."""
+    return payment_list_for_user(user=user).order_by("-id")[:20]
 
 
 def saved_reply_list_active() -> QuerySet[SavedReply]:

@@ -2,9 +2,12 @@
 list and the thread (plain text, escaped; no internal notes), reply, close, downloads; another
 customer gets 404 on each."""
 
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
 
+from accounts.models import Payment
 from support.models import Ticket, TicketAttachment
 from support.services import ticket_reply
 from tests.support.helpers import image_bytes, make_order, open_ticket, png, upload
@@ -183,3 +186,16 @@ def test_logged_out_visitors_are_sent_to_log_in(client, alice):
     ):
         response = client.get(url)
         assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_the_payment_list_offers_only_ones_own_payments(alice_client, alice, bob):
+    def pay(user, status):
+        return Payment.objects.create(
+            user=user, method="manual", amount=Decimal("7"), currency="USD", status=status
+        )
+
+    mine = pay(alice, "pending")
+    pay(alice, "created")  # a draft the gateway never saw
+    pay(bob, "paid")
+    choices = alice_client.get(reverse("ticket_new")).context["form"].fields["payment"].choices
+    assert [value for value, _ in choices] == ["", mine.pk]
