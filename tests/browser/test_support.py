@@ -18,8 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def _support_settings(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
+def _support_settings(settings):
     settings.SUPPORT_TICKETS_PER_HOUR = 1000  # the cache outlives the test database
 
 
