@@ -107,7 +107,11 @@ def _attach(message: TicketMessage, upload: UploadedFile, checked: CheckedImage)
     )
     # The stored name is random (models.attachment_path), with the proven extension.
     attachment.file.save(f"upload{checked.extension}", upload, save=False)
-    attachment.save()
+    try:
+        attachment.save()
+    except BaseException:
+        attachment.file.delete(save=False)  # no row points at it: do not leave it on disk
+        raise
 
 
 # --- input checks -----------------------------------------------------------------------------

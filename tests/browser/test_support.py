@@ -51,7 +51,9 @@ def _open_ticket(page, order_id: int) -> None:
     expect(page.get_by_role("heading", name=re.compile("Followers dropped"))).to_be_visible()
 
 
-def test_customer_opens_an_order_ticket_and_sees_the_staff_answer(new_page, django_user_model):
+def test_customer_opens_an_order_ticket_and_sees_the_staff_answer(
+    new_page, django_user_model, screenshot_dir
+):
     carol = customer_create(username="carol", password="pw-carol-12345")
     order = make_order(carol)
     boss = django_user_model.objects.create_superuser("boss", "boss@example.com", "pw-boss-12345")
@@ -79,6 +81,7 @@ def test_customer_opens_an_order_ticket_and_sees_the_staff_answer(new_page, djan
     expect(admin.get_by_label("Message")).to_have_value("Hi carol, a refill is on its way.")
     admin.get_by_role("button", name="Send").click()
     expect(admin.get_by_text("Answer sent to carol.")).to_be_visible()
+    admin.screenshot(path=screenshot_dir / "admin-ticket-desktop.png", full_page=True)
 
     # The customer sees it: the count in the navigation, the state, the answer.
     page.goto("/tickets/")

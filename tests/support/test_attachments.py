@@ -96,3 +96,15 @@ def test_a_reply_with_a_refused_attachment_writes_nothing(alice):
     with pytest.raises(TicketError):
         ticket_reply(ticket=ticket, author=alice, body="see", attachment=upload("x.jpg", b"no"))
     assert ticket.messages.count() == 1
+
+
+def test_a_file_whose_row_cannot_be_written_is_not_left_on_disk(alice, monkeypatch):
+    def fail(self, *args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(TicketAttachment, "save", fail)
+    with pytest.raises(RuntimeError):
+        open_ticket(alice, attachment=upload("x.png", image_bytes("PNG")))
+    stored = [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
+    assert stored == []
+    assert not Ticket.objects.exists()
