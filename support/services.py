@@ -81,9 +81,9 @@ def attachment_check(upload: UploadedFile) -> CheckedImage:
                 raise TicketError("attachment", "The image is too large in pixels.")
             image.load()  # a truncated or corrupt file fails here, not only its header
             found = image.format or ""
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError):
-        raise TicketError("attachment", NOT_AN_IMAGE) from None
-    except ValueError:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
+        # What Pillow raises for a file it cannot identify or decode (SyntaxError and
+        # ValueError from some broken headers).
         raise TicketError("attachment", NOT_AN_IMAGE) from None
     finally:
         upload.seek(0)
