@@ -14,10 +14,14 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from accounts import payment_admin  # noqa: F401  (registers the payments admin)
+from accounts import (
+    growth_admin,  # noqa: F401  (registers the tiers and coupons admin)
+    payment_admin,  # noqa: F401  (registers the payments admin)
+)
 from accounts.audit import AuditedAdminMixin, staff_user
 from accounts.forms import BalanceChangeForm
-from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, LoginEvent, User
+from accounts.models import AdminAuditLog, ApiKey, LedgerEntry, LoginEvent, User, UserSession
+from accounts.security import user_sessions_end_by_staff
 from accounts.selectors import api_key_list_stale
 from accounts.services import (
     AdjustmentPreview,
@@ -33,6 +37,7 @@ from accounts.services import (
 )
 from catalog.models import CustomerDiscount, CustomerRate
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
+from content.admin import terms_acceptance_table
 from orders.models import Order
 
 RECENT_LEDGER_ROWS = 20
@@ -101,6 +106,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         "recent_ledger",
         "last_login",
         "date_joined",
+        "terms_accepted",
     )
     inlines = [CustomerDiscountInline, CustomerRateInline]
     actions = ["suspend_customers", "unsuspend_customers", "disable_api_keys", "enable_api_keys"]
@@ -114,7 +120,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
             "Permissions",
             {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
         ),
-        ("Important dates", {"fields": ("last_login", "date_joined")}),
+        ("Important dates", {"fields": ("last_login", "date_joined", "terms_accepted")}),
     )
 
     @admin.display(description="balance", ordering="wallet__balance")
@@ -153,6 +159,11 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         if key is None or key.last_used_at is None:
             return "never"
         return f"{key.last_used_at:%Y-%m-%d %H:%M} UTC from {key.last_used_ip or '?'}"
+
+    @admin.display(description="terms accepted")
+    def terms_accepted(self, obj: User) -> str:
+        """Which versions of the terms they accepted, when, from where (docs/content.md)."""
+        return terms_acceptance_table(user_id=obj.pk)
 
     @admin.display(description=f"ledger, newest {RECENT_LEDGER_ROWS}")
     def recent_ledger(self, obj: User):
@@ -492,3 +503,33 @@ class LoginEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(UserSession)
+class UserSessionAdmin(admin.ModelAdmin):
+    """Signed-in sessions, read-only; the one action ends the selected ones (audited). The
+    session key is never shown."""
+
+    list_display = ("user", "ip", "user_agent", "created_at", "last_seen_at")
+    list_filter = ("last_seen_at",)
+    list_select_related = ("user",)
+    search_fields = ("user__username", "user__email", "=ip")
+    date_hierarchy = "last_seen_at"
+    show_full_result_count = False
+    fields = readonly_fields = ("user", "ip", "user_agent", "created_at", "last_seen_at")
+    actions = ("end_sessions",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="End the selected sessions (the customer is logged out there)")
+    def end_sessions(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        ended = user_sessions_end_by_staff(who=staff_user(request), session_ids=ids)
+        self.message_user(request, f"{ended} session(s) ended.", messages.SUCCESS)

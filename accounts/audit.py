@@ -139,6 +139,8 @@ def area_for(model: type[models.Model]) -> str:
         "accounts.wallet": AdminAuditLog.Area.MONEY,
         "accounts.user": AdminAuditLog.Area.ACCESS,
         "accounts.apikey": AdminAuditLog.Area.ACCESS,
+        "accounts.tier": AdminAuditLog.Area.PRICE,
+        "accounts.coupon": AdminAuditLog.Area.MONEY,
         "catalog.service": AdminAuditLog.Area.PRICE,
         "catalog.category": AdminAuditLog.Area.PRICE,
         "catalog.catalogsettings": AdminAuditLog.Area.PRICE,

@@ -3,13 +3,19 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from allauth.account.forms import LoginForm
+from allauth.account.forms import LoginForm, SignupForm
 from django import forms
 from django.contrib.auth import get_user_model
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from accounts.models import MAX_ALLOWED_IPS, ip_allowlist_clean
 from accounts.payments import PaymentError, parse_deposit_amount
+from accounts.ratelimit import client_ip
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
+from content.selectors import terms_version_current
+from content.services import terms_acceptance_record
 
 
 class BalanceChangeForm(forms.Form):
@@ -83,6 +89,14 @@ class DepositForm(forms.Form):
         help_text="For a manual transfer: the reference or transaction id of your transfer.",
     )
 
+    coupon = forms.CharField(
+        max_length=40,
+        required=False,
+        label="Bonus code",
+        help_text="If you have one: its bonus is added when the payment arrives.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
     def __init__(self, *args: Any, methods: list[tuple[str, str]], manual: set[str], **kwargs: Any):
         super().__init__(*args, **kwargs)
         method_field = self.fields["method"]
@@ -103,6 +117,17 @@ class DepositForm(forms.Form):
         if data.get("method") in self.manual and not data.get("reference", "").strip():
             self.add_error("reference", "Give the reference of your transfer so staff can find it.")
         return data
+
+
+class RedeemCodeForm(forms.Form):
+    """The funds page's balance code (gift card) field; accounts.coupons checks the code."""
+
+    code = forms.CharField(
+        max_length=40,
+        label="Balance code",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        error_messages={"required": "Enter a code."},
+    )
 
 
 class ApiKeyAllowlistForm(forms.Form):
@@ -136,3 +161,31 @@ class PanelLoginForm(LoginForm):
         login.widget.attrs.update({"autocomplete": "username", "autofocus": True})
         login.widget.attrs.pop("placeholder", None)
         self.fields["password"].widget.attrs.pop("placeholder", None)
+
+
+class PanelSignupForm(SignupForm):
+    """allauth's sign-up form (settings.ACCOUNT_FORMS) with the required acceptance of the terms
+    of service: the new account gets a TermsAcceptance row with the version in force when the
+    form was sent (docs/content.md)."""
+
+    accept_terms = forms.BooleanField(
+        required=True,
+        error_messages={"required": "Accept the terms of service to create an account."},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.terms_version = terms_version_current()
+        # Last, after the passwords (allauth adds those after ordering the other fields).
+        self.fields["accept_terms"] = self.fields.pop("accept_terms")
+        self.fields["accept_terms"].label = format_html(
+            'I have read and accept the <a href="{}" target="_blank" rel="noopener">terms of '
+            "service</a>",
+            reverse("terms"),
+        )
+
+    def custom_signup(self, request: HttpRequest, user: Any) -> None:
+        super().custom_signup(request, user)
+        terms_acceptance_record(
+            user=user, version=self.terms_version, ip=client_ip(request) or None
+        )

@@ -10,7 +10,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
@@ -42,6 +43,12 @@ class Wallet(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, primary_key=True, related_name="wallet"
     )
     balance = models.DecimalField(
+        max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, default=0, editable=False
+    )
+    # What the customer spent on orders, net of refunds: minus the sum of their ledger's charge
+    # and refund entries, kept by accounts.services in the same UPDATE as the balance (so the
+    # tier, accounts.tiers, costs one indexed read). check_ledger compares it with the ledger.
+    total_spent = models.DecimalField(
         max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, default=0, editable=False
     )
     updated_at = models.DateTimeField(default=timezone.now)
@@ -549,3 +556,134 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"session of {self.user_id} from {self.ip or '?'}"
+
+
+class Tier(models.Model):
+    """A spending tier: a customer whose total spent (net of refunds, Wallet.total_spent) is at
+    least `min_spent` gets `discount_percent` off the retail rates (accounts.tiers; applied by
+    catalog.selectors with the customer's own discount and custom rates)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    min_spent = _money_field(
+        unique=True, help_text="Total spent (net of refunds) from which it applies."
+    )
+    discount_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=0,
+        help_text="Off every retail rate, e.g. 5 for 5 %.",
+    )
+    allow_below_cost = models.BooleanField(
+        default=False,
+        help_text="Let the discount take a price below the service's cost (normally it stops at "
+        "the cost).",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["min_spent"]
+        constraints = [
+            models.CheckConstraint(condition=Q(min_spent__gte=0), name="tier_min_not_negative"),
+            models.CheckConstraint(
+                condition=Q(discount_percent__gte=0) & Q(discount_percent__lt=100),
+                name="tier_discount_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (from {self.min_spent.normalize():f}, -{self.discount_percent.normalize():f} %)"
+
+
+class Coupon(models.Model):
+    """A code a customer types: a deposit bonus code (entered at top-up, a bonus credited when
+    that payment is paid) or a balance code (a gift card, redeemed on the funds page). Codes
+    are compared case-insensitively and stored upper-case. `uses` counts the uses taken
+    (reserved or used, accounts.coupons); the database refuses it past `max_uses`."""
+
+    class Kind(models.TextChoices):
+        DEPOSIT = "deposit", "Deposit bonus code"
+        BALANCE = "balance", "Balance code (gift card)"
+
+    class BonusType(models.TextChoices):
+        PERCENT = "percent", "Percent of the deposit"
+        FIXED = "fixed", "Fixed amount"
+
+    code = models.CharField(max_length=40, help_text="Letters, digits, - and _; any case.")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.DEPOSIT)
+    bonus_type = models.CharField(
+        max_length=8,
+        choices=BonusType.choices,
+        default=BonusType.PERCENT,
+        help_text="A balance code is always a fixed amount.",
+    )
+    value = _money_field(help_text="The percent, or the amount credited.")
+    min_deposit = _money_field(default=0, help_text="Deposit codes: the smallest deposit.")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    max_uses = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Uses in total (blank: no limit)."
+    )
+    max_uses_per_customer = models.PositiveIntegerField(
+        null=True, blank=True, default=1, help_text="Uses per customer (blank: no limit)."
+    )
+    uses = models.PositiveIntegerField(default=0, editable=False)
+    is_active = models.BooleanField(default=True)
+    note = models.CharField(max_length=200, blank=True, help_text="For staff only.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(Upper("code"), name="coupon_code_unique_any_case"),
+            models.CheckConstraint(condition=Q(value__gt=0), name="coupon_value_positive"),
+            models.CheckConstraint(condition=Q(min_deposit__gte=0), name="coupon_min_not_negative"),
+            # The last guard of the limit: an UPDATE that would pass it fails.
+            models.CheckConstraint(
+                condition=Q(max_uses__isnull=True) | Q(uses__lte=F("max_uses")),
+                name="coupon_uses_within_limit",
+            ),
+            models.CheckConstraint(
+                condition=~Q(bonus_type="percent") | Q(value__lte=100),
+                name="coupon_percent_at_most_100",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class CouponUse(models.Model):
+    """One use of a coupon by a customer: a deposit code reserved by a payment (then used when
+    it is paid, or released when it fails, expires or is canceled), or a balance code used at
+    once. `seq` numbers a customer's live uses of one code: the partial unique constraint makes
+    a second live use with the same number (two redemptions at once) impossible."""
+
+    class Status(models.TextChoices):
+        RESERVED = "reserved", "Reserved by a waiting payment"
+        USED = "used", "Used"
+        RELEASED = "released", "Released (the payment did not go through)"
+
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="coupon_uses")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="coupon_uses"
+    )
+    payment = models.OneToOneField(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="coupon_use"
+    )
+    seq = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RESERVED)
+    amount = _money_field(null=True, blank=True, help_text="What was credited.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["coupon", "user", "seq"],
+                condition=Q(status__in=["reserved", "used"]),
+                name="coupon_use_one_live_per_seq",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.coupon} by {self.user_id} ({self.status})"

@@ -17,11 +17,12 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.coupons import CouponError, coupon_check_deposit
 from accounts.forms import DepositForm
 from accounts.gateways import gateway_for
 from accounts.gateways.base import Gateway, GatewayError, Refusal, Report, WebhookAnswer
 from accounts.middleware import AuthenticatedHttpRequest
-from accounts.models import Payment, PaymentCallback
+from accounts.models import CouponUse, Payment, PaymentCallback
 from accounts.payments import (
     METHOD_WORDS,
     UNVERIFIED_EMAIL,
@@ -72,13 +73,17 @@ def funds_add(request: AuthenticatedHttpRequest) -> HttpResponse:
                 amount=form.cleaned_data["amount"],
                 urls=_urls(request),
                 customer_reference=form.cleaned_data["reference"].strip(),
+                coupon=form.cleaned_data["coupon"],
             )
+        except CouponError as exc:
+            form.add_error("coupon", str(exc))
         except PaymentError as exc:
             form.add_error(_error_field(str(exc)), str(exc))
         else:
             return redirect(payment.checkout_url)
     elif form.is_bound:
         _limits_with_other_errors(form, offers)
+        _coupon_with_other_errors(request, form)
     names = {o.code: o.name for o in offers}
     context = {
         "form": form,
@@ -121,6 +126,17 @@ def _limits_with_other_errors(form: DepositForm, offers: list[MethodOffer]) -> N
         form.add_error("amount", str(exc))
 
 
+def _coupon_with_other_errors(request: AuthenticatedHttpRequest, form: DepositForm) -> None:
+    """A form refused for another field also says at once what is wrong with the code."""
+    data = form.cleaned_data
+    if not data.get("coupon", "").strip():
+        return
+    try:
+        coupon_check_deposit(user=request.user, code=data["coupon"], amount=data.get("amount"))
+    except CouponError as exc:
+        form.add_error("coupon", str(exc))
+
+
 def _error_field(message: str) -> str | None:
     """The field a refusal of payment_start is about (at the field, not above the form)."""
     if "amount" in message:
@@ -152,6 +168,7 @@ def payment_detail(request: AuthenticatedHttpRequest, public_id: UUID) -> HttpRe
     method_name = offer.name if offer else METHOD_WORDS.get(payment.method, payment.method)
     context = {
         "payment": payment,
+        "coupon_use": CouponUse.objects.filter(payment=payment).select_related("coupon").first(),
         "method_name": method_name,
         "received": _received(payment),
         "instructions": offer.instructions if offer else "",

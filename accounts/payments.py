@@ -27,6 +27,13 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.audit import audit_record
+from accounts.coupons import (
+    coupon_check_deposit,
+    coupon_credit_paid,
+    coupon_release,
+    coupon_release_many,
+    coupon_reserve,
+)
 from accounts.gateways import gateway_for, gateways_configured
 from accounts.gateways.base import (
     Checkout,
@@ -178,27 +185,23 @@ def payment_start(
     amount: Decimal,
     urls: PaymentUrls,
     customer_reference: str = "",
+    coupon: str = "",
 ) -> Payment:
     """Make a payment and create it at the gateway; the caller sends the customer to
-    `payment.checkout_url`. Raises PaymentError with a message for the customer."""
+    `payment.checkout_url`. Raises PaymentError with a message for the customer, or
+    CouponError (accounts.coupons) for the deposit code `coupon`, which is reserved for the
+    payment until it is paid, fails, expires or is canceled."""
     if not user_may_deposit(user=user):
         raise PaymentError(UNVERIFIED_EMAIL)
     offer = payment_method_offer(method)
     if offer is None:
         raise PaymentError("That payment method is not available.")
     _check_limits(offer, amount)
+    if coupon.strip():
+        coupon_check_deposit(user=user, code=coupon, amount=amount)  # before the start limit
     _check_start_rate(user)
-    payment = Payment.objects.create(
-        user=user,
-        method=method,
-        amount=amount,
-        fee=offer.fee_for(amount),
-        currency=settings.PANEL_CURRENCY,
-        customer_reference=customer_reference,
-        # A bank transfer may take days: a manual transfer waits for staff and never expires.
-        expires_at=None
-        if method == "manual"
-        else timezone.now() + timedelta(hours=settings.PAYMENT_EXPIRE_HOURS),
+    payment = _payment_create(
+        user=user, offer=offer, amount=amount, reference=customer_reference, coupon=coupon
     )
     request = PaymentRequest(
         reference=str(payment.public_id),
@@ -213,16 +216,41 @@ def payment_start(
     try:
         checkout = offer.gateway.start(request)  # outside any transaction: an HTTP call
     except GatewayError as exc:
-        Payment.objects.filter(pk=payment.pk).update(
-            status=Payment.Status.FAILED,
-            note=f"The gateway refused to start: {exc}"[:2000],
-            updated_at=timezone.now(),
-        )
+        with transaction.atomic():
+            Payment.objects.filter(pk=payment.pk).update(
+                status=Payment.Status.FAILED,
+                note=f"The gateway refused to start: {exc}"[:2000],
+                updated_at=timezone.now(),
+            )
+            coupon_release(payment=payment)
         raise PaymentError(
             f"{offer.name} could not start the payment; nothing was charged. Try again in a "
             "moment, or another method."
         ) from exc
     _checkout_save(payment, checkout)
+    return payment
+
+
+def _payment_create(
+    *, user: User, offer: MethodOffer, amount: Decimal, reference: str, coupon: str
+) -> Payment:
+    """The payment row, and the deposit code's reserved use with it (both or neither)."""
+    method = offer.code
+    with transaction.atomic():
+        payment = Payment.objects.create(
+            user=user,
+            method=method,
+            amount=amount,
+            fee=offer.fee_for(amount),
+            currency=settings.PANEL_CURRENCY,
+            customer_reference=reference,
+            # A bank transfer may take days: a manual transfer waits for staff and never expires.
+            expires_at=None
+            if method == "manual"
+            else timezone.now() + timedelta(hours=settings.PAYMENT_EXPIRE_HOURS),
+        )
+        if coupon.strip():
+            coupon_reserve(user=user, code=coupon, payment=payment)
     return payment
 
 
@@ -386,6 +414,8 @@ def _move(payment: Payment, status: str, *, actor: User | None, received: Report
     if actor is not None:
         payment.reviewed_by = actor
         fields.append("reviewed_by")
+    if status in (Payment.Status.FAILED, Payment.Status.EXPIRED, Payment.Status.CANCELED):
+        coupon_release(payment=payment)  # the deposit code's use is given back
     if status in (Payment.Status.DISPUTED, Payment.Status.REFUNDED):
         payment.needs_attention = True
         fields.append("needs_attention")
@@ -417,6 +447,14 @@ def _settle_paid(payment: Payment, report: Report, *, actor: User | None) -> Non
 
 def _credit(payment: Payment) -> None:
     ref = f"{payment.method}:{payment.gateway_id}"
+    # The code first: the lock order is payment, coupon, wallet (accounts.coupons).
+    by_code = coupon_credit_paid(payment=payment)
+    if by_code.note:
+        payment.note = f"{payment.note} {by_code.note}".strip()[:2000]
+        payment.needs_attention = True
+        _alert_staff(payment, f"Payment #{payment.pk}: {by_code.note}")
+    code_bonus = by_code.entry.amount if by_code.entry is not None else Decimal(0)
+    payment.bonus = code_bonus
     balance_credit(
         user=payment.user,
         amount=payment.amount,
@@ -440,7 +478,7 @@ def _credit(payment: Payment) -> None:
         idempotency_key=f"bonus:{payment.method}:{payment.gateway_id}",
         memo=f"Bonus +{rule.percent.normalize():f} % on deposit #{payment.pk} ({rule.name})",
     )
-    payment.bonus = bonus
+    payment.bonus = code_bonus + bonus
 
 
 def deposit_bonus_rules_active() -> list[DepositBonusRule]:
@@ -538,8 +576,20 @@ def payment_expire_stale(*, now: Any = None) -> int:
     later reports one paid still credits it (expired → paid is allowed). Manual transfers are
     left waiting: a bank transfer may take days, and staff decide (approve or reject)."""
     now = now or timezone.now()
-    stale = Payment.objects.filter(status__in=Payment.OPEN, expires_at__lt=now)
-    return stale.exclude(method="manual").update(status=Payment.Status.EXPIRED, updated_at=now)
+    with transaction.atomic():
+        # Locked (those a report is settling are skipped: the next sweep sees them), so the
+        # deposit codes released are those of the payments this sweep expired.
+        ids = list(
+            Payment.objects.select_for_update(skip_locked=True)
+            .filter(status__in=Payment.OPEN, expires_at__lt=now)
+            .exclude(method="manual")
+            .values_list("pk", flat=True)
+        )
+        expired = Payment.objects.filter(pk__in=ids).update(
+            status=Payment.Status.EXPIRED, updated_at=now
+        )
+        coupon_release_many(payment_ids=ids)
+    return expired
 
 
 def payment_cancel_by_customer(*, payment: Payment, user: User) -> Applied:

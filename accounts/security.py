@@ -22,7 +22,8 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from accounts.models import LoginEvent, User, UserSession
+from accounts.audit import audit_record
+from accounts.models import AdminAuditLog, LoginEvent, User, UserSession
 from accounts.ratelimit import client_ip
 
 logger = logging.getLogger(__name__)
@@ -140,6 +141,15 @@ def login_event_delete_older_than(*, before: datetime) -> int:
     return deleted
 
 
+def login_history_prune(*, now: datetime | None = None) -> int | None:
+    """Retention by the setting: delete the login history older than PANEL_LOGIN_HISTORY_DAYS;
+    returns how many rows went, or None when the setting is 0 (the whole history is kept)."""
+    days = settings.PANEL_LOGIN_HISTORY_DAYS
+    if not days:
+        return None
+    return login_event_delete_older_than(before=(now or timezone.now()) - timedelta(days=days))
+
+
 def _notify_new_address(*, event: LoginEvent, user: User) -> None:
     context = {
         "user": user,
@@ -239,6 +249,27 @@ def user_session_end(*, user: User, session_id: int) -> bool:
     _session_store(row.session_key).delete()
     row.delete()
     return True
+
+
+def user_sessions_end_by_staff(*, who: User, session_ids: list[int]) -> int:
+    """Staff end customers' sessions (a stolen cookie, a shared computer): each is deleted from
+    the session store and audited under Customer access. Returns how many ended."""
+    ended = 0
+    with transaction.atomic():
+        rows = UserSession.objects.select_for_update().filter(pk__in=session_ids)
+        for row in rows.select_related("user"):
+            _session_store(row.session_key).delete()
+            audit_record(
+                actor=who,
+                action="end session",
+                obj=row.user,
+                summary=f"Ended a session of {row.user} from {row.ip or 'an unknown address'} "
+                f"(last seen {row.last_seen_at:%Y-%m-%d %H:%M} UTC).",
+                area=AdminAuditLog.Area.ACCESS,
+            )
+            row.delete()
+            ended += 1
+    return ended
 
 
 def user_sessions_end(*, user: User, keep_session_key: str | None = None) -> int:

@@ -92,9 +92,16 @@ class LedgerMismatch:
 
 def ledger_find_mismatches() -> list[LedgerMismatch]:
     """Every customer whose ledger does not sum to the cached balance, or whose entries'
-    balance_after do not chain (each = the previous one + its amount)."""
+    balance_after do not chain (each = the previous one + its amount), or whose cached total
+    spent is not their charges net of refunds."""
     problems: list[LedgerMismatch] = []
     sums = dict(LedgerEntry.objects.values_list("user_id").annotate(total=Sum("amount")).order_by())
+    spent = dict(
+        LedgerEntry.objects.filter(kind__in=["charge", "refund"])
+        .values_list("user_id")
+        .annotate(total=-Sum("amount"))
+        .order_by()
+    )
     wallets = Wallet.objects.select_related("user").order_by("user_id")
     for wallet in wallets.iterator(chunk_size=2000):
         total = sums.pop(wallet.user_id, Decimal(0))
@@ -106,10 +113,20 @@ def ledger_find_mismatches() -> list[LedgerMismatch]:
                     f"ledger sums to {total} but the balance is {wallet.balance}",
                 )
             )
+        problems.extend(_spent_mismatch(wallet, spent.get(wallet.user_id, Decimal(0))))
     for user_id in sums:  # entries for a user with no wallet at all
         problems.append(LedgerMismatch(user_id, "?", "ledger entries without a wallet"))
     problems.extend(_broken_chains())
     return problems
+
+
+def _spent_mismatch(wallet: Wallet, spent: Decimal) -> list[LedgerMismatch]:
+    """The total spent the tiers read (Wallet.total_spent) against the ledger's charges net of
+    refunds."""
+    if spent == wallet.total_spent:
+        return []
+    problem = f"charges net of refunds are {spent} but the total spent is {wallet.total_spent}"
+    return [LedgerMismatch(wallet.user_id, wallet.user.username, problem)]
 
 
 def _broken_chains() -> list[LedgerMismatch]:

@@ -29,6 +29,7 @@ from accounts.models import (
     ip_allowlist_clean,
 )
 from accounts.selectors import ledger_recent_staff_entry
+from accounts.tiers import price_terms_forget
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, quantize_money
 
 logger = logging.getLogger(__name__)
@@ -105,8 +106,23 @@ def _apply(
             memo=memo,
             created_at=now,
         )
-        Wallet.objects.filter(pk=wallet.pk).update(balance=new_balance, updated_at=now)
+        spent = spent_change(kind=kind, signed_amount=signed_amount)
+        Wallet.objects.filter(pk=wallet.pk).update(
+            balance=new_balance, total_spent=wallet.total_spent + spent, updated_at=now
+        )
+    if spent:
+        price_terms_forget(user)  # the tier may have changed: the next price reads it again
     return entry
+
+
+# The ledger kinds that make up "total spent": what orders cost, net of what they gave back.
+SPENDING_KINDS = frozenset({LedgerEntry.Kind.CHARGE, LedgerEntry.Kind.REFUND})
+
+
+def spent_change(*, kind: str, signed_amount: Decimal) -> Decimal:
+    """How an entry changes the customer's total spent (Wallet.total_spent, the tiers' base): a
+    charge (negative) adds its size, a refund (positive) takes it off; other kinds nothing."""
+    return -signed_amount if kind in SPENDING_KINDS else Decimal(0)
 
 
 def _locked_wallet(user: User) -> Wallet:

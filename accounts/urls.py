@@ -58,4 +58,8 @@ urlpatterns = [
     path("payments/<slug:method>/webhook/", payment_views.webhook, name="payment_webhook"),
     path("api/", views.api_docs, name="api_docs"),
     path("api/allowlist/", views.api_key_allowlist, name="api_key_allowlist"),
+    path("api/webhook/", views.api_webhook_set, name="api_webhook_set"),
+    path("api/webhook/rotate/", views.api_webhook_rotate, name="api_webhook_rotate"),
+    path("api/webhook/remove/", views.api_webhook_remove, name="api_webhook_remove"),
+    path("api/webhook/test/", views.api_webhook_test, name="api_webhook_test"),
 ]

@@ -19,9 +19,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.forms import ApiKeyAllowlistForm, TimezoneForm
+from accounts.coupons import CouponError, coupon_redeem
+from accounts.forms import ApiKeyAllowlistForm, RedeemCodeForm, TimezoneForm
 from accounts.middleware import AuthenticatedHttpRequest
 from accounts.models import ApiKey, UserSession
+from accounts.ratelimit import rate_limit_hit
 from accounts.security import (
     LOGIN_HISTORY_SHOWN,
     login_event_list_for_user,
@@ -31,9 +33,19 @@ from accounts.security import (
 )
 from accounts.selectors import ledger_list_for_user
 from accounts.services import api_key_issue, api_key_set_allowlist
+from accounts.tiers import tier_progress
 from catalog.order_types import TYPE_SPECS
-from orders.forms import PARAMS
-from orders.selectors import order_list_for_user
+from catalog.pricing import money_text
+from orders.forms import PARAMS, WebhookForm
+from orders.models import WebhookEndpoint
+from orders.selectors import WEBHOOK_LOG_SHOWN, order_list_for_user, webhook_event_list_for_user
+from orders.services import (
+    OrderError,
+    webhook_endpoint_remove,
+    webhook_endpoint_set,
+    webhook_secret_rotate,
+    webhook_send_test,
+)
 
 STATEMENT_PAGE_SIZE = 50
 
@@ -79,15 +91,30 @@ def account_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
         "form": form,
         "email_address": EmailAddress.objects.get_primary(user),
         "mfa_enabled": is_mfa_enabled(user),
+        "tier": tier_progress(user=user),
     }
     return render(request, "accounts/settings.html", context, status=400 if form.errors else 200)
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def funds(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The balance, the statement, and the balance code (gift card) form."""
+    form = RedeemCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            entry = coupon_redeem(user=request.user, code=form.cleaned_data["code"])
+        except CouponError as exc:
+            form.add_error("code", str(exc))
+        else:
+            messages.success(
+                request, f"The code is redeemed: {money_text(entry.amount)} added to your balance."
+            )
+            return redirect("funds")
     entries = ledger_list_for_user(user=request.user)
     page = Paginator(entries, STATEMENT_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "accounts/funds.html", {"page": page, "entries": page.object_list})
+    context = {"page": page, "entries": page.object_list, "redeem_form": form}
+    return render(request, "accounts/funds.html", context, status=400 if form.errors else 200)
 
 
 class _Echo:
@@ -156,6 +183,8 @@ def _api_page_context(
     api_key: ApiKey | None,
     raw_key: str | None,
     allowlist_form: ApiKeyAllowlistForm | None = None,
+    webhook_form: WebhookForm | None = None,
+    webhook_secret: str | None = None,
 ) -> dict[str, Any]:
     if allowlist_form is None and api_key is not None:
         allowlist_form = ApiKeyAllowlistForm(
@@ -166,6 +195,7 @@ def _api_page_context(
         "api_key": api_key,
         "raw_key": raw_key,
         "allowlist_form": allowlist_form,
+        **_webhook_context(request, form=webhook_form, secret=webhook_secret),
         "api_key_stale": api_key is not None and api_key.is_stale_at(timezone.now()),
         "stale_days": ApiKey.STALE_AFTER.days,
         "order_types": [
@@ -328,3 +358,97 @@ def api_key_allowlist(request: AuthenticatedHttpRequest) -> HttpResponse:
         return redirect(reverse("api_docs") + "#key")
     context = _api_page_context(request, api_key=api_key, raw_key=None, allowlist_form=form)
     return render(request, "accounts/api.html", context, status=400)
+
+
+# --- Webhooks (orders/services/webhooks.py, docs/webhooks.md) -------------------------------------
+
+WEBHOOK_TESTS_PER_MINUTE = 5
+
+
+def _webhook_context(
+    request: AuthenticatedHttpRequest, *, form: WebhookForm | None, secret: str | None
+) -> dict[str, Any]:
+    endpoint = WebhookEndpoint.objects.filter(user=request.user).first()
+    if form is None:
+        initial = {"url": endpoint.url, "is_active": endpoint.is_active} if endpoint else {}
+        form = WebhookForm(initial=initial)
+    return {
+        "webhook": endpoint,
+        "webhook_form": form,
+        "webhook_secret": secret,
+        "webhook_events": webhook_event_list_for_user(user=request.user)[:WEBHOOK_LOG_SHOWN],
+        "webhook_log_shown": WEBHOOK_LOG_SHOWN,
+    }
+
+
+def _api_page_with(
+    request: AuthenticatedHttpRequest, *, status: int = 200, **webhook: Any
+) -> HttpResponse:
+    """The API page rendered again (a webhook form with errors, or a secret to show once)."""
+    api_key = ApiKey.objects.filter(user=request.user).first()
+    context = _api_page_context(request, api_key=api_key, raw_key=None, **webhook)
+    response = render(request, "accounts/api.html", context, status=status)
+    response["Cache-Control"] = "no-store"  # a secret shown once must not linger in a cache
+    return response
+
+
+@login_required
+@require_POST
+def api_webhook_set(request: AuthenticatedHttpRequest) -> HttpResponse:
+    form = WebhookForm(request.POST)
+    if form.is_valid():
+        try:
+            saved = webhook_endpoint_set(
+                user=request.user,
+                url=form.cleaned_data["url"],
+                is_active=form.cleaned_data["is_active"],
+            )
+        except OrderError as exc:
+            form.add_error("url", exc.message)
+        else:
+            if saved.secret:
+                return _api_page_with(request, webhook_secret=saved.secret)
+            messages.success(request, "The webhook is saved.")
+            return redirect(reverse("api_docs") + "#webhook")
+    return _api_page_with(request, status=400, webhook_form=form)
+
+
+@login_required
+@require_POST
+def api_webhook_rotate(request: AuthenticatedHttpRequest) -> HttpResponse:
+    try:
+        saved = webhook_secret_rotate(user=request.user)
+    except OrderError as exc:
+        messages.error(request, exc.message)
+        return redirect(reverse("api_docs") + "#webhook")
+    return _api_page_with(request, webhook_secret=saved.secret)
+
+
+@login_required
+@require_POST
+def api_webhook_remove(request: AuthenticatedHttpRequest) -> HttpResponse:
+    if webhook_endpoint_remove(user=request.user):
+        messages.success(request, "The webhook is removed: no more events are sent.")
+    return redirect(reverse("api_docs") + "#webhook")
+
+
+@login_required
+@require_POST
+def api_webhook_test(request: AuthenticatedHttpRequest) -> HttpResponse:
+    key = f"webhook-test:{request.user.pk}"
+    try:
+        wait = rate_limit_hit(key=key, limit=WEBHOOK_TESTS_PER_MINUTE, period=60)
+    except Exception:  # the cache is down: a test event is no reason to fail the page
+        wait = 0
+    if wait:
+        messages.error(request, f"Too many test events: try again in {wait} seconds.")
+        return redirect(reverse("api_docs") + "#webhook")
+    try:
+        event = webhook_send_test(user=request.user)
+    except OrderError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"Test event {event.event_id} queued: its delivery shows in the log below."
+        )
+    return redirect(reverse("api_docs") + "#webhook-log")

@@ -3,9 +3,9 @@
     .venv/bin/python bench/ui_pages.py [--services 5000] [--repeat 5]
 
 It (re)creates the database `panel_bench_ui` on the DATABASE_URL's server (default
-postgres://postgres@127.0.0.1:5432), migrates it, seeds a customer with a discount and a few
-custom rates, --services enabled services in one category and 300 completed orders (so that the
-average completion time has data), then asks for each page with Django's test client (signed
+postgres://postgres@127.0.0.1:5432), migrates it, seeds a customer with a discount, a spending
+tier and a few custom rates, --services enabled services in one category and 300 completed
+orders (so that the average completion time has data), then asks for each page with Django's test client (signed
 in, in-process: no web server) --repeat times and prints the median and best time, the queries
 of one request and the size of the HTML. The database is dropped at the end.
 """
@@ -48,12 +48,15 @@ def seed(n_services: int):
 
     from django.utils import timezone
 
+    from accounts.models import Tier
     from accounts.services import customer_create
     from catalog.models import Category, CustomerDiscount, CustomerRate, Service
     from orders.models import Order
 
     user = customer_create(username="bench", opening_balance=Decimal("1000"))
     CustomerDiscount.objects.create(user=user, percent=Decimal("5"))
+    # A tier whose discount beats the customer's and stops at cost: the rates need the costs.
+    Tier.objects.create(name="Bench tier", min_spent=Decimal(0), discount_percent=Decimal("7"))
     category = Category.objects.create(name="Instagram followers")
     services = Service.objects.bulk_create(
         [

@@ -4,6 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 from accounts.models import User
+from catalog.pricing import convert_rate
 from catalog.selectors import service_list_enabled, service_rates_for_user_by_id
 from panel.api_protocol import ApiParams
 
@@ -31,6 +32,8 @@ FIELDS = (
     "dripfeed",
     "description",
     "rate",
+    "upstream__rate",
+    "upstream__provider__exchange_rate",
 )
 
 
@@ -40,7 +43,15 @@ def services(*, user: User, params: ApiParams) -> list[dict[str, Any]]:
     # Plain rows, not model instances: with 5,000 services building models (even stubs holding
     # just id and rate for the pricing selector) took half of the call.
     rows = list(service_list_enabled().values_list(*FIELDS))
-    rates = service_rates_for_user_by_id(user=user, retail={row[0]: row[-1] for row in rows})
+    upstream = {row[0]: (row[-2], row[-1]) for row in rows}
+
+    def cost_of(pk: int) -> Decimal | None:  # asked only when a tier's discount stops at cost
+        rate, exchange_rate = upstream[pk]
+        return None if rate is None else convert_rate(rate, exchange_rate)
+
+    rates = service_rates_for_user_by_id(
+        user=user, retail={row[0]: row[10] for row in rows}, cost_of=cost_of
+    )
     return [
         {
             "service": pk,
@@ -55,5 +66,5 @@ def services(*, user: User, params: ApiParams) -> list[dict[str, Any]]:
             "dripfeed": dripfeed,
             "desc": desc,
         }
-        for pk, name, type_, category, low, high, refill, cancel, dripfeed, desc, _ in rows
+        for pk, name, type_, category, low, high, refill, cancel, dripfeed, desc, *_ in rows
     ]

@@ -4,9 +4,11 @@ Amounts carry 5 decimal places, as the API v2 examples do ("charge": "0.27819").
 keep more, so that a provider's "0.0035" survives a markup without being rounded twice.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
+from functools import cached_property
 
 MONEY_DIGITS = 19
 MONEY_PLACES = 5
@@ -85,6 +87,66 @@ def retail_rate(cost_rate: Decimal, markup_percent: Decimal) -> Decimal:
     """
     rate = quantize_rate(Decimal(cost_rate) * (HUNDRED + Decimal(markup_percent)) / HUNDRED)
     return max(rate, Decimal(0))
+
+
+def discounted_rate(rate: Decimal, percent: Decimal) -> Decimal:
+    """`rate` with `percent` off (10 means rate * 0.9), rounded as a rate."""
+    return quantize_rate(Decimal(rate) * ((HUNDRED - Decimal(percent)) / HUNDRED))
+
+
+@dataclass(frozen=True)
+class CustomerPricing:
+    """One customer's price rule, its factors worked out once for a whole price list (the API
+    prices 5,000 services with it). Without a custom rate (which wins over all of this) a
+    service sells at the lower of the retail rate with the customer's own discount and with
+    their tier's discount. The tier's price stops at the cost (None for a manual service: no
+    floor) unless `tier_below_cost`, and it never raises a retail rate that staff set below the
+    cost. The customer's own discount is staff's explicit choice and is not floored."""
+
+    own_percent: Decimal = Decimal(0)
+    tier_percent: Decimal = Decimal(0)
+    tier_below_cost: bool = False
+
+    @property
+    def needs_cost(self) -> bool:
+        """Whether a rate needs the service's cost (a tier discount that stops at it)."""
+        return self.tier_percent > 0 and not self.tier_below_cost
+
+    def rate(self, retail: Decimal, cost_of: Callable[[], Decimal | None] | None = None) -> Decimal:
+        """The customer's rate for a retail rate; `cost_of` is asked for the cost only when the
+        floor can change the answer."""
+        own = quantize_rate(retail * self._own_factor) if self.own_percent else retail
+        if self.tier_percent <= 0:
+            return own
+        tiered = quantize_rate(retail * self._tier_factor)
+        if tiered >= own:
+            return own
+        if self.needs_cost and cost_of is not None:
+            cost = cost_of()
+            if cost is not None:
+                tiered = max(tiered, min(cost, retail))
+        return min(own, tiered)
+
+    @cached_property
+    def _own_factor(self) -> Decimal:
+        return (HUNDRED - Decimal(self.own_percent)) / HUNDRED
+
+    @cached_property
+    def _tier_factor(self) -> Decimal:
+        return (HUNDRED - Decimal(self.tier_percent)) / HUNDRED
+
+
+def customer_rate(
+    *,
+    retail: Decimal,
+    own_percent: Decimal,
+    tier_percent: Decimal,
+    cost: Decimal | None,
+    tier_below_cost: bool,
+) -> Decimal:
+    """CustomerPricing's rule for one rate."""
+    rule = CustomerPricing(own_percent, tier_percent, tier_below_cost)
+    return rule.rate(quantize_rate(Decimal(retail)), lambda: cost)
 
 
 MARKUP_MAX = Decimal(1_000_000)  # Service.markup_percent: PERCENT digits hold less than this

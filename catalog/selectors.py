@@ -1,12 +1,19 @@
 """Reads for the catalog: services as customers see them, with their own prices."""
 
+from collections.abc import Callable
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from accounts.models import User
+from accounts.tiers import (
+    price_terms_memo,
+    price_terms_remember,
+    tier_annotations,
+    total_spent_expression,
+)
 from catalog.models import CustomerDiscount, CustomerRate, Service, ServiceBackup, UpstreamService
-from catalog.pricing import convert_rate, quantize_rate
+from catalog.pricing import CustomerPricing, convert_rate
 
 
 def service_list_enabled() -> QuerySet[Service]:
@@ -27,26 +34,102 @@ def service_get_enabled(*, service_id: int) -> Service | None:
 RATES_BY_ID_MAX = 100
 
 
+def customer_price_terms(*, user: User) -> CustomerPricing:
+    """The customer's own discount and tier, in one query (the tier from the total spent cached
+    on the wallet, docs/growth.md), once per request: memoised on `user` (accounts.tiers)."""
+    memo = price_terms_memo(user)
+    if isinstance(memo, CustomerPricing):
+        return memo
+    terms = _price_terms_read(user)
+    price_terms_remember(user, terms)
+    return terms
+
+
+def _price_terms_read(user: User) -> CustomerPricing:
+    own = CustomerDiscount.objects.filter(user=OuterRef("pk")).values("percent")[:1]
+    row = (
+        User.objects.filter(pk=user.pk)
+        .annotate(spent=total_spent_expression())
+        .annotate(own=Subquery(own), **tier_annotations(spent=OuterRef("spent")))
+        .values_list("own", "tier_percent", "tier_below_cost")
+        .first()
+    )
+    if row is None:
+        return CustomerPricing()
+    own_percent, tier_percent, below_cost = row
+    return CustomerPricing(
+        own_percent=own_percent or Decimal(0),
+        tier_percent=tier_percent or Decimal(0),
+        tier_below_cost=bool(below_cost),
+    )
+
+
 def service_rates_for_user(*, user: User, services: list[Service]) -> dict[int, Decimal]:
     """This customer's rate per 1000 for each service, in two queries whatever the count: a
-    custom rate wins, else the customer's discount applies to the retail rate."""
-    return service_rates_for_user_by_id(user=user, retail={s.pk: s.rate for s in services})
+    custom rate wins, else the better of the customer's discount and their tier's applies to
+    the retail rate (the tier's never below the cost: the services' upstreams are read from the
+    rows when joined, else in one more query)."""
+    costs: dict[int, Decimal | None] = {}
+
+    def cost_of(pk: int) -> Decimal | None:
+        if not costs:  # read once, on the first service that needs it
+            costs.update(_service_costs(services))
+        return costs[pk]
+
+    return service_rates_for_user_by_id(
+        user=user, retail={s.pk: s.rate for s in services}, cost_of=cost_of
+    )
 
 
-def service_rates_for_user_by_id(*, user: User, retail: dict[int, Decimal]) -> dict[int, Decimal]:
+def _service_costs(services: list[Service]) -> dict[int, Decimal | None]:
+    """Each service's cost (service_cost), from the joined upstream when the row has it, the
+    others in one query."""
+    costs: dict[int, Decimal | None] = {}
+    missing = []
+    for s in services:
+        upstream = s.upstream if Service.upstream.is_cached(s) else None
+        if s.upstream_id is None:
+            costs[s.pk] = None
+        elif upstream is not None and UpstreamService.provider.is_cached(upstream):
+            costs[s.pk] = service_cost(s)
+        else:
+            missing.append(s.pk)
+    if missing:
+        costs.update(_costs_by_id(missing))
+    return costs
+
+
+def service_rates_for_user_by_id(
+    *,
+    user: User,
+    retail: dict[int, Decimal],
+    cost_of: Callable[[int], Decimal | None] | None = None,
+) -> dict[int, Decimal]:
     """service_rates_for_user for callers holding plain rows: `retail` maps service id to its
-    retail rate (the API's `services` lists 5,000 rows without building a model for each)."""
+    retail rate (the API's `services` lists 5,000 rows without building a model for each), and
+    `cost_of` gives a service's cost when a tier discount needs it (without it, the costs are
+    read in one query)."""
     rates = CustomerRate.objects.filter(user=user)
     if len(retail) <= RATES_BY_ID_MAX:
         rates = rates.filter(service__in=list(retail))
     custom = dict(rates.values_list("service_id", "rate"))
-    discount = CustomerDiscount.objects.filter(user=user).values_list(
-        "percent", flat=True
-    ).first() or Decimal(0)
-    factor = (Decimal(100) - discount) / Decimal(100)
+    rule = customer_price_terms(user=user)
+    if rule.needs_cost and cost_of is None:
+        cost_of = _costs_by_id(list(retail)).get
+    ask = cost_of if rule.needs_cost else None
     return {
-        pk: custom[pk] if pk in custom else quantize_rate(rate * factor)
+        pk: custom[pk] if pk in custom else rule.rate(rate, ask and (lambda pk=pk: ask(pk)))
         for pk, rate in retail.items()
+    }
+
+
+def _costs_by_id(ids: list[int]) -> dict[int, Decimal | None]:
+    rows = Service.objects.filter(pk__in=ids).values_list(
+        "pk", "upstream__rate", "upstream__provider__exchange_rate"
+    )
+    return {
+        pk: convert_rate(rate, exchange) if rate is not None else None
+        for pk, rate, exchange in rows
     }
 
 

@@ -22,7 +22,14 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.audit import audit_record, staff_user
 from accounts.models import AdminAuditLog, User
-from orders.models import CancelRequest, Order, OrderStatusChange, Refill
+from orders.models import (
+    CancelRequest,
+    Order,
+    OrderStatusChange,
+    Refill,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from orders.selectors import order_attention_kind_get, order_attention_kinds
 from orders.services import (
     OrderError,
@@ -30,6 +37,7 @@ from orders.services import (
     order_resend,
     order_set_status_by_admin,
     order_set_upstream_id,
+    webhook_event_retry,
 )
 from providers.models import ProviderCall
 
@@ -524,3 +532,64 @@ class CancelRequestAdmin(UpstreamRequestAdmin):
         "finished_at",
     )
     search_fields = ("=id", "=order__id", "=upstream_cancel_id")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Every field read-only; nothing added or deleted by hand."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(ReadOnlyAdmin):
+    """Resellers' webhooks (docs/webhooks.md); the secret is never shown, only its start."""
+
+    list_display = ("user", "url", "is_active", "secret_hint", "secret_rotated_at", "updated_at")
+    list_filter = ("is_active",)
+    list_select_related = ("user",)
+    search_fields = ("user__username", "user__email", "url")
+    exclude = ("secret_encrypted",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f for f in super().get_readonly_fields(request, obj) if f != "secret_encrypted"]
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    """Webhook events and their deliveries; "Retry now" gives the chosen ones an attempt now."""
+
+    list_display = (
+        "event_id",
+        "user",
+        "type",
+        "order",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "next_attempt_at",
+        "created_at",
+    )
+    list_filter = ("status", "type")
+    list_select_related = ("user",)
+    raw_id_fields = ("user", "order")
+    search_fields = ("=event_id", "=order__id", "user__username")
+    show_full_result_count = False
+    actions = ("retry_now",)
+
+    @admin.action(description="Retry now (one more attempt for failed ones)")
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
+        retried = 0
+        for event in queryset.exclude(status=WebhookEvent.Status.DELIVERED):
+            webhook_event_retry(event=event)
+            retried += 1
+        self.message_user(
+            request, f"{retried} event(s) queued for an attempt now.", messages.SUCCESS
+        )

@@ -15,6 +15,7 @@ from orders.services import OrderError, mass_order_split
 
 # Re-exported: catalog.views reads customer ids with it too.
 from orders.services.mass import MASS_ORDER_MAX_LINES
+from orders.services.webhooks import webhook_url_clean
 
 
 @dataclass(frozen=True)
@@ -165,3 +166,24 @@ class MassOrderForm(forms.Form):
 
 class OrderSearchForm(forms.Form):
     q = forms.CharField(required=False, max_length=2000, label="Search by order id or link")
+
+
+class WebhookForm(forms.Form):
+    """The API page's webhook URL (orders.services.webhooks checks it, DNS aside)."""
+
+    url = forms.CharField(
+        label="Webhook URL",
+        max_length=500,
+        help_text="We POST a signed JSON event here on each status change of your orders, "
+        "refills and cancels.",
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/panel-webhook"}),
+    )
+    is_active = forms.BooleanField(
+        label="Send events", required=False, initial=True, help_text="Untick to pause them."
+    )
+
+    def clean_url(self) -> str:
+        try:
+            return webhook_url_clean(self.cleaned_data["url"])
+        except OrderError as exc:
+            raise forms.ValidationError(exc.message) from None

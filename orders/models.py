@@ -307,3 +307,85 @@ REQUEST_PUBLIC_STATUS: dict[str, str] = {
     "rejected": "Rejected",
     "error": "Rejected",
 }
+
+
+class WebhookEndpoint(models.Model):
+    """Where a reseller's order, refill and cancel events are POSTed (docs/webhooks.md)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_endpoint"
+    )
+    url = models.URLField(max_length=500)
+    # The signing secret, encrypted with providers.crypto (as provider API keys are): the panel
+    # must sign every delivery with it, so a one-way hash (as for API keys) cannot work. The
+    # customer sees it once, when it is made or rotated.
+    secret_encrypted = models.TextField()
+    secret_hint = models.CharField(max_length=16, help_text="The secret's first characters.")
+    is_active = models.BooleanField(default=True)
+    secret_rotated_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Webhook of {self.user_id}: {self.url}"
+
+
+class WebhookEvent(models.Model):
+    """One event for one customer's webhook and its delivery: the body is fixed when the event
+    is written (in the transaction that made the change) and POSTed as is on every attempt."""
+
+    class Type(models.TextChoices):
+        ORDER = "order.status", "Order status"
+        REFILL = "refill.status", "Refill status"
+        CANCEL = "cancel.status", "Cancel status"
+        TEST = "test", "Test event"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to be delivered"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+
+    event_id = models.CharField(max_length=40, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_events"
+    )
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, null=True, blank=True, related_name="webhook_events"
+    )
+    type = models.CharField(max_length=16, choices=Type.choices)
+    payload = models.TextField(help_text="The JSON body, exactly as it is sent.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    response_excerpt = models.CharField(max_length=200, blank=True)
+    url = models.URLField(max_length=500, blank=True, help_text="Where the last attempt went.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Set by the conditional UPDATE that claims the event for one attempt: a second worker
+    # skips it; a worker that died mid-attempt leaves it to the sweep once this has passed.
+    locked_until = models.DateTimeField(null=True, blank=True)
+    give_up_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["user", "-id"], name="webhook_event_user_recent"),
+            # The retry sweep: pending events whose next attempt is due.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="webhook_event_due",
+                condition=Q(status="pending"),
+            ),
+            # In order per order: the pending events of one order, oldest first.
+            models.Index(
+                fields=["order", "id"],
+                name="webhook_event_order_pending",
+                condition=Q(status="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} ({self.type})"

@@ -36,6 +36,7 @@ from orders.models import (
     CancelRequest,
     Order,
     Refill,
+    WebhookEvent,
 )
 from providers.models import Provider
 
@@ -63,6 +64,15 @@ def order_list_for_user(*, user: User) -> QuerySet[Order]:
         .select_related("service", "service__category")
         .order_by("-id")
     )
+
+
+WEBHOOK_LOG_SHOWN = 50
+
+
+def webhook_event_list_for_user(*, user: User) -> QuerySet[WebhookEvent]:
+    """The customer's webhook events and their deliveries, newest first (the API page shows
+    the last WEBHOOK_LOG_SHOWN)."""
+    return WebhookEvent.objects.filter(user=user).order_by("-id")
 
 
 def order_get_for_user(*, user: User, order_id: int) -> Order | None:

@@ -2,7 +2,8 @@
 after the service it wraps.
 
 Beat schedule (setup_schedules, see docs/orders.md):
-  orders_poll_sweep every minute (expires 50 s), orders_requeue_sweep every minute (expires 50 s).
+  orders_poll_sweep every minute (expires 50 s), orders_requeue_sweep every minute (expires 50 s),
+  webhooks_retry_sweep every minute (expires 50 s).
 """
 
 from celery import shared_task
@@ -11,6 +12,7 @@ from django.utils import timezone
 from orders import services
 from orders.selectors import provider_ids_with_due_orders
 from orders.services.enqueue import enqueue_provider_sweep
+from orders.services.webhooks import ATTEMPT_SOFT_TIME_LIMIT, ATTEMPT_TIME_LIMIT
 from providers.client import ProviderError
 from providers.models import Provider
 
@@ -67,6 +69,23 @@ def orders_requeue_sweep() -> None:
     """Re-enqueue placement of waiting orders; send orders stuck mid-placement to review."""
     services.orders_requeue()
     services.order_release_stuck_requests()
+
+
+@shared_task(
+    acks_late=True,
+    soft_time_limit=ATTEMPT_SOFT_TIME_LIMIT,
+    time_limit=ATTEMPT_TIME_LIMIT,
+)
+def webhook_deliver(event_id: int) -> None:
+    """One attempt to deliver one webhook event (a no-op unless it is due and first in line)."""
+    services.webhook_event_deliver(event_id=event_id)
+
+
+@shared_task(expires=50)
+def webhooks_retry_sweep() -> None:
+    """Queue one attempt per webhook event whose retry is due (the state is in the rows, so
+    retries survive a worker restart)."""
+    services.webhooks_retry_due()
 
 
 # --- old task names ---------------------------------------------------------------------------

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "providers",
     "catalog",
     "orders",
+    "content",
     "support",
 ]
 
@@ -154,7 +155,11 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_ADAPTER = "accounts.adapter.PanelAccountAdapter"
-ACCOUNT_FORMS = {"login": "accounts.forms.PanelLoginForm"}
+# The sign-up form adds the required acceptance of the terms (content.TermsAcceptance).
+ACCOUNT_FORMS = {
+    "login": "accounts.forms.PanelLoginForm",
+    "signup": "accounts.forms.PanelSignupForm",
+}
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
 ACCOUNT_UNIQUE_EMAIL = True
@@ -351,6 +356,7 @@ CELERY_TASK_ROUTES = {
     "orders.tasks.provider_send_refills": {"queue": "provider_io"},
     "orders.tasks.provider_send_cancels": {"queue": "provider_io"},
     "accounts.tasks.payments_reconcile_sweep": {"queue": "provider_io"},  # reads gateways
+    "orders.tasks.webhook_deliver": {"queue": "provider_io"},  # posts to resellers' servers
     # Old names of the three above, registered for one release (see orders/tasks.py).
     "orders.tasks.provider_poll_orders": {"queue": "provider_io"},
     "orders.tasks.provider_process_refills": {"queue": "provider_io"},
@@ -415,6 +421,11 @@ BALANCE_REPEAT_WINDOW_SECONDS = env.int("BALANCE_REPEAT_WINDOW_SECONDS", default
 if BALANCE_REPEAT_WINDOW_SECONDS < 0:
     raise ImproperlyConfigured("BALANCE_REPEAT_WINDOW_SECONDS must be 0 or more.")
 PANEL_FUNDS_INSTRUCTIONS = env("PANEL_FUNDS_INSTRUCTIONS", default="")
+
+# Resellers' webhooks (docs/webhooks.md): whether deliveries may go to loopback, private,
+# link-local and other non-public addresses (checked after DNS resolution). Only for
+# development and tests: on a server it would let customers make the panel call its own network.
+PANEL_WEBHOOKS_ALLOW_PRIVATE = env.bool("PANEL_WEBHOOKS_ALLOW_PRIVATE", default=DEBUG)
 
 # --- Payments (docs/payments.md) -------------------------------------------------------------
 # The methods offered on the Add funds page, in this order; each shows only when configured

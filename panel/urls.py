@@ -24,5 +24,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("catalog.urls")),
     path("", include("orders.urls")),
+    # News for customers and the site pages (/terms/, /faq/, /privacy/), docs/content.md.
+    path("", include("content.urls")),
     path("", include("support.urls")),
 ]

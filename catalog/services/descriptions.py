@@ -7,14 +7,13 @@ shown as text).
 
 import re
 
-import nh3
+from content.sanitize import html_sanitize
 
-# Formatting and links only. Attributes: `href` on links (http, https, mailto only); every link
-# gets rel="nofollow noopener" (the provider's links are not ours to vouch for).
+# Formatting and links only. Attributes: `href` on links; the panel's one policy
+# (content/sanitize.py) keeps http, https and mailto links only and gives every link
+# rel="nofollow noopener" (the provider's links are not ours to vouch for).
 ALLOWED_TAGS = frozenset({"b", "i", "strong", "em", "br", "p", "ul", "ol", "li", "a"})
-ALLOWED_ATTRIBUTES = {"a": {"href"}}
-URL_SCHEMES = frozenset({"http", "https", "mailto"})
-LINK_REL = "nofollow noopener"
+ALLOWED_ATTRIBUTES = {"a": frozenset({"href"})}
 
 # A description with paragraphs or lists is laid out by its tags; one without them is plain
 # text whose line breaks are the layout (most providers send "Start: 0-1h\nSpeed: 5K/day").
@@ -27,15 +26,7 @@ def description_sanitize(text: str) -> str:
     inside script and style, which go entirely), attributes other than a link's `href` dropped,
     and `<`, `>` and `&` in the text escaped. Idempotent: cleaning a cleaned text changes
     nothing, so the sync's comparison with the stored row stays stable."""
-    if not text:
-        return ""
-    return nh3.clean(
-        text.strip(),
-        tags=set(ALLOWED_TAGS),
-        attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
-        url_schemes=set(URL_SCHEMES),
-        link_rel=LINK_REL,
-    ).strip()
+    return html_sanitize(text, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES)
 
 
 def description_html(text: str) -> str:

@@ -34,8 +34,19 @@ from orders.services.requests import (
 )
 from orders.services.status import order_set_status, refund_amount
 from orders.services.sweeps import ProviderSweep, orders_requeue, provider_sweep
+from orders.services.webhooks import (
+    EndpointSaved,
+    webhook_endpoint_remove,
+    webhook_endpoint_set,
+    webhook_event_deliver,
+    webhook_event_retry,
+    webhook_secret_rotate,
+    webhook_send_test,
+    webhooks_retry_due,
+)
 
 __all__ = [
+    "EndpointSaved",
     "MassLine",
     "OrderConflict",
     "OrderError",
@@ -70,4 +81,11 @@ __all__ = [
     "provider_sweep",
     "refund_amount",
     "upstream_params",
+    "webhook_endpoint_remove",
+    "webhook_endpoint_set",
+    "webhook_event_deliver",
+    "webhook_event_retry",
+    "webhook_secret_rotate",
+    "webhook_send_test",
+    "webhooks_retry_due",
 ]

@@ -52,3 +52,11 @@ def enqueue_provider_sweep(provider_id: int) -> None:
     """Queue one sweep of one provider (orders.tasks.provider_sweep), expiring before the
     next fan-out so that sweeps never pile up behind a slow provider."""
     _tasks().provider_sweep.apply_async((provider_id,), expires=SWEEP_EXPIRES)
+
+
+def enqueue_webhook_deliver(event_id: int) -> None:
+    """Queue one attempt to deliver a webhook event (orders.tasks.webhook_deliver)."""
+    try:
+        _tasks().webhook_deliver.delay(event_id)
+    except Exception:  # the retry sweep finds the event (its next attempt is due)
+        logger.exception("could not enqueue the delivery of webhook event %s", event_id)

@@ -21,6 +21,7 @@ from django.utils import timezone
 from orders.models import POLLED_STATUSES, Order, OrderStatusChange
 from orders.selectors import order_list_due_for_poll
 from orders.services.common import Deadline, OrderConflict, OrderError, logger
+from orders.services.events import publish_order_moves
 from orders.services.status import UNSET, order_set_status
 from providers.client import ItemError, OrderStatus, ProviderError
 from providers.models import Provider
@@ -220,8 +221,8 @@ def _apply_moves(
     moves: list[tuple[Order, str, OrderStatus]], now: datetime, result: PollResult
 ) -> None:
     """Write status changes between active statuses in bulk: per (old, new) pair one
-    conditional UPDATE of the rows still in `old` and one INSERT of their history rows. No
-    money moves between active statuses, so there is no ledger work here."""
+    conditional UPDATE of the rows still in `old`, one INSERT of their history rows and their
+    webhook events. No money moves between active statuses, so there is no ledger work here."""
     groups: dict[tuple[str, str], list[Order]] = defaultdict(list)
     for order, new, answer in moves:
         groups[(order.status, new)].append(order)
@@ -250,6 +251,7 @@ def _apply_moves(
                 for o in group
                 if o.pk in won
             )
+            publish_order_moves(orders=[o for o in group if o.pk in won], old=old, now=now)
         result.changed += len(won)
         result.statuses[new] += len(won)
         result.changes.extend(f"order {pk}: {old} -> {new}" for pk in sorted(won))

@@ -25,6 +25,7 @@ from orders.models import (
 )
 from orders.services.common import Deadline, OrderConflict, OrderError, logger
 from orders.services.enqueue import enqueue_provider_send_cancels, enqueue_provider_send_refills
+from orders.services.events import publish_request_created, requests_update
 from orders.services.status import order_set_status
 from providers.client import ErrorKind, ItemError, ProviderError, is_unsupported_call
 from providers.gateway import provider_call
@@ -83,6 +84,7 @@ def order_refill_request(*, user: User, order: Order) -> Refill:
         if Refill.objects.filter(order=locked, status__in=OPEN_REFILL_STATUSES).exists():
             raise OrderError("order", "A refill of this order is already in progress.")
         refill = Refill.objects.create(order=locked, created_at=now)
+        publish_request_created(request=refill, now=now)
         provider_id = locked.provider.pk
         transaction.on_commit(lambda: enqueue_provider_send_refills(provider_id))
     return refill
@@ -116,6 +118,7 @@ def order_cancel_request(*, user: User, order: Order) -> CancelRequest:
         if CancelRequest.objects.filter(order=order, status__in=OPEN_CANCEL_STATUSES).exists():
             raise OrderError("order", "A cancel of this order was already asked.")
         cancel = CancelRequest.objects.create(order=order)
+        publish_request_created(request=cancel, now=cancel.created_at)
         provider_id = order.provider.pk
         transaction.on_commit(lambda: enqueue_provider_send_cancels(provider_id))
     return cancel
@@ -136,9 +139,11 @@ def _cancel_before_sending(*, user: User, order: Order) -> CancelRequest:
             )
         except OrderConflict:
             raise OrderError("order", "This order is being sent; try again in a minute.") from None
-        return CancelRequest.objects.create(
+        cancel = CancelRequest.objects.create(
             order=order, status=CS.COMPLETED, finished_at=now, created_at=now
         )
+        publish_request_created(request=cancel, now=now)
+        return cancel
 
 
 # --- refills upstream -----------------------------------------------------------------------
@@ -269,7 +274,9 @@ def _refill_sent(
     refill: Refill, answer: str | ItemError | None, now: datetime, counts: Counter[str]
 ) -> None:
     if isinstance(answer, str):
-        Refill.objects.filter(pk=refill.pk).update(
+        requests_update(
+            Refill.objects.filter(pk=refill.pk),
+            now=now,
             status=RS.PENDING,
             upstream_refill_id=answer,
             next_poll_at=now + REFILL_POLL_INTERVAL,
@@ -278,8 +285,13 @@ def _refill_sent(
         counts["refill sent"] += 1
         return
     message = answer.message if isinstance(answer, ItemError) else "not answered"
-    Refill.objects.filter(pk=refill.pk).update(
-        status=RS.ERROR, error=message[:2000], finished_at=now, updated_at=now
+    requests_update(
+        Refill.objects.filter(pk=refill.pk),
+        now=now,
+        status=RS.ERROR,
+        error=message[:2000],
+        finished_at=now,
+        updated_at=now,
     )
     counts["refill refused"] += 1
 
@@ -287,8 +299,10 @@ def _refill_sent(
 def _refills_in_flight(refills: list[Refill], counts: Counter[str]) -> None:
     """The task's soft time limit struck during the call: it may have reached the provider, so
     these are never sent again automatically (an admin looks), like any unknown outcome."""
-    Refill.objects.filter(pk__in=[r.pk for r in refills], status=RS.QUEUED).update(
-        status=RS.ERROR, error="Outcome unknown: the worker's time ran out during the call."
+    requests_update(
+        Refill.objects.filter(pk__in=[r.pk for r in refills], status=RS.QUEUED),
+        status=RS.ERROR,
+        error="Outcome unknown: the worker's time ran out during the call.",
     )
     counts["refill unknown"] += len(refills)
 
@@ -300,8 +314,10 @@ def _refill_send_failed(refills: list[Refill], exc: ProviderError, counts: Count
         counts["refill retry"] += len(refills)
         return
     # It may have arrived: do not ask twice, let an admin look.
-    Refill.objects.filter(pk__in=[r.pk for r in refills]).update(
-        status=RS.ERROR, error=f"Outcome unknown: {exc.message}"[:2000]
+    requests_update(
+        Refill.objects.filter(pk__in=[r.pk for r in refills]),
+        status=RS.ERROR,
+        error=f"Outcome unknown: {exc.message}"[:2000],
     )
     counts["refill unknown"] += len(refills)
 
@@ -364,7 +380,7 @@ def _apply_refill_status(
         if new in (RS.COMPLETED, RS.REJECTED):
             fields.update(finished_at=now, next_poll_at=None)
         counts[f"refill {new}"] += 1
-    Refill.objects.filter(pk=refill.pk, status=refill.status).update(**fields)
+    requests_update(Refill.objects.filter(pk=refill.pk, status=refill.status), now=now, **fields)
 
 
 # --- cancels upstream -----------------------------------------------------------------------
@@ -480,8 +496,9 @@ def _send_cancels_one_by_one(
 def _cancels_in_flight(cancels: list[CancelRequest], counts: Counter[str]) -> None:
     """The soft time limit struck during the call: it may have arrived, so never send it again;
     the order's own status poll tells whether it was canceled (as for any unknown outcome)."""
-    CancelRequest.objects.filter(pk__in=[c.pk for c in cancels], status=CS.QUEUED).update(
-        status=CS.SENT
+    requests_update(
+        CancelRequest.objects.filter(pk__in=[c.pk for c in cancels], status=CS.QUEUED),
+        status=CS.SENT,
     )
     counts["cancel unknown"] += len(cancels)
 
@@ -496,7 +513,7 @@ def _cancel_send_failed(
         counts["cancel retry"] += len(cancels)
     else:
         # It may have arrived: the order's status poll will tell.
-        CancelRequest.objects.filter(pk__in=pks).update(status=CS.SENT)
+        requests_update(CancelRequest.objects.filter(pk__in=pks), status=CS.SENT)
         counts["cancel unknown"] += len(cancels)
 
 
@@ -508,12 +525,19 @@ def _cancel_sent(
 ) -> None:
     if not isinstance(answer, CancelResult):
         message = answer.message if answer else "not answered"
-        CancelRequest.objects.filter(pk=cancel.pk).update(
-            status=CS.REJECTED, error=message[:2000], finished_at=now, updated_at=now
+        requests_update(
+            CancelRequest.objects.filter(pk=cancel.pk),
+            now=now,
+            status=CS.REJECTED,
+            error=message[:2000],
+            finished_at=now,
+            updated_at=now,
         )
         counts["cancel refused"] += 1
         return
-    CancelRequest.objects.filter(pk=cancel.pk).update(
+    requests_update(
+        CancelRequest.objects.filter(pk=cancel.pk),
+        now=now,
         status=CS.SENT,
         upstream_cancel_id=answer.cancel_id,
         upstream_type=answer.type or "",
@@ -567,7 +591,9 @@ def provider_poll_cancels(
             if answer.status == RequestStatus.REJECTED:
                 fields.update(status=CS.REJECTED, finished_at=now)
                 counts["cancel rejected"] += 1
-            CancelRequest.objects.filter(pk=cancel.pk, status=CS.SENT).update(**fields)
+            requests_update(
+                CancelRequest.objects.filter(pk=cancel.pk, status=CS.SENT), now=now, **fields
+            )
     return counts
 
 

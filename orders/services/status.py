@@ -21,6 +21,7 @@ from orders.models import (
     status_change_allowed,
 )
 from orders.services.common import OrderConflict, OrderError, logger
+from orders.services.events import publish_order_status, requests_update
 from providers.models import Provider
 
 S = Order.Status
@@ -148,8 +149,6 @@ def order_set_status(
             created_at=now,
         ),
     )
-    for name, value in fields.items():
-        setattr(order, name, value)
     return order
 
 
@@ -179,7 +178,8 @@ def _write_move(
     *, order: Order, old: str, fields: dict[str, object], change: OrderStatusChange
 ) -> None:
     """The conditional UPDATE, the refund of a final status (added to `fields`), the history
-    row (`change`) and the open cancel requests, in one transaction."""
+    row (`change`), the open cancel requests and the webhook event, in one transaction; the
+    fields written are set on `order`."""
     new = change.new_status
     with transaction.atomic():
         if Order.objects.filter(pk=order.pk, status=old).update(**fields) != 1:
@@ -190,6 +190,9 @@ def _write_move(
             Order.objects.filter(pk=order.pk).update(refunded=refund)
             fields["refunded"] = refund
         change.save()
+        for name, value in fields.items():
+            setattr(order, name, value)
+        publish_order_status(order=order, old=old, now=change.created_at)
         if new in FINAL_STATUSES:
             _settle_cancel_requests(order=order, new=new, now=change.created_at)
     refunded = f" refund {refund}" if refund else ""
@@ -201,6 +204,12 @@ def _settle_cancel_requests(*, order: Order, new: str, now: datetime) -> None:
     outcome = (
         CancelRequest.Status.REJECTED if new == S.COMPLETED else CancelRequest.Status.COMPLETED
     )
-    CancelRequest.objects.filter(
-        order=order, status__in=[CancelRequest.Status.QUEUED, CancelRequest.Status.SENT]
-    ).update(status=outcome, finished_at=now, updated_at=now)
+    requests_update(
+        CancelRequest.objects.filter(
+            order=order, status__in=[CancelRequest.Status.QUEUED, CancelRequest.Status.SENT]
+        ),
+        now=now,
+        status=outcome,
+        finished_at=now,
+        updated_at=now,
+    )

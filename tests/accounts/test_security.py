@@ -387,3 +387,35 @@ def test_recording_a_refusal_costs_the_same_whether_the_account_exists(alice):
         counts.append(len(queries))
     assert counts[0] == counts[1]
     assert LoginEvent.objects.filter(success=False).count() == 2
+
+
+def test_the_nightly_sweep_prunes_the_login_history_and_keeps_it_all_at_zero(alice, settings):
+    from accounts.tasks import login_history_cleanup_sweep
+
+    now = timezone.now()
+    old = LoginEvent.objects.create(user=alice, success=True, at=now - timedelta(days=400))
+    settings.PANEL_LOGIN_HISTORY_DAYS = 0
+    assert login_history_cleanup_sweep() == "history kept (setting 0)"
+    assert LoginEvent.objects.filter(pk=old.pk).exists()
+    settings.PANEL_LOGIN_HISTORY_DAYS = 365
+    assert login_history_cleanup_sweep() == "deleted 1"
+    assert not LoginEvent.objects.filter(pk=old.pk).exists()
+
+
+def test_staff_end_a_customers_session_in_admin_and_it_is_audited(client, staff, alice):
+    from accounts.models import AdminAuditLog
+
+    request = log_in("alice", "pw-alice-123", ip="198.51.100.7")
+    row = UserSession.objects.get(user=alice)
+    client.force_login(staff)
+    url = reverse("admin:accounts_usersession_changelist")
+    page = client.get(url).content.decode()
+    assert "198.51.100.7" in page and row.session_key not in page
+    assert client.get(reverse("admin:accounts_usersession_add")).status_code == 403
+    done = client.post(url, {"action": "end_sessions", "_selected_action": [row.pk]}, follow=True)
+    assert "1 session(s) ended." in done.content.decode()
+    assert not UserSession.objects.filter(pk=row.pk).exists()
+    assert not SessionStore().exists(request.session.session_key)
+    audit = AdminAuditLog.objects.get(action="end session")
+    assert (audit.actor, audit.object_id, audit.area) == (staff, str(alice.pk), "access")
+    assert "198.51.100.7" in audit.summary

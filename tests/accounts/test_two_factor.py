@@ -118,6 +118,7 @@ def test_under_mandatory_verification_an_unverified_signup_waits_for_the_link(se
     client = Client()
     form = {"username": "vera", "email": "vera@example.com"}
     form |= {"password1": "a-long-Passphrase-9", "password2": "a-long-Passphrase-9"}
+    form |= {"accept_terms": "on"}
     response = client.post(reverse("account_signup"), form)
     assert response["Location"] == reverse("account_email_verification_sent")
     assert client.get(reverse("orders")).status_code == 302  # not signed in

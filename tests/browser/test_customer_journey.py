@@ -42,6 +42,7 @@ def test_customer_journey(new_page, django_user_model):
         page.get_by_label("Email").fill("dora@example.com")
         page.locator("#id_password1").fill("dora-Secret-2026")
         page.locator("#id_password2").fill("dora-Secret-2026")
+        page.get_by_label("I have read and accept the terms of service").check()
         page.get_by_role("button", name="Create account").click()
         expect(page.get_by_role("heading", name="Add funds")).to_be_visible()
         dora = User.objects.get(username="dora")

@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import api_key_issue, balance_adjust, customer_create
 from catalog.models import Category, Service
+from content.models import Announcement
 from orders.models import Order, Refill
 from orders.services import order_create
 from support.services import TicketSubject, ticket_create, ticket_reply
@@ -28,6 +29,14 @@ def make_data():
         password="pw-shots-12345",
         opening_balance=Decimal("25"),
     )
+    Announcement.objects.create(
+        title="New TikTok services and lower prices",
+        pinned=True,
+        body="From today:\n\n| service | old | new |\n|---|---|---|\n"
+        "| TikTok Views [Instant, no drop, refill 365 days] | 0.90 | 0.45 |\n\n"
+        "Details: https://example.com/a/very/long/link/that/must/wrap/on/a/phone/screen/123456",
+    )
+    Announcement.objects.create(title="Maintenance on Sunday", body="Orders *queue* for an hour.")
     user.timezone = "Europe/Berlin"
     user.save(update_fields=["timezone"])
     balance_adjust(user=user, amount=Decimal("100"), created_by=staff, reason="Bank transfer #4411")
@@ -114,6 +123,8 @@ PAGES = [
     ("api", "/api/", True),
     ("account", "/account/", True),
     ("security", "/account/security/", True),
+    ("news", "/news/", True),
+    ("terms", "/terms/", False),
     ("tickets", "/tickets/", True),
     ("new-ticket", "/tickets/new/", True),
     ("ticket", "/tickets/{ticket}/", True),

@@ -33,6 +33,7 @@ def test_signup_waits_for_the_emailed_link(new_page, settings):
     page.get_by_label("Email").fill("vera@example.com")
     page.locator("#id_password1").fill("vera-Secret-2026")
     page.locator("#id_password2").fill("short")
+    page.get_by_label("I have read and accept the terms of service").check()
     page.get_by_role("button", name="Create account").click()
     # Refused at the field, nothing created, what was typed is still there.
     expect(page.locator("#id_password2_error")).to_be_visible()

@@ -32,6 +32,7 @@ SIGNUP = {
     "email": "carol@example.com",
     "password1": "a-long-Passphrase-9",
     "password2": "a-long-Passphrase-9",
+    "accept_terms": "on",
 }
 
 

@@ -16,6 +16,7 @@ CUSTOMER_PAGES = [
     "api_docs",
     "account_settings",
     "account_security",
+    "news",
     "tickets",
     "ticket_new",
 ]
@@ -43,7 +44,16 @@ def test_customer_pages_need_login(client, name):
 
 
 @pytest.mark.parametrize(
-    "name", ["home", "account_login", "account_signup", "account_reset_password"]
+    "name",
+    [
+        "home",
+        "account_login",
+        "account_signup",
+        "account_reset_password",
+        "terms",
+        "faq",
+        "privacy",
+    ],
 )
 def test_public_pages_render(client, name):
     assert client.get(reverse(name)).status_code == 200

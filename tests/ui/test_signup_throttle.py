@@ -32,6 +32,7 @@ def signup(username: str, addr: str = "10.1.1.1", password: str = "a-long-Passph
         "email": f"{username}@example.com",
         "password1": password,
         "password2": password,
+        "accept_terms": "on",
     }
     # A fresh client each time: a signed-in customer is sent home before any counting.
     return Client().post(reverse("account_signup"), form, REMOTE_ADDR=addr)

@@ -40,6 +40,14 @@ DEFAULT_SCHEDULES = [
         description="Every minute: re-sends queued orders and sends orders stuck mid-placement to review.",
     ),
     DefaultSchedule(
+        "Webhook retries",
+        "orders.tasks.webhooks_retry_sweep",
+        minute="*",
+        expire_seconds=50,
+        description="Every minute: one delivery attempt per resellers' webhook event whose "
+        "retry is due (exponential back-off, for 24 hours).",
+    ),
+    DefaultSchedule(
         "Catalog sync",
         "catalog.tasks.catalog_sync_sweep",
         minute="7",
@@ -67,6 +75,15 @@ DEFAULT_SCHEDULES = [
         expire_seconds=280,
         description="Every 5 minutes: reads at its gateway each payment waiting for over 10 "
         "minutes (a missed webhook), at most 50 a run.",
+    ),
+    DefaultSchedule(
+        "Login history retention",
+        "accounts.tasks.login_history_cleanup_sweep",
+        minute="17",
+        hour="3",
+        expire_seconds=3000,
+        description="Every night at 03:17 UTC: deletes login history older than "
+        "PANEL_LOGIN_HISTORY_DAYS (0 keeps it all).",
     ),
 ]
 
