@@ -8,11 +8,12 @@ COPY accounts accounts
 COPY catalog catalog
 COPY orders orders
 COPY providers providers
+COPY support support
 RUN pip install --no-cache-dir .
 COPY . .
 # collectstatic needs settings that load; these throwaway values never reach a running container.
 RUN DEBUG=true python manage.py collectstatic --noinput
-RUN useradd --create-home panel && mkdir -p /app/var && chown panel /app/var
+RUN useradd --create-home panel && mkdir -p /app/var/media && chown -R panel /app/var
 USER panel
 EXPOSE 8000
 # gunicorn.conf.py: bind, workers, an access log without query strings, the longest request line.

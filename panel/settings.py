@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "catalog",
     "orders",
     "content",
+    "support",
 ]
 
 MIDDLEWARE = [
@@ -239,6 +240,11 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Uploaded files ---------------------------------------------------------------------------
+# Support tickets' attachments (support/, docs/support.md). Never under static/ and never served
+# by the web server: support.views.ticket_attachment hands each to its owner and staff only.
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default="") or VAR_DIR / "media")
 
 # --- E-mail (docs/notifications.md) --------------------------------------------------------------
 # EMAIL_URL sets the SMTP server in one variable, as django-environ reads it
@@ -522,6 +528,17 @@ if PANEL_SESSION_SEEN_SECONDS < 0 or PANEL_LOGIN_HISTORY_DAYS < 0:
 PANEL_NOTIFICATION_DAYS = env.int("PANEL_NOTIFICATION_DAYS", default=180)
 if PANEL_NOTIFICATION_DAYS < 0:
     raise ImproperlyConfigured("PANEL_NOTIFICATION_DAYS must be 0 or more.")
+
+# Support tickets (docs/support.md): tickets a customer may have not closed at once, tickets
+# they may open and messages they may write per hour (counted in the cache).
+SUPPORT_MAX_OPEN_TICKETS = env.int("SUPPORT_MAX_OPEN_TICKETS", default=5)
+SUPPORT_TICKETS_PER_HOUR = env.int("SUPPORT_TICKETS_PER_HOUR", default=10)
+SUPPORT_REPLIES_PER_HOUR = env.int("SUPPORT_REPLIES_PER_HOUR", default=30)
+if min(SUPPORT_MAX_OPEN_TICKETS, SUPPORT_TICKETS_PER_HOUR, SUPPORT_REPLIES_PER_HOUR) < 1:
+    raise ImproperlyConfigured(
+        "SUPPORT_MAX_OPEN_TICKETS, SUPPORT_TICKETS_PER_HOUR and SUPPORT_REPLIES_PER_HOUR must be "
+        "1 or more."
+    )
 
 # Orders: stop polling and hand to the admin after this age; an order stuck mid-placement
 # goes to review after this long; how often orders waiting for provider funds are retried.

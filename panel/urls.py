@@ -26,4 +26,5 @@ urlpatterns = [
     path("", include("orders.urls")),
     # News for customers and the site pages (/terms/, /faq/, /privacy/), docs/content.md.
     path("", include("content.urls")),
+    path("", include("support.urls")),
 ]

@@ -21,8 +21,10 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(autouse=True)
-def _fast_and_isolated(settings):
+def _fast_and_isolated(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Uploaded files (support tickets' attachments) go to the test's own directory.
+    settings.MEDIA_ROOT = tmp_path / "media"
     settings.CELERY_TASK_ALWAYS_EAGER = True
     # No collectstatic before tests: serve from the finders without a manifest.
     settings.STORAGES = {

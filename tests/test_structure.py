@@ -40,6 +40,7 @@ def test_the_walk_sees_the_apps_and_the_scripts() -> None:
         "orders",
         "providers",
         "content",
+        "support",
         "bench",
         "scripts",
     } <= seen
@@ -126,7 +127,7 @@ def test_every_app_module_is_core_or_an_entry_point() -> None:
     the core layers of pyproject.toml or a kind of entry point."""
     layered = _layered_modules()
     unknown = []
-    for app in ("accounts", "catalog", "orders", "providers", "content"):
+    for app in ("accounts", "catalog", "orders", "providers", "content", "support"):
         for path in sorted((ROOT / app).iterdir()):
             name = path.stem if path.suffix == ".py" else path.name
             if name.startswith("__") or not (path.suffix == ".py" or path.is_dir()):

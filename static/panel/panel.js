@@ -57,3 +57,28 @@ for (const input of document.querySelectorAll("form input[name=amount]")) {
     panelFeeTotals(input.form, input.value);
   }
 }
+
+// New ticket: show only the part of the form for the kind picked (<fieldset data-ticket-kind>).
+// Without JavaScript every part shows, each titled with the kind it is for.
+function panelTicketKind(form) {
+  const kind = form.querySelector("select[name=kind]");
+  if (!kind) {
+    return;
+  }
+  for (const part of form.querySelectorAll("[data-ticket-kind]")) {
+    part.hidden = part.dataset.ticketKind !== kind.value;
+  }
+}
+
+document.addEventListener("change", (event) => {
+  const target = event.target;
+  if (target instanceof HTMLSelectElement && target.name === "kind" && target.form) {
+    if (target.form.hasAttribute("data-ticket-form")) {
+      panelTicketKind(target.form);
+    }
+  }
+});
+
+for (const form of document.querySelectorAll("form[data-ticket-form]")) {
+  panelTicketKind(form);
+}

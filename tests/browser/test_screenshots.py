@@ -5,14 +5,18 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from accounts.models import User
 from accounts.services import api_key_issue, balance_adjust, customer_create
 from catalog.models import Category, Service
 from content.models import Announcement
 from orders.models import Order, Refill
 from orders.services import order_create
+from support.services import TicketSubject, ticket_create, ticket_reply
 from tests.browser.conftest import DESKTOP, PHONE, htmx_idle, login
+from tests.support.helpers import image_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -90,6 +94,20 @@ def make_data():
     return user, default
 
 
+def _ticket(user, order):
+    """A ticket about the order, answered by staff, with a screenshot."""
+    staff = User.objects.create_user("helper", password="pw-helper-12345", is_staff=True)
+    ticket = ticket_create(
+        customer=user,
+        about=TicketSubject(kind="order", order_ids=(order.pk,), request="speed_up"),
+        subject="Order stuck at 36% since yesterday",
+        body="Hello,\nthe order has not moved for a day. Can you speed it up?",
+        attachment=SimpleUploadedFile("progress.png", image_bytes("PNG"), "image/png"),
+    )
+    ticket_reply(ticket=ticket, author=staff, body="Hi! We asked the provider to speed it up.")
+    return ticket
+
+
 PAGES = [
     ("login", "/login/", False),
     ("signup", "/signup/", False),
@@ -107,20 +125,25 @@ PAGES = [
     ("security", "/account/security/", True),
     ("news", "/news/", True),
     ("terms", "/terms/", False),
+    ("tickets", "/tickets/", True),
+    ("new-ticket", "/tickets/new/", True),
+    ("ticket", "/tickets/{ticket}/", True),
 ]
 
 
 @pytest.mark.parametrize(("width_name", "viewport"), [("phone", PHONE), ("desktop", DESKTOP)])
-def test_screenshots(new_page, screenshot_dir, width_name, viewport):
+def test_screenshots(new_page, screenshot_dir, width_name, viewport, settings):
+    settings.SUPPORT_TICKETS_PER_HOUR = 1000  # the cache outlives the test database
     user, default = make_data()
     api_key_issue(user=user)
     order = Order.objects.filter(user=user, status="in_progress").get()
+    ticket = _ticket(user, order)
     anonymous = new_page(viewport)
     page = new_page(viewport)
     login(page, "shots", "pw-shots-12345")
     for name, path, signed_in in PAGES:
         browser_page = page if signed_in else anonymous
-        browser_page.goto(path.format(default=default.pk, order=order.pk))
+        browser_page.goto(path.format(default=default.pk, order=order.pk, ticket=ticket.pk))
         if name == "new-order":
             page.get_by_label("Link").fill("https://instagram.com/p/CxYz123")
             page.get_by_label("Quantity").fill("2500")

@@ -17,6 +17,8 @@ CUSTOMER_PAGES = [
     "account_settings",
     "account_security",
     "news",
+    "tickets",
+    "ticket_new",
 ]
 
 
