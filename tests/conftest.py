@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.services import customer_create
+from tests.parallel import isolate_worker
 from tests.totp import give_second_factor
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -18,6 +19,12 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, absent with -p no:xdist
+def pytest_xdist_newgateway(gateway):
+    """A parallel run's worker gets its own Redis database and var/ dir (tests/parallel.py)."""
+    isolate_worker(gateway)
 
 
 @pytest.fixture(autouse=True)
