@@ -39,6 +39,15 @@ def _fast_and_isolated(settings):
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache, as with a database of its own: no rate-limit
+    counter, used TOTP code or cached figure of a test that ran before it on this worker."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _no_outside_network(monkeypatch):
     """Unit tests never leave the machine: only loopback and unix sockets may be reached."""
     real_connect = socket.socket.connect
