@@ -12,6 +12,9 @@ GATEWAYS_PORT ?= 8766
 # Tests run against the real services of this machine unless told otherwise.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/panel
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
+# pytest-xdist workers for `make test`; worker N uses TEST_REDIS_URL's database + N (tests/parallel.py).
+# PYTEST_WORKERS=0 runs the suite in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: run test check lint bench clean-var
 
@@ -63,7 +66,7 @@ test: check
 	        REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	  python scripts/check_services.py && \
 	  scripts/ensure_chromium.sh && \
-	  pytest $(PYTEST_ARGS)
+	  pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

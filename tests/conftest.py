@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.services import customer_create
+from tests.parallel import isolate_worker
 from tests.totp import give_second_factor
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -20,6 +21,12 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, absent with -p no:xdist
+def pytest_xdist_newgateway(gateway):
+    """A parallel run's worker gets its own Redis database and var/ dir (tests/parallel.py)."""
+    isolate_worker(gateway)
+
+
 @pytest.fixture(autouse=True)
 def _fast_and_isolated(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -31,6 +38,15 @@ def _fast_and_isolated(settings, tmp_path):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache, as with a database of its own: no rate-limit
+    counter, used TOTP code or cached figure of a test that ran before it on this worker."""
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -56,8 +56,9 @@ def test_manual_transfer_on_a_phone_then_approved_in_admin(new_page, settings, d
     admin.get_by_role("button", name="Yes, approve and credit").click()
     expect(admin.get_by_text("1 payments changed.")).to_be_visible()
 
-    page.reload()
-    expect(page.get_by_test_id("payment-status")).to_have_text("Paid")
+    # The pending page reloads itself every 5 s (its meta refresh): wait for that, rather than
+    # a reload of our own that the page's may abort (net::ERR_ABORTED on a loaded machine).
+    expect(page.get_by_test_id("payment-status")).to_have_text("Paid", timeout=15_000)
     expect(page.get_by_test_id("balance")).to_have_text("25.00 USD")
     assert LedgerEntry.objects.filter(payment_ref__startswith="manual:").count() == 1
     page.goto("/funds/add/")

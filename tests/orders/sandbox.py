@@ -3,6 +3,7 @@ small client for its control API (faults, request log, orders)."""
 
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ class Sandbox:
             reset_state=True,
             timeout_seconds=timeout_seconds,
         )
-        self.server = make_server(config)
+        # The sandbox's clock: real time plus what the tests skipped with advance().
+        self.skipped = 0.0
+        self.server = make_server(config, clock=lambda: time.time() + self.skipped)
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -52,8 +55,14 @@ class Sandbox:
         response.raise_for_status()
         return response.json()
 
+    def advance(self, seconds: float) -> None:
+        """Move the sandbox's clock on, as if `seconds` had passed: its orders and refills
+        progress (their status is computed from the clock), with no test sleeping."""
+        self.skipped += seconds
+
     def reset(self) -> None:
         self.control("POST", "reset")
+        self.skipped = 0.0
         self.control("POST", "balance", balance="1000")
 
     def fault(

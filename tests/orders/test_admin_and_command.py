@@ -1,6 +1,5 @@
 """The orders admin (list, search, change page, actions) and the poll_orders command."""
 
-import time
 from io import StringIO
 
 import pytest
@@ -97,7 +96,7 @@ def test_poll_orders_command(alice, sandbox, provider):
     sandbox.config(speed=1)
     service = make_service(provider=provider, sandbox_id=1)
     order = _placed(alice, service, "https://instagram.com/p/cmd-partial")
-    time.sleep(1.2)
+    sandbox.advance(1.2)
     out = StringIO()
     call_command("poll_orders", "--provider", provider.name, "--all-due", stdout=out)
     text = out.getvalue()

@@ -2,7 +2,6 @@
 falls back to single calls and is recorded on the provider, against the sandbox over real HTTP
 speaking the helposmm dialect (seed 000: no multi refill, no multi refill_status, no cancel)."""
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -40,14 +39,15 @@ def _later(minutes: int = 10):
     return timezone.now() + timedelta(minutes=minutes)
 
 
-def _finish() -> None:
-    time.sleep(SPEED + 0.2)
+def _finish(sandbox) -> None:
+    """Past the end of every order and refill placed so far (the sandbox's clock)."""
+    sandbox.advance(SPEED + 0.2)
 
 
-def _completed_orders(alice, provider, *links: str) -> list[Order]:
+def _completed_orders(alice, sandbox, provider, *links: str) -> list[Order]:
     service = make_service(provider=provider, sandbox_id=1)  # refill and cancel
     orders = [_placed(alice, service, link) for link in links]
-    _finish()
+    _finish(sandbox)
     provider_poll_orders(provider=provider, now=_later())
     for order in orders:
         order.refresh_from_db()
@@ -69,7 +69,7 @@ def test_helposmm_refills_reach_the_sandbox_one_by_one_and_are_learned_once(
     alice, helposmm, provider
 ):
     first, second, third = _completed_orders(
-        alice, provider, *(f"https://instagram.com/p/refill{i}" for i in range(3))
+        alice, helposmm, provider, *(f"https://instagram.com/p/refill{i}" for i in range(3))
     )
     refills = [order_refill_request(user=alice, order=o) for o in (first, second)]
     counts = provider_send_refills(provider=provider)
@@ -102,11 +102,11 @@ def test_helposmm_refills_reach_the_sandbox_one_by_one_and_are_learned_once(
 
 def test_helposmm_refill_status_falls_back_to_single_calls(alice, helposmm, provider):
     orders = _completed_orders(
-        alice, provider, "https://instagram.com/p/rs1", "https://instagram.com/p/rs2"
+        alice, helposmm, provider, "https://instagram.com/p/rs1", "https://instagram.com/p/rs2"
     )
     refills = [order_refill_request(user=alice, order=o) for o in orders]
     provider_send_refills(provider=provider)
-    _finish()
+    _finish(helposmm)
     counts = provider_poll_refills(provider=provider, now=_later())
     assert counts["refill completed"] == 2
     for refill in refills:
@@ -127,7 +127,7 @@ def test_multi_status_falls_back_and_is_learned_once(alice, sandbox, provider):
     sandbox.config(speed=SPEED, refuse=["status:orders"])
     service = make_service(provider=provider, sandbox_id=1)
     orders = [_placed(alice, service, f"https://instagram.com/p/st{i}") for i in range(2)]
-    _finish()
+    _finish(sandbox)
     result = provider_poll_orders(provider=provider, now=_later())
     assert result.changed == 2 and result.errors == 0
     for order in orders:
@@ -144,7 +144,7 @@ def test_multi_status_falls_back_and_is_learned_once(alice, sandbox, provider):
     assert provider.capabilities_note.count("multi status") == 1
     # The next poll asks one by one without trying the list first.
     later = _placed(alice, service, "https://instagram.com/p/st-later")
-    _finish()
+    _finish(sandbox)
     provider_poll_orders(provider=provider, now=_later(20))
     later.refresh_from_db()
     assert later.status == S.COMPLETED
@@ -200,7 +200,7 @@ def test_other_failures_of_a_multi_refill_learn_nothing_and_send_no_singles(
     alice, sandbox, provider, fault, extra, outcome
 ):
     sandbox.config(speed=SPEED)
-    [order] = _completed_orders(alice, provider, f"https://instagram.com/p/{fault}")
+    [order] = _completed_orders(alice, sandbox, provider, f"https://instagram.com/p/{fault}")
     refill = order_refill_request(user=alice, order=order)
     sandbox.fault(fault, actions=("refill",), count=1, **extra)
     counts = provider_send_refills(provider=provider)
@@ -221,6 +221,6 @@ def test_admin_flag_off_sends_single_calls_from_the_start(alice, sandbox, provid
     sandbox.config(speed=SPEED)
     service = make_service(provider=provider, sandbox_id=1)
     _placed(alice, service, "https://instagram.com/p/flag-off")
-    _finish()
+    _finish(sandbox)
     provider_poll_orders(provider=provider, now=_later())
     assert [_multi(e) for e in sandbox.log("status")] == [False]

@@ -3,7 +3,6 @@ Partial or Canceled tells its customer once (notice + mail after commit) with th
 repeated poll tells nobody again, a refill done is told, an order sent to review tells staff,
 and a status change that rolls back tells nobody."""
 
-import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -65,7 +64,7 @@ def test_a_poll_tells_partial_and_canceled_once_with_the_refund(
     failed = _placed(alice, service, "https://instagram.com/p/fail")
     done = _placed(alice, service, "https://instagram.com/p/done")
     assert done.status == S.PENDING
-    time.sleep(SPEED + 0.2)
+    fast.advance(SPEED + 0.2)
     with django_capture_on_commit_callbacks(execute=True):
         assert provider_poll_orders(provider=provider, now=_later()).changed == 3
         # The same answers again (a repeated poll, a second worker): nothing more is told.
@@ -90,7 +89,7 @@ def test_a_refund_mail_turned_off_keeps_the_notice(
     notification_preference_set(user=alice, email={E.ORDER_REFUNDED: False})
     service = make_service(provider=provider, sandbox_id=1, rate="3")
     _placed(alice, service, "https://instagram.com/p/fail")
-    time.sleep(SPEED + 0.2)
+    fast.advance(SPEED + 0.2)
     with django_capture_on_commit_callbacks(execute=True):
         provider_poll_orders(provider=provider, now=_later())
     assert Notification.objects.get(user=alice).event == E.ORDER_REFUNDED
@@ -100,11 +99,11 @@ def test_a_refund_mail_turned_off_keeps_the_notice(
 def test_a_refill_done_is_told_once(alice, fast, provider, django_capture_on_commit_callbacks):
     service = make_service(provider=provider, sandbox_id=1)
     order = _placed(alice, service, "https://instagram.com/p/refillme")
-    time.sleep(SPEED + 0.2)
+    fast.advance(SPEED + 0.2)
     provider_poll_orders(provider=provider, now=_later())
     refill = order_refill_request(user=alice, order=order)
     provider_send_refills(provider=provider)
-    time.sleep(SPEED + 0.2)
+    fast.advance(SPEED + 0.2)
     with django_capture_on_commit_callbacks(execute=True):
         provider_poll_refills(provider=provider, now=_later())
         provider_poll_refills(provider=provider, now=_later(30))

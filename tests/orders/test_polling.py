@@ -1,6 +1,5 @@
 """Status polling, refunds exactly once, refills and cancels, against the sandbox over HTTP."""
 
-import time
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
@@ -51,7 +50,8 @@ def _later(minutes=10):
 
 
 def _finish(sandbox):
-    time.sleep(SPEED + 0.2)
+    """Past the end of every order and refill placed so far (the sandbox's clock)."""
+    sandbox.advance(SPEED + 0.2)
 
 
 @pytest.fixture
@@ -411,7 +411,7 @@ def test_moves_between_active_statuses_are_written_in_bulk(
     sandbox.config(speed=10)
     service = make_service(provider=provider, sandbox_id=1)
     orders = [_placed(alice, service, f"https://instagram.com/p/bulk{i}") for i in range(6)]
-    time.sleep(1.3)  # past the sandbox's Pending tenth: In progress
+    sandbox.advance(1.3)  # past the sandbox's Pending tenth: In progress
     # Due selection, the call's record, one UPDATE + one read + one INSERT for the pair, one
     # read of which customers have a webhook, savepoints: the same count for 6 orders as for 100.
     with django_assert_max_num_queries(11):

@@ -2,7 +2,6 @@
 texts are cleaned by the client and the recorded call, and a database error in one batch's
 writes postpones that batch while the provider's other batches go on."""
 
-import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -54,7 +53,7 @@ def test_status_answers_with_nul_in_every_text_settle_with_exact_refunds(
     done = _placed(alice, service, "https://instagram.com/p/nul-done")
     partial = _placed(alice, service, "https://instagram.com/p/partial-nul")
     failed = _placed(alice, service, "https://instagram.com/p/fail-nul")
-    time.sleep(SPEED + 0.2)
+    sandbox.advance(SPEED + 0.2)  # past their end
     sandbox.fault("nul_text", actions=("status",), count=None)
     result = provider_poll_orders(provider=provider, now=timezone.now() + timedelta(minutes=10))
     assert (result.changed, result.errors) == (3, 0)

@@ -40,7 +40,7 @@ def test_refills_the_sweep_had_no_time_for_are_unclaimed_not_left_for_15_minutes
     Provider.objects.filter(pk=provider.pk).update(supports_multi_refill=False)
     provider.refresh_from_db()
     orders = _completed_orders(
-        alice, provider, *(f"https://instagram.com/p/b{i}" for i in range(3))
+        alice, sandbox, provider, *(f"https://instagram.com/p/b{i}" for i in range(3))
     )
     refills = [order_refill_request(user=alice, order=order) for order in orders]
     counts = provider_send_refills(provider=provider, deadline=PassesAfter(2))
@@ -82,7 +82,7 @@ def test_a_soft_time_limit_during_a_call_never_sends_that_refill_again(
     Provider.objects.filter(pk=provider.pk).update(supports_multi_refill=False)
     provider.refresh_from_db()
     orders = _completed_orders(
-        alice, provider, *(f"https://instagram.com/p/t{i}" for i in range(3))
+        alice, sandbox, provider, *(f"https://instagram.com/p/t{i}" for i in range(3))
     )
     refills = [order_refill_request(user=alice, order=order) for order in orders]
     real_call, calls = requests_module.provider_call, []

@@ -128,14 +128,14 @@ def test_receiver_gets_each_change_once_in_order_signed(
     with django_capture_on_commit_callbacks(execute=False):
         order_submit(order_id=order.pk)  # queued -> submitting -> pending: all "Pending"
     assert WebhookEvent.objects.count() == 0
-    time.sleep(0.5)  # past the sandbox's Pending tenth
+    sandbox.advance(0.5)  # past the sandbox's Pending tenth
     later = timezone.now() + timedelta(minutes=10)
     with django_capture_on_commit_callbacks(execute=True):
         provider_poll_orders(provider=provider, now=later)  # bulk path: In progress
     with django_capture_on_commit_callbacks(execute=True):
         Order.objects.filter(pk=order.pk).update(next_poll_at=timezone.now())
         provider_poll_orders(provider=provider, now=later + timedelta(minutes=10))  # the same
-    time.sleep(2.0)
+    sandbox.advance(2.0)
     with django_capture_on_commit_callbacks(execute=True):
         provider_poll_orders(provider=provider, now=later + timedelta(minutes=30))  # Completed
     events = receiver.events()
@@ -285,7 +285,8 @@ def test_an_event_is_given_up_after_24_hours(alice, hooked, receiver):
     order_set_status(order=_order(alice), new=S.CANCELED, source="admin")
     event = WebhookEvent.objects.get()
     assert event.give_up_at == event.created_at + timedelta(hours=24)
-    webhook_event_deliver(event_id=event.pk, now=event.created_at + timedelta(hours=23, minutes=59))
+    # 30 s before giving up: the next try (1 minute ± 10 %) would come after it, so it fails now.
+    webhook_event_deliver(event_id=event.pk, now=event.give_up_at - timedelta(seconds=30))
     event.refresh_from_db()
     assert event.status == EV.FAILED and event.next_attempt_at is None
     # Staff's "retry now" gives it one more attempt.
