@@ -343,6 +343,17 @@ def notification_mark_all_read(*, user: User) -> int:
     )
 
 
+def notifications_prune(*, now: datetime | None = None) -> int | None:
+    """Retention by the setting: delete the notices read more than PANEL_NOTIFICATION_DAYS
+    ago; how many went, or None when the setting is 0 (every notice is kept)."""
+    days = settings.PANEL_NOTIFICATION_DAYS
+    if not days:
+        return None
+    return notification_delete_read_older_than(
+        before=(now or timezone.now()) - timedelta(days=days)
+    )
+
+
 def notification_delete_read_older_than(*, before: datetime) -> int:
     """Delete the notices read before `before` (the cleanup_notifications command)."""
     deleted, _ = Notification.objects.filter(read_at__lt=before).delete()

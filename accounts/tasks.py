@@ -10,6 +10,7 @@ from accounts.notifications import (
     addresses_email_send,
     notification_email_failed,
     notification_email_send,
+    notifications_prune,
 )
 from accounts.payments import payment_expire_stale, payment_reconcile_due
 from accounts.referrals import commission_release_due
@@ -35,6 +36,13 @@ def login_history_cleanup_sweep() -> str:
     """Beat: delete the login history older than PANEL_LOGIN_HISTORY_DAYS."""
     deleted = login_history_prune()
     return "history kept (setting 0)" if deleted is None else f"deleted {deleted}"
+
+
+@shared_task(ignore_result=True)
+def notifications_cleanup_sweep() -> str:
+    """Beat: delete the notices read more than PANEL_NOTIFICATION_DAYS ago."""
+    deleted = notifications_prune()
+    return "notices kept (setting 0)" if deleted is None else f"deleted {deleted}"
 
 
 # A mail server down for a while: retried at 1, 2, 4, 8 and 16 minutes, then marked failed (the

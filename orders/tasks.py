@@ -88,6 +88,14 @@ def webhooks_retry_sweep() -> None:
     services.webhooks_retry_due()
 
 
+@shared_task(ignore_result=True)
+def webhook_events_cleanup_sweep() -> str:
+    """Beat: delete the delivered and given-up webhook events older than
+    PANEL_WEBHOOK_EVENT_DAYS."""
+    deleted = services.webhook_events_prune()
+    return "events kept (setting 0)" if deleted is None else f"deleted {deleted}"
+
+
 # --- old task names ---------------------------------------------------------------------------
 # Registered for one release only: messages queued under these names before the deploy that
 # renamed the tasks must still find a consumer. Nothing enqueues them any more; remove them in

@@ -449,6 +449,11 @@ PANEL_FUNDS_INSTRUCTIONS = env("PANEL_FUNDS_INSTRUCTIONS", default="")
 # link-local and other non-public addresses (checked after DNS resolution). Only for
 # development and tests: on a server it would let customers make the panel call its own network.
 PANEL_WEBHOOKS_ALLOW_PRIVATE = env.bool("PANEL_WEBHOOKS_ALLOW_PRIVATE", default=DEBUG)
+# Delivered and given-up webhook events older than this many days are deleted every night
+# ("Retention" schedules; 0 keeps them all). The API page shows the last 50 either way.
+PANEL_WEBHOOK_EVENT_DAYS = env.int("PANEL_WEBHOOK_EVENT_DAYS", default=30)
+if PANEL_WEBHOOK_EVENT_DAYS < 0:
+    raise ImproperlyConfigured("PANEL_WEBHOOK_EVENT_DAYS must be 0 or more.")
 
 # --- Payments (docs/payments.md) -------------------------------------------------------------
 # The methods offered on the Add funds page, in this order; each shows only when configured

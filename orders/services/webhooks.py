@@ -474,3 +474,18 @@ def webhook_send_test(*, user: User, now: datetime | None = None) -> WebhookEven
             ]
         )
     return event
+
+
+def webhook_events_prune(*, now: datetime | None = None) -> int | None:
+    """Retention: delete the delivered and given-up events older than PANEL_WEBHOOK_EVENT_DAYS;
+    how many went, or None when the setting is 0 (every event is kept). Events still waiting
+    are never deleted (they give up after 24 hours anyway)."""
+    days = settings.PANEL_WEBHOOK_EVENT_DAYS
+    if not days:
+        return None
+    before = (now or timezone.now()) - timedelta(days=days)
+    old = WebhookEvent.objects.filter(created_at__lt=before).exclude(
+        status=WebhookEvent.Status.PENDING
+    )
+    deleted, _ = old.delete()
+    return deleted

@@ -2,11 +2,13 @@
 commit (eager in tests), preferences, unsubscribe links, staff recipients, and the events of
 accounts (payment received, payment disputed, balance below the customer's threshold)."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core import mail
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.gateways.base import Report
 from accounts.models import Notification, NotificationPreference
@@ -339,3 +341,21 @@ def _refill_notice(user, order_id):
         event=E.REFILL_DONE,
         context={"order_id": order_id, "refill_id": order_id, "target": ""},
     )
+
+
+def test_the_nightly_sweep_deletes_notices_read_long_ago_and_keeps_unread_ones(alice, settings):
+    from accounts.tasks import notifications_cleanup_sweep
+
+    long_ago = timezone.now() - timedelta(days=200)
+    read = Notification.objects.create(
+        user=alice, event="refill_done", title="old, read", created_at=long_ago, read_at=long_ago
+    )
+    unread = Notification.objects.create(
+        user=alice, event="refill_done", title="old, unread", created_at=long_ago
+    )
+    settings.PANEL_NOTIFICATION_DAYS = 0
+    assert notifications_cleanup_sweep() == "notices kept (setting 0)"
+    settings.PANEL_NOTIFICATION_DAYS = 180
+    assert notifications_cleanup_sweep() == "deleted 1"
+    assert list(Notification.objects.values_list("pk", flat=True)) == [unread.pk]
+    assert not Notification.objects.filter(pk=read.pk).exists()

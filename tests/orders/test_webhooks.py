@@ -568,3 +568,21 @@ def test_an_unexpected_error_is_recorded_so_the_event_is_retried_and_given_up_in
     assert event.status == EV.PENDING and event.locked_until is None
     assert event.last_error == "ValueError: something nobody expected"
     assert event.next_attempt_at > timezone.now()
+
+
+def test_old_finished_events_are_deleted_nightly_and_waiting_ones_kept(alice, hooked, settings):
+    from orders.tasks import webhook_events_cleanup_sweep
+
+    for _ in range(4):
+        order_set_status(order=_order(alice), new=S.CANCELED, source="admin")
+    old, recent = timezone.now() - timedelta(days=31), timezone.now()
+    ids = list(WebhookEvent.objects.order_by("id").values_list("pk", flat=True))
+    for pk, status, at in zip(
+        ids, (EV.DELIVERED, EV.FAILED, EV.PENDING, EV.DELIVERED), (old, old, old, recent)
+    ):
+        WebhookEvent.objects.filter(pk=pk).update(status=status, created_at=at)
+    settings.PANEL_WEBHOOK_EVENT_DAYS = 0
+    assert webhook_events_cleanup_sweep() == "events kept (setting 0)"
+    settings.PANEL_WEBHOOK_EVENT_DAYS = 30
+    assert webhook_events_cleanup_sweep() == "deleted 2"
+    assert list(WebhookEvent.objects.order_by("id").values_list("pk", flat=True)) == ids[2:]

@@ -1,23 +1,21 @@
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
-from accounts.notifications import notification_delete_read_older_than
+from accounts.notifications import notifications_prune
 
 
 class Command(BaseCommand):
     help = (
         "Delete the notices read more than PANEL_NOTIFICATION_DAYS days ago (0 keeps them all); "
-        "unread ones are kept. Run it from cron or a beat schedule."
+        "unread ones are kept. The beat schedule 'Notification retention' runs the same nightly."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        days = settings.PANEL_NOTIFICATION_DAYS
-        if not days:
+        deleted = notifications_prune()
+        if deleted is None:
             self.stdout.write("PANEL_NOTIFICATION_DAYS is 0: every notice is kept.")
             return
-        deleted = notification_delete_read_older_than(before=timezone.now() - timedelta(days=days))
+        days = settings.PANEL_NOTIFICATION_DAYS
         self.stdout.write(f"{deleted} notices read more than {days} days ago deleted.")

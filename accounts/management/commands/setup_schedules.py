@@ -86,6 +86,24 @@ DEFAULT_SCHEDULES = [
         "PANEL_LOGIN_HISTORY_DAYS (0 keeps it all).",
     ),
     DefaultSchedule(
+        "Notification retention",
+        "accounts.tasks.notifications_cleanup_sweep",
+        minute="27",
+        hour="3",
+        expire_seconds=3000,
+        description="Every night at 03:27 UTC: deletes the notices read more than "
+        "PANEL_NOTIFICATION_DAYS ago (unread ones stay; 0 keeps them all).",
+    ),
+    DefaultSchedule(
+        "Webhook event retention",
+        "orders.tasks.webhook_events_cleanup_sweep",
+        minute="37",
+        hour="3",
+        expire_seconds=3000,
+        description="Every night at 03:37 UTC: deletes delivered and given-up webhook events "
+        "older than PANEL_WEBHOOK_EVENT_DAYS (0 keeps them all).",
+    ),
+    DefaultSchedule(
         "Release referral commissions",
         "accounts.tasks.referral_commissions_release_sweep",
         minute="23",
