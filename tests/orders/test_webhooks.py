@@ -578,7 +578,10 @@ def test_old_finished_events_are_deleted_nightly_and_waiting_ones_kept(alice, ho
     old, recent = timezone.now() - timedelta(days=31), timezone.now()
     ids = list(WebhookEvent.objects.order_by("id").values_list("pk", flat=True))
     for pk, status, at in zip(
-        ids, (EV.DELIVERED, EV.FAILED, EV.PENDING, EV.DELIVERED), (old, old, old, recent)
+        ids,
+        (EV.DELIVERED, EV.FAILED, EV.PENDING, EV.DELIVERED),
+        (old, old, old, recent),
+        strict=True,
     ):
         WebhookEvent.objects.filter(pk=pk).update(status=status, created_at=at)
     settings.PANEL_WEBHOOK_EVENT_DAYS = 0
