@@ -228,16 +228,21 @@ def coupon_credit_paid(*, payment: Payment) -> CouponCredit:
             return CouponCredit(None, f"Code {coupon.code} not credited: {exc}")
         seq = _live_uses(coupon, payment.user) + 1
     bonus = deposit_bonus_for(coupon, payment.amount)
-    entry = balance_credit(
-        user=payment.user,
-        amount=bonus,
-        kind=LedgerEntry.Kind.BONUS,
-        payment_ref=f"{payment.method}:{payment.gateway_id}",
-        idempotency_key=f"coupon:{payment.method}:{payment.gateway_id}",
-        memo=f"Code {coupon.code} on deposit #{payment.pk}",
-    )
+    entry = None
+    if bonus > 0:  # a percent of a small deposit may round to no cent: no zero entry
+        entry = balance_credit(
+            user=payment.user,
+            amount=bonus,
+            kind=LedgerEntry.Kind.BONUS,
+            payment_ref=f"{payment.method}:{payment.gateway_id}",
+            idempotency_key=f"coupon:{payment.method}:{payment.gateway_id}",
+            memo=f"Code {coupon.code} on deposit #{payment.pk}",
+        )
     CouponUse.objects.filter(pk=use.pk).update(
-        status=CouponUse.Status.USED, seq=seq, used_at=now, amount=entry.amount
+        status=CouponUse.Status.USED,
+        seq=seq,
+        used_at=now,
+        amount=entry.amount if entry is not None else Decimal(0),
     )
     return CouponCredit(entry)
 

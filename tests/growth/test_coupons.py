@@ -301,3 +301,29 @@ def test_codes_generated_in_bulk_are_unique_and_like_the_template(alice):
     assert len({c.code for c in made}) == 30
     assert all(c.code.startswith("XMAS-") and c.value == D("25") for c in made)
     assert coupon_redeem(user=alice, code=made[0].code.lower()).amount == D("25")
+
+
+def test_a_deposit_code_whose_bonus_rounds_to_nothing_still_credits_the_deposit(alice, staff):
+    """0.4 % of 1.00 is 0.004, no cent: the deposit is credited and the use counted, without a
+    zero bonus entry (the ledger refuses one, which used to fail the whole payment)."""
+    code = deposit_code("TINY", value="0.4")
+    payment = payment_start(
+        user=alice,
+        method="manual",
+        amount=D("1"),
+        urls=payment_urls(),
+        customer_reference="T",
+        coupon="TINY",
+    )
+    applied = payment_approve_manual(payment=payment, actor=staff)
+    assert applied.outcome == "applied"
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PAID and payment.bonus == D("0")
+    assert bonuses(alice) == []
+    alice.wallet.refresh_from_db()
+    assert alice.wallet.balance == D("51")
+    use = payment.coupon_use
+    assert use.status == CouponUse.Status.USED and use.amount == D("0")
+    code.refresh_from_db()
+    assert code.uses == 1
+    assert not ledger_find_mismatches()
