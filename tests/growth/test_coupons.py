@@ -327,3 +327,52 @@ def test_a_deposit_code_whose_bonus_rounds_to_nothing_still_credits_the_deposit(
     code.refresh_from_db()
     assert code.uses == 1
     assert not ledger_find_mismatches()
+
+
+def _expire(payment):
+    Payment.objects.filter(pk=payment.pk).update(expires_at=timezone.now() - datetime.timedelta(1))
+    payment_expire_stale()
+
+
+def _paid(payment, amount="30"):
+    report = Report(gateway_id=payment.gateway_id, status="paid", amount=D(amount), currency="USD")
+    return payment_report_apply(method="double", report=report, source="webhook")
+
+
+def test_a_use_released_between_two_live_ones_is_taken_again_when_paid_late(alice):
+    """Live uses numbered 1 and 2, the first released: the late payment's use is numbered after
+    the highest live one (a count + 1 gave 2 again, and the unique number failed the credit)."""
+    code = deposit_code(value="10", max_uses_per_customer=2)
+    first, second = (
+        payment_start(
+            user=alice, method="double", amount=D("30"), urls=payment_urls(), coupon="WELCOME"
+        )
+        for _ in range(2)
+    )
+    _expire(first)
+    assert _paid(first).outcome == "applied"
+    assert _paid(second).outcome == "applied"
+    assert bonuses(alice) == [D("3"), D("3")]
+    code.refresh_from_db()
+    assert code.uses == 2
+    assert sorted(CouponUse.objects.values_list("status", flat=True)) == ["used", "used"]
+    assert not ledger_find_mismatches()
+
+
+def test_a_new_use_is_numbered_after_the_highest_live_one(alice):
+    """Uses 1 and 2 live, 1 released: a new reservation is allowed (one live use of two) and
+    is not refused as "already used" for taking the number 2 again."""
+    code = deposit_code(value="10", max_uses_per_customer=2)
+    first = payment_start(
+        user=alice, method="double", amount=D("30"), urls=payment_urls(), coupon="WELCOME"
+    )
+    payment_start(
+        user=alice, method="double", amount=D("30"), urls=payment_urls(), coupon="WELCOME"
+    )
+    _expire(first)
+    third = payment_start(
+        user=alice, method="double", amount=D("30"), urls=payment_urls(), coupon="WELCOME"
+    )
+    assert third.coupon_use.status == CouponUse.Status.RESERVED
+    code.refresh_from_db()
+    assert code.uses == 2
