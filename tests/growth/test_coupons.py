@@ -266,6 +266,15 @@ def test_a_late_paid_payment_whose_code_was_used_up_meanwhile_is_flagged(alice, 
     assert alice.wallet.balance == D("80")  # the deposit itself is credited
 
 
+def test_the_payment_page_says_why_a_paid_payments_code_was_not_used(client, alice, bob, staff):
+    test_a_late_paid_payment_whose_code_was_used_up_meanwhile_is_flagged(alice, bob, staff)
+    payment = Payment.objects.get(user=alice)
+    client.force_login(alice)
+    page = client.get(reverse("payment_detail", args=[payment.public_id])).content.decode()
+    assert "no use of the code was left when the payment arrived" in page
+    assert "the payment did not go through" not in page
+
+
 def test_add_funds_shows_a_code_error_at_the_field_and_keeps_everything_typed(client, alice):
     deposit_code(min_deposit=D("50"))
     client.force_login(alice)
