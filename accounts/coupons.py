@@ -26,7 +26,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from accounts.models import Coupon, CouponUse, LedgerEntry, Payment, User
@@ -79,6 +79,13 @@ def _live_uses(coupon: Coupon, user: User) -> int:
     return CouponUse.objects.filter(coupon=coupon, user=user, status__in=LIVE).count()
 
 
+def _next_seq(coupon: Coupon, user: User) -> int:
+    """The number of the customer's next live use: after the highest live one, not the count
+    plus one (live uses 1 and 2 with 1 released: the count gives 2, which is taken)."""
+    live = CouponUse.objects.filter(coupon=coupon, user=user, status__in=LIVE)
+    return (live.aggregate(top=Max("seq"))["top"] or 0) + 1
+
+
 def _check(
     coupon: Coupon | None, *, kind: str, user: User, now: datetime, amount: Decimal | None
 ) -> Coupon:
@@ -116,7 +123,7 @@ def _take(
                 coupon=coupon,
                 user=user,
                 payment=payment,
-                seq=_live_uses(coupon, user) + 1,
+                seq=_next_seq(coupon, user),
                 status=status,
                 created_at=now,
                 used_at=now if status == CouponUse.Status.USED else None,
@@ -226,18 +233,23 @@ def coupon_credit_paid(*, payment: Payment) -> CouponCredit:
             _count_one(coupon)
         except CouponError as exc:
             return CouponCredit(None, f"Code {coupon.code} not credited: {exc}")
-        seq = _live_uses(coupon, payment.user) + 1
+        seq = _next_seq(coupon, payment.user)
     bonus = deposit_bonus_for(coupon, payment.amount)
-    entry = balance_credit(
-        user=payment.user,
-        amount=bonus,
-        kind=LedgerEntry.Kind.BONUS,
-        payment_ref=f"{payment.method}:{payment.gateway_id}",
-        idempotency_key=f"coupon:{payment.method}:{payment.gateway_id}",
-        memo=f"Code {coupon.code} on deposit #{payment.pk}",
-    )
+    entry = None
+    if bonus > 0:  # a percent of a small deposit may round to no cent: no zero entry
+        entry = balance_credit(
+            user=payment.user,
+            amount=bonus,
+            kind=LedgerEntry.Kind.BONUS,
+            payment_ref=f"{payment.method}:{payment.gateway_id}",
+            idempotency_key=f"coupon:{payment.method}:{payment.gateway_id}",
+            memo=f"Code {coupon.code} on deposit #{payment.pk}",
+        )
     CouponUse.objects.filter(pk=use.pk).update(
-        status=CouponUse.Status.USED, seq=seq, used_at=now, amount=entry.amount
+        status=CouponUse.Status.USED,
+        seq=seq,
+        used_at=now,
+        amount=entry.amount if entry is not None else Decimal(0),
     )
     return CouponCredit(entry)
 

@@ -316,11 +316,20 @@ def commission_accrue_spend(*, now: datetime | None = None) -> int:
         user__referral__isnull=False,
         created_at__gte=F("user__referral__created_at"),
     ).filter(created_at__gte=window)
+    if not referral_program().is_active:
+        return 0
     made = 0
+    percents: dict[int, Decimal | None] = {}  # each referrer's rate, read once per run
     due = charges.filter(commission__isnull=True).select_related("user__referral").order_by("id")
-    for entry in due[:SPEND_ACCRUE_PER_RUN]:
+    # The whole window is walked: charges that earn nothing (a referrer at 0 %) stay without a
+    # commission and come first every run, so SPEND_ACCRUE_PER_RUN counts those made.
+    for entry in due.iterator(chunk_size=500):
+        if made >= SPEND_ACCRUE_PER_RUN:
+            break
         referrer_id = entry.user.referral.referrer_id
-        percent = _percent_for(referrer_id)
+        if referrer_id not in percents:
+            percents[referrer_id] = _percent_for(referrer_id)
+        percent = percents[referrer_id]
         if percent is None or _share(-entry.amount, percent) <= 0:
             continue
         _, created = Commission.objects.get_or_create(

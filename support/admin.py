@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
@@ -19,7 +20,7 @@ from accounts.models import AdminAuditLog, User
 from support.forms import IMAGE_ACCEPT
 from support.models import SavedReply, Ticket, TicketAttachment, TicketMessage
 from support.selectors import (
-    attachment_get_for_user,
+    attachment_get_for_staff,
     saved_reply_list_active,
     staff_list_for_assignment,
     ticket_customer_summary,
@@ -143,10 +144,10 @@ class TicketAdmin(admin.ModelAdmin):
         return urls + super().get_urls()
 
     def attachment_view(self, request: HttpRequest, attachment_id: int) -> FileResponse:
+        if not self.has_view_permission(request):  # admin_view asks only is_staff
+            raise PermissionDenied
         try:
-            attachment = attachment_get_for_user(
-                user=staff_user(request), attachment_id=attachment_id
-            )
+            attachment = attachment_get_for_staff(attachment_id=attachment_id)
         except TicketAttachment.DoesNotExist:
             raise Http404("No such file.") from None
         return attachment_response(attachment)

@@ -124,7 +124,7 @@ def attachment_path(instance: "TicketAttachment", filename: str) -> str:
 
 class TicketAttachment(models.Model):
     """A PNG or JPEG checked by its bytes (support/attachments.py), stored under MEDIA_ROOT and
-    served only through support.views.ticket_attachment (its owner and staff)."""
+    served only through support.views.ticket_attachment (its owner) and the admin (staff)."""
 
     message = models.ForeignKey(TicketMessage, on_delete=models.CASCADE, related_name="attachments")
     file = models.FileField(upload_to=attachment_path, max_length=200)

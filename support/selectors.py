@@ -60,12 +60,17 @@ def ticket_count_open(*, user: User) -> int:
 
 
 def attachment_get_for_user(*, user: User, attachment_id: int) -> TicketAttachment:
-    """An attachment its viewer may download: any for staff; for a customer, one on a message
-    of their own ticket that is not an internal note. TicketAttachment.DoesNotExist otherwise."""
-    attachments = TicketAttachment.objects.select_related("message__ticket")
-    if not (user.is_staff and user.is_active):
-        attachments = attachments.filter(message__ticket__customer=user, message__internal=False)
-    return attachments.get(pk=attachment_id)
+    """An attachment on a message of the customer's own ticket that is not an internal note;
+    TicketAttachment.DoesNotExist otherwise, for staff too: the customer's URL is outside the
+    admin, where staff's second factor and permissions are asked (attachment_get_for_staff)."""
+    return TicketAttachment.objects.select_related("message__ticket").get(
+        pk=attachment_id, message__ticket__customer=user, message__internal=False
+    )
+
+
+def attachment_get_for_staff(*, attachment_id: int) -> TicketAttachment:
+    """Any attachment, internal notes' included (the admin's download, which checks who may)."""
+    return TicketAttachment.objects.select_related("message__ticket").get(pk=attachment_id)
 
 
 def payment_list_for_ticket_form(*, user: User) -> QuerySet[Payment]:

@@ -236,7 +236,8 @@ def ticket_create(
     now = timezone.now()
     with transaction.atomic():
         # One customer's tickets are opened one at a time, so two at once cannot pass the cap.
-        User.objects.select_for_update().filter(pk=customer.pk).first()
+        # NO KEY: the rows that refer to the customer (ledger entries, orders) are not held up.
+        User.objects.select_for_update(no_key=True).filter(pk=customer.pk).first()
         _check_open_cap(customer)
         ticket = Ticket.objects.create(
             customer=customer,

@@ -104,8 +104,10 @@ def allow_private() -> bool:
 def address_refusal(address: str) -> str | None:
     """Why the panel must not post to `address` (None: a public unicast address)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address inside (mapped, or 6to4: a relay or tunnel delivers it there) is what
+        # must be public.
+        ip = ip.ipv4_mapped or ip.sixtofour or ip
     for what, flag in (
         ("a loopback", ip.is_loopback),
         ("a link-local", ip.is_link_local),

@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import referrals
 from accounts.gateways.base import Report
 from accounts.models import (
     AdminAuditLog,
@@ -249,6 +250,24 @@ def test_commission_on_spend_follows_order_charges_net_of_refunds(alice, setting
     assert by_order[902].state == Commission.State.CANCELLED  # refunded in full
     assert ReferrerAccount.objects.get(user=alice).available == Decimal("1.50000")
     assert_books_clean()
+
+
+def test_charges_that_earn_nothing_do_not_hold_up_the_others(alice, bob, settings, monkeypatch):
+    """A referrer at 0 % (staff's choice) whose customers place many orders: their charges are
+    skipped on every run, and must not fill the run's batch so that nobody else's accrues."""
+    settings.REFERRAL_COMMISSION_BASE = "spend"
+    monkeypatch.setattr(referrals, "SPEND_ACCRUE_PER_RUN", 2)
+    dave = referred_customer(bob, "dave")
+    ReferrerAccount.objects.filter(user=bob).update(commission_percent=Decimal("0"))
+    balance_credit(user=dave, amount=Decimal("100"))
+    for order_ref in (801, 802, 803):
+        balance_debit(user=dave, amount=Decimal("10"), order_ref=order_ref, memo="Order")
+    carol = referred_customer(alice)
+    balance_credit(user=carol, amount=Decimal("100"))
+    balance_debit(user=carol, amount=Decimal("40"), order_ref=901, memo="Order 901")
+    assert commission_release_due().accrued == 1
+    (commission,) = Commission.objects.all()
+    assert commission.referrer == alice and commission.amount == Decimal("2.00000")
 
 
 # --- using available commission ---------------------------------------------------------------

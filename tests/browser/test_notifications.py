@@ -34,8 +34,11 @@ def test_the_bell_lists_and_marks_read(new_page, alice, bob, screenshot_dir, vie
     menu = page.locator("#notification-menu")
     expect(menu.get_by_text("Refill of order 12 done")).to_be_visible()
     expect(menu.get_by_text("Refill of order 13 done")).to_have_count(0)
-    if viewport is None:
-        page.screenshot(path=str(screenshot_dir / "notifications-bell.png"))
+    page.screenshot(
+        path=str(screenshot_dir / f"notifications-bell{'-phone' if viewport else ''}.png")
+    )
+    box, width = menu.bounding_box(), page.viewport_size["width"]
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width  # on screen
     menu.get_by_role("button", name="Mark all read").click()
     htmx_idle(page)
     expect(count).to_be_hidden()

@@ -128,6 +128,9 @@ PAGES = [
     ("tickets", "/tickets/", True),
     ("new-ticket", "/tickets/new/", True),
     ("ticket", "/tickets/{ticket}/", True),
+    ("referrals", "/referrals/", True),
+    ("notifications", "/notifications/", True),
+    ("notification-settings", "/account/notifications/", True),
 ]
 
 

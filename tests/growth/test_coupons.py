@@ -266,6 +266,15 @@ def test_a_late_paid_payment_whose_code_was_used_up_meanwhile_is_flagged(alice, 
     assert alice.wallet.balance == D("80")  # the deposit itself is credited
 
 
+def test_the_payment_page_says_why_a_paid_payments_code_was_not_used(client, alice, bob, staff):
+    test_a_late_paid_payment_whose_code_was_used_up_meanwhile_is_flagged(alice, bob, staff)
+    payment = Payment.objects.get(user=alice)
+    client.force_login(alice)
+    page = client.get(reverse("payment_detail", args=[payment.public_id])).content.decode()
+    assert "no use of the code was left when the payment arrived" in page
+    assert "the payment did not go through" not in page
+
+
 def test_add_funds_shows_a_code_error_at_the_field_and_keeps_everything_typed(client, alice):
     deposit_code(min_deposit=D("50"))
     client.force_login(alice)
@@ -301,3 +310,78 @@ def test_codes_generated_in_bulk_are_unique_and_like_the_template(alice):
     assert len({c.code for c in made}) == 30
     assert all(c.code.startswith("XMAS-") and c.value == D("25") for c in made)
     assert coupon_redeem(user=alice, code=made[0].code.lower()).amount == D("25")
+
+
+def test_a_deposit_code_whose_bonus_rounds_to_nothing_still_credits_the_deposit(alice, staff):
+    """0.4 % of 1.00 is 0.004, no cent: the deposit is credited and the use counted, without a
+    zero bonus entry (the ledger refuses one, which used to fail the whole payment)."""
+    code = deposit_code("TINY", value="0.4")
+    payment = payment_start(
+        user=alice,
+        method="manual",
+        amount=D("1"),
+        urls=payment_urls(),
+        customer_reference="T",
+        coupon="TINY",
+    )
+    applied = payment_approve_manual(payment=payment, actor=staff)
+    assert applied.outcome == "applied"
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.PAID and payment.bonus == D("0")
+    assert bonuses(alice) == []
+    alice.wallet.refresh_from_db()
+    assert alice.wallet.balance == D("51")
+    use = payment.coupon_use
+    assert use.status == CouponUse.Status.USED and use.amount == D("0")
+    code.refresh_from_db()
+    assert code.uses == 1
+    assert not ledger_find_mismatches()
+
+
+def _expire(payment):
+    Payment.objects.filter(pk=payment.pk).update(expires_at=timezone.now() - datetime.timedelta(1))
+    payment_expire_stale()
+
+
+def _paid(payment, amount="30"):
+    report = Report(gateway_id=payment.gateway_id, status="paid", amount=D(amount), currency="USD")
+    return payment_report_apply(method="double", report=report, source="webhook")
+
+
+def test_a_use_released_between_two_live_ones_is_taken_again_when_paid_late(alice):
+    """Live uses numbered 1 and 2, the first released: the late payment's use is numbered after
+    the highest live one (a count + 1 gave 2 again, and the unique number failed the credit)."""
+    code = deposit_code(value="10", max_uses_per_customer=2)
+    first, second = (
+        payment_start(
+            user=alice, method="double", amount=D("30"), urls=payment_urls(), coupon="WELCOME"
+        )
+        for _ in range(2)
+    )
+    _expire(first)
+    assert _paid(first).outcome == "applied"
+    assert _paid(second).outcome == "applied"
+    assert bonuses(alice) == [D("3"), D("3")]
+    code.refresh_from_db()
+    assert code.uses == 2
+    assert sorted(CouponUse.objects.values_list("status", flat=True)) == ["used", "used"]
+    assert not ledger_find_mismatches()
+
+
+def test_a_new_use_is_numbered_after_the_highest_live_one(alice):
+    """Uses 1 and 2 live, 1 released: a new reservation is allowed (one live use of two) and
+    is not refused as "already used" for taking the number 2 again."""
+    code = deposit_code(value="10", max_uses_per_customer=2)
+    first = payment_start(
+        user=alice, method="double", amount=D("30"), urls=payment_urls(), coupon="WELCOME"
+    )
+    payment_start(
+        user=alice, method="double", amount=D("30"), urls=payment_urls(), coupon="WELCOME"
+    )
+    _expire(first)
+    third = payment_start(
+        user=alice, method="double", amount=D("30"), urls=payment_urls(), coupon="WELCOME"
+    )
+    assert third.coupon_use.status == CouponUse.Status.RESERVED
+    code.refresh_from_db()
+    assert code.uses == 2

@@ -412,8 +412,13 @@ def test_address_refusal_classifies_addresses():
         ("240.0.0.1", "reserved"),
         ("100.64.0.1", "non-public"),
         ("::ffff:10.0.0.1", "private"),
+        # 6to4 carries an IPv4 address inside: a relay or tunnel delivers it there.
+        ("2002:a00:1::1", "private"),
+        ("2002:7f00:1::1", "loopback"),
+        ("2002:a9fe:a9fe::1", "link-local"),
     ]:
-        assert what in address_refusal(address), address
+        assert what in (address_refusal(address) or ""), address
+    assert address_refusal("2002:5db8:d822::1") is None  # 6to4 of a public address
 
 
 # --- the URL at the field ------------------------------------------------------------------------

@@ -4,14 +4,16 @@ internal notes, assignment, refill and cancel through the orders services, bulk 
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from accounts.models import AdminAuditLog, Payment
+from accounts.models import AdminAuditLog, Payment, User
 from orders.models import Order, Refill
 from support.models import SavedReply, Ticket, TicketAttachment
 from support.services import ticket_reply
 from tests.orders.factories import make_provider, make_service
 from tests.support.helpers import image_bytes, make_order, open_ticket, png, upload
+from tests.totp import give_second_factor
 
 pytestmark = pytest.mark.django_db
 T = Ticket.Status
@@ -143,17 +145,37 @@ def test_the_queue_filters_tickets_waiting_for_staff(admin_client, alice, staff)
     assert waiting.status == T.OPEN
 
 
-def test_staff_download_any_attachment(admin_client, alice):
+def test_staff_download_any_attachment_in_the_admin(admin_client, alice):
     data = image_bytes("JPEG")
     open_ticket(alice, attachment=upload("photo.jpg", data, "image/jpeg"))
     attachment = TicketAttachment.objects.get()
-    for url in (
-        reverse("admin:support_ticket_attachment", args=[attachment.pk]),
-        reverse("ticket_attachment", args=[attachment.pk]),
-    ):
-        response = admin_client.get(url)
-        assert response.status_code == 200 and b"".join(response.streaming_content) == data
-        assert response["Content-Disposition"] == 'attachment; filename="photo.jpg"'
+    response = admin_client.get(reverse("admin:support_ticket_attachment", args=[attachment.pk]))
+    assert response.status_code == 200 and b"".join(response.streaming_content) == data
+    assert response["Content-Disposition"] == 'attachment; filename="photo.jpg"'
+
+
+def test_the_customer_download_url_gives_staff_only_their_own(client, admin_client, alice):
+    """The customer's URL is outside /admin/: the admin's second factor and permissions are not
+    asked there, so it never serves another customer's file, to staff either."""
+    open_ticket(alice, attachment=upload("photo.jpg", image_bytes("JPEG"), "image/jpeg"))
+    url = reverse("ticket_attachment", args=[TicketAttachment.objects.get().pk])
+    assert admin_client.get(url).status_code == 404
+    no_second_factor = User.objects.create_user("helper", "h@example.com", "pw", is_staff=True)
+    client.force_login(no_second_factor)
+    assert client.get(url).status_code == 404
+
+
+def test_the_admin_download_needs_the_ticket_view_permission(client, alice):
+    open_ticket(alice, attachment=upload("photo.jpg", image_bytes("JPEG"), "image/jpeg"))
+    url = reverse("admin:support_ticket_attachment", args=[TicketAttachment.objects.get().pk])
+    clerk = User.objects.create_user("clerk", "c@example.com", "pw", is_staff=True)
+    give_second_factor(clerk)
+    client.force_login(clerk)
+    assert client.get(url).status_code == 403
+    clerk.user_permissions.add(Permission.objects.get(codename="view_ticket"))
+    clerk = User.objects.get(pk=clerk.pk)  # permissions are cached on the object
+    client.force_login(clerk)
+    assert client.get(url).status_code == 200
 
 
 def test_customers_never_reach_the_admin_thread(client, alice):
