@@ -201,10 +201,12 @@ def coupon_release(*, payment: Payment) -> bool:
 
 
 def coupon_release_many(*, payment_ids: list[int]) -> int:
-    """coupon_release for the payments a sweep expired; returns how many uses came back."""
+    """coupon_release for the payments a sweep expired; returns how many uses came back.
+    Coupons are locked in id order, so two sweeps at once (each holding its own payments)
+    never wait on each other's coupons in a cycle."""
     released = 0
     ids = CouponUse.objects.filter(payment_id__in=payment_ids, status=CouponUse.Status.RESERVED)
-    for payment_id in ids.values_list("payment_id", flat=True):
+    for payment_id in ids.order_by("coupon_id", "payment_id").values_list("payment_id", flat=True):
         released += coupon_release(payment=Payment(pk=payment_id))
     return released
 

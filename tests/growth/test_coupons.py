@@ -385,3 +385,28 @@ def test_a_new_use_is_numbered_after_the_highest_live_one(alice):
     assert third.coupon_use.status == CouponUse.Status.RESERVED
     code.refresh_from_db()
     assert code.uses == 2
+
+
+def test_the_expiry_sweep_locks_the_codes_in_id_order_whatever_the_payments_order(alice):
+    # Two sweeps at once hold different payments; locking their codes in payment order could
+    # make each wait on the other's code (a deadlock). In code id order, it cannot.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first, second = deposit_code(code="FIRST"), deposit_code(code="SECOND")
+    payments = [
+        payment_start(user=alice, method="double", amount=D("30"), urls=payment_urls(), coupon=c)
+        for c in ("FIRST", "SECOND")  # the newest use (listed first by default) has the higher code
+    ]
+    Payment.objects.filter(pk__in=[p.pk for p in payments]).update(
+        expires_at=timezone.now() - datetime.timedelta(1)
+    )
+    with CaptureQueriesContext(connection) as queries:
+        assert payment_expire_stale() == 2
+    table = Coupon._meta.db_table
+    locked = [
+        q["sql"] for q in queries if f'FROM "{table}"' in q["sql"] and "FOR UPDATE" in q["sql"]
+    ]
+    assert len(locked) == 2
+    assert f"= {first.pk}" in locked[0] and f"= {second.pk}" in locked[1]
+    assert set(CouponUse.objects.values_list("status", flat=True)) == {CouponUse.Status.RELEASED}
