@@ -79,6 +79,29 @@ def _live_uses(coupon: Coupon, user: User) -> int:
     return CouponUse.objects.filter(coupon=coupon, user=user, status__in=LIVE).count()
 
 
+def _used_up_by_customer(coupon: Coupon, user: User, per_customer: int) -> str:
+    """Why `user` may not use `coupon` again. A use may only be reserved by a payment they
+    started and left (the checkout closed, the back button): they are told which one holds it
+    and how to free it, not that they used a code they never got the bonus of."""
+    waiting = (
+        CouponUse.objects.filter(
+            coupon=coupon, user=user, status=CouponUse.Status.RESERVED, payment__isnull=False
+        )
+        .select_related("payment")
+        .order_by("-created_at")
+        .first()
+    )
+    if waiting is not None and waiting.payment is not None:
+        payment = waiting.payment
+        return (
+            f"Your payment #{payment.pk} of {money_text(payment.amount)} {payment.currency}, "
+            "not paid yet, holds this code: finish that payment, or cancel it on its page "
+            "(under Your latest payments), then use the code here."
+        )
+    times = "once" if per_customer == 1 else f"{per_customer} times"
+    return f"You have already used this code ({times} per customer)."
+
+
 def _check(
     coupon: Coupon | None, *, kind: str, user: User, now: datetime, amount: Decimal | None
 ) -> Coupon:
@@ -96,8 +119,7 @@ def _check(
         raise CouponError("This code has been used up.")
     per_customer = coupon.max_uses_per_customer
     if per_customer is not None and _live_uses(coupon, user) >= per_customer:
-        times = "once" if per_customer == 1 else f"{per_customer} times"
-        raise CouponError(f"You have already used this code ({times} per customer).")
+        raise CouponError(_used_up_by_customer(coupon, user, per_customer))
     if amount is not None and amount < coupon.min_deposit:
         raise CouponError(
             f"This code is for deposits of {_amount_text(coupon.min_deposit)} or more."

@@ -292,6 +292,36 @@ def test_add_funds_shows_a_code_error_at_the_field_and_keeps_everything_typed(cl
     assert "WELCOME</code> · its bonus is added when the payment arrives" in detail
 
 
+def test_a_code_held_by_a_payment_left_waiting_says_which_and_is_freed_by_cancelling_it(
+    client, alice
+):
+    """A customer who went to the checkout with a code and came back (the back button, a
+    closed tab) is not told they "already used" a code whose bonus they never got: they are
+    told which payment holds it, and cancelling that payment frees it."""
+    deposit_code(value="10", max_uses=5)
+    client.force_login(alice)
+    url = reverse("funds_add")
+    first = client.post(url, {"method": "double", "amount": "20", "coupon": "welcome"})
+    assert first.status_code == 302
+    left = Payment.objects.get()
+    again = client.post(url, {"method": "double", "amount": "30", "coupon": "welcome"})
+    assert again.status_code == 400
+    html = again.content.decode()
+    assert f"Your payment #{left.pk} of 20.00 USD, not paid yet, holds this code" in html
+    assert "already used" not in html and 'value="welcome"' in html and 'value="30"' in html
+    cancelled = client.post(reverse("payment_cancel", args=[left.public_id]))
+    assert cancelled.status_code == 302
+    ok = client.post(url, {"method": "double", "amount": "30", "coupon": "welcome"})
+    assert ok.status_code == 302 and Payment.objects.count() == 2
+    # A use the customer really took still says so.
+    used = deposit_code("ONCE", value="5")
+    latest = Payment.objects.latest("pk")
+    CouponUse.objects.create(coupon=used, user=alice, status=CouponUse.Status.USED, payment=None)
+    html = client.post(url, {"method": "double", "amount": "30", "coupon": "once"}).content.decode()
+    assert "You have already used this code (once per customer)." in html
+    assert Payment.objects.latest("pk") == latest
+
+
 # --- staff ----------------------------------------------------------------------------------
 
 
