@@ -45,7 +45,11 @@ from .referral_helpers import assert_books_clean, make_due, paid_deposit, referr
 
 pytestmark = pytest.mark.django_db
 
-SIGNUP = {"password1": "a-long-Passphrase-9", "password2": "a-long-Passphrase-9"}
+SIGNUP = {
+    "password1": "a-long-Passphrase-9",
+    "password2": "a-long-Passphrase-9",
+    "accept_terms": "on",  # the terms box (content)
+}
 
 
 @pytest.fixture(autouse=True)

@@ -37,6 +37,7 @@ def test_copy_the_link_and_a_signup_through_it_counts(new_page, settings, live_s
     visitor.get_by_label("Email").fill("quinn@example.org")
     visitor.locator("#id_password1").fill("quinn-Secret-2026")
     visitor.locator("#id_password2").fill("quinn-Secret-2026")
+    visitor.get_by_role("checkbox", name="I have read and accept the terms of service").check()
     visitor.get_by_role("button", name="Create account").click()
     expect(visitor.get_by_role("heading", name="Add funds")).to_be_visible()
     assert Referral.objects.get(referred__username="quinn").referrer == User.objects.get(
