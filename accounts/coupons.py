@@ -225,43 +225,61 @@ def coupon_release_many(*, payment_ids: list[int]) -> int:
 
 
 @dataclass(frozen=True)
-class CouponCredit:
-    entry: LedgerEntry | None  # None: no code, or no use left for a late payment
+class CouponClaim:
+    """A paid payment's claim on its deposit code, taken before the deposit is credited."""
+
+    use_id: int | None  # None: no code, or no use left for a late payment
+    code: str = ""
+    bonus: Decimal = Decimal(0)
+    seq: int = 0
     note: str = ""  # for staff, when the code's bonus could not be given
 
 
-def coupon_credit_paid(*, payment: Payment) -> CouponCredit:
-    """The deposit code's bonus for a payment just paid (payment row locked by the caller,
-    before the deposit's own credit): the reserved use becomes used and the bonus is credited
-    once, as a bonus entry with the key `coupon:<method>:<gateway_id>`. A use released
-    meanwhile (the payment expired, then was paid) is taken again if the code still allows."""
+def coupon_claim_paid(*, payment: Payment) -> CouponClaim:
+    """Lock the deposit code of a payment just paid (payment row locked by the caller; the
+    coupon before the wallet, the lock order) and work out its bonus. A use released meanwhile
+    (the payment expired, then was paid) is taken again if the code still allows.
+    `coupon_credit_claimed` credits it, after the deposit's own credit."""
     use = CouponUse.objects.filter(payment=payment).first()
     if use is None:
-        return CouponCredit(None)
+        return CouponClaim(None)
     coupon = Coupon.objects.select_for_update().get(pk=use.coupon_id)  # coupon, then its use
     use = CouponUse.objects.select_for_update().get(pk=use.pk)
-    now = timezone.now()
     seq = use.seq
     if use.status == CouponUse.Status.RELEASED:
         try:
-            _check(coupon, kind=coupon.kind, user=payment.user, now=now, amount=payment.amount)
+            _check(
+                coupon,
+                kind=coupon.kind,
+                user=payment.user,
+                now=timezone.now(),
+                amount=payment.amount,
+            )
             _count_one(coupon)
         except CouponError as exc:
-            return CouponCredit(None, f"Code {coupon.code} not credited: {exc}")
+            return CouponClaim(None, note=f"Code {coupon.code} not credited: {exc}")
         seq = _live_uses(coupon, payment.user) + 1
-    bonus = deposit_bonus_for(coupon, payment.amount)
+    return CouponClaim(use.pk, coupon.code, deposit_bonus_for(coupon, payment.amount), seq)
+
+
+def coupon_credit_claimed(*, payment: Payment, claim: CouponClaim) -> LedgerEntry | None:
+    """Credit a claimed code's bonus once, as a bonus entry with the key
+    `coupon:<method>:<gateway_id>` (so the statement shows it after the deposit it rides
+    on), and mark the use used. None when there is nothing to credit."""
+    if claim.use_id is None:
+        return None
     entry = balance_credit(
         user=payment.user,
-        amount=bonus,
+        amount=claim.bonus,
         kind=LedgerEntry.Kind.BONUS,
         payment_ref=f"{payment.method}:{payment.gateway_id}",
         idempotency_key=f"coupon:{payment.method}:{payment.gateway_id}",
-        memo=f"Code {coupon.code} on deposit #{payment.pk}",
+        memo=f"Code {claim.code} on deposit #{payment.pk}",
     )
-    CouponUse.objects.filter(pk=use.pk).update(
-        status=CouponUse.Status.USED, seq=seq, used_at=now, amount=entry.amount
+    CouponUse.objects.filter(pk=claim.use_id).update(
+        status=CouponUse.Status.USED, seq=claim.seq, used_at=timezone.now(), amount=entry.amount
     )
-    return CouponCredit(entry)
+    return entry
 
 
 # --- Balance codes (gift cards) -----------------------------------------------------------------

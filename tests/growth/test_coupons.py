@@ -161,6 +161,33 @@ def test_a_deposit_code_is_reserved_then_credited_once_when_paid(alice, staff):
     call_command("check_ledger")
 
 
+def test_the_statement_shows_the_deposit_then_the_code_bonus_it_rides_on(client, alice, staff):
+    """Read from the oldest, the statement has the deposit first and its code's bonus after it,
+    each with the balance after it: not a bonus "on deposit #1" before deposit #1 arrived."""
+    deposit_code(value="10")
+    payment = payment_start(
+        user=alice,
+        method="manual",
+        amount=D("20"),
+        urls=payment_urls(),
+        customer_reference="TR-2",
+        coupon="welcome",
+    )
+    payment_approve_manual(payment=payment, actor=staff)
+    deposit, bonus = LedgerEntry.objects.filter(
+        user=alice, payment_ref__endswith=payment.gateway_id
+    ).order_by("pk")
+    assert deposit.pk < bonus.pk
+    assert (deposit.kind, deposit.amount, deposit.balance_after) == ("deposit", D(20), D(70))
+    assert (bonus.kind, bonus.amount, bonus.balance_after) == ("bonus", D(2), D(72))
+    client.force_login(alice)
+    html = client.get(reverse("funds")).content.decode()
+    assert html.index(f"Code WELCOME on deposit #{payment.pk}") < html.index(
+        f"Deposit by bank transfer (payment #{payment.pk})"
+    )  # newest first
+    call_command("check_ledger")
+
+
 def test_a_fixed_deposit_code_and_its_minimum(alice, staff):
     deposit_code("TENOFF", value="10", bonus_type="fixed", min_deposit=D("100"))
     with pytest.raises(CouponError, match=r"deposits of 100\.00 USD or more"):
