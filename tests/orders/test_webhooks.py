@@ -285,7 +285,9 @@ def test_an_event_is_given_up_after_24_hours(alice, hooked, receiver):
     order_set_status(order=_order(alice), new=S.CANCELED, source="admin")
     event = WebhookEvent.objects.get()
     assert event.give_up_at == event.created_at + timedelta(hours=24)
-    webhook_event_deliver(event_id=event.pk, now=event.created_at + timedelta(hours=23, minutes=59))
+    # 30 s before the 24 hours: the next try (1 minute ±10 % jitter) would come after them.
+    last_try = event.created_at + timedelta(hours=23, minutes=59, seconds=30)
+    webhook_event_deliver(event_id=event.pk, now=last_try)
     event.refresh_from_db()
     assert event.status == EV.FAILED and event.next_attempt_at is None
     # Staff's "retry now" gives it one more attempt.
