@@ -86,6 +86,29 @@ def _next_seq(coupon: Coupon, user: User) -> int:
     return (live.aggregate(top=Max("seq"))["top"] or 0) + 1
 
 
+def _used_up_by_customer(coupon: Coupon, user: User, per_customer: int) -> str:
+    """Why `user` may not use `coupon` again. A use may only be reserved by a payment they
+    started and left (the checkout closed, the back button): they are told which one holds it
+    and how to free it, not that they used a code they never got the bonus of."""
+    waiting = (
+        CouponUse.objects.filter(
+            coupon=coupon, user=user, status=CouponUse.Status.RESERVED, payment__isnull=False
+        )
+        .select_related("payment")
+        .order_by("-created_at")
+        .first()
+    )
+    if waiting is not None and waiting.payment is not None:
+        payment = waiting.payment
+        return (
+            f"Your payment #{payment.pk} of {money_text(payment.amount)} {payment.currency}, "
+            "not paid yet, holds this code: finish that payment, or cancel it on its page "
+            "(under Your latest payments), then use the code here."
+        )
+    times = "once" if per_customer == 1 else f"{per_customer} times"
+    return f"You have already used this code ({times} per customer)."
+
+
 def _check(
     coupon: Coupon | None, *, kind: str, user: User, now: datetime, amount: Decimal | None
 ) -> Coupon:
@@ -103,8 +126,7 @@ def _check(
         raise CouponError("This code has been used up.")
     per_customer = coupon.max_uses_per_customer
     if per_customer is not None and _live_uses(coupon, user) >= per_customer:
-        times = "once" if per_customer == 1 else f"{per_customer} times"
-        raise CouponError(f"You have already used this code ({times} per customer).")
+        raise CouponError(_used_up_by_customer(coupon, user, per_customer))
     if amount is not None and amount < coupon.min_deposit:
         raise CouponError(
             f"This code is for deposits of {_amount_text(coupon.min_deposit)} or more."
@@ -212,48 +234,66 @@ def coupon_release_many(*, payment_ids: list[int]) -> int:
 
 
 @dataclass(frozen=True)
-class CouponCredit:
-    entry: LedgerEntry | None  # None: no code, or no use left for a late payment
+class CouponClaim:
+    """A paid payment's claim on its deposit code, taken before the deposit is credited."""
+
+    use_id: int | None  # None: no code, or no use left for a late payment
+    code: str = ""
+    bonus: Decimal = Decimal(0)
+    seq: int = 0
     note: str = ""  # for staff, when the code's bonus could not be given
 
 
-def coupon_credit_paid(*, payment: Payment) -> CouponCredit:
-    """The deposit code's bonus for a payment just paid (payment row locked by the caller,
-    before the deposit's own credit): the reserved use becomes used and the bonus is credited
-    once, as a bonus entry with the key `coupon:<method>:<gateway_id>`. A use released
-    meanwhile (the payment expired, then was paid) is taken again if the code still allows."""
+def coupon_claim_paid(*, payment: Payment) -> CouponClaim:
+    """Lock the deposit code of a payment just paid (payment row locked by the caller; the
+    coupon before the wallet, the lock order) and work out its bonus. A use released meanwhile
+    (the payment expired, then was paid) is taken again if the code still allows.
+    `coupon_credit_claimed` credits it, after the deposit's own credit."""
     use = CouponUse.objects.filter(payment=payment).first()
     if use is None:
-        return CouponCredit(None)
+        return CouponClaim(None)
     coupon = Coupon.objects.select_for_update().get(pk=use.coupon_id)  # coupon, then its use
     use = CouponUse.objects.select_for_update().get(pk=use.pk)
-    now = timezone.now()
     seq = use.seq
     if use.status == CouponUse.Status.RELEASED:
         try:
-            _check(coupon, kind=coupon.kind, user=payment.user, now=now, amount=payment.amount)
+            _check(
+                coupon,
+                kind=coupon.kind,
+                user=payment.user,
+                now=timezone.now(),
+                amount=payment.amount,
+            )
             _count_one(coupon)
         except CouponError as exc:
-            return CouponCredit(None, f"Code {coupon.code} not credited: {exc}")
+            return CouponClaim(None, note=f"Code {coupon.code} not credited: {exc}")
         seq = _next_seq(coupon, payment.user)
-    bonus = deposit_bonus_for(coupon, payment.amount)
+    return CouponClaim(use.pk, coupon.code, deposit_bonus_for(coupon, payment.amount), seq)
+
+
+def coupon_credit_claimed(*, payment: Payment, claim: CouponClaim) -> LedgerEntry | None:
+    """Credit a claimed code's bonus once, as a bonus entry with the key
+    `coupon:<method>:<gateway_id>` (so the statement shows it after the deposit it rides
+    on), and mark the use used. None when there is nothing to credit."""
+    if claim.use_id is None:
+        return None
     entry = None
-    if bonus > 0:  # a percent of a small deposit may round to no cent: no zero entry
+    if claim.bonus > 0:  # a percent of a small deposit may round to no cent: no zero entry
         entry = balance_credit(
             user=payment.user,
-            amount=bonus,
+            amount=claim.bonus,
             kind=LedgerEntry.Kind.BONUS,
             payment_ref=f"{payment.method}:{payment.gateway_id}",
             idempotency_key=f"coupon:{payment.method}:{payment.gateway_id}",
-            memo=f"Code {coupon.code} on deposit #{payment.pk}",
+            memo=f"Code {claim.code} on deposit #{payment.pk}",
         )
-    CouponUse.objects.filter(pk=use.pk).update(
+    CouponUse.objects.filter(pk=claim.use_id).update(
         status=CouponUse.Status.USED,
-        seq=seq,
-        used_at=now,
+        seq=claim.seq,
+        used_at=timezone.now(),
         amount=entry.amount if entry is not None else Decimal(0),
     )
-    return CouponCredit(entry)
+    return entry
 
 
 # --- Balance codes (gift cards) -----------------------------------------------------------------

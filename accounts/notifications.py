@@ -54,6 +54,9 @@ class EventKind:
     link: Callable[[Mapping[str, Any]], str]
     email_default: bool = True
     coalesce: bool = False
+    # Phrases worked out from the context for the title and line (a part said only when it
+    # applies: "plus a bonus of 2.00 USD"), so the stored context stays plain figures.
+    derive: Callable[[Mapping[str, Any]], dict[str, str]] | None = None
 
 
 def _given_url(context: Mapping[str, Any]) -> str:
@@ -68,12 +71,27 @@ def _admin_link(name: str, key: str) -> Callable[[Mapping[str, Any]], str]:
     return lambda context: reverse(f"admin:{name}", args=[context[key]])
 
 
+def _paid_phrases(context: Mapping[str, Any]) -> dict[str, str]:
+    """The bonus and the balance after it, as the mail says them (when they are known)."""
+    bonus, balance = context.get("bonus"), context.get("balance")
+    currency = context.get("currency", settings.PANEL_CURRENCY)
+    with_bonus = bonus not in (None, "", "0.00")
+    return {
+        "bonus_phrase": f", plus a bonus of {bonus} {currency}" if with_bonus else "",
+        "balance_phrase": f" Your balance is now {balance} {currency}."
+        if balance not in (None, "")
+        else "",
+    }
+
+
 EVENTS: dict[str, EventKind] = {
     E.PAYMENT_RECEIVED: EventKind(
         CUSTOMER,
         "Payment received: {amount} {currency}",
-        "{amount} {currency} were added to your balance (payment #{payment_id}).",
+        "{amount} {currency} were added to your balance{bonus_phrase} (payment #{payment_id})."
+        "{balance_phrase}",
         lambda c: reverse("payment_detail", args=[c["payment_public_id"]]),
+        derive=_paid_phrases,
     ),
     E.ORDER_REFUNDED: EventKind(
         CUSTOMER,
@@ -157,6 +175,8 @@ def _kind(event: str) -> EventKind:
 
 
 def _texts(kind: EventKind, event: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
+    if kind.derive is not None:
+        context = {**context, **kind.derive(context)}
     try:
         title = kind.title.format_map(context)
         message = kind.message.format_map(context)

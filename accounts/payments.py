@@ -28,7 +28,8 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.coupons import (
     coupon_check_deposit,
-    coupon_credit_paid,
+    coupon_claim_paid,
+    coupon_credit_claimed,
     coupon_release,
     coupon_release_many,
     coupon_reserve,
@@ -471,16 +472,15 @@ def _tell_paid(payment: Payment, *, balance: Decimal) -> None:
 
 
 def _credit(payment: Payment) -> Decimal:
-    """Credit the deposit, its code's bonus and its rule's bonus; the balance after them all."""
+    """Credit the deposit, then its code's bonus and its rule's bonus (the statement reads in
+    that order); the balance after them all."""
     ref = f"{payment.method}:{payment.gateway_id}"
-    # The code first: the lock order is payment, coupon, wallet (accounts.coupons).
-    by_code = coupon_credit_paid(payment=payment)
-    if by_code.note:
-        payment.note = f"{payment.note} {by_code.note}".strip()[:2000]
+    # The code is locked first: the lock order is payment, coupon, wallet (accounts.coupons).
+    claim = coupon_claim_paid(payment=payment)
+    if claim.note:
+        payment.note = f"{payment.note} {claim.note}".strip()[:2000]
         payment.needs_attention = True
-        _alert_staff(payment, f"Payment #{payment.pk}: {by_code.note}")
-    code_bonus = by_code.entry.amount if by_code.entry is not None else Decimal(0)
-    payment.bonus = code_bonus
+        _alert_staff(payment, f"Payment #{payment.pk}: {claim.note}")
     entry = balance_credit(
         user=payment.user,
         amount=payment.amount,
@@ -490,6 +490,11 @@ def _credit(payment: Payment) -> Decimal:
         memo=f"Deposit by {METHOD_WORDS.get(payment.method, payment.method)} "
         f"(payment #{payment.pk})",
     )
+    by_code = coupon_credit_claimed(payment=payment, claim=claim)
+    if by_code is not None:
+        entry = by_code
+    code_bonus = by_code.amount if by_code is not None else Decimal(0)
+    payment.bonus = code_bonus
     rule = deposit_bonus_rule_for(method=payment.method, amount=payment.amount)
     if rule is None:
         return entry.balance_after

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.gateways.base import Report
-from accounts.models import Notification, NotificationPreference
+from accounts.models import Coupon, Notification, NotificationPreference
 from accounts.notifications import (
     NotificationError,
     notification_email_send,
@@ -22,10 +22,10 @@ from accounts.notifications import (
     unsubscribe_read,
     unsubscribe_token,
 )
-from accounts.payments import payment_approve_manual, payment_report_apply
+from accounts.payments import payment_approve_manual, payment_report_apply, payment_start
 from accounts.services import balance_credit, balance_debit
 from accounts.tasks import MAIL_RETRIES, notification_email_send_task
-from tests.payments.core_helpers import start_manual
+from tests.payments.core_helpers import payment_urls, start_manual
 from tests.totp import give_second_factor
 
 pytestmark = pytest.mark.django_db
@@ -244,6 +244,39 @@ def test_a_paid_payment_tells_the_customer_once(
     assert notice.event == E.PAYMENT_RECEIVED and notice.context["balance"] == "70.00"
     [message] = mail.outbox
     assert message.to == ["alice@example.com"] and "Your balance is now 70.00 USD" in message.body
+
+
+def test_the_paid_notice_in_the_panel_names_the_bonus_and_the_balance_as_the_mail_does(
+    alice, staff, settings, django_capture_on_commit_callbacks
+):
+    """The bell and the mail tell the same figures: a customer who used a bonus code sees it
+    credited in the notice too, not only the deposit."""
+    settings.PAYMENT_METHODS = ["manual"]
+    Coupon.objects.create(code="SPRING", kind=Coupon.Kind.DEPOSIT, value=Decimal("10"))
+    payment = payment_start(
+        user=alice,
+        method="manual",
+        amount=Decimal("20"),
+        urls=payment_urls(),
+        customer_reference="TR-9",
+        coupon="spring",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        payment_approve_manual(payment=payment, actor=staff)
+    [notice] = Notification.objects.filter(user=alice)
+    assert notice.message == (
+        f"20.00 USD were added to your balance, plus a bonus of 2.00 USD (payment #{payment.pk})."
+        " Your balance is now 72.00 USD."
+    )
+    [message] = mail.outbox
+    assert "plus a bonus of 2.00 USD" in message.body
+    assert "Your balance is now 72.00 USD" in message.body
+    # Without a bonus the notice says no bonus.
+    with django_capture_on_commit_callbacks(execute=True):
+        notice = notify(user=alice, event=E.PAYMENT_RECEIVED, context=_ctx(), dedupe_key="p:9")
+    assert notice.message == (
+        "20.00 USD were added to your balance (payment #7). Your balance is now 70.00 USD."
+    )
 
 
 def test_a_disputed_payment_tells_staff_with_a_notice_and_a_mail(

@@ -87,6 +87,8 @@ def test_the_fee_total_follows_the_typed_amount_and_cancel_asks_first(new_page, 
     page.get_by_role("button", name="Continue to payment").click()
     expect(page.get_by_test_id("payment-total")).to_have_text("103.00 USD (100.00 + 3.00 fee)")
 
+    # The question comes from panel.js (deferred): wait for it, or a fast click submits first.
+    page.wait_for_load_state("load")
     page.once("dialog", lambda dialog: dialog.dismiss())
     page.get_by_role("button", name="Cancel this payment").click()
     expect(page.get_by_test_id("payment-status")).to_have_text("Waiting for payment")

@@ -161,6 +161,33 @@ def test_a_deposit_code_is_reserved_then_credited_once_when_paid(alice, staff):
     call_command("check_ledger")
 
 
+def test_the_statement_shows_the_deposit_then_the_code_bonus_it_rides_on(client, alice, staff):
+    """Read from the oldest, the statement has the deposit first and its code's bonus after it,
+    each with the balance after it: not a bonus "on deposit #1" before deposit #1 arrived."""
+    deposit_code(value="10")
+    payment = payment_start(
+        user=alice,
+        method="manual",
+        amount=D("20"),
+        urls=payment_urls(),
+        customer_reference="TR-2",
+        coupon="welcome",
+    )
+    payment_approve_manual(payment=payment, actor=staff)
+    deposit, bonus = LedgerEntry.objects.filter(
+        user=alice, payment_ref__endswith=payment.gateway_id
+    ).order_by("pk")
+    assert deposit.pk < bonus.pk
+    assert (deposit.kind, deposit.amount, deposit.balance_after) == ("deposit", D(20), D(70))
+    assert (bonus.kind, bonus.amount, bonus.balance_after) == ("bonus", D(2), D(72))
+    client.force_login(alice)
+    html = client.get(reverse("funds")).content.decode()
+    assert html.index(f"Code WELCOME on deposit #{payment.pk}") < html.index(
+        f"Deposit by bank transfer (payment #{payment.pk})"
+    )  # newest first
+    call_command("check_ledger")
+
+
 def test_a_fixed_deposit_code_and_its_minimum(alice, staff):
     deposit_code("TENOFF", value="10", bonus_type="fixed", min_deposit=D("100"))
     with pytest.raises(CouponError, match=r"deposits of 100\.00 USD or more"):
@@ -299,6 +326,36 @@ def test_add_funds_shows_a_code_error_at_the_field_and_keeps_everything_typed(cl
     assert payment.coupon_use.coupon.code == "WELCOME"
     detail = client.get(reverse("payment_detail", args=[payment.public_id])).content.decode()
     assert "WELCOME</code> · its bonus is added when the payment arrives" in detail
+
+
+def test_a_code_held_by_a_payment_left_waiting_says_which_and_is_freed_by_cancelling_it(
+    client, alice
+):
+    """A customer who went to the checkout with a code and came back (the back button, a
+    closed tab) is not told they "already used" a code whose bonus they never got: they are
+    told which payment holds it, and cancelling that payment frees it."""
+    deposit_code(value="10", max_uses=5)
+    client.force_login(alice)
+    url = reverse("funds_add")
+    first = client.post(url, {"method": "double", "amount": "20", "coupon": "welcome"})
+    assert first.status_code == 302
+    left = Payment.objects.get()
+    again = client.post(url, {"method": "double", "amount": "30", "coupon": "welcome"})
+    assert again.status_code == 400
+    html = again.content.decode()
+    assert f"Your payment #{left.pk} of 20.00 USD, not paid yet, holds this code" in html
+    assert "already used" not in html and 'value="welcome"' in html and 'value="30"' in html
+    cancelled = client.post(reverse("payment_cancel", args=[left.public_id]))
+    assert cancelled.status_code == 302
+    ok = client.post(url, {"method": "double", "amount": "30", "coupon": "welcome"})
+    assert ok.status_code == 302 and Payment.objects.count() == 2
+    # A use the customer really took still says so.
+    used = deposit_code("ONCE", value="5")
+    latest = Payment.objects.latest("pk")
+    CouponUse.objects.create(coupon=used, user=alice, status=CouponUse.Status.USED, payment=None)
+    html = client.post(url, {"method": "double", "amount": "30", "coupon": "once"}).content.decode()
+    assert "You have already used this code (once per customer)." in html
+    assert Payment.objects.latest("pk") == latest
 
 
 # --- staff ----------------------------------------------------------------------------------
