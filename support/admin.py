@@ -247,6 +247,8 @@ class TicketAdmin(admin.ModelAdmin):
         action, _, order_id = request.POST["order_action"].partition(":")
         if action not in ("refill", "cancel") or not order_id.isdigit():
             raise TicketError(None, "Unknown order action.")
+        if not request.user.has_perm("orders.change_order"):
+            raise TicketError(None, "Refill and cancel need the permission to change orders.")
         note = ticket_order_request(
             ticket=ticket,
             order_id=int(order_id),
@@ -276,6 +278,8 @@ class TicketAdmin(admin.ModelAdmin):
             "reply": reply,
             "assign": AssignForm(initial={"assigned_to": ticket.assigned_to_id}),
             "can_change": self.has_change_permission(request, ticket),
+            "can_change_orders": self.has_change_permission(request, ticket)
+            and request.user.has_perm("orders.change_order"),
             "changelist_url": reverse("admin:support_ticket_changelist"),
         }
         status = 400 if reply.is_bound and reply.errors else 200

@@ -119,6 +119,28 @@ def test_refill_button_goes_through_the_orders_service(admin_client, alice):
     assert not Refill.objects.filter(order=other).exists()
 
 
+def test_refill_and_cancel_from_a_ticket_need_the_permission_to_change_orders(client, alice):
+    service = make_service(provider=make_provider(), sandbox_id=1, refill=True, refill_days=30)
+    order = make_order(alice, service=service, status=Order.Status.COMPLETED)
+    ticket = open_ticket(alice, kind="order", order_ids=(order.pk,), request="refill")
+    clerk = User.objects.create_user("clerk", "c@example.com", "pw", is_staff=True)
+    give_second_factor(clerk)
+    clerk.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_ticket", "change_ticket"])
+    )
+    client.force_login(clerk)
+    page = client.get(_url(ticket)).content.decode()
+    assert f'value="refill:{order.pk}"' not in page  # answering, yes; orders, no
+    response = client.post(_url(ticket), {"order_action": f"refill:{order.pk}"}, follow=True)
+    assert "Refill and cancel need the permission to change orders." in response.content.decode()
+    assert not Refill.objects.exists()
+    clerk.user_permissions.add(Permission.objects.get(codename="change_order"))
+    client.force_login(User.objects.get(pk=clerk.pk))  # permissions are cached on the object
+    assert f'value="refill:{order.pk}"' in client.get(_url(ticket)).content.decode()
+    client.post(_url(ticket), {"order_action": f"refill:{order.pk}"})
+    assert Refill.objects.filter(order=order).count() == 1
+
+
 def test_bulk_close_and_assign_to_me(admin_client, admin_user, alice, bob):
     one, two, three = open_ticket(alice), open_ticket(bob), open_ticket(alice)
     changelist = reverse("admin:support_ticket_changelist")
