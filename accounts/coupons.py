@@ -369,3 +369,29 @@ def coupon_use_counts(*, coupon_ids: list[int]) -> dict[int, dict[str, int]]:
     for coupon_id, status, n in rows:
         counts[coupon_id][status] = n
     return counts
+
+
+# --- Checks (check_ledger) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CouponMismatch:
+    code: str
+    problem: str
+
+
+def coupon_find_mismatches() -> list[CouponMismatch]:
+    """Every code whose use counter (the one the limit is enforced on) is not its number of
+    live uses (reserved or used): a counter behind would let the code be used past its limit,
+    one ahead would refuse customers it should not."""
+    live = dict(
+        CouponUse.objects.filter(status__in=LIVE)
+        .values_list("coupon_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return [
+        CouponMismatch(code, f"counts {uses} uses but has {live.get(pk, 0)} live ones")
+        for pk, code, uses in Coupon.objects.order_by("pk").values_list("pk", "code", "uses")
+        if uses != live.get(pk, 0)
+    ]

@@ -467,3 +467,19 @@ def test_the_expiry_sweep_locks_the_codes_in_id_order_whatever_the_payments_orde
     assert len(locked) == 2
     assert f"= {first.pk}" in locked[0] and f"= {second.pk}" in locked[1]
     assert set(CouponUse.objects.values_list("status", flat=True)) == {CouponUse.Status.RELEASED}
+
+
+def test_check_ledger_finds_a_code_whose_counter_is_not_its_live_uses(alice, bob):
+    from io import StringIO
+
+    from django.core.management.base import CommandError
+
+    code = gift("TWICE", max_uses=5)
+    coupon_redeem(user=alice, code="twice")
+    coupon_redeem(user=bob, code="twice")
+    call_command("check_ledger", stdout=StringIO())  # 2 counted, 2 live: clean
+    Coupon.objects.filter(pk=code.pk).update(uses=1)  # a counter behind: past its limit later
+    out = StringIO()
+    with pytest.raises(CommandError, match="1 ledger mismatch"):
+        call_command("check_ledger", stdout=out)
+    assert "coupon TWICE: counts 1 uses but has 2 live ones" in out.getvalue()
