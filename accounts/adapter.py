@@ -1,15 +1,17 @@
 """The panel's hooks into django-allauth (settings.ACCOUNT_ADAPTER): the client's address as
 the rest of the panel reads it, and a new sign-up saved as a customer with a wallet (and
-attributed to its referrer, docs/growth.md)."""
+attributed to its referrer, docs/growth.md), speaking the language it signed up in."""
 
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.models import EmailAddress
 from allauth.account.stages import EmailVerificationStage
+from django.conf import settings
 from django.db import transaction
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
+from django.utils import translation
 
 from accounts.models import User
 from accounts.ratelimit import client_ip
@@ -34,6 +36,11 @@ class PanelAccountAdapter(DefaultAccountAdapter):
         self, request: HttpRequest, user: Any, form: BaseForm, commit: bool = True
     ) -> Any:
         user = super().save_user(request, user, form, commit=False)
+        # The language the sign-up page was shown in (the switch's cookie, or the browser's)
+        # becomes the account's: the verification mail and every later one are in it.
+        language = translation.get_language() or ""
+        if language in dict(settings.LANGUAGES):
+            user.language = language
         if commit:
             with transaction.atomic():
                 customer_save_new(user=user)

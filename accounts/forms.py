@@ -1,7 +1,7 @@
 import zoneinfo
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from allauth.account.forms import LoginForm, SignupForm
 from django import forms
@@ -9,6 +9,8 @@ from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import MAX_ALLOWED_IPS, ip_allowlist_clean
 from accounts.payments import PaymentError, parse_deposit_amount
@@ -16,6 +18,9 @@ from accounts.ratelimit import client_ip
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
 from content.selectors import terms_version_current
 from content.services import terms_acceptance_record
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class BalanceChangeForm(forms.Form):
@@ -53,8 +58,8 @@ def timezone_choices() -> list[tuple[str, str]]:
 class TimezoneForm(forms.ModelForm):
     timezone = forms.ChoiceField(
         choices=timezone_choices,
-        label="Display time zone",
-        help_text="Dates and times on your pages are shown in it.",
+        label=_("Display time zone"),
+        help_text=_("Dates and times on your pages are shown in it."),
     )
 
     class Meta:
@@ -72,28 +77,28 @@ class DepositForm(forms.Form):
     method = forms.ChoiceField(
         widget=forms.RadioSelect,
         error_messages={
-            "required": "Choose a payment method.",
-            "invalid_choice": "Choose a payment method.",
+            "required": _("Choose a payment method."),
+            "invalid_choice": _("Choose a payment method."),
         },
     )
     # Text, not type=number: a browser's number input turns "1,5" into 15 and takes "1,000".
     amount = forms.CharField(
         max_length=32,
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
-        error_messages={"required": "Enter an amount, e.g. 25 or 25.50."},
+        error_messages={"required": _("Enter an amount, e.g. 25 or 25.50.")},
     )
     reference = forms.CharField(
         max_length=128,
         required=False,
-        label="Transfer reference",
-        help_text="For a manual transfer: the reference or transaction id of your transfer.",
+        label=_("Transfer reference"),
+        help_text=_("For a manual transfer: the reference or transaction id of your transfer."),
     )
 
     coupon = forms.CharField(
         max_length=40,
         required=False,
-        label="Bonus code",
-        help_text="If you have one: its bonus is added when the payment arrives.",
+        label=_("Bonus code"),
+        help_text=_("If you have one: its bonus is added when the payment arrives."),
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
 
@@ -115,7 +120,9 @@ class DepositForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("method") in self.manual and not data.get("reference", "").strip():
-            self.add_error("reference", "Give the reference of your transfer so staff can find it.")
+            self.add_error(
+                "reference", _("Give the reference of your transfer so staff can find it.")
+            )
         return data
 
 
@@ -124,9 +131,9 @@ class RedeemCodeForm(forms.Form):
 
     code = forms.CharField(
         max_length=40,
-        label="Balance code",
+        label=_("Balance code"),
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
-        error_messages={"required": "Enter a code."},
+        error_messages={"required": _("Enter a code.")},
     )
 
 
@@ -134,14 +141,17 @@ class ApiKeyAllowlistForm(forms.Form):
     """The addresses an API key may be used from, one per line (empty: anywhere)."""
 
     allowed_ips = forms.CharField(
-        label="Allowed addresses",
+        label=_("Allowed addresses"),
         required=False,
         max_length=4000,
         widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "autocomplete": "off"}),
-        help_text=(
-            f"One IP address or network per line (e.g. 203.0.113.7 or 203.0.113.0/24), at most "
-            f"{MAX_ALLOWED_IPS}. Calls with your key from any other address are refused. Leave "
-            "empty to allow every address."
+        help_text=format_lazy(
+            _(
+                "One IP address or network per line (e.g. 203.0.113.7 or 203.0.113.0/24), at "
+                "most {max_entries}. Calls with your key from any other address are refused. "
+                "Leave empty to allow every address."
+            ),
+            max_entries=MAX_ALLOWED_IPS,
         ),
     )
 
@@ -170,7 +180,7 @@ class PanelSignupForm(SignupForm):
 
     accept_terms = forms.BooleanField(
         required=True,
-        error_messages={"required": "Accept the terms of service to create an account."},
+        error_messages={"required": _("Accept the terms of service to create an account.")},
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -203,11 +213,11 @@ class NotificationPreferenceForm(forms.Form):
         max_digits=MONEY_DIGITS,
         decimal_places=MONEY_PLACES,
         min_value=Decimal("0.01"),
-        label="Low balance threshold",
-        help_text="Tell me when an order takes my balance below this amount. Empty: never.",
+        label=_("Low balance threshold"),
+        help_text=_("Tell me when an order takes my balance below this amount. Empty: never."),
     )
 
-    def __init__(self, *args: Any, events: list[tuple[str, str, bool]], **kwargs: Any):
+    def __init__(self, *args: Any, events: "list[tuple[str, StrOrPromise, bool]]", **kwargs: Any):
         """`events`: (event, label, currently on) for each mail offered."""
         super().__init__(*args, **kwargs)
         for event, label, on in events:

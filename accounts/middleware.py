@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.models import User
 from accounts.security import session_activity_record
@@ -45,6 +45,38 @@ class UserTimezoneMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+# Pages that stay English whatever the customer chose: the admin (its own templates are not
+# translated, and a half-Russian admin helps nobody) and /api/v2, whose error strings resellers'
+# scripts compare byte for byte.
+ENGLISH_ONLY_PREFIXES = ("/admin/", "/api/v2")
+
+
+def user_language(user: Any) -> str:
+    """The signed-in user's saved language when it is one the panel offers, else ""."""
+    code = getattr(user, "language", "") if user is not None and user.is_authenticated else ""
+    return code if code in dict(settings.LANGUAGES) else ""
+
+
+class UserLanguageMiddleware:
+    """After LocaleMiddleware (cookie, then Accept-Language) and the authentication: a signed-in
+    customer's saved language (User.language) comes first, on every device; the admin and the
+    reseller API are English. LocaleMiddleware's response half then names the language
+    (Content-Language) of what was activated here."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if request.path_info.startswith(ENGLISH_ONLY_PREFIXES):
+            code = settings.LANGUAGE_CODE
+        else:
+            code = user_language(getattr(request, "user", None))
+        if code:
+            translation.activate(code)
+            request.LANGUAGE_CODE = translation.get_language()
+        return self.get_response(request)
 
 
 def customer_login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
 
@@ -25,6 +26,15 @@ class User(AbstractUser):
     email = models.EmailField("email address", blank=True, db_index=True)
     timezone = models.CharField(
         max_length=64, default="UTC", help_text="Times on the customer's pages are shown in it."
+    )
+    # One of settings.LANGUAGES (checked by the form, not by choices here, so adding a language
+    # needs no migration); "" follows the browser (the cookie, then Accept-Language).
+    language = models.CharField(
+        max_length=16,
+        blank=True,
+        default="",
+        help_text="The panel's language for this customer, and of the mails they get; "
+        "empty follows the browser.",
     )
 
     class Meta(AbstractUser.Meta):
@@ -69,12 +79,12 @@ class LedgerEntry(models.Model):
     entry, never by editing or deleting an old one."""
 
     class Kind(models.TextChoices):
-        DEPOSIT = "deposit", "Deposit"
-        CHARGE = "charge", "Order charge"
-        REFUND = "refund", "Order refund"
-        ADJUSTMENT = "adjustment", "Adjustment"
-        BONUS = "bonus", "Deposit bonus"
-        COMMISSION = "commission", "Referral commission"
+        DEPOSIT = "deposit", _("Deposit")
+        CHARGE = "charge", _("Order charge")
+        REFUND = "refund", _("Order refund")
+        ADJUSTMENT = "adjustment", _("Adjustment")
+        BONUS = "bonus", _("Deposit bonus")
+        COMMISSION = "commission", _("Referral commission")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries"
@@ -291,14 +301,14 @@ class Payment(models.Model):
     `deposit:<method>:<gateway_id>` is the proof, the row lock on the payment the queue."""
 
     class Status(models.TextChoices):
-        CREATED = "created", "Created"
-        PENDING = "pending", "Waiting for payment"
-        PAID = "paid", "Paid"
-        FAILED = "failed", "Failed"
-        EXPIRED = "expired", "Expired"
-        CANCELED = "canceled", "Canceled"
-        DISPUTED = "disputed", "Disputed"
-        REFUNDED = "refunded", "Refunded by the gateway"
+        CREATED = "created", _("Created")
+        PENDING = "pending", _("Waiting for payment")
+        PAID = "paid", _("Paid")
+        FAILED = "failed", _("Failed")
+        EXPIRED = "expired", _("Expired")
+        CANCELED = "canceled", _("Canceled")
+        DISPUTED = "disputed", _("Disputed")
+        REFUNDED = "refunded", _("Refunded by the gateway")
 
     # The moves a gateway report (or staff) may make. A payment the gateway says was paid after
     # it failed, expired or was canceled is still money received: it is credited.
@@ -501,10 +511,10 @@ class LoginEvent(models.Model):
     staff see all in admin. Written by the auth signal receivers of accounts/security.py."""
 
     class SecondFactor(models.TextChoices):
-        NONE = "", "None"
-        TOTP = "totp", "Authenticator app"
-        RECOVERY_CODES = "recovery_codes", "Recovery code"
-        WEBAUTHN = "webauthn", "Security key or passkey"
+        NONE = "", _("None")
+        TOTP = "totp", _("Authenticator app")
+        RECOVERY_CODES = "recovery_codes", _("Recovery code")
+        WEBAUTHN = "webauthn", _("Security key or passkey")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -604,8 +614,8 @@ class Coupon(models.Model):
     (reserved or used, accounts.coupons); the database refuses it past `max_uses`."""
 
     class Kind(models.TextChoices):
-        DEPOSIT = "deposit", "Deposit bonus code"
-        BALANCE = "balance", "Balance code (gift card)"
+        DEPOSIT = "deposit", _("Deposit bonus code")
+        BALANCE = "balance", _("Balance code (gift card)")
 
     class BonusType(models.TextChoices):
         PERCENT = "percent", "Percent of the deposit"
@@ -699,11 +709,11 @@ class Notification(models.Model):
 
     class Event(models.TextChoices):
         # The customer's events.
-        PAYMENT_RECEIVED = "payment_received", "Payment received"
-        ORDER_REFUNDED = "order_refunded", "Order partial or canceled (with its refund)"
-        REFILL_DONE = "refill_done", "Refill done"
-        TICKET_ANSWERED = "ticket_answered", "Ticket answered"
-        BALANCE_LOW = "balance_low", "Balance below my threshold"
+        PAYMENT_RECEIVED = "payment_received", _("Payment received")
+        ORDER_REFUNDED = "order_refunded", _("Order partial or canceled (with its refund)")
+        REFILL_DONE = "refill_done", _("Refill done")
+        TICKET_ANSWERED = "ticket_answered", _("Ticket answered")
+        BALANCE_LOW = "balance_low", _("Balance below my threshold")
         # Staff's events.
         PROVIDER_BALANCE_LOW = "provider_balance_low", "Provider balance low"
         PROVIDER_OUT_OF_FUNDS = "provider_out_of_funds", "Provider out of funds"
@@ -918,9 +928,9 @@ class Commission(models.Model):
     (or the order refunded) first."""
 
     class State(models.TextChoices):
-        HELD = "held", "Held"
-        RELEASED = "released", "Released"
-        CANCELLED = "cancelled", "Cancelled"
+        HELD = "held", _("Held")
+        RELEASED = "released", _("Released")
+        CANCELLED = "cancelled", _("Cancelled")
 
     referrer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="commissions"
@@ -976,9 +986,9 @@ class PayoutRequest(models.Model):
     the amount from `available`; staff approve (recorded as paid out) or reject (returned)."""
 
     class State(models.TextChoices):
-        PENDING = "pending", "Waiting for staff"
-        PAID = "paid", "Paid out"
-        REJECTED = "rejected", "Rejected"
+        PENDING = "pending", _("Waiting for staff")
+        PAID = "paid", _("Paid out")
+        REJECTED = "rejected", _("Rejected")
 
     referrer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payout_requests"

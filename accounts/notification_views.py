@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -48,7 +49,7 @@ def notification_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
             email=form.email_choices(),
             low_balance_threshold=form.cleaned_data["low_balance_threshold"],
         )
-        messages.success(request, "Your notification settings are saved.")
+        messages.success(request, _("Your notification settings are saved."))
         return redirect("notification_settings")
     status = 400 if form.errors else 200
     return render(request, "notifications/settings.html", {"form": form}, status=status)
@@ -96,7 +97,7 @@ def notification_read_all(request: AuthenticatedHttpRequest) -> HttpResponse:
     notification_mark_all_read(user=request.user)
     if request.headers.get("HX-Request"):
         return _menu(request)
-    messages.success(request, "All notifications are marked read.")
+    messages.success(request, _("All notifications are marked read."))
     return redirect("notifications")
 
 

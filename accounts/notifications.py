@@ -27,7 +27,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Notification, NotificationPreference, User
 from catalog.pricing import money_text
@@ -49,8 +52,8 @@ class EventKind:
     mail is templates/notifications/email/<event>.txt and .html."""
 
     audience: str
-    title: str
-    message: str
+    title: str | Promise  # gettext_lazy: said in the recipient's language (user_language)
+    message: str | Promise
     link: Callable[[Mapping[str, Any]], str]
     email_default: bool = True
     coalesce: bool = False
@@ -77,45 +80,80 @@ def _paid_phrases(context: Mapping[str, Any]) -> dict[str, str]:
     currency = context.get("currency", settings.PANEL_CURRENCY)
     with_bonus = bonus not in (None, "", "0.00")
     return {
-        "bonus_phrase": f", plus a bonus of {bonus} {currency}" if with_bonus else "",
-        "balance_phrase": f" Your balance is now {balance} {currency}."
+        "bonus_phrase": _(", plus a bonus of {bonus} {currency}").format(
+            bonus=bonus, currency=currency
+        )
+        if with_bonus
+        else "",
+        "balance_phrase": " "
+        + _("Your balance is now {balance} {currency}.").format(balance=balance, currency=currency)
         if balance not in (None, "")
         else "",
     }
 
 
+def _status_phrase(context: Mapping[str, Any]) -> dict[str, str]:
+    """The order's status as stored (the English label, e.g. "Partial": the mails test it) and
+    as the recipient reads it: the same label through the catalog (orders.models.Order.Status's
+    labels are its msgids)."""
+    return {"status_label": _(str(context.get("status", "")))}
+
+
+def _cause_phrase(context: Mapping[str, Any]) -> dict[str, str]:
+    """What took the balance down, in the recipient's language (older notices have only the
+    English "cause")."""
+    if "order_ref" not in context:
+        return {"cause_phrase": str(context.get("cause", ""))}
+    if context["order_ref"] is None:
+        return {"cause_phrase": _("a debit")}
+    return {"cause_phrase": _("order {order_id}").format(order_id=context["order_ref"])}
+
+
+def user_language(user: User | None) -> str:
+    """The language of what the user reads outside a request (the bell's texts, mails): their
+    saved choice (User.language), else the panel's default."""
+    code = user.language if user is not None else ""
+    return code if code in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+
+
 EVENTS: dict[str, EventKind] = {
     E.PAYMENT_RECEIVED: EventKind(
         CUSTOMER,
-        "Payment received: {amount} {currency}",
-        "{amount} {currency} were added to your balance{bonus_phrase} (payment #{payment_id})."
-        "{balance_phrase}",
+        gettext_lazy("Payment received: {amount} {currency}"),
+        gettext_lazy(
+            "{amount} {currency} were added to your balance{bonus_phrase} (payment #{payment_id})."
+            "{balance_phrase}"
+        ),
         lambda c: reverse("payment_detail", args=[c["payment_public_id"]]),
         derive=_paid_phrases,
     ),
     E.ORDER_REFUNDED: EventKind(
         CUSTOMER,
-        "Order {order_id} {status}: {refund} {currency} refunded",
-        "Order {order_id} ended {status}; {refund} {currency} went back to your balance.",
+        gettext_lazy("Order {order_id} {status_label}: {refund} {currency} refunded"),
+        gettext_lazy(
+            "Order {order_id} ended {status_label}; {refund} {currency} went back to your balance."
+        ),
         _order_link,
+        derive=_status_phrase,
     ),
     E.REFILL_DONE: EventKind(
         CUSTOMER,
-        "Refill of order {order_id} done",
-        "The provider finished the refill of order {order_id}.",
+        gettext_lazy("Refill of order {order_id} done"),
+        gettext_lazy("The provider finished the refill of order {order_id}."),
         _order_link,
     ),
     E.TICKET_ANSWERED: EventKind(
         CUSTOMER,
-        "Ticket #{ticket_id} answered",
-        "Support answered your ticket “{subject}”.",
+        gettext_lazy("Ticket #{ticket_id} answered"),
+        gettext_lazy("Support answered your ticket “{subject}”."),
         _given_url,
     ),
     E.BALANCE_LOW: EventKind(
         CUSTOMER,
-        "Your balance is below {threshold} {currency}",
-        "After {cause} your balance is {balance} {currency}.",
+        gettext_lazy("Your balance is below {threshold} {currency}"),
+        gettext_lazy("After {cause_phrase} your balance is {balance} {currency}."),
         lambda c: reverse("funds_add"),
+        derive=_cause_phrase,
     ),
     E.PROVIDER_BALANCE_LOW: EventKind(
         STAFF,
@@ -178,8 +216,8 @@ def _texts(kind: EventKind, event: str, context: Mapping[str, Any]) -> tuple[str
     if kind.derive is not None:
         context = {**context, **kind.derive(context)}
     try:
-        title = kind.title.format_map(context)
-        message = kind.message.format_map(context)
+        title = str(kind.title).format_map(context)
+        message = str(kind.message).format_map(context)
         url = kind.link(context)
     except KeyError as exc:
         raise NotificationError(f"The {event} notification needs {exc.args[0]!r}.") from None
@@ -241,8 +279,10 @@ def notify(
     its mail for after the commit if the user wants it. None when the same `dedupe_key` was
     told before, or when a coalescing staff event already has a fresh unread notice."""
     kind = _kind(event)
-    plain = _plain(context)
-    title, message, url = _texts(kind, event, plain)
+    with translation.override(settings.LANGUAGE_CODE):  # the stored context is plain data
+        plain = _plain(context)
+    with translation.override(user_language(user)):
+        title, message, url = _texts(kind, event, plain)
     if kind.coalesce and _fresh_unread(user, event):
         return None
     pref = pref or notification_preference_get(user=user)
@@ -286,6 +326,7 @@ def notify_if_balance_low(
             "threshold": threshold,
             "balance": after,
             "cause": f"order {order_ref}" if order_ref is not None else "a debit",
+            "order_ref": order_ref,
         },
         pref=pref,
     )
@@ -419,10 +460,19 @@ def _absolute(path: str) -> str:
 def _message(
     *, event: str, context: Mapping[str, Any], to: list[str], user: User | None
 ) -> EmailMultiAlternatives:
+    """The mail of one event, in the recipient's language (user_language)."""
+    with translation.override(user_language(user)):
+        return _message_in_language(event=event, context=context, to=to, user=user)
+
+
+def _message_in_language(
+    *, event: str, context: Mapping[str, Any], to: list[str], user: User | None
+) -> EmailMultiAlternatives:
     kind = _kind(event)
     title, message, url = _texts(kind, event, context)
     values = {
         **context,
+        **(kind.derive(context) if kind.derive is not None else {}),
         "title": title,
         "message": message,
         "link": _absolute(url),

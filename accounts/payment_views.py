@@ -14,6 +14,7 @@ from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -158,8 +159,10 @@ def payment_detail(request: AuthenticatedHttpRequest, public_id: UUID) -> HttpRe
         # still followed it): the Cancel button below is the deliberate POST.
         messages.info(
             request,
-            "You left the checkout. If you paid, this page shows it as soon as the gateway "
-            "confirms.",
+            _(
+                "You left the checkout. If you paid, this page shows it as soon as the gateway "
+                "confirms."
+            ),
         )
     elif gateway is not None and gateway.settles_on_return and payment.status in Payment.OPEN:
         _confirm_on_return(request, gateway, payment)
@@ -204,7 +207,7 @@ def payment_cancel(request: AuthenticatedHttpRequest, public_id: UUID) -> HttpRe
             messages.error(request, str(exc))
         else:
             if applied.outcome == PaymentCallback.Outcome.APPLIED:
-                messages.info(request, "You canceled this payment.")
+                messages.info(request, _("You canceled this payment."))
     elif payment.status == Payment.Status.CANCELED:
         payment_cancel_by_customer(payment=payment, user=request.user)  # recorded, no change
     return redirect("payment_detail", public_id=payment.public_id)
@@ -216,7 +219,7 @@ def _confirm_on_return(request: HttpRequest, gateway: Gateway, payment: Payment)
     except GatewayError as exc:
         log.warning("Confirming payment %s on return failed: %s", payment.pk, exc)
         messages.warning(
-            request, "The payment could not be confirmed yet; this page will show it once it is."
+            request, _("The payment could not be confirmed yet; this page will show it once it is.")
         )
         return
     if report is not None:

@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.middleware import AuthenticatedHttpRequest
@@ -136,7 +137,10 @@ def referral_transfer(request: AuthenticatedHttpRequest) -> HttpResponse:
             form.add_error("amount", str(exc))
         else:
             messages.success(
-                request, f"{done.amount} {settings.PANEL_CURRENCY} moved to your balance."
+                request,
+                _("{amount} {currency} moved to your balance.").format(
+                    amount=done.amount, currency=settings.PANEL_CURRENCY
+                ),
             )
             return redirect("referrals")
     return _page(request, transfer=form)
@@ -156,6 +160,6 @@ def referral_payout(request: AuthenticatedHttpRequest) -> HttpResponse:
         except ReferralError as exc:
             form.add_error("amount", str(exc))
         else:
-            messages.success(request, "Payout requested: we will let you know when it is sent.")
+            messages.success(request, _("Payout requested: we will let you know when it is sent."))
             return redirect("referrals")
     return _page(request, payout=form)

@@ -498,3 +498,14 @@ def api_key_set_allowlist(*, api_key: ApiKey, allowed_ips: list[str]) -> ApiKey:
     api_key.full_clean(validate_unique=False)
     api_key.save(update_fields=["allowed_ips"])
     return api_key
+
+
+def user_set_language(*, user: User, language: str) -> User:
+    """Save the customer's language (one of settings.LANGUAGES, or "" to follow the browser):
+    their pages and their mails use it from now on, on every device."""
+    if language and language not in dict(settings.LANGUAGES):
+        raise ValueError(f"{language!r} is not one of the panel's languages.")
+    if user.language != language:
+        user.language = language
+        user.save(update_fields=["language"])
+    return user

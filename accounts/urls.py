@@ -31,6 +31,9 @@ urlpatterns = [
     path("", views.home, name="home"),
     *MOVED,
     path("account/", views.account_settings, name="account_settings"),
+    # The language switch: Django's set_language (django.conf.urls.i18n's path and name), which
+    # also saves a signed-in customer's choice.
+    path("i18n/setlang/", views.set_language, name="set_language"),
     path("account/security/", views.account_security, name="account_security"),
     path(
         "account/security/sessions/<int:session_id>/end/",

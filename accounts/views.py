@@ -17,7 +17,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, Streami
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
+from django.views.i18n import set_language as django_set_language
 
 from accounts.coupons import CouponError, coupon_redeem
 from accounts.forms import ApiKeyAllowlistForm, RedeemCodeForm, TimezoneForm
@@ -32,7 +35,7 @@ from accounts.security import (
     user_sessions_end,
 )
 from accounts.selectors import ledger_list_for_user
-from accounts.services import api_key_issue, api_key_set_allowlist
+from accounts.services import api_key_issue, api_key_set_allowlist, user_set_language
 from accounts.tiers import tier_progress
 from catalog.order_types import TYPE_SPECS
 from catalog.pricing import money_text
@@ -77,6 +80,19 @@ def moved_to(name: str) -> Callable[..., HttpResponse]:
     return view
 
 
+@login_not_required
+@require_POST
+def set_language(request: HttpRequest) -> HttpResponse:
+    """The language switch (a plain form POST, no JavaScript needed): Django's set_language
+    sets the django_language cookie and goes back to `next`; a signed-in customer's choice is
+    also saved on the account (User.language), so it follows them to every device and mail."""
+    response = django_set_language(request)
+    code = request.POST.get("language", "")
+    if request.user.is_authenticated and code in dict(settings.LANGUAGES):
+        user_set_language(user=request.user, language=code)
+    return response
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def account_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
@@ -85,7 +101,7 @@ def account_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = TimezoneForm(request.POST or None, instance=user, prefix="tz")
     if request.method == "POST" and form.is_valid():
         form.save()
-        messages.success(request, "Times are now shown in your time zone.")
+        messages.success(request, _("Times are now shown in your time zone."))
         return redirect("account_settings")
     context = {
         "form": form,
@@ -108,7 +124,10 @@ def funds(request: AuthenticatedHttpRequest) -> HttpResponse:
             form.add_error("code", str(exc))
         else:
             messages.success(
-                request, f"The code is redeemed: {money_text(entry.amount)} added to your balance."
+                request,
+                _("The code is redeemed: {amount} added to your balance.").format(
+                    amount=money_text(entry.amount)
+                ),
             )
             return redirect("funds")
     entries = ledger_list_for_user(user=request.user)
@@ -324,11 +343,11 @@ def account_session_end(request: AuthenticatedHttpRequest, session_id: int) -> H
         user=request.user, session_key=request.session.session_key or ""
     ).first()
     if current is not None and current.pk == session_id:
-        messages.error(request, "That is this device: use “Log out” to end it.")
+        messages.error(request, _("That is this device: use “Log out” to end it."))
     elif user_session_end(user=request.user, session_id=session_id):
-        messages.success(request, "The session is ended: that device is logged out.")
+        messages.success(request, _("The session is ended: that device is logged out."))
     else:
-        messages.info(request, "That session had already ended.")
+        messages.info(request, _("That session had already ended."))
     return redirect("account_security")
 
 
@@ -336,8 +355,12 @@ def account_session_end(request: AuthenticatedHttpRequest, session_id: int) -> H
 @require_POST
 def account_sessions_end_others(request: AuthenticatedHttpRequest) -> HttpResponse:
     ended = user_sessions_end(user=request.user, keep_session_key=request.session.session_key)
-    noun = "session" if ended == 1 else "sessions"
-    messages.success(request, f"{ended} other {noun} ended: only this device is still logged in.")
+    text = ngettext(
+        "%(count)d other session ended: only this device is still logged in.",
+        "%(count)d other sessions ended: only this device is still logged in.",
+        ended,
+    )
+    messages.success(request, text % {"count": ended})
     return redirect("account_security")
 
 
@@ -349,12 +372,12 @@ def account_sessions_end_others(request: AuthenticatedHttpRequest) -> HttpRespon
 def api_key_allowlist(request: AuthenticatedHttpRequest) -> HttpResponse:
     api_key = ApiKey.objects.filter(user=request.user).first()
     if api_key is None:
-        messages.error(request, "Create an API key first.")
+        messages.error(request, _("Create an API key first."))
         return redirect("api_docs")
     form = ApiKeyAllowlistForm(request.POST)
     if form.is_valid():
         api_key_set_allowlist(api_key=api_key, allowed_ips=form.cleaned_data["allowed_ips"])
-        messages.success(request, "The key's allowed addresses are saved.")
+        messages.success(request, _("The key's allowed addresses are saved."))
         return redirect(reverse("api_docs") + "#key")
     context = _api_page_context(request, api_key=api_key, raw_key=None, allowlist_form=form)
     return render(request, "accounts/api.html", context, status=400)
@@ -408,7 +431,7 @@ def api_webhook_set(request: AuthenticatedHttpRequest) -> HttpResponse:
         else:
             if saved.secret:
                 return _api_page_with(request, webhook_secret=saved.secret)
-            messages.success(request, "The webhook is saved.")
+            messages.success(request, _("The webhook is saved."))
             return redirect(reverse("api_docs") + "#webhook")
     return _api_page_with(request, status=400, webhook_form=form)
 
@@ -428,7 +451,7 @@ def api_webhook_rotate(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_POST
 def api_webhook_remove(request: AuthenticatedHttpRequest) -> HttpResponse:
     if webhook_endpoint_remove(user=request.user):
-        messages.success(request, "The webhook is removed: no more events are sent.")
+        messages.success(request, _("The webhook is removed: no more events are sent."))
     return redirect(reverse("api_docs") + "#webhook")
 
 
@@ -441,7 +464,9 @@ def api_webhook_test(request: AuthenticatedHttpRequest) -> HttpResponse:
     except Exception:  # the cache is down: a test event is no reason to fail the page
         wait = 0
     if wait:
-        messages.error(request, f"Too many test events: try again in {wait} seconds.")
+        messages.error(
+            request, _("Too many test events: try again in {wait} seconds.").format(wait=wait)
+        )
         return redirect(reverse("api_docs") + "#webhook")
     try:
         event = webhook_send_test(user=request.user)
@@ -449,6 +474,9 @@ def api_webhook_test(request: AuthenticatedHttpRequest) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(
-            request, f"Test event {event.event_id} queued: its delivery shows in the log below."
+            request,
+            _("Test event {event_id} queued: its delivery shows in the log below.").format(
+                event_id=event.event_id
+            ),
         )
     return redirect(reverse("api_docs") + "#webhook-log")

@@ -6,8 +6,13 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 from django import forms
+from django.utils.formats import number_format
+from django.utils.text import format_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Service
 from catalog.order_types import SUBSCRIPTION_DELAYS, TYPE_SPECS, OrderType, TypeSpec, spec_for
@@ -17,33 +22,40 @@ from orders.services import OrderError, mass_order_split
 from orders.services.mass import MASS_ORDER_MAX_LINES
 from orders.services.webhooks import webhook_url_clean
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 
 @dataclass(frozen=True)
 class Param:
-    label: str
-    help: str
+    label: "StrOrPromise"  # gettext_lazy: shown in the customer's language
+    help: "StrOrPromise"
     kind: str = "text"  # text | number | lines | delay | date
 
 
 PARAMS: dict[str, Param] = {
-    "link": Param("Link", "Link to the page, post or profile."),
-    "quantity": Param("Quantity", "How many you need.", "number"),
-    "runs": Param("Runs (drip-feed)", "Deliver the quantity this many times.", "number"),
-    "interval": Param("Interval (minutes)", "Minutes between two runs.", "number"),
-    "comments": Param("Comments", "One comment per line.", "lines"),
-    "usernames": Param("Usernames", "One username per line.", "lines"),
-    "hashtags": Param("Hashtags", "One hashtag per line.", "lines"),
-    "hashtag": Param("Hashtag", "The hashtag to scrape."),
-    "username": Param("Username", "The username (for comment likes: the comment owner's)."),
-    "media": Param("Media URL", "Link to the media whose likers are mentioned."),
-    "answer_number": Param("Answer number", "The number of the poll answer to vote for.", "number"),
-    "groups": Param("Groups", "One group per line.", "lines"),
-    "min": Param("Quantity min", "Least quantity per new post.", "number"),
-    "max": Param("Quantity max", "Most quantity per new post.", "number"),
-    "posts": Param("New posts", "How many future posts to serve; empty for unlimited.", "number"),
-    "old_posts": Param("Existing posts", "How many existing posts to serve too.", "number"),
-    "delay": Param("Delay (minutes)", "Wait this long after a post appears.", "delay"),
-    "expiry": Param("Expiry date", "The subscription ends on this day (optional).", "date"),
+    "link": Param(_("Link"), _("Link to the page, post or profile.")),
+    "quantity": Param(_("Quantity"), _("How many you need."), "number"),
+    "runs": Param(_("Runs (drip-feed)"), _("Deliver the quantity this many times."), "number"),
+    "interval": Param(_("Interval (minutes)"), _("Minutes between two runs."), "number"),
+    "comments": Param(_("Comments"), _("One comment per line."), "lines"),
+    "usernames": Param(_("Usernames"), _("One username per line."), "lines"),
+    "hashtags": Param(_("Hashtags"), _("One hashtag per line."), "lines"),
+    "hashtag": Param(_("Hashtag"), _("The hashtag to scrape.")),
+    "username": Param(_("Username"), _("The username (for comment likes: the comment owner's).")),
+    "media": Param(_("Media URL"), _("Link to the media whose likers are mentioned.")),
+    "answer_number": Param(
+        _("Answer number"), _("The number of the poll answer to vote for."), "number"
+    ),
+    "groups": Param(_("Groups"), _("One group per line."), "lines"),
+    "min": Param(_("Quantity min"), _("Least quantity per new post."), "number"),
+    "max": Param(_("Quantity max"), _("Most quantity per new post."), "number"),
+    "posts": Param(
+        _("New posts"), _("How many future posts to serve; empty for unlimited."), "number"
+    ),
+    "old_posts": Param(_("Existing posts"), _("How many existing posts to serve too."), "number"),
+    "delay": Param(_("Delay (minutes)"), _("Wait this long after a post appears."), "delay"),
+    "expiry": Param(_("Expiry date"), _("The subscription ends on this day (optional)."), "date"),
 }
 
 _DMY = re.compile(r"^\d{1,2}/\d{1,2}/\d{4}$")
@@ -81,9 +93,12 @@ def _field(name: str, required: bool, service: Service) -> forms.Field:
             widget.attrs.update(
                 {"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"}
             )
-    help_text = param.help
+    help_text: StrOrPromise = param.help
     if name == "quantity":
-        help_text = f"Between {service.min:,} and {service.max:,}."
+        help_text = gettext("Between {min} and {max}.").format(
+            min=number_format(service.min, force_grouping=True),
+            max=number_format(service.max, force_grouping=True),
+        )
     return forms.CharField(
         label=param.label,
         help_text=help_text,
@@ -125,7 +140,7 @@ class OrderForm(forms.Form):
             try:  # <input type=date> sends YYYY-MM-DD; the API and upstream take d/m/Y
                 value = date.fromisoformat(value).strftime("%d/%m/%Y")
             except ValueError:
-                raise forms.ValidationError("Enter a date, e.g. 31/12/2026.") from None
+                raise forms.ValidationError(_("Enter a date, e.g. 31/12/2026.")) from None
         return value
 
     def service_data(self) -> dict[str, str]:
@@ -140,8 +155,11 @@ class OrderForm(forms.Form):
 
 class MassOrderForm(forms.Form):
     orders = forms.CharField(
-        label="Orders",
-        help_text=f"One order per line: service_id | link | quantity (up to {MASS_ORDER_MAX_LINES}).",
+        label=_("Orders"),
+        help_text=format_lazy(
+            _("One order per line: service_id | link | quantity (up to {max_lines})."),
+            max_lines=MASS_ORDER_MAX_LINES,
+        ),
         widget=forms.Textarea(
             attrs={
                 "rows": 10,
@@ -165,21 +183,23 @@ class MassOrderForm(forms.Form):
 
 
 class OrderSearchForm(forms.Form):
-    q = forms.CharField(required=False, max_length=2000, label="Search by order id or link")
+    q = forms.CharField(required=False, max_length=2000, label=_("Search by order id or link"))
 
 
 class WebhookForm(forms.Form):
     """The API page's webhook URL (orders.services.webhooks checks it, DNS aside)."""
 
     url = forms.CharField(
-        label="Webhook URL",
+        label=_("Webhook URL"),
         max_length=500,
-        help_text="We POST a signed JSON event here on each status change of your orders, "
-        "refills and cancels.",
+        help_text=_(
+            "We POST a signed JSON event here on each status change of your orders, "
+            "refills and cancels."
+        ),
         widget=forms.URLInput(attrs={"placeholder": "https://example.com/panel-webhook"}),
     )
     is_active = forms.BooleanField(
-        label="Send events", required=False, initial=True, help_text="Untick to pause them."
+        label=_("Send events"), required=False, initial=True, help_text=_("Untick to pause them.")
     )
 
     def clean_url(self) -> str:

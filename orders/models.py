@@ -3,6 +3,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Collate, Left
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from catalog.models import DecimalSize
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, RATE_DIGITS, RATE_PLACES
@@ -14,18 +15,18 @@ RATE: DecimalSize = {"max_digits": RATE_DIGITS, "decimal_places": RATE_PLACES}
 class Order(models.Model):
     class Status(models.TextChoices):
         # The panel's own states before and around placement; customers see them as Pending.
-        QUEUED = "queued", "Waiting to be sent"
-        SUBMITTING = "submitting", "Being sent upstream"
-        NEEDS_REVIEW = "needs_review", "Needs review (upstream outcome unknown)"
-        WAITING_FUNDS = "waiting_funds", "Waiting: provider out of funds"
-        MANUAL = "manual", "Waiting for the admin (manual service)"
+        QUEUED = "queued", _("Waiting to be sent")
+        SUBMITTING = "submitting", _("Being sent upstream")
+        NEEDS_REVIEW = "needs_review", _("Needs review (upstream outcome unknown)")
+        WAITING_FUNDS = "waiting_funds", _("Waiting: provider out of funds")
+        MANUAL = "manual", _("Waiting for the admin (manual service)")
         # The documented API v2 statuses.
-        PENDING = "pending", "Pending"
-        IN_PROGRESS = "in_progress", "In progress"
-        PROCESSING = "processing", "Processing"
-        COMPLETED = "completed", "Completed"
-        PARTIAL = "partial", "Partial"
-        CANCELED = "canceled", "Canceled"
+        PENDING = "pending", _("Pending")
+        IN_PROGRESS = "in_progress", _("In progress")
+        PROCESSING = "processing", _("Processing")
+        COMPLETED = "completed", _("Completed")
+        PARTIAL = "partial", _("Partial")
+        CANCELED = "canceled", _("Canceled")
 
     class Source(models.TextChoices):
         WEB = "web", "Web"
@@ -224,12 +225,12 @@ class OrderStatusChange(models.Model):
 
 class Refill(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued", "Waiting to be sent"
-        PENDING = "pending", "Pending"
-        IN_PROGRESS = "in_progress", "In progress"
-        COMPLETED = "completed", "Completed"
-        REJECTED = "rejected", "Rejected"
-        ERROR = "error", "Error"
+        QUEUED = "queued", _("Waiting to be sent")
+        PENDING = "pending", _("Pending")
+        IN_PROGRESS = "in_progress", _("In progress")
+        COMPLETED = "completed", _("Completed")
+        REJECTED = "rejected", _("Rejected")
+        ERROR = "error", _("Error")
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="refills")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -264,11 +265,11 @@ OPEN_REFILL_STATUSES = frozenset(
 
 class CancelRequest(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued", "Waiting to be sent"
-        SENT = "sent", "Sent"
-        COMPLETED = "completed", "Completed"
-        REJECTED = "rejected", "Rejected"
-        ERROR = "error", "Error"
+        QUEUED = "queued", _("Waiting to be sent")
+        SENT = "sent", _("Sent")
+        COMPLETED = "completed", _("Completed")
+        REJECTED = "rejected", _("Rejected")
+        ERROR = "error", _("Error")
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="cancel_requests")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -341,9 +342,9 @@ class WebhookEvent(models.Model):
         TEST = "test", "Test event"
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Waiting to be delivered"
-        DELIVERED = "delivered", "Delivered"
-        FAILED = "failed", "Failed (gave up)"
+        PENDING = "pending", _("Waiting to be delivered")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed (gave up)")
 
     event_id = models.CharField(max_length=40, unique=True)
     user = models.ForeignKey(

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
@@ -21,6 +21,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.middleware import AuthenticatedHttpRequest, customer_login_required
@@ -51,18 +53,22 @@ from orders.services import (
 )
 from orders.services.common import parse_id
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 ORDERS_PAGE_SIZE = 25
 MAX_ID = 2**63 - 1
 STALE_FORM = "This form is incomplete or out of date: reload the page and fill it in again."
 PICKER_LIMIT = 1000  # options in the service select; search or a category narrows it
 # Status tabs → the internal statuses behind them (Processing sits under "In progress").
-STATUS_TABS: list[tuple[str, str, frozenset[str]]] = [
-    ("all", "All", frozenset()),
-    ("pending", "Pending", frozenset({"Pending"})),
-    ("in_progress", "In progress", frozenset({"In progress", "Processing"})),
-    ("completed", "Completed", frozenset({"Completed"})),
-    ("partial", "Partial", frozenset({"Partial"})),
-    ("canceled", "Canceled", frozenset({"Canceled"})),
+# (key, the tab's label for the customer, the public statuses it shows: the API's words)
+STATUS_TABS: "list[tuple[str, StrOrPromise, frozenset[str]]]" = [
+    ("all", gettext_lazy("All"), frozenset()),
+    ("pending", gettext_lazy("Pending"), frozenset({"Pending"})),
+    ("in_progress", gettext_lazy("In progress"), frozenset({"In progress", "Processing"})),
+    ("completed", gettext_lazy("Completed"), frozenset({"Completed"})),
+    ("partial", gettext_lazy("Partial"), frozenset({"Partial"})),
+    ("canceled", gettext_lazy("Canceled"), frozenset({"Canceled"})),
 ]
 OPEN_REFILL = (Refill.Status.QUEUED, Refill.Status.PENDING, Refill.Status.IN_PROGRESS)
 BLOCKING_CANCEL = (
@@ -272,14 +278,15 @@ def order_new(request: AuthenticatedHttpRequest) -> HttpResponse:
                 if order is not None:
                     messages.success(
                         request,
-                        f"Order {order.pk} is placed: {order.charge} "
-                        f"{settings.PANEL_CURRENCY} was charged.",
+                        _("Order {order_id} is placed: {charge} {currency} was charged.").format(
+                            order_id=order.pk, charge=order.charge, currency=settings.PANEL_CURRENCY
+                        ),
                     )
                     return redirect("order_detail", order_id=order.pk)
         if form.errors:
             status = 400
     elif request.method == "POST":
-        messages.error(request, "Choose a service first.")
+        messages.error(request, _("Choose a service first."))
         status = 400
     context.update({"form": form, "quote": quote, "balance": request.user.balance})
     return render(request, "orders/new.html", context, status=status)
@@ -429,7 +436,7 @@ def order_detail(request: AuthenticatedHttpRequest, order_id: int) -> HttpRespon
     return render(request, "orders/detail.html", context)
 
 
-def _shown_params(order: Order) -> list[tuple[str, str]]:
+def _shown_params(order: Order) -> "list[tuple[StrOrPromise, str]]":
     """The type's own parameters (comments, usernames, runs...), not the link and quantity
     the page shows already."""
     params = order.params if isinstance(order.params, dict) else {}
@@ -456,9 +463,16 @@ def order_refill(request: AuthenticatedHttpRequest, order_id: int) -> HttpRespon
     try:
         refill = order_refill_request(user=request.user, order=order)
     except OrderError as exc:
-        messages.error(request, f"Order {order.pk}: {exc.message}")
+        messages.error(
+            request, _("Order {order_id}: {error}").format(order_id=order.pk, error=exc.message)
+        )
     else:
-        messages.success(request, f"Refill {refill.pk} of order {order.pk} is requested.")
+        messages.success(
+            request,
+            _("Refill {refill_id} of order {order_id} is requested.").format(
+                refill_id=refill.pk, order_id=order.pk
+            ),
+        )
     return _back(request, order)
 
 
@@ -469,11 +483,15 @@ def order_cancel(request: AuthenticatedHttpRequest, order_id: int) -> HttpRespon
     try:
         order_cancel_request(user=request.user, order=order)
     except OrderError as exc:
-        messages.error(request, f"Order {order.pk}: {exc.message}")
+        messages.error(
+            request, _("Order {order_id}: {error}").format(order_id=order.pk, error=exc.message)
+        )
     else:
         messages.success(
             request,
-            f"Cancellation of order {order.pk} is requested; what was "
-            "not delivered is refunded once the provider confirms.",
+            _(
+                "Cancellation of order {order_id} is requested; what was not delivered is "
+                "refunded once the provider confirms."
+            ).format(order_id=order.pk),
         )
     return _back(request, order)

@@ -69,10 +69,14 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language: the cookie, else Accept-Language; UserLanguageMiddleware (below, once the
+    # user is known) puts a signed-in customer's saved choice first.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.UserTimezoneMiddleware",
+    "accounts.middleware.UserLanguageMiddleware",
     "accounts.middleware.SessionActivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # allauth's login flow state and reauthentication redirects; then staff without a second
@@ -221,7 +225,20 @@ MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
 PANEL_ADMIN_2FA_EXEMPT = env.list("PANEL_ADMIN_2FA_EXEMPT", default=[]) if DEBUG else []
 
 # --- Internationalisation and time --------------------------------------------------------------
-LANGUAGE_CODE = "en-us"
+# The customer panel speaks these languages (catalogs in locale/, docs/development.md
+# "Translations"); the admin and /api/v2 stay English. URLs carry no language prefix: a
+# signed-in customer's choice (User.language) wins, then the django_language cookie that the
+# language switch sets, then the browser's Accept-Language, then LANGUAGE_CODE.
+LANGUAGE_CODE = "en"
+LANGUAGES = [
+    ("en", "English"),
+    ("es", "Español"),
+    ("pt-br", "Português (Brasil)"),
+    ("ru", "Русский"),
+]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -293,6 +310,7 @@ if not DEBUG:
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    LANGUAGE_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)

@@ -4,6 +4,8 @@ own payment, the attachment's bytes, the cap and the rate limit)."""
 import re
 
 from django import forms
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Payment
 from catalog.pricing import money_text
@@ -25,44 +27,44 @@ def _payment_label(payment: Payment) -> str:
 
 def _attachment_field() -> forms.FileField:
     return forms.FileField(
-        label="Screenshot",
+        label=_("Screenshot"),
         required=False,
-        help_text="Optional: a PNG or JPEG image, at most 2 MB.",
+        help_text=_("Optional: a PNG or JPEG image, at most 2 MB."),
         widget=forms.ClearableFileInput(attrs={"accept": IMAGE_ACCEPT}),
     )
 
 
 class TicketForm(forms.Form):
-    kind = forms.ChoiceField(label="About", choices=Ticket.Kind.choices, initial="order")
-    subject = forms.CharField(label="Subject", max_length=SUBJECT_MAX)
+    kind = forms.ChoiceField(label=_("About"), choices=Ticket.Kind.choices, initial="order")
+    subject = forms.CharField(label=_("Subject"), max_length=SUBJECT_MAX)
     orders = forms.CharField(
-        label="Order IDs",
+        label=_("Order IDs"),
         required=False,
         max_length=400,
-        help_text="For an order ticket: the order ID, or several separated by commas.",
+        help_text=_("For an order ticket: the order ID, or several separated by commas."),
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
     )
     request = forms.ChoiceField(
-        label="Request",
+        label=_("Request"),
         required=False,
         choices=[("", "—"), *Ticket.Request.choices],
-        help_text="For an order ticket: what you need.",
+        help_text=_("For an order ticket: what you need."),
     )
     payment = forms.TypedChoiceField(
-        label="Payment",
+        label=_("Payment"),
         required=False,
         coerce=int,
         empty_value=None,
-        help_text="For a payment ticket: the payment, or type its reference below.",
+        help_text=_("For a payment ticket: the payment, or type its reference below."),
     )
     payment_reference = forms.CharField(
-        label="Payment reference",
+        label=_("Payment reference"),
         required=False,
         max_length=128,
-        help_text="The transaction ID or transfer reference, if the payment is not listed.",
+        help_text=_("The transaction ID or transfer reference, if the payment is not listed."),
     )
     message = forms.CharField(
-        label="Message", max_length=BODY_MAX, widget=forms.Textarea(attrs={"rows": 6})
+        label=_("Message"), max_length=BODY_MAX, widget=forms.Textarea(attrs={"rows": 6})
     )
     attachment = _attachment_field()
 
@@ -80,10 +82,14 @@ class TicketForm(forms.Form):
                 continue
             number = parse_id(token)
             if number is None:
-                raise forms.ValidationError(f"“{token[:20]}” is not an order ID.")
+                raise forms.ValidationError(
+                    gettext("“{token}” is not an order ID.").format(token=token[:20])
+                )
             ids.append(number)
         if len(ids) > ORDERS_MAX:
-            raise forms.ValidationError(f"At most {ORDERS_MAX} orders per ticket.")
+            raise forms.ValidationError(
+                gettext("At most {count} orders per ticket.").format(count=ORDERS_MAX)
+            )
         return ids
 
     def about(self) -> TicketSubject:
@@ -99,6 +105,6 @@ class TicketForm(forms.Form):
 
 class ReplyForm(forms.Form):
     message = forms.CharField(
-        label="Your reply", max_length=BODY_MAX, widget=forms.Textarea(attrs={"rows": 5})
+        label=_("Your reply"), max_length=BODY_MAX, widget=forms.Textarea(attrs={"rows": 5})
     )
     attachment = _attachment_field()

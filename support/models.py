@@ -9,14 +9,15 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Ticket(models.Model):
     class Kind(models.TextChoices):
-        ORDER = "order", "Order"
-        PAYMENT = "payment", "Payment"
-        API = "api", "API"
-        OTHER = "other", "Other"
+        ORDER = "order", _("Order")
+        PAYMENT = "payment", _("Payment")
+        API = "api", _("API")
+        OTHER = "other", _("Other")
 
     class Request(models.TextChoices):
         """What an Order ticket asks for."""
@@ -27,10 +28,10 @@ class Ticket(models.Model):
         OTHER = "other", "Other"
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"  # new, not answered yet
-        ANSWERED = "answered", "Answered"  # staff wrote last
-        CUSTOMER_REPLY = "customer_reply", "Customer reply"  # the customer wrote after staff
-        CLOSED = "closed", "Closed"
+        OPEN = "open", _("Open")  # new, not answered yet
+        ANSWERED = "answered", _("Answered")  # staff wrote last
+        CUSTOMER_REPLY = "customer_reply", _("Customer reply")  # the customer wrote after staff
+        CLOSED = "closed", _("Closed")
 
     customer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="tickets"

@@ -5,6 +5,7 @@ Every read goes through support.selectors' *_for_user, so another customer's tic
 attachment answers 404 exactly like one that does not exist; every write through
 support.services."""
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from django import forms
@@ -14,6 +15,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.middleware import AuthenticatedHttpRequest, customer_login_required
@@ -30,9 +33,12 @@ from support.selectors import (
 )
 from support.services import TicketError, ticket_close, ticket_create, ticket_reply
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 PAGE_SIZE = 25
 # The list's tabs: all, then each status.
-TABS: list[tuple[str, str]] = [("all", "All"), *Ticket.Status.choices]
+TABS: "list[tuple[str, StrOrPromise]]" = [("all", gettext_lazy("All")), *Ticket.Status.choices]
 
 
 def _get_ticket(request: AuthenticatedHttpRequest, ticket_id: int) -> Ticket:
@@ -98,7 +104,10 @@ def ticket_new(request: AuthenticatedHttpRequest) -> HttpResponse:
         except TicketError as exc:
             _error_to_form(form, exc)
         else:
-            messages.success(request, f"Ticket {ticket.pk} is open: we answer here.")
+            messages.success(
+                request,
+                _("Ticket {ticket_id} is open: we answer here.").format(ticket_id=ticket.pk),
+            )
             return redirect("ticket_detail", ticket_id=ticket.pk)
     return _render_new(request, form, status=400)
 
@@ -135,7 +144,7 @@ def ticket_detail(request: AuthenticatedHttpRequest, ticket_id: int) -> HttpResp
             except TicketError as exc:
                 _error_to_form(form, exc)
             else:
-                messages.success(request, "Your reply is sent.")
+                messages.success(request, _("Your reply is sent."))
                 return redirect("ticket_detail", ticket_id=ticket.pk)
         status = 400
     context = {
@@ -153,7 +162,7 @@ def ticket_close_view(request: AuthenticatedHttpRequest, ticket_id: int) -> Http
     ticket = _get_ticket(request, ticket_id)
     if not ticket.is_closed:
         ticket_close(ticket=ticket, by=request.user)
-        messages.success(request, f"Ticket {ticket.pk} is closed.")
+        messages.success(request, _("Ticket {ticket_id} is closed.").format(ticket_id=ticket.pk))
     return redirect("ticket_detail", ticket_id=ticket.pk)
 
 
