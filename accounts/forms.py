@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import format_lazy
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import MAX_ALLOWED_IPS, ip_allowlist_clean
@@ -189,8 +190,10 @@ class PanelSignupForm(SignupForm):
         # Last, after the passwords (allauth adds those after ordering the other fields).
         self.fields["accept_terms"] = self.fields.pop("accept_terms")
         self.fields["accept_terms"].label = format_html(
-            'I have read and accept the <a href="{}" target="_blank" rel="noopener">terms of '
-            "service</a>",
+            gettext(
+                'I have read and accept the <a href="{}" target="_blank" rel="noopener">terms '
+                "of service</a>"
+            ),
             reverse("terms"),
         )
 

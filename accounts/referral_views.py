@@ -14,7 +14,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.middleware import AuthenticatedHttpRequest
@@ -42,11 +44,11 @@ VISITS_PER_ADDRESS_PER_HOUR = 3
 
 def _amount_field() -> forms.DecimalField:
     return forms.DecimalField(
-        label=f"Amount ({settings.PANEL_CURRENCY})",
+        label=format_lazy(gettext_lazy("Amount ({currency})"), currency=settings.PANEL_CURRENCY),
         min_value=Decimal("0.01"),
         max_digits=14,
         decimal_places=2,
-        error_messages={"max_decimal_places": "Use at most 2 decimals."},
+        error_messages={"max_decimal_places": gettext_lazy("Use at most 2 decimals.")},
     )
 
 
@@ -58,10 +60,12 @@ class TransferForm(forms.Form):
 class PayoutForm(forms.Form):
     amount = _amount_field()
     details = forms.CharField(
-        label="Pay to",
+        label=gettext_lazy("Pay to"),
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Where we should send it: e.g. a USDT (TRC20) address or a PayPal e-mail.",
+        help_text=gettext_lazy(
+            "Where we should send it: e.g. a USDT (TRC20) address or a PayPal e-mail."
+        ),
     )
 
 

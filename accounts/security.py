@@ -20,10 +20,11 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.audit import audit_record
 from accounts.models import AdminAuditLog, LoginEvent, User, UserSession
+from accounts.notifications import user_language
 from accounts.ratelimit import client_ip
 
 logger = logging.getLogger(__name__)
@@ -158,8 +159,9 @@ def _notify_new_address(*, event: LoginEvent, user: User) -> None:
         "panel_url": settings.PANEL_PUBLIC_URL.rstrip("/"),
         "when": event.at.strftime("%Y-%m-%d %H:%M UTC"),
     }
-    subject = render_to_string("accounts/email/new_login_subject.txt", context)
-    body = render_to_string("accounts/email/new_login_body.txt", context)
+    with translation.override(user_language(user)):  # the account's language, not the page's
+        subject = render_to_string("accounts/email/new_login_subject.txt", context)
+        body = render_to_string("accounts/email/new_login_body.txt", context)
     if not send_mail(" ".join(subject.split()), body, None, [user.email], fail_silently=True):
         logger.warning("user %s: the new-address login notice failed", user.pk)
 

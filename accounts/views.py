@@ -18,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.i18n import set_language as django_set_language
 
@@ -236,7 +236,7 @@ def _api_page_context(
 API_ACTIONS: list[dict] = [
     {
         "id": "services",
-        "title": "Service list",
+        "title": gettext_lazy("Service list"),
         "params": [("action", "services")],
         "example": '[\n  {\n    "service": 1,\n    "name": "Followers",\n    "type": "Default",\n'
         '    "category": "First Category",\n    "rate": "0.90",\n    "min": "50",\n'
@@ -245,17 +245,17 @@ API_ACTIONS: list[dict] = [
     },
     {
         "id": "status",
-        "title": "Order status",
-        "params": [("action", "status"), ("order", "Order ID")],
+        "title": gettext_lazy("Order status"),
+        "params": [("action", "status"), ("order", gettext_lazy("Order ID"))],
         "example": '{\n  "charge": "0.27819",\n  "start_count": "3572",\n  "status": "Partial",\n'
         '  "remains": "157",\n  "currency": "{currency}"\n}',
     },
     {
         "id": "multi-status",
-        "title": "Multiple orders status",
+        "title": gettext_lazy("Multiple orders status"),
         "params": [
             ("action", "status"),
-            ("orders", "Order IDs (separated by a comma, up to 100 IDs)"),
+            ("orders", gettext_lazy("Order IDs (separated by a comma, up to 100 IDs)")),
         ],
         "example": '{\n  "1": {\n    "charge": "0.27819",\n    "start_count": "3572",\n'
         '    "status": "Partial",\n    "remains": "157",\n    "currency": "{currency}"\n'
@@ -263,59 +263,59 @@ API_ACTIONS: list[dict] = [
     },
     {
         "id": "refill",
-        "title": "Create refill",
-        "params": [("action", "refill"), ("order", "Order ID")],
+        "title": gettext_lazy("Create refill"),
+        "params": [("action", "refill"), ("order", gettext_lazy("Order ID"))],
         "example": '{\n  "refill": "1"\n}',
     },
     {
         "id": "multi-refill",
-        "title": "Create multiple refill",
+        "title": gettext_lazy("Create multiple refill"),
         "params": [
             ("action", "refill"),
-            ("orders", "Order IDs (separated by a comma, up to 100 IDs)"),
+            ("orders", gettext_lazy("Order IDs (separated by a comma, up to 100 IDs)")),
         ],
         "example": '[\n  {\n    "order": 1,\n    "refill": 1\n  },\n  {\n    "order": 3,\n'
         '    "refill": {\n      "error": "Incorrect order ID"\n    }\n  }\n]',
     },
     {
         "id": "refill-status",
-        "title": "Get refill status",
-        "params": [("action", "refill_status"), ("refill", "Refill ID")],
+        "title": gettext_lazy("Get refill status"),
+        "params": [("action", "refill_status"), ("refill", gettext_lazy("Refill ID"))],
         "example": '{\n  "status": "Completed"\n}',
     },
     {
         "id": "multi-refill-status",
-        "title": "Get multiple refill status",
+        "title": gettext_lazy("Get multiple refill status"),
         "params": [
             ("action", "refill_status"),
-            ("refills", "Refill IDs (separated by a comma, up to 100 IDs)"),
+            ("refills", gettext_lazy("Refill IDs (separated by a comma, up to 100 IDs)")),
         ],
         "example": '[\n  {\n    "refill": 1,\n    "status": "Completed"\n  },\n  {\n    "refill": 3,\n'
         '    "status": {\n      "error": "Refill not found"\n    }\n  }\n]',
     },
     {
         "id": "cancel",
-        "title": "Create cancel",
+        "title": gettext_lazy("Create cancel"),
         "params": [
             ("action", "cancel"),
-            ("orders", "Order IDs (separated by a comma, up to 100 IDs)"),
+            ("orders", gettext_lazy("Order IDs (separated by a comma, up to 100 IDs)")),
         ],
         "example": '[\n  {\n    "order": 9,\n    "cancel": {\n      "error": "Incorrect order ID"\n'
         '    }\n  },\n  {\n    "order": 2,\n    "cancel": 1\n  }\n]',
     },
     {
         "id": "cancel-status",
-        "title": "Get multiple cancel status",
+        "title": gettext_lazy("Get multiple cancel status"),
         "params": [
             ("action", "cancel"),
-            ("cancels", "Cancel IDs (separated by a comma, up to 100 IDs)"),
+            ("cancels", gettext_lazy("Cancel IDs (separated by a comma, up to 100 IDs)")),
         ],
         "example": '[\n  {\n    "cancel": 1,\n    "status": "Completed"\n  },\n  {\n    "cancel": 3,\n'
         '    "status": {\n      "error": "Cancel not found"\n    }\n  }\n]',
     },
     {
         "id": "balance",
-        "title": "User balance",
+        "title": gettext_lazy("User balance"),
         "params": [("action", "balance")],
         "example": '{\n  "balance": "100.84292",\n  "currency": "{currency}"\n}',
     },

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django import forms, template
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
 
 from catalog.pricing import money_text, quantize_rate, trimmed_text
 
@@ -62,11 +63,16 @@ def duration(value: timedelta | None) -> str:
     minutes = max(1, round(value.total_seconds() / 60))
     days, rest = divmod(minutes, 1440)
     hours, minutes = divmod(rest, 60)
+    # Abbreviations of day, hour and minute, as each language writes them.
     if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
+        if hours:
+            return _("{days} d {hours} h").format(days=days, hours=hours)
+        return _("{days} d").format(days=days)
     if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min"
+        if minutes:
+            return _("{hours} h {minutes} min").format(hours=hours, minutes=minutes)
+        return _("{hours} h").format(hours=hours)
+    return _("{minutes} min").format(minutes=minutes)
 
 
 # (marker in the User-Agent, name shown), first match wins: Edge and Opera also say "Chrome",
@@ -95,9 +101,9 @@ def browser_summary(user_agent: str) -> str:
     """ "Firefox on Windows" from a User-Agent header; the header itself, cut, when neither
     part is recognised (the page shows the whole header on hover)."""
     if not user_agent:
-        return "Unknown browser"
+        return _("Unknown browser")
     browser = next((name for marker, name in _BROWSERS if marker in user_agent), "")
     system = next((name for marker, name in _SYSTEMS if marker in user_agent), "")
     if browser and system:
-        return f"{browser} on {system}"
+        return _("{browser} on {system}").format(browser=browser, system=system)
     return browser or system or user_agent[:60]

@@ -39,8 +39,13 @@ function panelFeeTotals(form, raw) {
     }
     const fee = Math.round((cents * Number(line.dataset.feePercent)) / 100);
     const currency = line.dataset.currency;
-    line.textContent =
-      `You pay ${panelCents(cents + fee)} ${currency}: ${panelCents(cents)} + ${panelCents(fee)} fee`;
+    // The sentence comes from the page (data-fee-text), in the customer's language.
+    const text = line.dataset.feeText || "You pay {total} {currency}: {amount} + {fee} fee";
+    line.textContent = text
+      .replace("{total}", panelCents(cents + fee))
+      .replace("{currency}", currency)
+      .replace("{amount}", panelCents(cents))
+      .replace("{fee}", panelCents(fee));
     line.hidden = false;
   }
 }
