@@ -4,6 +4,7 @@ from django.db.models import Q
 from django.db.models.functions import Collate, Left
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from catalog.models import DecimalSize
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, RATE_DIGITS, RATE_PLACES
@@ -308,6 +309,18 @@ REQUEST_PUBLIC_STATUS: dict[str, str] = {
     "rejected": "Rejected",
     "error": "Rejected",
 }
+# The public statuses above are the API's words and stay English there; the panel's pages show
+# them through the catalog ({% translate order.public_status %}), and these marks keep every
+# one of them in it.
+PUBLIC_STATUS_MSGIDS = (
+    gettext_noop("Pending"),
+    gettext_noop("In progress"),
+    gettext_noop("Processing"),
+    gettext_noop("Completed"),
+    gettext_noop("Partial"),
+    gettext_noop("Canceled"),
+    gettext_noop("Rejected"),
+)
 
 
 class WebhookEndpoint(models.Model):
