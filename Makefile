@@ -16,7 +16,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
 # PYTEST_WORKERS=0 runs the suite in one process.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test check lint bench clean-var
+.PHONY: run test check lint bench clean-var messages
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -71,6 +71,19 @@ test: check
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The translation catalogs (docs/development.md, "Translations"): extract every marked string
+# of the customer panel into locale/<lang>/LC_MESSAGES/django.po (the admin's templates, the
+# tests and the tools left out; file names without line numbers, so a moved line changes
+# nothing), then compile the .mo files that are committed with them. Needs GNU gettext
+# (msgfmt, xgettext: Debian's gettext package).
+MESSAGES_LANGS ?= es pt_BR ru
+messages: $(VENV)/.installed-dev
+	@export DEBUG=true; \
+	  $(BIN)/python manage.py makemessages $(addprefix -l ,$(MESSAGES_LANGS)) --add-location=file \
+	    --ignore='.*' --ignore=tests --ignore=bench --ignore=scripts --ignore=var \
+	    --ignore=staticfiles --ignore=static --ignore=templates/admin --ignore=providers/sandbox && \
+	  $(BIN)/python manage.py compilemessages --ignore='.*' $(addprefix -l ,$(MESSAGES_LANGS))
 
 clean-var:
 	rm -rf var

@@ -41,6 +41,8 @@ EXCLUDED_TEMPLATES = (
     "notifications/email/order_needs_review.",
     "notifications/email/payment_disputed.",
     "notifications/email/ticket_new.",
+    # Markup only: its tag's name is built by template tags, which no HTML parser can follow.
+    "allauth/elements/button.html",
 )
 # Texts that are the same in every language (exact, after whitespace is collapsed).
 ALLOWED = {
@@ -62,10 +64,20 @@ ALLOWED = {
 # HTML tags whose text is code or drawing, never translated.
 SKIPPED_TAGS = {"code", "pre", "script", "style", "svg", "kbd", "samp", "textarea"}
 # Attributes a person reads (the others are machine values: ids, classes, URLs).
-READ_ATTRIBUTES = {"placeholder", "title", "alt", "aria-label", "data-confirm", "label"}
+READ_ATTRIBUTES = {
+    "placeholder",
+    "title",
+    "alt",
+    "aria-label",
+    "label",
+    "data-confirm",
+    "data-copied-text",
+    "data-fee-text",
+}
 BUTTON_INPUTS = {"submit", "button", "reset"}
 MARK = "\x00"  # stands for a template tag or variable inside the text
 LETTER = re.compile(r"[^\W\d_]")
+TAG_NAME_END = re.compile(r"</?[A-Za-z][A-Za-z0-9]*$")
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,7 @@ def customer_templates() -> list[Path]:
 
 
 def _is_words(text: str) -> bool:
-    text = " ".join(text.split())
+    text = " ".join(text.split()).strip(" ·:;,.!?()-—")
     return bool(LETTER.search(text)) and text not in ALLOWED
 
 
@@ -115,6 +127,8 @@ def _flatten(source: str) -> str:
                 depth["comment"] -= 1
         if token.token_type == TokenType.TEXT and not any(depth.values()):
             out.append(token.contents)
+        elif out and TAG_NAME_END.search(out[-1]):
+            out.append("0")  # inside a tag's name (<h{{ level }}>): keep it a name
         else:
             newlines = token.contents.count("\n") if token.token_type == TokenType.TEXT else 0
             out.append(MARK + "\n" * max(newlines, following - token.lineno))
@@ -141,7 +155,8 @@ class _TextFinder(HTMLParser):
         line = self.getpos()[0]
         values = dict(attrs)
         for name, value in attrs:
-            button = name == "value" and (values.get("type") or "") in BUTTON_INPUTS
+            # An <input type="submit"> shows its value; a <button>'s value is data.
+            button = tag == "input" and name == "value" and values.get("type") in BUTTON_INPUTS
             if value and (name in READ_ATTRIBUTES or button):
                 self._report(value, line)
 
@@ -215,6 +230,7 @@ GETTEXT = {
     "_": ("msgid",),
     "gettext": ("msgid",),
     "gettext_lazy": ("msgid",),
+    "gettext_noop": ("msgid",),
     "ngettext": ("msgid", "plural"),
     "ngettext_lazy": ("msgid", "plural"),
     "pgettext": ("context", "msgid"),
@@ -316,11 +332,14 @@ def _stale_mo(lang: str, po: object, mo_path: Path) -> Iterator[str]:
     mo = polib.mofile(str(mo_path))
 
     def table(catalog: object) -> dict:
+        # What msgfmt compiles: the translated entries that are not fuzzy (the header aside).
         rows = {}
         for e in catalog:  # type: ignore[attr-defined]
-            if e.obsolete or "fuzzy" in e.flags or not e.translated() or not e.msgid:
+            plural = tuple(sorted((int(k), v) for k, v in e.msgstr_plural.items()))
+            done = all(v for _, v in plural) if plural else bool(e.msgstr)
+            if e.obsolete or "fuzzy" in e.flags or not done or not e.msgid:
                 continue
-            rows[(e.msgctxt or "", e.msgid)] = (e.msgstr, tuple(sorted(e.msgstr_plural.items())))
+            rows[(e.msgctxt or "", e.msgid)] = (e.msgstr, plural)
         return rows
 
     if table(po) != table(mo):
