@@ -168,7 +168,7 @@ class PanelLoginForm(LoginForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         login = self.fields["login"]
-        login.label = "Username or e-mail"
+        login.label = gettext("Username or e-mail")
         login.widget.attrs.update({"autocomplete": "username", "autofocus": True})
         login.widget.attrs.pop("placeholder", None)
         self.fields["password"].widget.attrs.pop("placeholder", None)

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from accounts.audit import audit_record
 from accounts.coupons import (
@@ -73,7 +74,8 @@ METHOD_WORDS = {
 }
 
 
-UNVERIFIED_EMAIL = (
+# Shown through the catalog (funds_add.html: {% translate unverified %}).
+UNVERIFIED_EMAIL = gettext_noop(
     "Verify your e-mail address before adding funds: follow the link we mailed you, or send "
     "a new one from your e-mail settings."
 )

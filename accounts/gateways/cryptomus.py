@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from accounts.gateways.base import (
     CANCELED,
@@ -112,7 +113,9 @@ def _decimal(value: Any) -> Decimal | None:
 
 class CryptomusGateway(Gateway):
     code = "cryptomus"
-    name = "Crypto (Cryptomus)"
+    name = gettext_noop(
+        "Crypto (Cryptomus)"
+    )  # shown through the catalog ({% translate offer.name %})
 
     def __init__(self, *, merchant_id: str, payment_key: str, api_base: str) -> None:
         self.merchant_id = merchant_id

@@ -9,13 +9,16 @@ from collections.abc import Mapping
 from typing import Self
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from accounts.gateways.base import Checkout, Gateway, PaymentRequest, Refusal, Report
 
 
 class ManualTransfer(Gateway):
     code = "manual"
-    name = "Bank transfer (confirmed by staff)"
+    name = gettext_noop(
+        "Bank transfer (confirmed by staff)"
+    )  # shown through the catalog ({% translate offer.name %})
 
     @classmethod
     def from_settings(cls) -> Self | None:

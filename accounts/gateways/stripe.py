@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import stripe
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from accounts.gateways.base import (
     EXPIRED,
@@ -71,7 +72,7 @@ def major_units(amount: int, currency: str) -> Decimal:
 
 class StripeGateway(Gateway):
     code = "stripe"
-    name = "Card (Stripe)"
+    name = gettext_noop("Card (Stripe)")  # shown through the catalog ({% translate offer.name %})
 
     def __init__(self, *, secret_key: str, webhook_secret: str, api_base: str) -> None:
         self.secret_key = secret_key
