@@ -229,3 +229,22 @@ def test_a_notification_mail_is_in_the_recipient_language(
     assert english.to == ["bob@example.com"]
     assert english.subject.endswith("Order 12 Partial: 1.50 USD refunded")
     assert "Hello bob," in english.body and "50 of 100 were not delivered." in english.body
+
+
+def test_numbers_for_the_page_script_stay_machine_numbers_in_every_language(
+    client, alice, settings
+):
+    """Spanish writes 2,50 where English writes 2.50: shown to people that is right, but the
+    add-funds script reads the fee from a data attribute, where "2,50" would be NaN."""
+    from accounts.models import PaymentMethodSetting
+
+    settings.PAYMENT_METHODS = ["manual"]
+    PaymentMethodSetting.objects.create(method="manual", fee_percent=Decimal("2.5"))
+    alice.language = "es"
+    alice.save(update_fields=["language"])
+    client.force_login(alice)
+    text = _text(client.get(reverse("funds_add")))
+    assert 'data-fee-percent="2.50"' in text
+    assert "comisión del 2,50 % adicional" in text  # the sentence people read: Spanish
+    assert "Transferencia bancaria (confirmada por el equipo)" in text
+    assert 'data-fee-text="Pagas {total} {currency}: {amount} + {fee} de comisión"' in text
