@@ -136,6 +136,10 @@ class OrderRow:
     progress: Progress
     can_refill: bool
     can_cancel: bool
+    # A refill / cancel asked and not answered yet: the row says so instead of hiding why
+    # the button is gone.
+    refill_requested: bool
+    cancel_requested: bool
 
 
 def _row(order: Order) -> OrderRow:
@@ -144,6 +148,8 @@ def _row(order: Order) -> OrderRow:
         progress=order_progress(order),
         can_refill=refill_allowed(order),
         can_cancel=cancel_allowed(order),
+        refill_requested=any(r.status in OPEN_REFILL_STATUSES for r in order.refills.all()),
+        cancel_requested=any(c.status in OPEN_CANCEL_STATUSES for c in order.cancel_requests.all()),
     )
 
 
@@ -425,6 +431,8 @@ def order_detail(request: AuthenticatedHttpRequest, order_id: int) -> HttpRespon
         "history": history,
         "poll": poll_seconds(),
         "params": _shown_params(order),
+        # The polled part is fetched from this page itself: its forms come back here.
+        "order_url": reverse("order_detail", args=[order.pk]),
     }
     return render(request, "orders/detail.html", context)
 
@@ -463,9 +471,21 @@ def order_refill(request: AuthenticatedHttpRequest, order_id: int) -> HttpRespon
 
 
 @customer_login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def order_cancel(request: AuthenticatedHttpRequest, order_id: int) -> HttpResponse:
+    """GET: the question ("Cancel order 12?"). POST with `confirmed=yes`: the cancel. A POST
+    without it (the list's button clicked without JavaScript, or before panel.js asked) gets
+    the question too, so a cancel never happens unasked."""
     order = _get_order(request, order_id)
+    if request.method == "GET" or request.POST.get("confirmed") != "yes":
+        params = request.POST if request.method == "POST" else request.GET
+        target = params.get("next", "")
+        if not url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            target = reverse("order_detail", args=[order.pk])
+        context = {"order": order, "row": _row(order), "next_url": target}
+        return render(request, "orders/cancel_confirm.html", context)
     try:
         order_cancel_request(user=request.user, order=order)
     except OrderError as exc:
