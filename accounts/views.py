@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, Streami
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.coupons import CouponError, coupon_redeem
@@ -125,6 +126,55 @@ def funds(request: AuthenticatedHttpRequest) -> HttpResponse:
     rows = statement_rows(user=request.user, entries=list(page.object_list))
     context = {"page": page, "entries": rows, "redeem_form": form}
     return render(request, "accounts/funds.html", context, status=400 if form.errors else 200)
+
+
+# --- Colour mode ------------------------------------------------------------------------------
+THEME_COOKIE = "panel_theme"
+THEME_COOKIE_AGE = 365 * 24 * 3600
+
+
+def theme_of(request: HttpRequest) -> str:
+    """The visitor's colour mode: the customer's saved choice, else the cookie of a visitor
+    who is not logged in, else auto. Only the three known values ever reach a template."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        theme = str(getattr(user, "theme", ""))
+    else:
+        theme = request.COOKIES.get(THEME_COOKIE, "")
+    return theme if theme in User.Theme.values else User.Theme.AUTO
+
+
+@login_not_required
+@require_http_methods(["GET", "POST"])
+def theme_set(request: HttpRequest) -> HttpResponse:
+    """GET: the three choices (the page behind the header's toggle without JavaScript).
+    POST `theme`: saved on the customer (and in a cookie, so the logged-out pages follow),
+    then back to `next`."""
+    target = (request.POST if request.method == "POST" else request.GET).get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("home")
+    if request.method == "GET":
+        context = {"next_url": target, "choices": User.Theme.choices}
+        return render(request, "accounts/theme.html", context)
+    theme = request.POST.get("theme", "")
+    if theme not in User.Theme.values:
+        return HttpResponse("Unknown colour mode.", status=400, content_type="text/plain")
+    if request.user.is_authenticated:
+        user = request.user
+        user.theme = theme
+        user.save(update_fields=["theme"])
+    response = redirect(target)
+    response.set_cookie(
+        THEME_COOKIE,
+        theme,
+        max_age=THEME_COOKIE_AGE,
+        samesite="Lax",
+        secure=request.is_secure(),
+        httponly=True,
+    )
+    return response
 
 
 # --- The statement: why each entry is there ----------------------------------------------------
