@@ -1,10 +1,12 @@
 """A reseller's mix of /api/v2 calls for locust, at a fixed rate per user.
 
 bench/load_test.py seeds the database, starts gunicorn and runs this file headless; see
-docs/performance.md. By hand, against a panel you seeded with bench/load_test.py's data:
+docs/performance.md. By hand, against a panel of yours on this machine, with a JSON file
+holding one of its customers' `key`, the id of a service to `add` and at least 100 of that
+customer's `order_ids` (its `add`s are real orders: a running Celery worker would place them):
 
-    PANEL_LOAD_SEED=var/load_test_seed.json .venv/bin/locust -f bench/locustfile.py \\
-        --headless -u 50 -r 50 --run-time 30s --host http://127.0.0.1:8872
+    PANEL_LOAD_SEED=seed.json .venv/bin/locust -f bench/locustfile.py \\
+        --headless -u 20 -r 20 --run-time 30s --host http://127.0.0.1:8000
 
 The mix (task weights out of 100), each call a POST of form fields `key` and `action` as the
 protocol has it:
