@@ -27,6 +27,18 @@ class User(AbstractUser):
         max_length=64, default="UTC", help_text="Times on the customer's pages are shown in it."
     )
 
+    class Theme(models.TextChoices):
+        AUTO = "auto", "Auto (as the device)"
+        LIGHT = "light", "Light"
+        DARK = "dark", "Dark"
+
+    theme = models.CharField(
+        max_length=8,
+        choices=Theme.choices,
+        default=Theme.AUTO,
+        help_text="The panel's colours; auto follows the device's light or dark setting.",
+    )
+
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
 

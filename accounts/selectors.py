@@ -2,6 +2,7 @@
 
 import datetime as dt
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -33,6 +34,16 @@ def api_key_get_user(*, raw_key: str) -> User | None:
 
 def ledger_list_for_user(*, user: User) -> QuerySet[LedgerEntry]:
     return LedgerEntry.objects.filter(user=user).order_by("-id")
+
+
+def payment_many_by_ref_for_user(*, user: User, refs: Iterable[str]) -> dict[str, Payment]:
+    """The customer's payments whose ledger reference (`<method>:<gateway_id>`, the
+    `payment_ref` of their deposit and bonus entries) is among `refs`, in one query."""
+    pairs = {tuple(ref.split(":", 1)) for ref in refs if ":" in ref}
+    if not pairs:
+        return {}
+    rows = Payment.objects.filter(user=user, gateway_id__in={gid for _, gid in pairs})
+    return {f"{p.method}:{p.gateway_id}": p for p in rows if (p.method, p.gateway_id) in pairs}
 
 
 def payment_list_for_user(*, user: User) -> QuerySet[Payment]:

@@ -32,6 +32,7 @@ urlpatterns = [
     *MOVED,
     path("account/", views.account_settings, name="account_settings"),
     path("account/security/", views.account_security, name="account_security"),
+    path("account/theme/", views.theme_set, name="theme_set"),
     path(
         "account/security/sessions/<int:session_id>/end/",
         views.account_session_end,

@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 DB_NAME = "panel_api_bench"
 
 
-def prepare_environment() -> None:
+def prepare_environment(db_name: str = DB_NAME, *, debug: bool = True) -> None:
+    """(Re)create and migrate `db_name`, and point DATABASE_URL and the settings at it."""
     url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/panel")
     parts = urlsplit(url)
     if not parts.scheme.startswith("postgres"):
@@ -44,10 +45,10 @@ def prepare_environment() -> None:
     import psycopg
 
     with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{DB_NAME}"))
-    os.environ["DEBUG"] = "true"
+        conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {db_name}")
+    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{db_name}"))
+    os.environ["DEBUG"] = "true" if debug else "false"
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.api_v2_settings"
     subprocess.run(

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import Category, Service
+from catalog.order_types import OrderType
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, quantize_money
 from orders.models import (
     POLLED_STATUSES,
@@ -64,6 +65,16 @@ def order_list_for_user(*, user: User) -> QuerySet[Order]:
         .select_related("service", "service__category")
         .order_by("-id")
     )
+
+
+def order_list_drip_feed_for_user(*, user: User) -> QuerySet[Order]:
+    """The customer's drip-feed orders (those sent with `runs`), newest first."""
+    return order_list_for_user(user=user).filter(params__has_key="runs")
+
+
+def order_list_subscriptions_for_user(*, user: User) -> QuerySet[Order]:
+    """The customer's subscriptions (orders of a Subscriptions service), newest first."""
+    return order_list_for_user(user=user).filter(service__type=OrderType.SUBSCRIPTIONS)
 
 
 WEBHOOK_LOG_SHOWN = 50

@@ -7,7 +7,7 @@ Every read goes through orders.selectors.*_for_user, so another customer's order
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -39,7 +39,12 @@ from orders.models import (
     Order,
     Refill,
 )
-from orders.selectors import order_get_for_user, order_list_for_user
+from orders.selectors import (
+    order_get_for_user,
+    order_list_drip_feed_for_user,
+    order_list_for_user,
+    order_list_subscriptions_for_user,
+)
 from orders.services import (
     MassLine,
     OrderError,
@@ -50,6 +55,7 @@ from orders.services import (
     order_refill_request,
 )
 from orders.services.common import parse_id
+from orders.services.create import EXPIRY_FORMAT
 
 ORDERS_PAGE_SIZE = 25
 MAX_ID = 2**63 - 1
@@ -136,6 +142,10 @@ class OrderRow:
     progress: Progress
     can_refill: bool
     can_cancel: bool
+    # A refill / cancel asked and not answered yet: the row says so instead of hiding why
+    # the button is gone.
+    refill_requested: bool
+    cancel_requested: bool
 
 
 def _row(order: Order) -> OrderRow:
@@ -144,6 +154,8 @@ def _row(order: Order) -> OrderRow:
         progress=order_progress(order),
         can_refill=refill_allowed(order),
         can_cancel=cancel_allowed(order),
+        refill_requested=any(r.status in OPEN_REFILL_STATUSES for r in order.refills.all()),
+        cancel_requested=any(c.status in OPEN_CANCEL_STATUSES for c in order.cancel_requests.all()),
     )
 
 
@@ -425,6 +437,8 @@ def order_detail(request: AuthenticatedHttpRequest, order_id: int) -> HttpRespon
         "history": history,
         "poll": poll_seconds(),
         "params": _shown_params(order),
+        # The polled part is fetched from this page itself: its forms come back here.
+        "order_url": reverse("order_detail", args=[order.pk]),
     }
     return render(request, "orders/detail.html", context)
 
@@ -463,9 +477,21 @@ def order_refill(request: AuthenticatedHttpRequest, order_id: int) -> HttpRespon
 
 
 @customer_login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def order_cancel(request: AuthenticatedHttpRequest, order_id: int) -> HttpResponse:
+    """GET: the question ("Cancel order 12?"). POST with `confirmed=yes`: the cancel. A POST
+    without it (the list's button clicked without JavaScript, or before panel.js asked) gets
+    the question too, so a cancel never happens unasked."""
     order = _get_order(request, order_id)
+    if request.method == "GET" or request.POST.get("confirmed") != "yes":
+        params = request.POST if request.method == "POST" else request.GET
+        target = params.get("next", "")
+        if not url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            target = reverse("order_detail", args=[order.pk])
+        context = {"order": order, "row": _row(order), "next_url": target}
+        return render(request, "orders/cancel_confirm.html", context)
     try:
         order_cancel_request(user=request.user, order=order)
     except OrderError as exc:
@@ -477,3 +503,99 @@ def order_cancel(request: AuthenticatedHttpRequest, order_id: int) -> HttpRespon
             "not delivered is refunded once the provider confirms.",
         )
     return _back(request, order)
+
+
+# --- Drip-feed and subscriptions ---------------------------------------------------------------
+# The upstream `status` answer carries no run or post counts (only status, start count, remains
+# and charge: docs/orders.md), so both pages work them out from what the provider delivered.
+@dataclass(frozen=True)
+class DripFeedRow:
+    row: OrderRow
+    per_run: int  # the quantity typed: each run delivers it
+    runs: int
+    runs_done: int  # whole runs delivered, from the provider's remains
+    interval: int  # minutes between runs
+    next_run: datetime | None  # when the next run is due by the schedule; None once all are
+
+
+def _param_int(order: Order, name: str) -> int | None:
+    params = order.params if isinstance(order.params, dict) else {}
+    value = parse_id(str(params.get(name, "")))
+    return int(value) if value is not None else None
+
+
+def drip_feed_row(order: Order, now: datetime) -> DripFeedRow:
+    """Runs done = whole runs delivered (all of them once Completed); the next run is the
+    first one of the schedule (placement + k x interval) still ahead and not delivered."""
+    row = _row(order)
+    runs = _param_int(order, "runs") or 1
+    per_run = _param_int(order, "quantity") or max(order.quantity // runs, 1)
+    interval = _param_int(order, "interval") or 0
+    done = runs if order.status == Order.Status.COMPLETED else row.progress.delivered // per_run
+    done = min(done, runs)
+    next_run = None
+    start = order.submitted_at
+    if start is not None and not order.is_final and done < runs and interval:
+        ahead = -((start - now) // timedelta(minutes=interval))  # ceil of the runs started
+        step = max(done, ahead)
+        if step < runs:
+            next_run = start + step * timedelta(minutes=interval)
+    return DripFeedRow(row, per_run, runs, done, interval, next_run)
+
+
+@dataclass(frozen=True)
+class SubscriptionRow:
+    row: OrderRow
+    username: str
+    low: int  # units per post, min and max
+    high: int
+    posts: int | None  # new posts asked; None: unlimited
+    old_posts: int
+    posts_done: int  # posts surely served: delivered / max (all once Completed)
+    delay: int  # minutes
+    expiry: date | None
+
+
+def subscription_row(order: Order) -> SubscriptionRow:
+    row = _row(order)
+    params = order.params if isinstance(order.params, dict) else {}
+    high = _param_int(order, "max") or 1
+    posts = _param_int(order, "posts")
+    old_posts = _param_int(order, "old_posts") or 0
+    done = row.progress.delivered // high
+    if order.status == Order.Status.COMPLETED and posts is not None:
+        done = posts + old_posts
+    try:
+        expiry = datetime.strptime(str(params.get("expiry", "")), EXPIRY_FORMAT).date()
+    except ValueError:
+        expiry = None
+    return SubscriptionRow(
+        row=row,
+        username=str(params.get("username", order.link)),
+        low=_param_int(order, "min") or 0,
+        high=high,
+        posts=posts,
+        old_posts=old_posts,
+        posts_done=done if posts is None else min(done, posts + old_posts),
+        delay=_param_int(order, "delay") or 0,
+        expiry=expiry,
+    )
+
+
+@customer_login_required
+@require_GET
+def drip_feed_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    orders = with_history(order_list_drip_feed_for_user(user=request.user))
+    page = Paginator(orders, ORDERS_PAGE_SIZE).get_page(request.GET.get("page"))
+    now = timezone.now()
+    context = {"page": page, "items": [drip_feed_row(o, now) for o in page.object_list]}
+    return render(request, "orders/drip_feed.html", context)
+
+
+@customer_login_required
+@require_GET
+def subscription_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    orders = with_history(order_list_subscriptions_for_user(user=request.user))
+    page = Paginator(orders, ORDERS_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page": page, "items": [subscription_row(o) for o in page.object_list]}
+    return render(request, "orders/subscriptions.html", context)

@@ -6,6 +6,7 @@ from django.http import HttpRequest
 
 from accounts.middleware import admin_two_factor_exempt
 from accounts.notifications import notification_unread_count
+from accounts.views import theme_of
 
 
 def panel(request: HttpRequest) -> dict[str, Any]:
@@ -23,6 +24,8 @@ def panel(request: HttpRequest) -> dict[str, Any]:
         ),
         "PANEL_NAME": settings.PANEL_NAME,
         "PANEL_CURRENCY": settings.PANEL_CURRENCY,
+        # light / dark / auto: <html data-bs-theme> (base.html; auto resolved by panel/theme.js).
+        "PANEL_THEME": theme_of(request),
         # The admin's banner: this staff member skips the second factor (DEBUG only).
         "ADMIN_2FA_EXEMPT": exempt,
     }

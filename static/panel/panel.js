@@ -10,13 +10,20 @@ document.addEventListener("focusin", (event) => {
   }
 });
 
-// <form data-confirm="Question?">: ask before submitting (ending sessions). Without JavaScript
-// the form submits straight away, which is still a deliberate POST.
+// <form data-confirm="Question?">: ask before submitting (ending sessions, cancelling an order).
+// Without JavaScript the form submits straight away, which is still a deliberate POST; a form
+// with an <input data-confirmed> (an order's Cancel) gets "yes" in it once the customer agreed,
+// and without it the server asks on a page of its own.
 document.addEventListener("submit", (event) => {
   const form = event.target;
   if (form instanceof HTMLFormElement && form.hasAttribute("data-confirm")) {
     if (!window.confirm(form.getAttribute("data-confirm"))) {
       event.preventDefault();
+      return;
+    }
+    const confirmed = form.querySelector("input[data-confirmed]");
+    if (confirmed) {
+      confirmed.value = "yes";
     }
   }
 });

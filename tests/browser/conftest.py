@@ -46,8 +46,7 @@ def new_page(browser, live_server):
 
     def _new_page(viewport=DESKTOP, javascript=True, also_allow=(), color_scheme="light"):
         """`also_allow`: URL prefixes besides the panel's that the page may reach (a fake
-        payment gateway's checkout); `color_scheme`: the system preference the page sees
-        ("light" or "dark")."""
+        payment gateway's checkout); `color_scheme`: the device's light or dark preference."""
         allowed = (live_server.url, *also_allow)
         context = browser.new_context(
             viewport=viewport,

@@ -56,7 +56,7 @@ def make_data():
         cancel=True,
         description="Start: 0-1 hour\nSpeed: 5K/day\nRefill: 30 days",
     )
-    Service.objects.create(
+    cheap = Service.objects.create(
         name="Instagram Followers [No Refill] [Cheap]",
         category=followers,
         type="Default",
@@ -94,7 +94,41 @@ def make_data():
             )
         if status == "completed":
             Refill.objects.create(order=order, status="completed")
+    _drip_feed_and_subscription(user, cheap, comments)
     return user, default
+
+
+def _drip_feed_and_subscription(user, dripfeed_service, category):
+    """A drip-feed order two runs in and a subscription three posts in (the pages of issue 17)."""
+    now = timezone.now()
+    drip = order_create(
+        user=user,
+        service=dripfeed_service,
+        data={
+            "link": "https://instagram.com/shots.official",
+            "quantity": "200",
+            "runs": "5",
+            "interval": "60",
+        },
+    )
+    subscriptions = Service.objects.create(
+        name="Instagram Auto Likes [Subscription]",
+        category=category,
+        type="Subscriptions",
+        min=50,
+        max=5000,
+        rate=Decimal("0.15"),
+        cancel=True,
+    )
+    data = {"username": "shots.official", "min": "100", "max": "150", "delay": "30", "posts": "10"}
+    sub = order_create(user=user, service=subscriptions, data=data)
+    for order, remains in ((drip, 600), (sub, 1500 - 450)):
+        Order.objects.filter(pk=order.pk).update(
+            status="in_progress",
+            remains=remains,
+            upstream_order_id=f"u{order.pk}",
+            submitted_at=now - timedelta(minutes=90),
+        )
 
 
 def _ticket(user, order):
@@ -120,6 +154,10 @@ PAGES = [
     ("mass-order", "/mass-order/", True),
     ("orders", "/orders/", True),
     ("order-detail", "/orders/{order}/", True),
+    ("cancel-confirm", "/orders/{order}/cancel/", True),
+    ("drip-feed", "/orders/drip-feed/", True),
+    ("subscriptions", "/orders/subscriptions/", True),
+    ("colour-mode", "/account/theme/", False),
     ("services", "/services/", True),
     ("funds", "/funds/", True),
     ("add-funds", "/funds/add/", True),
@@ -143,7 +181,7 @@ def test_screenshots(new_page, screenshot_dir, width_name, viewport, scheme, set
     settings.SUPPORT_TICKETS_PER_HOUR = 1000  # the cache outlives the test database
     user, default = make_data()
     api_key_issue(user=user)
-    order = Order.objects.filter(user=user, status="in_progress").get()
+    order = Order.objects.filter(user=user, status="in_progress", service=default).get()
     ticket = _ticket(user, order)
     anonymous = new_page(viewport, color_scheme=scheme)
     page = new_page(viewport, color_scheme=scheme)

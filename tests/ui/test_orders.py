@@ -312,7 +312,8 @@ def test_refill_request_and_history(alice_client, default_service, place):
 def test_cancel_request(alice_client, default_service, place):
     order = place(default_service, status="in_progress")
     response = alice_client.post(
-        reverse("order_cancel", args=[order.pk]), {"next": "https://evil.example.com/"}
+        reverse("order_cancel", args=[order.pk]),
+        {"next": "https://evil.example.com/", "confirmed": "yes"},
     )
     assert response["Location"] == reverse("order_detail", args=[order.pk])  # no open redirect
     assert CancelRequest.objects.filter(order=order).count() == 1
@@ -481,7 +482,7 @@ def test_a_manual_services_order_shows_cancel_since_the_service_accepts_it(
     assert order.status == Order.Status.MANUAL
     body = alice_client.get(reverse("orders")).content.decode()
     assert reverse("order_cancel", args=[order.pk]) in body
-    alice_client.post(reverse("order_cancel", args=[order.pk]))
+    alice_client.post(reverse("order_cancel", args=[order.pk]), {"confirmed": "yes"})
     order.refresh_from_db()
     assert order.status == Order.Status.CANCELED and balance(alice) == Decimal("50.00000")
 
