@@ -2,6 +2,7 @@ import re
 import secrets
 from decimal import Decimal
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
@@ -24,6 +25,7 @@ from accounts.forms import BalanceChangeForm
 from accounts.models import (
     AdminAuditLog,
     ApiKey,
+    DisplayCurrency,
     LedgerEntry,
     LoginEvent,
     Notification,
@@ -45,6 +47,7 @@ from accounts.services import (
     customer_suspend,
     customer_unsuspend,
 )
+from accounts.templatetags.panel_ui import money_column
 from catalog.models import CustomerDiscount, CustomerRate
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
 from content.admin import terms_acceptance_table
@@ -369,8 +372,8 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         "created_at",
         "user",
         "kind",
-        "amount",
-        "balance_after",
+        money_column("amount", "amount", signed=True),
+        money_column("balance_after", "balance after"),
         "order_ref",
         "memo",
     )
@@ -598,3 +601,19 @@ class UserSessionAdmin(admin.ModelAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         ended = user_sessions_end_by_staff(who=staff_user(request), session_ids=ids)
         self.message_user(request, f"{ended} session(s) ended.", messages.SUCCESS)
+
+
+@admin.register(DisplayCurrency)
+class DisplayCurrencyAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    """The currencies customers may read prices and their balance in (docs/money.md)."""
+
+    list_display = ("code", "rate", "enabled", "updated_at")
+    list_editable = ("rate", "enabled")
+    fields = ("code", "rate", "enabled", "updated_at")
+    readonly_fields = ("updated_at",)
+
+    def save_model(
+        self, request: HttpRequest, obj: DisplayCurrency, form: forms.ModelForm, change: bool
+    ) -> None:
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)

@@ -29,7 +29,7 @@ from accounts.models import (
     ip_allowlist_clean,
 )
 from accounts.notifications import notify_if_balance_low
-from accounts.selectors import ledger_recent_staff_entry
+from accounts.selectors import display_currency_list, ledger_recent_staff_entry
 from accounts.tiers import price_terms_forget
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, quantize_money
 
@@ -498,3 +498,19 @@ def api_key_set_allowlist(*, api_key: ApiKey, allowed_ips: list[str]) -> ApiKey:
     api_key.full_clean(validate_unique=False)
     api_key.save(update_fields=["allowed_ips"])
     return api_key
+
+
+class DisplayCurrencyError(ValueError):
+    """A display currency staff do not offer."""
+
+
+def user_set_display_currency(*, user: User, code: str) -> User:
+    """Show `user` prices and the balance in `code` ("" for the panel's own currency).
+
+    Raises DisplayCurrencyError for a code staff do not offer (or no longer offer)."""
+    code = code.strip().upper()
+    if code and not display_currency_list().filter(code=code).exists():
+        raise DisplayCurrencyError(f"{code} is not one of the currencies offered.")
+    user.display_currency = code
+    user.save(update_fields=["display_currency"])
+    return user

@@ -410,7 +410,9 @@ class CatalogSettingsAdmin(AuditedAdminMixin, admin.ModelAdmin):
         self, request: HttpRequest, obj: CatalogSettings, form: forms.ModelForm, change: bool
     ) -> None:
         super().save_model(request, obj, form, change)
-        if {"default_markup_percent", "price_rise_hold_percent"}.intersection(form.changed_data):
+        repricing = {"default_markup_percent", "price_rise_hold_percent", "rate_rounding"}
+        repricing |= {"rate_rounding_step", "rate_rounding_digits"}
+        if repricing.intersection(form.changed_data):
             count = catalog_reprice_services(changed_by=staff_user(request))
             self.message_user(request, f"{count} services re-priced.")
 

@@ -98,8 +98,8 @@ def test_the_add_funds_page_lists_the_rules_beside_each_method(client, alice):
     client.force_login(alice)
     html = client.get(reverse("funds_add")).content.decode()
     help_text = html.split('id="method-manual-help">', 1)[1].split("</div>", 1)[0]
-    assert "+5 % bonus on deposits from 100.00 USD" in help_text
-    assert "+2.50 % bonus on deposits from 10.00 USD" in help_text
+    assert "+5 % bonus on deposits from $100.00" in help_text
+    assert "+2.50 % bonus on deposits from $10.00" in help_text
     assert "+9 %" not in help_text and "+50 %" not in help_text
 
 
