@@ -3,6 +3,7 @@ import secrets
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
@@ -49,7 +50,7 @@ from accounts.services import (
 )
 from accounts.templatetags.panel_ui import money_column
 from catalog.models import CustomerDiscount, CustomerRate
-from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
+from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, money_text
 from content.admin import terms_acceptance_table
 from orders.models import Order
 
@@ -91,6 +92,10 @@ def _spent_subquery() -> Subquery:
 def _order_count_subquery() -> Subquery:
     orders = Order.objects.filter(user=OuterRef("pk")).order_by().values("user")
     return Subquery(orders.annotate(n=Count("id")).values("n"))
+
+
+def _signed(amount: Decimal) -> str:
+    return money_text(amount, settings.PANEL_CURRENCY, signed=True)
 
 
 @admin.register(User)
@@ -354,13 +359,14 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         if done.replayed:
             self.message_user(
                 request,
-                f"This form was already submitted: {entry.amount:+} is in the ledger once.",
+                f"This form was already submitted: {_signed(entry.amount)} is in the ledger once.",
                 messages.WARNING,
             )
             return
         self.message_user(
             request,
-            f"{entry.amount:+} written to the ledger; the balance is {entry.balance_after}.",
+            f"{_signed(entry.amount)} written to the ledger; the balance is "
+            f"{money_text(entry.balance_after, settings.PANEL_CURRENCY)}.",
             messages.SUCCESS,
         )
 

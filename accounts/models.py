@@ -16,7 +16,14 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 from django.utils import timezone
 
-from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, RATE_DIGITS, RATE_PLACES, DisplayRate
+from catalog.pricing import (
+    MONEY_DIGITS,
+    MONEY_PLACES,
+    RATE_DIGITS,
+    RATE_PLACES,
+    DisplayRate,
+    money_text,
+)
 
 
 class User(AbstractUser):
@@ -124,7 +131,7 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount:+} for {self.user_id}"
+        return f"{self.kind} {money_text(self.amount, settings.PANEL_CURRENCY, signed=True)} for {self.user_id}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
@@ -376,7 +383,7 @@ class Payment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.method} {self.amount} {self.currency} ({self.status}) #{self.pk}"
+        return f"{self.method} {money_text(self.amount, self.currency)} ({self.status}) #{self.pk}"
 
     @property
     def total(self) -> Decimal:
