@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def odd_upstream():
-    """Costs whose 50 % markup gives rates like 4.99995 (3.3333 × 1.5)."""
+    """Costs whose 50 % markup gives rates like 4.99995 (3.3333 * 1.5)."""
     with CatalogServer([item(1, rate="3.3333"), item(2, rate="0.0021")]) as server:
         yield server
 
