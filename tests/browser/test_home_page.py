@@ -56,7 +56,9 @@ def test_header_with_a_display_currency_stays_on_one_row(new_page, alice):
     balance = page.locator("header").get_by_title("Your balance")
     expect(balance).to_contain_text("€46.00")
     log_out = page.locator("header").get_by_role("button", name="Log out")
-    rows = {round(b["y"] + b["height"] / 2) for b in (balance.bounding_box(), log_out.bounding_box())}
+    rows = {
+        round(b["y"] + b["height"] / 2) for b in (balance.bounding_box(), log_out.bounding_box())
+    }
     assert max(rows) - min(rows) <= 2, rows
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     expect(page.get_by_text("€46.00 ($50.00)").first).to_be_visible()  # the balance card
