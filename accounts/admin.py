@@ -38,6 +38,7 @@ from accounts.security import user_sessions_end_by_staff
 from accounts.selectors import api_key_list_stale
 from accounts.services import (
     AdjustmentPreview,
+    DisplayRatesError,
     InsufficientFunds,
     InvalidAmount,
     RepeatedAdjustment,
@@ -47,6 +48,7 @@ from accounts.services import (
     balance_adjust_preview,
     customer_suspend,
     customer_unsuspend,
+    display_currency_rates_update,
 )
 from accounts.templatetags.panel_ui import money_column
 from catalog.models import CustomerDiscount, CustomerRate
@@ -617,6 +619,16 @@ class DisplayCurrencyAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_editable = ("rate", "enabled")
     fields = ("code", "rate", "enabled", "updated_at")
     readonly_fields = ("updated_at",)
+    actions = ("update_rates_from_source",)
+
+    @admin.action(description="Update every enabled rate from DISPLAY_CURRENCY_RATES_URL now")
+    def update_rates_from_source(self, request: HttpRequest, queryset: QuerySet) -> None:
+        try:
+            changed = display_currency_rates_update()
+        except DisplayRatesError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, f"{changed} rates changed.", messages.SUCCESS)
 
     def save_model(
         self, request: HttpRequest, obj: DisplayCurrency, form: forms.ModelForm, change: bool
