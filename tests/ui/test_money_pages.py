@@ -228,3 +228,18 @@ def test_logout_by_get_shows_a_page_with_a_log_out_button(alice_client):
     assert response.status_code == 200
     assert 'method="post"' in body and f'action="{reverse("account_logout")}"' in body
     assert ">Log out<" in body.replace("\n", "")
+
+
+# --- admin -------------------------------------------------------------------------------------
+
+
+def test_admin_lists_show_money_in_the_format(client, staff, alice):
+    client.force_login(staff)
+    ledger = client.get(reverse("admin:accounts_ledgerentry_changelist")).content.decode()
+    assert "+$50.00" in ledger and "50.00000" not in ledger
+    # The money column sorts by its field.
+    ordered = client.get(reverse("admin:accounts_ledgerentry_changelist") + "?o=5")
+    assert ordered.status_code == 200
+    payments = client.get(reverse("admin:accounts_payment_changelist"))
+    orders = client.get(reverse("admin:orders_order_changelist"))
+    assert payments.status_code == 200 and orders.status_code == 200
