@@ -379,6 +379,7 @@ CELERY_TASK_ROUTES = {
     "orders.tasks.provider_send_refills": {"queue": "provider_io"},
     "orders.tasks.provider_send_cancels": {"queue": "provider_io"},
     "accounts.tasks.payments_reconcile_sweep": {"queue": "provider_io"},  # reads gateways
+    "accounts.tasks.display_currency_rates_update_sweep": {"queue": "provider_io"},  # a rates URL
     "orders.tasks.webhook_deliver": {"queue": "provider_io"},  # posts to resellers' servers
     # Old names of the three above, registered for one release (see orders/tasks.py).
     "orders.tasks.provider_poll_orders": {"queue": "provider_io"},
