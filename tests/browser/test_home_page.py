@@ -43,7 +43,7 @@ def test_home_page_sells_on_a_phone(new_page, screenshot_dir):
     expect(page.get_by_role("link", name="FAQ", exact=True).first).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.screenshot(path=str(screenshot_dir / "home-visitor-390.png"), full_page=True)
-    page.get_by_role("link", name="Create a free account").click()
+    page.get_by_role("link", name="Create an account").first.click()
     page.wait_for_url("**/accounts/signup/")
 
 
