@@ -71,14 +71,19 @@ def rate(value: Any, arg: Currency = None) -> str:
 
 
 def money_column(
-    field: str, description: str, *, currency_field: str = "", signed: bool = False
+    field: str,
+    description: str,
+    *,
+    currency_field: str = "",
+    signed: bool = False,
+    places: int = MONEY_PLACES,
 ) -> Callable[[Any], str]:
     """An admin list column showing `field` in the money format ("$20.00"; in the row's
     `currency_field` when given), sortable by the field: `list_display = (money_column(...),)`."""
 
     def column(obj: Any) -> str:
         currency = getattr(obj, currency_field) if currency_field else settings.PANEL_CURRENCY
-        return money_text(getattr(obj, field), currency, signed=signed)
+        return money_text(getattr(obj, field), currency, signed=signed, places=places)
 
     column.short_description = description  # type: ignore[attr-defined]  # admin reads it
     column.admin_order_field = field  # type: ignore[attr-defined]

@@ -243,3 +243,11 @@ def test_admin_lists_show_money_in_the_format(client, staff, alice):
     payments = client.get(reverse("admin:accounts_payment_changelist"))
     orders = client.get(reverse("admin:orders_order_changelist"))
     assert payments.status_code == 200 and orders.status_code == 200
+
+
+def test_admin_service_list_shows_rates_in_the_format(client, staff, default_service):
+    client.force_login(staff)
+    page = client.get(reverse("admin:catalog_service_changelist")).content.decode()
+    # Rate 2.00, cost 1.0 (upstream rate at exchange rate 1), margin +1.00.
+    assert "$2.00" in page and "$1.00" in page and "+$1.00" in page
+    assert "2.00000000" not in page
