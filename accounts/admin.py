@@ -2,6 +2,8 @@ import re
 import secrets
 from decimal import Decimal
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
@@ -24,6 +26,7 @@ from accounts.forms import BalanceChangeForm
 from accounts.models import (
     AdminAuditLog,
     ApiKey,
+    DisplayCurrency,
     LedgerEntry,
     LoginEvent,
     Notification,
@@ -35,6 +38,7 @@ from accounts.security import user_sessions_end_by_staff
 from accounts.selectors import api_key_list_stale
 from accounts.services import (
     AdjustmentPreview,
+    DisplayRatesError,
     InsufficientFunds,
     InvalidAmount,
     RepeatedAdjustment,
@@ -44,9 +48,11 @@ from accounts.services import (
     balance_adjust_preview,
     customer_suspend,
     customer_unsuspend,
+    display_currency_rates_update,
 )
+from accounts.templatetags.panel_ui import money_column
 from catalog.models import CustomerDiscount, CustomerRate
-from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
+from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, money_text
 from content.admin import terms_acceptance_table
 from orders.models import Order
 
@@ -88,6 +94,10 @@ def _spent_subquery() -> Subquery:
 def _order_count_subquery() -> Subquery:
     orders = Order.objects.filter(user=OuterRef("pk")).order_by().values("user")
     return Subquery(orders.annotate(n=Count("id")).values("n"))
+
+
+def _signed(amount: Decimal) -> str:
+    return money_text(amount, settings.PANEL_CURRENCY, signed=True)
 
 
 @admin.register(User)
@@ -351,13 +361,14 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         if done.replayed:
             self.message_user(
                 request,
-                f"This form was already submitted: {entry.amount:+} is in the ledger once.",
+                f"This form was already submitted: {_signed(entry.amount)} is in the ledger once.",
                 messages.WARNING,
             )
             return
         self.message_user(
             request,
-            f"{entry.amount:+} written to the ledger; the balance is {entry.balance_after}.",
+            f"{_signed(entry.amount)} written to the ledger; the balance is "
+            f"{money_text(entry.balance_after, settings.PANEL_CURRENCY)}.",
             messages.SUCCESS,
         )
 
@@ -369,8 +380,8 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         "created_at",
         "user",
         "kind",
-        "amount",
-        "balance_after",
+        money_column("amount", "amount", signed=True),
+        money_column("balance_after", "balance after"),
         "order_ref",
         "memo",
     )
@@ -598,3 +609,29 @@ class UserSessionAdmin(admin.ModelAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         ended = user_sessions_end_by_staff(who=staff_user(request), session_ids=ids)
         self.message_user(request, f"{ended} session(s) ended.", messages.SUCCESS)
+
+
+@admin.register(DisplayCurrency)
+class DisplayCurrencyAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    """The currencies customers may read prices and their balance in (docs/money.md)."""
+
+    list_display = ("code", "rate", "enabled", "updated_at")
+    list_editable = ("rate", "enabled")
+    fields = ("code", "rate", "enabled", "updated_at")
+    readonly_fields = ("updated_at",)
+    actions = ("update_rates_from_source",)
+
+    @admin.action(description="Update every enabled rate from DISPLAY_CURRENCY_RATES_URL now")
+    def update_rates_from_source(self, request: HttpRequest, queryset: QuerySet) -> None:
+        try:
+            changed = display_currency_rates_update()
+        except DisplayRatesError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, f"{changed} rates changed.", messages.SUCCESS)
+
+    def save_model(
+        self, request: HttpRequest, obj: DisplayCurrency, form: forms.ModelForm, change: bool
+    ) -> None:
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)

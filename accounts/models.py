@@ -16,7 +16,14 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 from django.utils import timezone
 
-from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
+from catalog.pricing import (
+    MONEY_DIGITS,
+    MONEY_PLACES,
+    RATE_DIGITS,
+    RATE_PLACES,
+    DisplayRate,
+    money_text,
+)
 
 
 class User(AbstractUser):
@@ -26,6 +33,9 @@ class User(AbstractUser):
     timezone = models.CharField(
         max_length=64, default="UTC", help_text="Times on the customer's pages are shown in it."
     )
+    # A DisplayCurrency code the customer reads prices and the balance in ("" or a code staff
+    # no longer offer: the panel's currency). Charges and the ledger stay in the panel's.
+    display_currency = models.CharField(max_length=3, blank=True, default="")
 
     class Theme(models.TextChoices):
         AUTO = "auto", "Auto (as the device)"
@@ -133,7 +143,7 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount:+} for {self.user_id}"
+        return f"{self.kind} {money_text(self.amount, settings.PANEL_CURRENCY, signed=True)} for {self.user_id}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
@@ -385,7 +395,7 @@ class Payment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.method} {self.amount} {self.currency} ({self.status}) #{self.pk}"
+        return f"{self.method} {money_text(self.amount, self.currency)} ({self.status}) #{self.pk}"
 
     @property
     def total(self) -> Decimal:
@@ -571,6 +581,48 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"session of {self.user_id} from {self.ip or '?'}"
+
+
+class DisplayCurrency(models.Model):
+    """A currency customers may read prices and their balance in (their settings page), at a
+    rate staff set: `rate` units of it for one unit of the panel's currency. Display only:
+    charges, payments and the ledger stay in the panel's currency (docs/money.md)."""
+
+    code = models.CharField(
+        max_length=3, unique=True, help_text="ISO 4217 code in capitals, e.g. EUR."
+    )
+    rate = models.DecimalField(
+        max_digits=RATE_DIGITS,
+        decimal_places=RATE_PLACES,
+        validators=[MinValueValidator(Decimal("0.00000001"))],
+        help_text="Units of this currency for one unit of the panel's currency, e.g. 0.921.",
+    )
+    enabled = models.BooleanField(default=True, help_text="Offered to customers.")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "display currencies"
+        constraints = [
+            models.CheckConstraint(condition=Q(rate__gt=0), name="display_currency_rate_positive"),
+            models.CheckConstraint(
+                condition=Q(code__regex=r"^[A-Z]{3}$"), name="display_currency_code_iso"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    def clean(self) -> None:
+        self.code = (self.code or "").strip().upper()
+        if len(self.code) != 3 or not self.code.isalpha() or not self.code.isascii():
+            raise ValidationError({"code": "Three letters, the ISO 4217 code (e.g. EUR)."})
+        if self.code == settings.PANEL_CURRENCY.upper():
+            raise ValidationError({"code": "That is the panel's own currency."})
+
+    @property
+    def display_rate(self) -> DisplayRate:
+        return DisplayRate(self.code, self.rate)
 
 
 class Tier(models.Model):

@@ -71,32 +71,34 @@ def _admin_link(name: str, key: str) -> Callable[[Mapping[str, Any]], str]:
     return lambda context: reverse(f"admin:{name}", args=[context[key]])
 
 
+def _nonzero(amount: object) -> bool:
+    """Whether a stored amount ("$2.00", or "2.00" in a notice from before the money format)
+    is other than zero."""
+    return amount is not None and any(c in "123456789" for c in str(amount))
+
+
 def _paid_phrases(context: Mapping[str, Any]) -> dict[str, str]:
     """The bonus and the balance after it, as the mail says them (when they are known)."""
     bonus, balance = context.get("bonus"), context.get("balance")
-    currency = context.get("currency", settings.PANEL_CURRENCY)
-    with_bonus = bonus not in (None, "", "0.00")
     return {
-        "bonus_phrase": f", plus a bonus of {bonus} {currency}" if with_bonus else "",
-        "balance_phrase": f" Your balance is now {balance} {currency}."
-        if balance not in (None, "")
-        else "",
+        "bonus_phrase": f", plus a bonus of {bonus}" if _nonzero(bonus) else "",
+        "balance_phrase": f" Your balance is now {balance}." if balance not in (None, "") else "",
     }
 
 
 EVENTS: dict[str, EventKind] = {
     E.PAYMENT_RECEIVED: EventKind(
         CUSTOMER,
-        "Payment received: {amount} {currency}",
-        "{amount} {currency} were added to your balance{bonus_phrase} (payment #{payment_id})."
+        "Payment received: {amount}",
+        "{amount} were added to your balance{bonus_phrase} (payment #{payment_id})."
         "{balance_phrase}",
         lambda c: reverse("payment_detail", args=[c["payment_public_id"]]),
         derive=_paid_phrases,
     ),
     E.ORDER_REFUNDED: EventKind(
         CUSTOMER,
-        "Order {order_id} {status}: {refund} {currency} refunded",
-        "Order {order_id} ended {status}; {refund} {currency} went back to your balance.",
+        "Order {order_id} {status}: {refund} refunded",
+        "Order {order_id} ended {status}; {refund} went back to your balance.",
         _order_link,
     ),
     E.REFILL_DONE: EventKind(
@@ -113,14 +115,14 @@ EVENTS: dict[str, EventKind] = {
     ),
     E.BALANCE_LOW: EventKind(
         CUSTOMER,
-        "Your balance is below {threshold} {currency}",
-        "After {cause} your balance is {balance} {currency}.",
+        "Your balance is below {threshold}",
+        "After {cause} your balance is {balance}.",
         lambda c: reverse("funds_add"),
     ),
     E.PROVIDER_BALANCE_LOW: EventKind(
         STAFF,
         "Provider {provider} is low on balance",
-        "The balance at {provider} is {balance} {provider_currency}, under {threshold}.",
+        "The balance at {provider} is {balance}, under {threshold}.",
         _admin_link("providers_provider_change", "provider_id"),
     ),
     E.PROVIDER_OUT_OF_FUNDS: EventKind(
@@ -156,11 +158,15 @@ class NotificationError(ValueError):
 
 
 def _plain(context: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The context as stored (JSON) and shown: amounts as the panel writes them."""
+    """The context as stored (JSON) and shown: amounts as the panel writes them ("$20.00"), in
+    the panel's currency, or the one the context names (`currency`, or `provider_currency` for
+    a provider's amounts)."""
     plain: dict[str, Any] = {"currency": settings.PANEL_CURRENCY}
-    for key, value in (context or {}).items():
+    given = context or {}
+    currency = given.get("provider_currency") or given.get("currency") or settings.PANEL_CURRENCY
+    for key, value in given.items():
         if isinstance(value, Decimal):
-            value = money_text(value)
+            value = money_text(value, currency)
         elif not isinstance(value, str | int | float | bool | type(None)):
             value = str(value)
         plain[key] = value
@@ -423,6 +429,7 @@ def _message(
     title, message, url = _texts(kind, event, context)
     values = {
         **context,
+        "has_bonus": _nonzero(context.get("bonus")),
         "title": title,
         "message": message,
         "link": _absolute(url),

@@ -34,6 +34,7 @@ from accounts.referrals import (
     referrer_percent,
     transfer_token,
 )
+from catalog.pricing import money_text
 
 # A link opened again and again from one address counts as a visit this many times an hour.
 VISITS_PER_ADDRESS_PER_HOUR = 3
@@ -136,7 +137,8 @@ def referral_transfer(request: AuthenticatedHttpRequest) -> HttpResponse:
             form.add_error("amount", str(exc))
         else:
             messages.success(
-                request, f"{done.amount} {settings.PANEL_CURRENCY} moved to your balance."
+                request,
+                f"{money_text(done.amount, settings.PANEL_CURRENCY)} moved to your balance.",
             )
             return redirect("referrals")
     return _page(request, transfer=form)

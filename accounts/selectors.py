@@ -13,7 +13,16 @@ from django.core.cache import cache
 from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
-from accounts.models import ApiKey, LedgerEntry, Payment, PaymentCallback, User, Wallet
+from accounts.models import (
+    ApiKey,
+    DisplayCurrency,
+    LedgerEntry,
+    Payment,
+    PaymentCallback,
+    User,
+    Wallet,
+)
+from catalog.pricing import DisplayRate
 
 
 def api_key_get_user(*, raw_key: str) -> User | None:
@@ -30,6 +39,20 @@ def api_key_get_user(*, raw_key: str) -> User | None:
     if api_key is None or not hmac.compare_digest(api_key.key_hash, digest):
         return None
     return api_key.user
+
+
+def display_currency_list() -> QuerySet[DisplayCurrency]:
+    """The currencies customers may pick to read prices in (staff's enabled ones)."""
+    return DisplayCurrency.objects.filter(enabled=True).order_by("code")
+
+
+def display_rate_for_user(*, user: User) -> DisplayRate | None:
+    """The customer's display currency and its rate, or None (the panel's currency): no query
+    for a customer who never chose one; a code staff disabled or removed falls back too."""
+    if not user.display_currency:
+        return None
+    row = display_currency_list().filter(code=user.display_currency).first()
+    return row.display_rate if row is not None else None
 
 
 def ledger_list_for_user(*, user: User) -> QuerySet[LedgerEntry]:

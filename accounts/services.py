@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+import requests
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -23,15 +24,16 @@ from accounts.audit import audit_record, audit_record_selection, audit_selection
 from accounts.models import (
     AdminAuditLog,
     ApiKey,
+    DisplayCurrency,
     LedgerEntry,
     User,
     Wallet,
     ip_allowlist_clean,
 )
 from accounts.notifications import notify_if_balance_low
-from accounts.selectors import ledger_recent_staff_entry
+from accounts.selectors import display_currency_list, ledger_recent_staff_entry
 from accounts.tiers import price_terms_forget
-from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, quantize_money
+from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, parse_money, quantize_money, quantize_rate
 
 logger = logging.getLogger(__name__)
 MAX_AMOUNT = Decimal(10) ** (MONEY_DIGITS - MONEY_PLACES) - 1
@@ -498,3 +500,76 @@ def api_key_set_allowlist(*, api_key: ApiKey, allowed_ips: list[str]) -> ApiKey:
     api_key.full_clean(validate_unique=False)
     api_key.save(update_fields=["allowed_ips"])
     return api_key
+
+
+class DisplayCurrencyError(ValueError):
+    """A display currency staff do not offer."""
+
+
+def user_set_display_currency(*, user: User, code: str) -> User:
+    """Show `user` prices and the balance in `code` ("" for the panel's own currency).
+
+    Raises DisplayCurrencyError for a code staff do not offer (or no longer offer)."""
+    code = code.strip().upper()
+    if code and not display_currency_list().filter(code=code).exists():
+        raise DisplayCurrencyError(f"{code} is not one of the currencies offered.")
+    user.display_currency = code
+    user.save(update_fields=["display_currency"])
+    return user
+
+
+class DisplayRatesError(Exception):
+    """The rates source could not be read or did not say what is needed; nothing was written."""
+
+
+def display_currency_rates_update(*, url: str = "", timeout: float = 10.0) -> int:
+    """Set every enabled display currency's rate from the JSON source at `url` (default:
+    DISPLAY_CURRENCY_RATES_URL), `{"base": "USD", "rates": {"EUR": 0.92}}`, the base being the
+    panel's currency. All or nothing: raises DisplayRatesError naming what is wrong (no source,
+    network, not JSON, another base, a currency missing or not a positive number). Returns how
+    many rates changed."""
+    url = url or settings.DISPLAY_CURRENCY_RATES_URL
+    if not url:
+        raise DisplayRatesError(
+            "No DISPLAY_CURRENCY_RATES_URL is set: staff set the rates in admin."
+        )
+    rates = _rates_from_source(url, timeout)
+    rows = list(DisplayCurrency.objects.filter(enabled=True).order_by("code"))
+    missing = [row.code for row in rows if row.code not in rates]
+    if missing:
+        raise DisplayRatesError(f"{url} gives no rate for {', '.join(missing)}.")
+    changed = [row for row in rows if row.rate != rates[row.code]]
+    now = timezone.now()
+    for row in changed:
+        row.rate, row.updated_at = rates[row.code], now
+    DisplayCurrency.objects.bulk_update(changed, ["rate", "updated_at"])
+    return len(changed)
+
+
+def _rates_from_source(url: str, timeout: float) -> dict[str, Decimal]:
+    try:
+        response = requests.get(url, timeout=timeout, headers={"Accept": "application/json"})
+        response.raise_for_status()
+        body = response.json(parse_float=Decimal)
+    except ValueError:  # requests' JSONDecodeError is a RequestException too: first
+        raise DisplayRatesError(f"{url} did not answer JSON.") from None
+    except requests.RequestException as exc:
+        raise DisplayRatesError(f"Could not read {url}: {exc}") from None
+    raw = body.get("rates") if isinstance(body, dict) else None
+    if not isinstance(raw, dict):
+        raise DisplayRatesError(f'{url} has no "rates" object.')
+    base = str(body.get("base") or body.get("base_code") or settings.PANEL_CURRENCY).upper()
+    if base != settings.PANEL_CURRENCY.upper():
+        raise DisplayRatesError(f"{url} gives rates for {base}, not {settings.PANEL_CURRENCY}.")
+    rates = {}
+    for code, value in raw.items():
+        try:
+            rate = quantize_rate(parse_money(value))
+        except ValueError:
+            raise DisplayRatesError(
+                f"{url}: the rate of {code} is not a number ({value!r})."
+            ) from None
+        if rate <= 0:
+            raise DisplayRatesError(f"{url}: the rate of {code} is not above zero ({value!r}).")
+        rates[str(code).upper()] = rate
+    return rates

@@ -24,7 +24,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.coupons import CouponError, coupon_redeem
-from accounts.forms import ApiKeyAllowlistForm, RedeemCodeForm, TimezoneForm
+from accounts.forms import ApiKeyAllowlistForm, DisplayCurrencyForm, RedeemCodeForm, TimezoneForm
 from accounts.middleware import AuthenticatedHttpRequest
 from accounts.models import ApiKey, LedgerEntry, Payment, User, UserSession
 from accounts.payments import METHOD_WORDS
@@ -36,11 +36,21 @@ from accounts.security import (
     user_session_list_for_user,
     user_sessions_end,
 )
-from accounts.selectors import ledger_list_for_user, payment_many_by_ref_for_user
-from accounts.services import api_key_issue, api_key_set_allowlist
+from accounts.selectors import (
+    display_currency_list,
+    ledger_list_for_user,
+    payment_many_by_ref_for_user,
+)
+from accounts.services import (
+    DisplayCurrencyError,
+    api_key_issue,
+    api_key_set_allowlist,
+    user_set_display_currency,
+)
 from accounts.tiers import tier_progress
 from catalog.order_types import TYPE_SPECS
-from catalog.pricing import money_text
+from catalog.pricing import money_number, money_text
+from catalog.selectors import category_showcase
 from orders.forms import PARAMS, WebhookForm
 from orders.models import WebhookEndpoint
 from orders.selectors import (
@@ -61,8 +71,12 @@ STATEMENT_PAGE_SIZE = 50
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    """A visitor's page that sells (the catalog's categories and lowest prices, how ordering
+    works, the API); a customer's dashboard (balance, orders, news)."""
     if not request.user.is_authenticated:
-        return render(request, "home.html", {})
+        return render(
+            request, "home.html", {"showcase": category_showcase(), "api_url": _api_url()}
+        )
     orders = order_list_for_user(user=request.user)
     context = {"recent_orders": orders[:5], "order_count": orders.count()}
     return render(request, "home.html", context)
@@ -87,23 +101,54 @@ def moved_to(name: str) -> Callable[..., HttpResponse]:
     return view
 
 
+def _currency_form(request: AuthenticatedHttpRequest) -> DisplayCurrencyForm:
+    panel = settings.PANEL_CURRENCY
+    offered = [
+        (c.code, f"{c.code}: {money_text(c.rate, c.code, places=8)} for {money_text(1, panel)}")
+        for c in display_currency_list()
+    ]
+    data = request.POST if request.POST.get("form") == "currency" else None
+    return DisplayCurrencyForm(
+        data,
+        offered=offered,
+        panel_currency=settings.PANEL_CURRENCY,
+        prefix="cur",
+        initial={"display_currency": request.user.display_currency},
+    )
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def account_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """The time zone form, and links to allauth's e-mail, password and two-factor pages."""
+    """The time zone and display currency forms, and links to allauth's e-mail, password and
+    two-factor pages."""
     user = request.user
-    form = TimezoneForm(request.POST or None, instance=user, prefix="tz")
-    if request.method == "POST" and form.is_valid():
+    currency_form = _currency_form(request)
+    posted = request.POST if request.POST.get("form") != "currency" else None
+    form = TimezoneForm(posted or None, instance=user, prefix="tz")
+    if currency_form.is_valid():
+        try:
+            user_set_display_currency(
+                user=user, code=currency_form.cleaned_data["display_currency"]
+            )
+        except DisplayCurrencyError as exc:
+            currency_form.add_error("display_currency", str(exc))
+        else:
+            messages.success(request, "Prices and your balance are now shown in that currency.")
+            return redirect("account_settings")
+    elif request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Times are now shown in your time zone.")
         return redirect("account_settings")
     context = {
         "form": form,
+        "currency_form": currency_form,
         "email_address": EmailAddress.objects.get_primary(user),
         "mfa_enabled": is_mfa_enabled(user),
         "tier": tier_progress(user=user),
     }
-    return render(request, "accounts/settings.html", context, status=400 if form.errors else 200)
+    invalid = form.errors or currency_form.errors
+    return render(request, "accounts/settings.html", context, status=400 if invalid else 200)
 
 
 @login_required
@@ -118,7 +163,9 @@ def funds(request: AuthenticatedHttpRequest) -> HttpResponse:
             form.add_error("code", str(exc))
         else:
             messages.success(
-                request, f"The code is redeemed: {money_text(entry.amount)} added to your balance."
+                request,
+                f"The code is redeemed: {money_text(entry.amount, settings.PANEL_CURRENCY)} "
+                "added to your balance.",
             )
             return redirect("funds")
     entries = ledger_list_for_user(user=request.user)
@@ -276,19 +323,13 @@ def funds_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     # The rows are written while the response streams, after UserTimezoneMiddleware has put the
     # default zone back: take the customer's zone now.
     tz = timezone.get_current_timezone()
+    currency = settings.PANEL_CURRENCY
 
     def rows() -> Iterator[str]:
         yield writer.writerow(
             [
-                "entry",
-                "date",
-                "type",
-                "amount",
-                "balance_after",
-                "order",
-                "memo",
-                "payment_ref",
-                "reason",
+                *("entry", "date", "type", "amount", "balance_after"),
+                *("order", "memo", "payment_ref", "reason", "currency"),
             ]
         )
         for row in _statement_stream(request.user, entries):
@@ -298,12 +339,14 @@ def funds_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
                     entry.pk,
                     timezone.localtime(entry.created_at, tz).isoformat(timespec="seconds"),
                     entry.get_kind_display(),
-                    f"{entry.amount}",
-                    f"{entry.balance_after}",
+                    # Numbers a spreadsheet reads, with the money format's decimals.
+                    money_number(entry.amount),
+                    money_number(entry.balance_after),
                     entry.order_ref or "",
                     _csv_cell(entry.memo),
                     _csv_cell(entry.payment_ref),
                     _csv_cell(row.reason),
+                    currency,
                 ]
             )
 
@@ -331,6 +374,10 @@ def api_docs(request: AuthenticatedHttpRequest) -> HttpResponse:
     return response
 
 
+def _api_url() -> str:
+    return settings.PANEL_PUBLIC_URL.rstrip("/") + "/api/v2"
+
+
 def _api_page_context(
     request: AuthenticatedHttpRequest,
     *,
@@ -345,7 +392,7 @@ def _api_page_context(
             initial={"allowed_ips": "\n".join(api_key.allowed_ips)}
         )
     return {
-        "api_url": settings.PANEL_PUBLIC_URL.rstrip("/") + "/api/v2",
+        "api_url": _api_url(),
         "api_key": api_key,
         "raw_key": raw_key,
         "allowlist_form": allowlist_form,

@@ -2,13 +2,13 @@ from decimal import Decimal
 from typing import TypedDict
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
 from catalog.order_types import OrderType
-from catalog.pricing import RATE_DIGITS, RATE_PLACES
+from catalog.pricing import RATE_DIGITS, RATE_PLACES, RateRounding, Rounding
 
 
 class DecimalSize(TypedDict):
@@ -34,12 +34,43 @@ class CatalogSettings(models.Model):
     auto_import_new_services = models.BooleanField(
         default=False, help_text="Import services that appear upstream into the panel at once."
     )
+    # How a rate computed from cost + markup is rounded (catalog.pricing.RateRounding); a fixed
+    # rate is staff's own and is never rounded. Changing it re-prices the catalog (admin).
+    rate_rounding = models.CharField(
+        max_length=12,
+        choices=[
+            (Rounding.NONE.value, "No rounding (up to 8 decimal places)"),
+            (Rounding.STEP.value, "To a multiple of the step per 1000"),
+            (Rounding.SIGNIFICANT.value, "To a number of significant digits"),
+        ],
+        default=Rounding.NONE.value,
+        help_text="Retail rates from cost + markup are rounded half up; never below the cost "
+        "(where selling below it is not allowed): there they round up.",
+    )
+    rate_rounding_step = models.DecimalField(
+        **RATE,
+        default=Decimal("0.01"),
+        validators=[MinValueValidator(Decimal("0.00000001"))],
+        help_text="For rounding to a step: e.g. 0.01 gives 5.00 instead of 4.99995.",
+    )
+    rate_rounding_digits = models.PositiveSmallIntegerField(
+        default=4,
+        validators=[MinValueValidator(1), MaxValueValidator(12)],
+        help_text="For significant digits: e.g. 4 gives 0.004999 and 12.35.",
+    )
 
     class Meta:
         verbose_name = verbose_name_plural = "catalog settings"
 
     def __str__(self) -> str:
         return "Catalog settings"
+
+    @property
+    def rounding(self) -> RateRounding:
+        """The rate rounding rule, as catalog.pricing applies it."""
+        return RateRounding(
+            Rounding(self.rate_rounding), self.rate_rounding_step, self.rate_rounding_digits
+        )
 
     @classmethod
     def load(cls) -> "CatalogSettings":

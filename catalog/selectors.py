@@ -1,9 +1,11 @@
 """Reads for the catalog: services as customers see them, with their own prices."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.core.cache import cache
+from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery
 
 from accounts.models import User
 from accounts.tiers import (
@@ -12,7 +14,15 @@ from accounts.tiers import (
     tier_annotations,
     total_spent_expression,
 )
-from catalog.models import CustomerDiscount, CustomerRate, Service, ServiceBackup, UpstreamService
+from catalog.models import (
+    Category,
+    CustomerDiscount,
+    CustomerRate,
+    Service,
+    ServiceBackup,
+    UpstreamService,
+)
+from catalog.order_types import TYPE_SPECS, QuantityFrom
 from catalog.pricing import CustomerPricing, convert_rate
 
 
@@ -23,6 +33,50 @@ def service_list_enabled() -> QuerySet[Service]:
         .select_related("category", "upstream", "upstream__provider")
         .order_by("category__sort_order", "category__name", "sort_order", "id")
     )
+
+
+# The home page's showcase: a few categories, read once a minute at most (the page is public).
+SHOWCASE_CATEGORIES = 8
+SHOWCASE_CACHE_KEY = "catalog:showcase:v1"
+SHOWCASE_CACHE_SECONDS = 60
+# Types priced per package, not per 1000: left out of a category's "from ... per 1000".
+PER_PACKAGE_TYPES = [
+    t.value for t, spec in TYPE_SPECS.items() if spec.quantity_from == QuantityFrom.PACKAGE
+]
+
+
+@dataclass(frozen=True)
+class CategoryShowcase:
+    """A category on sale as the home page shows it: its services on sale and the lowest
+    retail rate per 1000 among them (None when all are priced per package)."""
+
+    name: str
+    service_count: int
+    lowest_rate: Decimal | None
+
+
+def category_showcase(*, limit: int = SHOWCASE_CATEGORIES) -> list[CategoryShowcase]:
+    """The first `limit` categories on sale, in the catalog's order, with their lowest retail
+    rates: one query, cached for a minute (retail rates: a visitor has no discount)."""
+    cached = cache.get(SHOWCASE_CACHE_KEY)
+    if cached is not None:
+        return cached
+    on_sale = Q(services__is_enabled=True)
+    rows = (
+        Category.objects.filter(is_enabled=True)
+        .annotate(
+            service_count=Count("services", filter=on_sale),
+            lowest_rate=Min(
+                "services__rate", filter=on_sale & ~Q(services__type__in=PER_PACKAGE_TYPES)
+            ),
+        )
+        .filter(service_count__gt=0)
+        .order_by("sort_order", "name")
+        .values_list("name", "service_count", "lowest_rate")[:limit]
+    )
+    showcase = [CategoryShowcase(*row) for row in rows]
+    cache.set(SHOWCASE_CACHE_KEY, showcase, SHOWCASE_CACHE_SECONDS)
+    return showcase
 
 
 def service_get_enabled(*, service_id: int) -> Service | None:

@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.audit import audit_record, staff_user
 from accounts.models import AdminAuditLog, User
+from accounts.templatetags.panel_ui import money_column
 from orders.models import (
     CancelRequest,
     Order,
@@ -234,8 +235,8 @@ class OrderAdmin(admin.ModelAdmin):
         "service_name",
         "status",
         "public_status",
-        "charge",
-        "refunded",
+        money_column("charge", "charge"),
+        money_column("refunded", "refunded"),
         "provider",
         "upstream_order_id",
         "source",

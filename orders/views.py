@@ -27,6 +27,7 @@ from accounts.middleware import AuthenticatedHttpRequest, customer_login_require
 from accounts.services import InsufficientFunds
 from catalog.models import Category, Service
 from catalog.order_types import QuantityFrom
+from catalog.pricing import money_text
 from catalog.selectors import service_get_enabled, service_list_enabled, service_rates_for_user
 from orders.forms import PARAMS, MassOrderForm, OrderForm, OrderSearchForm, service_spec
 from orders.models import (
@@ -256,8 +257,8 @@ def _place(request: AuthenticatedHttpRequest, form: OrderForm, service: Service)
     except InsufficientFunds as exc:
         form.add_error(
             None,
-            f"Not enough funds: this order costs {exc.amount} "
-            f"{settings.PANEL_CURRENCY} and your balance is {exc.balance}.",
+            f"Not enough funds: this order costs {money_text(exc.amount, settings.PANEL_CURRENCY)}"
+            f" and your balance is {money_text(exc.balance, settings.PANEL_CURRENCY)}.",
         )
         return None
     return order
@@ -284,8 +285,8 @@ def order_new(request: AuthenticatedHttpRequest) -> HttpResponse:
                 if order is not None:
                     messages.success(
                         request,
-                        f"Order {order.pk} is placed: {order.charge} "
-                        f"{settings.PANEL_CURRENCY} was charged.",
+                        f"Order {order.pk} is placed: "
+                        f"{money_text(order.charge, settings.PANEL_CURRENCY)} was charged.",
                     )
                     return redirect("order_detail", order_id=order.pk)
         if form.errors:

@@ -379,6 +379,7 @@ CELERY_TASK_ROUTES = {
     "orders.tasks.provider_send_refills": {"queue": "provider_io"},
     "orders.tasks.provider_send_cancels": {"queue": "provider_io"},
     "accounts.tasks.payments_reconcile_sweep": {"queue": "provider_io"},  # reads gateways
+    "accounts.tasks.display_currency_rates_update_sweep": {"queue": "provider_io"},  # a rates URL
     "orders.tasks.webhook_deliver": {"queue": "provider_io"},  # posts to resellers' servers
     # Old names of the three above, registered for one release (see orders/tasks.py).
     "orders.tasks.provider_poll_orders": {"queue": "provider_io"},
@@ -401,6 +402,15 @@ if QUEUE_STALE_SECONDS < 1:
 # --- Panel ------------------------------------------------------------------------------------
 PANEL_NAME = env("PANEL_NAME", default="SMM Panel")
 PANEL_CURRENCY = env("PANEL_CURRENCY", default="USD")
+# Where the hourly task reads the display currencies' rates (docs/money.md): a JSON answer
+# {"base": "<PANEL_CURRENCY>", "rates": {"EUR": 0.92, ...}}. Empty: staff set them by hand.
+DISPLAY_CURRENCY_RATES_URL = env("DISPLAY_CURRENCY_RATES_URL", default="")
+if DISPLAY_CURRENCY_RATES_URL and not DISPLAY_CURRENCY_RATES_URL.startswith(
+    ("https://", "http://")
+):
+    raise ImproperlyConfigured(
+        f"DISPLAY_CURRENCY_RATES_URL must be an http(s) URL, got {DISPLAY_CURRENCY_RATES_URL!r}."
+    )
 PANEL_PUBLIC_URL = env("PANEL_PUBLIC_URL", default="http://127.0.0.1:8000")
 # Fernet key(s) that encrypt provider API keys at rest; the first one encrypts, all decrypt.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])

@@ -28,8 +28,9 @@ document.addEventListener("submit", (event) => {
   }
 });
 
-// Add funds: under each method with a fee (<div data-fee-percent="3" data-currency="USD">),
-// what the customer pays for the amount typed, e.g. "You pay 103.00 USD: 100.00 + 3.00 fee".
+// Add funds: under each method with a fee (<div data-fee-percent="3" data-money="$0.00">, the
+// money filter's format of zero), what the customer pays for the amount typed, in the panel's
+// money format, e.g. "You pay $103.00: $100.00 + $3.00 fee".
 // It reads the amount as the server does (digits, one "." or "," and at most 2 decimals) and
 // hides the line otherwise; the server's fee (rounded half up to cents) is the one charged.
 const panelCents = (cents) =>
@@ -45,9 +46,8 @@ function panelFeeTotals(form, raw) {
       continue;
     }
     const fee = Math.round((cents * Number(line.dataset.feePercent)) / 100);
-    const currency = line.dataset.currency;
-    line.textContent =
-      `You pay ${panelCents(cents + fee)} ${currency}: ${panelCents(cents)} + ${panelCents(fee)} fee`;
+    const money = (c) => (line.dataset.money || "0.00").replace("0.00", panelCents(c));
+    line.textContent = `You pay ${money(cents + fee)}: ${money(cents)} + ${money(fee)} fee`;
     line.hidden = false;
   }
 }

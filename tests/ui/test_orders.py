@@ -188,7 +188,7 @@ def test_live_quote_fragment(alice_client, alice, default_service):
             "quantity": "1500",
         },
     )
-    assert 'data-testid="charge">3.00 USD' in ok.content.decode()
+    assert 'data-testid="charge">$3.00' in ok.content.decode()
     missing = alice_client.post(url, {"service": default_service.pk, "token": "x"})
     assert "Fill in link, quantity" in missing.content.decode()
     bad = alice_client.post(

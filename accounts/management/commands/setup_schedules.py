@@ -111,6 +111,15 @@ DEFAULT_SCHEDULES = [
         description="Every hour at :23: held referral commissions past their hold period are "
         "released to their referrers (commission on spend is created here first).",
     ),
+    DefaultSchedule(
+        "Display currency rates",
+        "accounts.tasks.display_currency_rates_update_sweep",
+        minute="41",
+        expire_seconds=3000,
+        description="Every hour at :41: the display currencies' rates from "
+        "DISPLAY_CURRENCY_RATES_URL (does nothing without it; a failing source fails the run "
+        "and the old rates stay).",
+    ),
 ]
 
 
