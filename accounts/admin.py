@@ -1,18 +1,22 @@
 import re
 import secrets
 from decimal import Decimal
+from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-from django.db.models import Count, DecimalField, F, OuterRef, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 from accounts import (
     growth_admin,  # noqa: F401  (registers the tiers and coupons admin)
@@ -46,13 +50,33 @@ from accounts.services import (
     customer_unsuspend,
 )
 from catalog.models import CustomerDiscount, CustomerRate
-from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
+from catalog.pricing import money_text
 from content.admin import terms_acceptance_table
-from orders.models import Order
 
 RECENT_LEDGER_ROWS = 20
 _SUBMISSION_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
-_MONEY = DecimalField(max_digits=MONEY_DIGITS + 4, decimal_places=MONEY_PLACES)
+
+
+def _money(value: Decimal) -> str:
+    """An amount as the admin shows it: at least 2 places, the panel's currency after it
+    ("90.9807 USD"; catalog.pricing.money_text, the rule the `money` filter uses too)."""
+    return f"{money_text(value)} {settings.PANEL_CURRENCY}"
+
+
+class QuickCheckboxMixin:
+    """The change list's selection checkbox written as HTML, not rendered through the form
+    widget templates: the same markup, about a third of the time of rendering a page of 100
+    rows (the customer and order lists)."""
+
+    @admin.display(description=mark_safe('<input type="checkbox" id="action-toggle">'))
+    def action_checkbox(self, obj: Any) -> SafeString:
+        label = format_html(_("Select this object for an action - {}"), str(obj))
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            label,
+        )
 
 
 class CustomerRateInline(admin.TabularInline):
@@ -73,25 +97,8 @@ class CustomerDiscountInline(admin.StackedInline):
     can_delete = True
 
 
-def _spent_subquery() -> Subquery:
-    # Correlated subqueries, evaluated only for the rows of the page (LIMIT before the select
-    # list); order_user_recent (user, -id) serves both.
-    orders = Order.objects.filter(user=OuterRef("pk")).order_by().values("user")
-    return Subquery(
-        orders.annotate(total=Sum(F("charge") - F("refunded"), output_field=_MONEY)).values(
-            "total"
-        ),
-        output_field=_MONEY,
-    )
-
-
-def _order_count_subquery() -> Subquery:
-    orders = Order.objects.filter(user=OuterRef("pk")).order_by().values("user")
-    return Subquery(orders.annotate(n=Count("id")).values("n"))
-
-
 @admin.register(User)
-class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
+class UserAdmin(QuickCheckboxMixin, AuditedAdminMixin, BaseUserAdmin):
     list_display = (
         "username",
         "email",
@@ -166,25 +173,20 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
     @admin.display(description="balance", ordering="wallet__balance")
     def balance_display(self, obj: User):
         wallet = getattr(obj, "wallet", None)
-        return wallet.balance if wallet else "—"
+        return _money(wallet.balance) if wallet else "—"
 
-    def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                spent=Coalesce(_spent_subquery(), Decimal(0), output_field=_MONEY),
-                order_total=Coalesce(_order_count_subquery(), 0),
-            )
-        )
-
-    @admin.display(description="total spent")
+    # "total spent" and "orders" are the wallet's own counters (Wallet.total_spent, kept by
+    # the ledger; Wallet.order_count, by order_create), read with the page's one join: no
+    # aggregate over the orders, however many the customers on the page placed.
+    @admin.display(description="total spent", ordering="wallet__total_spent")
     def total_spent(self, obj: User):
-        return getattr(obj, "spent", None)
+        wallet = getattr(obj, "wallet", None)
+        return _money(wallet.total_spent) if wallet else "—"
 
-    @admin.display(description="orders")
+    @admin.display(description="orders", ordering="wallet__order_count")
     def order_count(self, obj: User):
-        return getattr(obj, "order_total", None)
+        wallet = getattr(obj, "wallet", None)
+        return f"{wallet.order_count:,}" if wallet else "—"
 
     @admin.display(description="API key")
     def api_key_status(self, obj: User):
