@@ -30,7 +30,7 @@ def _action(client, action, ids, url_name="admin:accounts_user_changelist"):
 
 def _row_cells(body: str, username: str) -> dict[str, str]:
     """The cells of `username`'s row in the change list, by column (field-<name>)."""
-    row = next(r for r in body.split("<tr") if f">{username}</a>" in r)
+    row = next(r for r in body.split("<tr") if f">{username}<br>" in r)
     return dict(re.findall(r'<td class="field-([a-z_]+)[^"]*">(.*?)</td>', row))
 
 
@@ -49,11 +49,13 @@ def test_customer_list_shows_spent_orders_and_key_status_from_the_wallet(
     with django_assert_max_num_queries(8):
         response = client.get(reverse("admin:accounts_user_changelist"))
     body = response.content.decode()
-    # Charges net of the 1.50 refunded, with the currency, no trailing zeros past 2 places.
+    # Charges net of the 1.50 refunded, no trailing zeros past 2 places; the currency heads
+    # the column.
     alice_row, bob_row = _row_cells(body, "alice"), _row_cells(body, "bob")
-    assert (alice_row["total_spent"], alice_row["order_count"]) == ("6.351 USD", "2")
-    assert alice_row["balance_display"] == "43.649 USD"
-    assert (bob_row["total_spent"], bob_row["order_count"]) == ("0.00 USD", "0")
+    assert (alice_row["total_spent"], alice_row["order_count"]) == ("6.351", "2")
+    assert alice_row["balance_display"] == "43.649"
+    assert (bob_row["total_spent"], bob_row["order_count"]) == ("0.00", "0")
+    assert "Total spent (USD)" in body and "Balance (USD)" in body
     assert f"{bob.api_key.prefix}… active" in body
     assert bob.api_key.key_hash not in body
 
@@ -221,3 +223,17 @@ def test_a_suspend_of_a_huge_selection_is_summed_up_in_one_audit_row(
     _action(client, "suspend_customers", [alice.pk, bob.pk])
     row = AdminAuditLog.objects.get(action="suspend")
     assert row.object_id == "" and "more than 1" in row.summary and row.after == {"suspended": 2}
+
+
+def test_order_page_says_in_words_whether_the_order_failed_over(client, staff, world, alice):
+    """Not the model's ✗ beside its help text, which read "Failed over ✗ Placed at a backup
+    mapping" on an order that was not."""
+    order = make_order(alice, world["s_likes"], charge="2", cost="1", created_at=timezone.now())
+    client.force_login(staff)
+    url = reverse("admin:orders_order_change", args=[order.pk])
+    body = client.get(url).content.decode()
+    assert "No: placed at the service&#x27;s own mapping" in body
+    assert "Placed at a backup mapping" not in body
+    Order.objects.filter(pk=order.pk).update(failed_over=True)
+    body = client.get(url).content.decode()
+    assert "Yes: placed at a backup mapping" in body

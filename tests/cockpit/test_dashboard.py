@@ -391,3 +391,14 @@ def test_chart_axis_values_stay_distinct_for_a_panel_earning_cents():
     assert labels == ["0.00", "0.02", "0.04", "0.07", "0.09"]
     big = [Figures(Decimal("1200"), Decimal("800"), 3, "today", None)]
     assert [tick.text for tick in profit_chart(big).grid] == ["0", "300", "600", "900", "1,200"]
+
+
+def test_big_figures_have_a_label_and_the_currency(client, staff, known_orders, settings):
+    settings.PANEL_CURRENCY = "EUR"
+    client.force_login(staff)
+    body = client.get(reverse("admin:index")).content.decode()
+    card = body.split('data-period="30d"')[1].split("</dl>")[0]
+    assert '<div class="figure-label">Profit</div>' in card
+    assert re.search(r'class="profit[^"]*">[0-9.,-]+ <span class="currency">EUR</span>', card)
+    assert "EUR" in card.split('class="revenue">')[1].split("</dd>")[0]
+    assert "Refunded" in card and "completed" in card
