@@ -118,7 +118,8 @@ class Order(models.Model):
             # The order list's link search: the link's first 255 characters in the "C" collation,
             # so that LIKE 'prefix%' can use it whatever the database's collation.
             models.Index(Collate(Left("link", 255), "C"), name="order_link_prefix"),
-            # The customer list's "total spent" and "orders": read from the index alone.
+            # One customer's orders summed from the index alone (the customer list read it
+            # until the wallet kept the total spent and the order count).
             models.Index(fields=["user"], include=["charge", "refunded"], name="order_user_totals"),
             # The cockpit's "stuck" count: not finished long after it was created.
             models.Index(
