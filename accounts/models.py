@@ -75,6 +75,10 @@ class Wallet(models.Model):
     total_spent = models.DecimalField(
         max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, default=0, editable=False
     )
+    # How many orders the customer placed (any status), counted by orders.services.create in
+    # the order's transaction (wallet_count_order); the admin's customer list reads it instead
+    # of counting the orders. `manage.py order_summary --check` compares it with a count.
+    order_count = models.PositiveIntegerField(default=0, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -16,7 +16,7 @@ from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -120,6 +120,15 @@ def _apply(
     if spent:
         price_terms_forget(user)  # the tier may have changed: the next price reads it again
     return entry
+
+
+def wallet_count_order(*, user: User) -> None:
+    """One more order for the customer's Wallet.order_count, in the order's transaction (an
+    increment in SQL: concurrent orders both count). After balance_debit the wallet row is
+    already locked by this transaction, so this adds no wait."""
+    if not Wallet.objects.filter(user=user).update(order_count=F("order_count") + 1):
+        Wallet.objects.get_or_create(user=user)
+        Wallet.objects.filter(user=user).update(order_count=F("order_count") + 1)
 
 
 # The ledger kinds that make up "total spent": what orders cost, net of what they gave back.

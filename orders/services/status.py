@@ -1,6 +1,7 @@
 """Moving an order between statuses (the table in orders.models) and the refunds that go with
 the final ones. Every move is a conditional UPDATE plus an OrderStatusChange row."""
 
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -23,6 +24,7 @@ from orders.models import (
 )
 from orders.services.common import OrderConflict, OrderError, logger
 from orders.services.events import publish_order_status, requests_update
+from orders.services.summary import daily_summary_tracking
 from providers.models import Provider
 
 S = Order.Status
@@ -183,13 +185,14 @@ def _write_move(
     fields written are set on `order`."""
     new = change.new_status
     with transaction.atomic():
-        if Order.objects.filter(pk=order.pk, status=old).update(**fields) != 1:
-            raise OrderConflict(f"order {order.pk} is no longer {old}")
-        amount = refund_amount(order=order, status=new, remains=change.remains)
-        refund = _refund(order=order, amount=amount, change=change)
-        if refund:
-            Order.objects.filter(pk=order.pk).update(refunded=refund)
-            fields["refunded"] = refund
+        with _summary_tracking(order=order, new=new, fields=fields):
+            if Order.objects.filter(pk=order.pk, status=old).update(**fields) != 1:
+                raise OrderConflict(f"order {order.pk} is no longer {old}")
+            amount = refund_amount(order=order, status=new, remains=change.remains)
+            refund = _refund(order=order, amount=amount, change=change)
+            if refund:
+                Order.objects.filter(pk=order.pk).update(refunded=refund)
+                fields["refunded"] = refund
         change.save()
         for name, value in fields.items():
             setattr(order, name, value)
@@ -199,6 +202,16 @@ def _write_move(
         _tell(order=order, change=change, refund=refund)
     refunded = f" refund {refund}" if refund else ""
     logger.info("order %s: %s -> %s (%s)%s", order.pk, old, new, change.source, refunded)
+
+
+def _summary_tracking(
+    *, order: Order, new: str, fields: dict[str, object]
+) -> AbstractContextManager[None]:
+    """The daily summary follows a move that settles the order (final status, refund) or
+    changes its provider; other moves change none of its figures and skip the extra work."""
+    if new in FINAL_STATUSES or "provider" in fields:
+        return daily_summary_tracking([order.pk])
+    return nullcontext()
 
 
 def _tell(*, order: Order, change: OrderStatusChange, refund: Decimal) -> None:
