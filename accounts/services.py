@@ -29,7 +29,7 @@ from accounts.models import (
     ip_allowlist_clean,
 )
 from accounts.notifications import notify_if_balance_low
-from accounts.selectors import ledger_recent_staff_entry
+from accounts.selectors import BALANCE_MEMO, ledger_recent_staff_entry
 from accounts.tiers import price_terms_forget
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, quantize_money
 
@@ -117,6 +117,7 @@ def _apply(
             )
     if spent:
         price_terms_forget(user)  # the tier may have changed: the next price reads it again
+    user.__dict__.pop(BALANCE_MEMO, None)  # the balance the API read with the key is old now
     return entry
 
 

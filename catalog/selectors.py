@@ -64,6 +64,11 @@ def _price_terms_read(user: User) -> CustomerPricing:
     )
 
 
+def customer_custom_rates(*, user: User) -> dict[int, Decimal]:
+    """Every custom rate of the customer, by service id, in one query (a customer has a few)."""
+    return dict(CustomerRate.objects.filter(user=user).values_list("service_id", "rate"))
+
+
 def service_rates_for_user(*, user: User, services: list[Service]) -> dict[int, Decimal]:
     """This customer's rate per 1000 for each service, in two queries whatever the count: a
     custom rate wins, else the better of the customer's discount and their tier's applies to
@@ -104,15 +109,18 @@ def service_rates_for_user_by_id(
     user: User,
     retail: dict[int, Decimal],
     cost_of: Callable[[int], Decimal | None] | None = None,
+    custom: dict[int, Decimal] | None = None,
 ) -> dict[int, Decimal]:
     """service_rates_for_user for callers holding plain rows: `retail` maps service id to its
     retail rate (the API's `services` lists 5,000 rows without building a model for each), and
     `cost_of` gives a service's cost when a tier discount needs it (without it, the costs are
-    read in one query)."""
-    rates = CustomerRate.objects.filter(user=user)
-    if len(retail) <= RATES_BY_ID_MAX:
-        rates = rates.filter(service__in=list(retail))
-    custom = dict(rates.values_list("service_id", "rate"))
+    read in one query). `custom`: the customer's custom rates when the caller read them
+    already (customer_custom_rates)."""
+    if custom is None:
+        rates = CustomerRate.objects.filter(user=user)
+        if len(retail) <= RATES_BY_ID_MAX:
+            rates = rates.filter(service__in=list(retail))
+        custom = dict(rates.values_list("service_id", "rate"))
     rule = customer_price_terms(user=user)
     if rule.needs_cost and cost_of is None:
         cost_of = _costs_by_id(list(retail)).get
