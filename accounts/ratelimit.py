@@ -106,7 +106,7 @@ def rate_limit_hit_all(checks: list[tuple[str, int, float]]) -> tuple[int, int]:
     now_ms = int(time.time() * 1000)
     keys = [backend.make_and_validate_key(key) for key, _, _ in checks]
     client = backend._cache.get_client(keys[0], write=True)
-    args: list[object] = [now_ms, f"{now_ms}:{secrets.token_hex(6)}"]
+    args: list[int | str] = [now_ms, f"{now_ms}:{secrets.token_hex(6)}"]
     for _, limit, period in checks:
         args += [max(1, int(period * 1000)), limit]
     script = client.register_script(_SLIDING_WINDOWS_LUA)
