@@ -132,9 +132,13 @@ def spent_change(*, kind: str, signed_amount: Decimal) -> Decimal:
 
 
 def _locked_wallet(user: User) -> Wallet:
-    """The user's wallet (created if missing), locked until the transaction ends."""
-    wallet, _ = Wallet.objects.get_or_create(user=user)
-    return Wallet.objects.select_for_update().get(pk=wallet.pk)
+    """The user's wallet (created if missing), locked until the transaction ends: one query
+    when it exists (every customer's is made with the account)."""
+    wallet = Wallet.objects.select_for_update().filter(user=user).first()
+    if wallet is None:
+        Wallet.objects.get_or_create(user=user)
+        wallet = Wallet.objects.select_for_update().get(user=user)
+    return wallet
 
 
 def _find_replay(
