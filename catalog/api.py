@@ -16,8 +16,7 @@ from catalog.price_lists import (
 )
 from catalog.pricing import convert_rate
 from catalog.selectors import (
-    customer_custom_rates,
-    customer_price_terms,
+    customer_price_list_terms,
     service_list_enabled,
     service_rates_for_user_by_id,
 )
@@ -55,10 +54,10 @@ FIELDS = (
 def services(*, user: User, params: ApiParams) -> RenderedJson:
     """Every enabled service with this customer's rate, the panel's own ids: from the cache of
     price lists (catalog.price_lists) when the catalog and the customer's terms are those it
-    was built with, else built and cached. Two queries on a hit (the terms), three on a miss."""
+    was built with, else built and cached. One query on a hit (the terms, on PostgreSQL), two
+    on a miss."""
     version = catalog_version()  # before any row is read: see catalog.price_lists
-    terms = customer_price_terms(user=user)
-    custom = customer_custom_rates(user=user)
+    terms, custom = customer_price_list_terms(user=user)  # one query on PostgreSQL
     key = price_list_key(version, terms, custom) if version is not None else None
     cached = price_list_get(key) if key is not None else None
     if cached is not None:

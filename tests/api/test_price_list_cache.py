@@ -110,6 +110,10 @@ def test_a_new_discount_custom_rate_or_tier_shows_at_once(client, alice, alice_k
     discount.delete()
     rate = CustomerRate.objects.create(user=alice, service=one, rate=D("0.5"))
     assert _rates(client, alice_key) == {one.pk: "0.50", two.pk: "2.00"}
+    second = CustomerRate.objects.create(user=alice, service=two, rate=D("0.75"))
+    assert _rates(client, alice_key) == {one.pk: "0.50", two.pk: "0.75"}
+    second.delete()
+    assert _rates(client, alice_key) == {one.pk: "0.50", two.pk: "2.00"}
     CustomerRate.objects.filter(pk=rate.pk).update(rate=D("0.25"))
     assert _rates(client, alice_key)[one.pk] == "0.25"
     rate.delete()
