@@ -82,7 +82,7 @@ def _remembered_custom_rates(user: User, services: list[Service]) -> dict[int, D
 
 
 # Above this many services the custom rates are read by customer alone: a customer has a few
-# custom rates, and a 5,000-id IN list cost 60-110 ms to send and plan (docs/api.md, Speed).
+# custom rates, and a 5,000-id IN list cost 60-110 ms to send and plan (docs/api.md, Performance).
 RATES_BY_ID_MAX = 100
 
 
