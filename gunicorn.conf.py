@@ -7,8 +7,8 @@ https://docs.gunicorn.org/en/stable/settings.html
 
 bind = "0.0.0.0:8000"
 # Sync workers, one per CPU plus one (measured on 2 CPUs with bench/api_v2.py: 3 or 4 sync
-# workers, or 2 gthread workers x 4 threads, serve about twice what 2 sync workers do, since an
-# API call mostly waits on PostgreSQL and Redis; docs/api.md, Performance).
+# workers, or 2 gthread workers x 4 threads, served up to twice the API calls of 2 sync
+# workers, since an API call mostly waits on PostgreSQL and Redis; docs/api.md, Performance).
 workers = 3
 
 # The access log on stdout, without any query string: the reseller API accepts `key` in a GET
