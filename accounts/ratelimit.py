@@ -93,7 +93,8 @@ def rate_limit_hit_all(checks: list[tuple[str, int, float]]) -> tuple[int, int]:
     each counts the request until one refuses it (the ones after it count nothing). Returns
     (-1, 0) when every one passed, else (the refusing check's index, seconds until it has
     room, at least 1)."""
-    checks = [(k, limit, period) for k, limit, period in checks if limit >= 1 and period > 0]
+    if any(limit < 1 or period <= 0 for _, limit, period in checks):
+        raise ValueError("A rate limit needs a positive count and period.")
     backend = caches["default"]
     if not checks:
         return -1, 0
