@@ -12,6 +12,9 @@ bind = "0.0.0.0:8000"
 # the shared machine. A request is CPU work plus short local database round trips (no upstream
 # call inside one), so threads add little. Figures: docs/performance.md; re-run it on the
 # production machine to choose for that one.
+# bench/api_v2.py (per call, 2 CPUs) agrees: 3 or 4 sync
+# workers, or 2 gthread workers x 4 threads, served up to twice the API calls of 2 sync
+# workers, since an API call mostly waits on PostgreSQL and Redis (docs/api.md, Performance).
 workers = 3
 
 # The access log on stdout, without any query string: the reseller API accepts `key` in a GET

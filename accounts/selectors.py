@@ -33,12 +33,35 @@ def api_key_get_user(*, raw_key: str) -> User | None:
     digest = ApiKey.hash(raw_key)
     api_key = (
         ApiKey.objects.select_related("user")
+        .annotate(wallet_balance=F("user__wallet__balance"))
         .filter(key_hash=digest, is_active=True, user__is_active=True)
         .first()
     )
     if api_key is None or not hmac.compare_digest(api_key.key_hash, digest):
         return None
-    return api_key.user
+    user = api_key.user
+    # The balance read in the same query: the API's `balance` answers it without another one.
+    setattr(user, BALANCE_MEMO, api_key.wallet_balance)
+    return user
+
+
+# The balance read with the customer's API key (api_key_get_user), on the User object of that
+# request; a ledger write through that object forgets it (accounts.services).
+BALANCE_MEMO = "_panel_balance_at_key_lookup"
+
+
+def wallet_balance(*, user: User) -> Decimal:
+    """The customer's balance (0 without a wallet): the one read with their API key when the
+    API looked it up in this request, else one query."""
+    memo = user.__dict__.get(BALANCE_MEMO, _UNREAD)
+    if memo is not _UNREAD:
+        return memo if memo is not None else ZERO_BALANCE
+    amount = Wallet.objects.filter(user=user).values_list("balance", flat=True).first()
+    return amount if amount is not None else ZERO_BALANCE
+
+
+_UNREAD = object()
+ZERO_BALANCE = Decimal("0.00000")
 
 
 def display_currency_list() -> QuerySet[DisplayCurrency]:

@@ -31,7 +31,7 @@ from accounts.models import (
     ip_allowlist_clean,
 )
 from accounts.notifications import notify_if_balance_low
-from accounts.selectors import display_currency_list, ledger_recent_staff_entry
+from accounts.selectors import BALANCE_MEMO, display_currency_list, ledger_recent_staff_entry
 from accounts.tiers import price_terms_forget
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, parse_money, quantize_money, quantize_rate
 
@@ -119,6 +119,7 @@ def _apply(
             )
     if spent:
         price_terms_forget(user)  # the tier may have changed: the next price reads it again
+    user.__dict__.pop(BALANCE_MEMO, None)  # the balance the API read with the key is old now
     return entry
 
 
@@ -142,9 +143,13 @@ def spent_change(*, kind: str, signed_amount: Decimal) -> Decimal:
 
 
 def _locked_wallet(user: User) -> Wallet:
-    """The user's wallet (created if missing), locked until the transaction ends."""
-    wallet, _ = Wallet.objects.get_or_create(user=user)
-    return Wallet.objects.select_for_update().get(pk=wallet.pk)
+    """The user's wallet (created if missing), locked until the transaction ends: one query
+    when it exists (every customer's is made with the account)."""
+    wallet = Wallet.objects.select_for_update().filter(user=user).first()
+    if wallet is None:
+        Wallet.objects.get_or_create(user=user)
+        wallet = Wallet.objects.select_for_update().get(user=user)
+    return wallet
 
 
 def _find_replay(

@@ -371,7 +371,7 @@ def main() -> None:
     opts = parse_options()
     t0 = time.monotonic()
     production_environment(opts.debug)
-    prepare_environment(opts.database, debug=opts.debug)
+    prepare_environment(debug=opts.debug, db_name=opts.database)
     import django
 
     django.setup()

@@ -9,6 +9,11 @@ from django.utils import timezone
 
 from catalog.order_types import OrderType
 from catalog.pricing import RATE_DIGITS, RATE_PLACES, RateRounding, Rounding
+from providers.models import WriteSignallingQuerySet
+
+# The rows the API's cached price lists are built from say when they are written (also by
+# update() and the bulk writes): catalog.price_lists.
+_SignallingManager = models.Manager.from_queryset(WriteSignallingQuerySet)
 
 
 class DecimalSize(TypedDict):
@@ -102,6 +107,8 @@ class UpstreamService(models.Model):
         null=True, blank=True, help_text="When a sync stopped finding it upstream."
     )
 
+    objects = _SignallingManager()
+
     class Meta:
         ordering = ["provider", "category", "name"]
         constraints = [
@@ -144,6 +151,8 @@ class Category(models.Model):
     sort_order = models.IntegerField(default=0)
     markup_percent = models.DecimalField(**PERCENT, null=True, blank=True)
     is_enabled = models.BooleanField(default=True)
+
+    objects = _SignallingManager()
 
     class Meta:
         ordering = ["sort_order", "name"]
@@ -231,6 +240,8 @@ class Service(models.Model):
     sort_order = models.IntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = _SignallingManager()
 
     class Meta:
         ordering = ["category__sort_order", "sort_order", "id"]

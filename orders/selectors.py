@@ -100,7 +100,7 @@ def _ids(values: Sequence[int]) -> list[int]:
 
 
 # What an order's status answer (API v2 `status`) shows. Loading only these, with no join, builds
-# one model object per id instead of three (order, service, category): docs/api.md, Speed.
+# one model object per id instead of three (order, service, category): docs/api.md, Performance.
 ORDER_STATUS_FIELDS = ("id", "user_id", "status", "charge", "start_count", "remains", "quantity")
 
 

@@ -426,7 +426,7 @@ if not FIELD_ENCRYPTION_KEYS:
 # The reseller API (/api/v2): calls per sliding window per key and per client address
 # ("60/10s", "1000/h"; empty turns a limit off), the header that carries the client's address
 # behind a proxy (e.g. HTTP_X_REAL_IP; allauth's login limits use it too), and how often a key's last
-# use is written (0: every call).
+# use is written (at most once per this many seconds per address; 0: every call).
 API_RATE_LIMIT_PER_KEY = env("API_RATE_LIMIT_PER_KEY", default="60/10s")
 API_RATE_LIMIT_PER_IP = env("API_RATE_LIMIT_PER_IP", default="120/10s")
 for _name in ("API_RATE_LIMIT_PER_KEY", "API_RATE_LIMIT_PER_IP"):
@@ -443,7 +443,7 @@ if API_TRUSTED_PROXY_COUNT < 1:
         "API_TRUSTED_PROXY_COUNT must be 1 or more (the proxies between the client and the panel "
         "that append to API_CLIENT_IP_HEADER)."
     )
-API_KEY_TOUCH_SECONDS = env.int("API_KEY_TOUCH_SECONDS", default=0)
+API_KEY_TOUCH_SECONDS = env.int("API_KEY_TOUCH_SECONDS", default=60)
 
 # Customer panel: how often an active order's progress refreshes itself, and the text of the
 # "Add funds" page.
