@@ -1,6 +1,10 @@
 """Benchmark: one status sweep over 100,000 active orders spread over three sandbox providers.
 
-    DATABASE_URL=postgres://... .venv/bin/python bench/status_sweep.py [--orders 100000]
+    DATABASE_URL=postgres://... .venv/bin/python bench/status_sweep.py [--orders 100000] [--debug]
+
+It runs with DEBUG off, as production does (a throwaway SECRET_KEY and ALLOWED_HOSTS are
+filled in for the run); `--debug` runs it with DEBUG on, for comparison (Django then keeps
+every query's SQL on the connection, which costs time of its own).
 
 Needs a migrated PostgreSQL database (it writes its own rows: three "bench-sandbox-N"
 providers, their orders and a "bench-sweep" customer; the orders of an earlier run are deleted
@@ -15,23 +19,52 @@ batch of 100; then a second sweep of the same orders (now mostly unchanged).
 """
 
 import argparse
+import math
 import os
+import re
+import secrets
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "panel.settings")
 
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--profile", action="store_true", help="cProfile both sweeps")
+    parser.add_argument(
+        "--debug", action="store_true", help="run with DEBUG on (default: off, as in production)"
+    )
+    return parser.parse_args()
+
+
+ARGS = parse_args()
+# Set before Django reads the settings. DEBUG off requires a SECRET_KEY, the hosts and a key
+# for the providers' API keys: throwaway ones (the bench stores its providers' keys again).
+os.environ["DEBUG"] = "true" if ARGS.debug else "false"
+if not ARGS.debug:
+    from cryptography.fernet import Fernet
+
+    os.environ["SECRET_KEY"] = secrets.token_urlsafe(48)
+    os.environ.setdefault("ALLOWED_HOSTS", "bench.invalid")
+    os.environ["FIELD_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
+
 import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
+from django.core.management import CommandError, call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -40,6 +73,7 @@ from accounts.services import customer_create  # noqa: E402
 from catalog.models import Category, Service, UpstreamService  # noqa: E402
 from orders.models import POLLED_STATUSES, Order  # noqa: E402
 from orders.services import provider_poll_orders  # noqa: E402
+from orders.services.common import Deadline  # noqa: E402
 from providers.models import Provider, ProviderCall  # noqa: E402
 from providers.sandbox.catalog import Catalog  # noqa: E402
 from providers.sandbox.store import Store  # noqa: E402
@@ -153,33 +187,43 @@ class QueryCounter:
 
     def __init__(self) -> None:
         self.count = 0
+        self.kinds: Counter[str] = Counter()
 
     def __call__(self, execute, sql, params, many, context):
         self.count += 1
+        words = sql.split(None, 1)
+        table = re.search(r'"([a-z_]+)"', sql)
+        self.kinds[f"{words[0] if words else '?'} {table.group(1) if table else ''}"] += 1
         return execute(sql, params, many, context)
 
 
 def sweep(providers: list[Provider], label: str) -> None:
     print(f"\n{label}")
     total_orders = total_calls = total_queries = 0
+    kinds: Counter[str] = Counter()
     started_all = time.monotonic()
     for provider in providers:
         calls_before = ProviderCall.objects.filter(provider=provider).count()
         queries = QueryCounter()
         with connection.execute_wrapper(queries):
             started = time.monotonic()
-            result = provider_poll_orders(provider=provider, limit=1_000_000)
+            # No time budget: the whole provider is swept, however long it takes (the task's
+            # budget would leave the rest to the next sweep and make the runs incomparable).
+            result = provider_poll_orders(
+                provider=provider, limit=1_000_000, deadline=Deadline(at=math.inf)
+            )
             took = time.monotonic() - started
         calls = ProviderCall.objects.filter(provider=provider).count() - calls_before
         total_orders += result.polled
         total_calls += calls
         total_queries += queries.count
+        kinds.update(queries.kinds)
         print(
             f"  {provider.name}: {result.polled} orders in {took:.1f} s = "
             f"{result.polled / took:,.0f} orders/s; {calls} upstream calls; "
             f"{queries.count} SQL queries = {queries.count / max(calls, 1):.1f} per batch; "
             f"changed {result.changed} {dict(result.statuses)}, unchanged {result.unchanged}, "
-            f"errors {result.errors}"
+            f"errors {result.errors}, left for the next sweep (time budget) {result.deferred}"
         )
     took_all = time.monotonic() - started_all
     print(
@@ -187,13 +231,39 @@ def sweep(providers: list[Provider], label: str) -> None:
         f"orders/s (providers one after another; the periodic task runs them in parallel); "
         f"{total_calls} upstream calls; {total_queries / max(total_calls, 1):.1f} SQL per batch"
     )
+    per_batch = ", ".join(
+        f"{kind} {n / max(total_calls, 1):.2f}" for kind, n in kinds.most_common(12)
+    )
+    print(f"  SQL per batch by statement: {per_batch}")
+
+
+def profiled(providers: list[Provider], label: str) -> None:
+    """sweep() under cProfile: the functions that took the most time, own time and total."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(sweep, providers, label + " (profiled)")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
+
+
+def check_ledger() -> None:
+    """The ledger against the wallets and orders after the sweeps (manage.py check_ledger)."""
+    out = StringIO()
+    started = time.monotonic()
+    try:
+        call_command("check_ledger", stdout=out)
+    except CommandError as exc:
+        print(f"\ncheck_ledger FAILED: {exc}\n{out.getvalue()}")
+        return
+    print(f"\ncheck_ledger ({time.monotonic() - started:.1f} s): {out.getvalue().strip()}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--orders", type=int, default=100_000)
-    parser.add_argument("--profile", action="store_true", help="cProfile the second sweep")
-    args = parser.parse_args()
+    args = ARGS
+    print(f"DEBUG={'on' if settings.DEBUG else 'off'}, {args.orders} orders")
     if connection.vendor != "postgresql":
         sys.exit("Run it against PostgreSQL (set DATABASE_URL).")
     per = args.orders // 3
@@ -210,22 +280,16 @@ def main() -> None:
             started = time.monotonic()
             providers = setup_panel([url for _, url in sandboxes], seeded)
             print(f"created {args.orders} panel orders in {time.monotonic() - started:.1f} s")
-            sweep(
+            run = profiled if args.profile else sweep
+            run(
                 providers,
                 "sweep 1 (30% still Pending: first remains recorded; 60% to In progress; 10% final):",
             )
             Order.objects.filter(provider__in=providers, status__in=POLLED_STATUSES).update(
                 next_poll_at=timezone.now() - timedelta(seconds=1)
             )
-            if args.profile:
-                import cProfile
-                import pstats
-
-                profiler = cProfile.Profile()
-                profiler.runcall(sweep, providers, "sweep 2 (profiled):")
-                pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
-            else:
-                sweep(providers, "sweep 2 (the same orders again, mostly unchanged):")
+            run(providers, "sweep 2 (the same orders again, mostly unchanged):")
+            check_ledger()
         finally:
             for process, _ in sandboxes:
                 process.terminate()
