@@ -1,6 +1,7 @@
 """Benchmark: one status sweep over 100,000 active orders spread over three sandbox providers.
 
-    DATABASE_URL=postgres://... .venv/bin/python bench/status_sweep.py [--orders 100000] [--debug]
+    DATABASE_URL=postgres://... .venv/bin/python bench/status_sweep.py [--orders 100000]
+        [--debug] [--parallel] [--profile]
 
 It runs with DEBUG off, as production does (a throwaway SECRET_KEY and ALLOWED_HOSTS are
 filled in for the run); `--debug` runs it with DEBUG on, for comparison (Django then keeps
@@ -11,11 +12,14 @@ providers, their orders and a "bench-sweep" customer; the orders of an earlier r
 first). The three sandboxes run as separate processes (real HTTP on loopback), their state
 seeded directly through the sandbox's Store so that setting up 100,000 upstream orders takes
 seconds, not an hour of `add` calls. The orders are planned so that a sweep meets a realistic
-mix: 30% still Pending (unchanged), 60% In progress (a status move, written in bulk), 10%
-finished (Completed, or Partial with a refund through the ledger, written one by one).
+mix: 30% still Pending (unchanged), 60% In progress (a status move), 10% finished (Completed,
+or Partial with a refund through the ledger), all of a batch written in one transaction.
 
 Prints per provider and in total: orders polled per second, upstream calls, SQL queries per
-batch of 100; then a second sweep of the same orders (now mostly unchanged).
+batch of 100 and which statements they are; then a second sweep of the same orders (now
+mostly unchanged); then check_ledger. Each provider is swept whole (no time budget), one after
+another; `--parallel` sweeps them at once, one thread each, as the periodic task's fan-out
+does (one provider_sweep task per provider). `--profile` runs both sweeps under cProfile.
 """
 
 import argparse
@@ -28,6 +32,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
@@ -42,6 +48,11 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--profile", action="store_true", help="cProfile both sweeps")
+    parser.add_argument(
+        "--parallel",
+        action="store_true",
+        help="sweep the providers at once, one thread each (as the periodic task's fan-out does)",
+    )
     parser.add_argument(
         "--debug", action="store_true", help="run with DEBUG on (default: off, as in production)"
     )
@@ -72,7 +83,7 @@ from accounts.models import User  # noqa: E402
 from accounts.services import customer_create  # noqa: E402
 from catalog.models import Category, Service, UpstreamService  # noqa: E402
 from orders.models import POLLED_STATUSES, Order  # noqa: E402
-from orders.services import provider_poll_orders  # noqa: E402
+from orders.services import PollResult, provider_poll_orders  # noqa: E402
 from orders.services.common import Deadline  # noqa: E402
 from providers.models import Provider, ProviderCall  # noqa: E402
 from providers.sandbox.catalog import Catalog  # noqa: E402
@@ -197,38 +208,65 @@ class QueryCounter:
         return execute(sql, params, many, context)
 
 
+@dataclass
+class ProviderRun:
+    provider: Provider
+    result: PollResult
+    took: float
+    calls: int
+    queries: QueryCounter
+
+
+def sweep_provider(provider: Provider) -> ProviderRun:
+    """One provider's poll, timed, its upstream calls and SQL statements counted."""
+    calls_before = ProviderCall.objects.filter(provider=provider).count()
+    queries = QueryCounter()
+    with connection.execute_wrapper(queries):
+        started = time.monotonic()
+        # No time budget: the whole provider is swept, however long it takes (the task's
+        # budget would leave the rest to the next sweep and make the runs incomparable).
+        result = provider_poll_orders(
+            provider=provider, limit=1_000_000, deadline=Deadline(at=math.inf)
+        )
+        took = time.monotonic() - started
+    calls = ProviderCall.objects.filter(provider=provider).count() - calls_before
+    return ProviderRun(provider, result, took, calls, queries)
+
+
+def in_thread(provider: Provider) -> ProviderRun:
+    try:
+        return sweep_provider(provider)
+    finally:
+        connection.close()  # the thread's own connection
+
+
 def sweep(providers: list[Provider], label: str) -> None:
     print(f"\n{label}")
-    total_orders = total_calls = total_queries = 0
-    kinds: Counter[str] = Counter()
     started_all = time.monotonic()
-    for provider in providers:
-        calls_before = ProviderCall.objects.filter(provider=provider).count()
-        queries = QueryCounter()
-        with connection.execute_wrapper(queries):
-            started = time.monotonic()
-            # No time budget: the whole provider is swept, however long it takes (the task's
-            # budget would leave the rest to the next sweep and make the runs incomparable).
-            result = provider_poll_orders(
-                provider=provider, limit=1_000_000, deadline=Deadline(at=math.inf)
-            )
-            took = time.monotonic() - started
-        calls = ProviderCall.objects.filter(provider=provider).count() - calls_before
-        total_orders += result.polled
-        total_calls += calls
-        total_queries += queries.count
+    if ARGS.parallel:  # as the periodic task's fan-out runs them: one worker per provider
+        with ThreadPoolExecutor(max_workers=len(providers)) as pool:
+            runs = list(pool.map(in_thread, providers))
+    else:
+        runs = [sweep_provider(provider) for provider in providers]
+    took_all = time.monotonic() - started_all
+    kinds: Counter[str] = Counter()
+    for run in runs:
+        result, took, queries = run.result, run.took, run.queries
         kinds.update(queries.kinds)
         print(
-            f"  {provider.name}: {result.polled} orders in {took:.1f} s = "
-            f"{result.polled / took:,.0f} orders/s; {calls} upstream calls; "
-            f"{queries.count} SQL queries = {queries.count / max(calls, 1):.1f} per batch; "
+            f"  {run.provider.name}: {result.polled} orders in {took:.1f} s = "
+            f"{result.polled / took:,.0f} orders/s; {run.calls} upstream calls; "
+            f"{queries.count} SQL queries = {queries.count / max(run.calls, 1):.1f} per batch; "
             f"changed {result.changed} {dict(result.statuses)}, unchanged {result.unchanged}, "
             f"errors {result.errors}, left for the next sweep (time budget) {result.deferred}"
         )
-    took_all = time.monotonic() - started_all
+    total_orders = sum(run.result.polled for run in runs)
+    total_calls = sum(run.calls for run in runs)
+    total_queries = sum(run.queries.count for run in runs)
+    how = "in parallel, one thread each" if ARGS.parallel else "one after another"
     print(
         f"  total: {total_orders} orders in {took_all:.1f} s = {total_orders / took_all:,.0f} "
-        f"orders/s (providers one after another; the periodic task runs them in parallel); "
+        f"orders/s (providers {how}); "
         f"{total_calls} upstream calls; {total_queries / max(total_calls, 1):.1f} SQL per batch"
     )
     per_batch = ", ".join(
