@@ -102,17 +102,18 @@ def provider_poll_orders(
     deadline = deadline or Deadline()
     result = PollResult(provider=provider.name)
     seen: set[int] = set()
-    while len(seen) < limit and not deadline.passed():
+    while len(seen) < limit:
         wanted = min(POLL_CHUNK, limit - len(seen))
         due = list(order_list_due_for_poll(provider=provider, now=now, limit=wanted))
         # An order still due after its batch (a lost race left its next poll as it was) is
         # not asked twice in one run.
         fresh = [o for o in due if o.pk not in seen]
         seen.update(o.pk for o in fresh)
+        deferred = result.deferred
         if fresh:
             _poll_due(provider=provider, due=fresh, now=now, deadline=deadline, result=result)
-        if len(due) < wanted or not fresh:
-            break
+        if len(due) < wanted or not fresh or result.deferred > deferred:
+            break  # none left, or the deadline stopped the batches (checked before each)
     return result
 
 
