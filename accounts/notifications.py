@@ -275,6 +275,78 @@ def notify(
     return notice
 
 
+@dataclass(frozen=True)
+class Notice:
+    """One notice for notify_many: what notify's arguments say for one user."""
+
+    user: User
+    event: str
+    context: Mapping[str, Any]
+    dedupe_key: str = ""
+
+
+def notify_many(*, notices: list[Notice]) -> list[Notification]:
+    """notify() for many users at once (a status sweep's refunds): the preferences read in one
+    query, the keys told before in one, the new notices written in one INSERT, in the caller's
+    transaction, and their mails queued after its commit; returns the notices written.
+
+    A notice whose `dedupe_key` its user was already told (before, or earlier in the list) is
+    left out. Coalescing (staff) events are refused: they are told one by one, with notify().
+    Two callers writing the same key at the same moment: the second one's transaction fails on
+    the unique key and its retry finds the first notice."""
+    kinds = [_kind(n.event) for n in notices]
+    if any(kind.coalesce for kind in kinds):
+        raise NotificationError("Coalescing events are told one by one, with notify().")
+    if not notices:
+        return []
+    users = {n.user.pk for n in notices}
+    prefs = {p.user_id: p for p in NotificationPreference.objects.filter(user_id__in=users)}
+    keys = {n.dedupe_key[:128] for n in notices if n.dedupe_key}
+    told = set(
+        Notification.objects.filter(user_id__in=users, dedupe_key__in=keys).values_list(
+            "user_id", "dedupe_key"
+        )
+        if keys
+        else ()
+    )
+    written = []
+    for notice, kind in zip(notices, kinds, strict=True):
+        key = notice.dedupe_key[:128]
+        if key and (notice.user.pk, key) in told:
+            continue
+        told.add((notice.user.pk, key))
+        written.append(_notice(notice, kind, prefs.get(notice.user.pk)))
+    Notification.objects.bulk_create(written)
+    mailed = [n.pk for n in written if n.mail == Notification.Mail.QUEUED]
+
+    def enqueue() -> None:
+        for pk in mailed:
+            enqueue_notification_email(pk)
+
+    if mailed:
+        transaction.on_commit(enqueue)
+    return written
+
+
+def _notice(notice: Notice, kind: EventKind, pref: NotificationPreference | None) -> Notification:
+    """The unsaved Notification of one Notice (pref None: the user's defaults)."""
+    user = notice.user
+    plain = _plain(notice.context)
+    title, message, url = _texts(kind, notice.event, plain)
+    pref = pref or NotificationPreference(user=user)
+    mailed = bool(user.is_active and user.email and email_wanted(pref, notice.event))
+    return Notification(
+        user=user,
+        event=notice.event,
+        title=title,
+        message=message,
+        url=url,
+        context=plain,
+        dedupe_key=notice.dedupe_key[:128],
+        mail=Notification.Mail.QUEUED if mailed else Notification.Mail.NONE,
+    )
+
+
 def notify_if_balance_low(
     *, user: User, before: Decimal, after: Decimal, order_ref: int | None
 ) -> Notification | None:

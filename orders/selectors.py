@@ -173,6 +173,11 @@ def order_list_due_for_poll(
             "next_poll_at",
             "poll_errors",
             "provider_id",
+            # What a final status's refund, notice and webhook event read: loaded here, not
+            # one query per order later.
+            "service_id",
+            "link",
+            "refunded",
         )
         .order_by("next_poll_at")[:limit]
     )
