@@ -106,6 +106,12 @@ def _batch(orders: list[Order]) -> tuple[PollResult, int]:
     return result, sum(not q["sql"].startswith(savepoints) for q in queries)
 
 
+def _books_clean() -> None:
+    """The ledger adds up and the cockpit's daily summary matches a fresh scan of the orders."""
+    call_command("check_ledger", verbosity=0)
+    call_command("order_summary", "--check", verbosity=0)
+
+
 def _refunds() -> int:
     return LedgerEntry.objects.filter(kind=LedgerEntry.Kind.REFUND).count()
 
@@ -121,11 +127,12 @@ def test_a_batch_takes_the_same_statements_for_10_orders_as_for_100(upstream):
     assert big.statuses == {S.PARTIAL: 10, S.CANCELED: 10, S.COMPLETED: 10, S.IN_PROGRESS: 60}
     # One UPDATE of all rows, history, webhook events; wallets locked, replays looked up,
     # ledger entries, wallets updated; preferences, notices told before, notices. (The
-    # upstream call's ProviderCall row is one more, patched away here.)
-    assert small_count == big_count == 10
+    # upstream call's ProviderCall row is one more, patched away here.) The settled orders'
+    # share of the cockpit's daily summary: locked and read before, read after, one upsert.
+    assert small_count == big_count == 13
     assert _refunds() == 22 and Notification.objects.count() == 22
     assert WebhookEvent.objects.filter(user=customers[0]).count() == 3 + 30
-    call_command("check_ledger", verbosity=0)
+    _books_clean()
 
 
 def test_a_batch_refunds_exactly_and_tells_each_customer(upstream):
@@ -157,7 +164,7 @@ def test_a_batch_refunds_exactly_and_tells_each_customer(upstream):
     # 5 orders each (1.00 charged), then 0.40 back to the first and 1.00 to the second.
     assert customers[0].wallet.balance == Decimal("495.40000")
     assert customers[1].wallet.balance == Decimal("496.00000")
-    call_command("check_ledger", verbosity=0)
+    _books_clean()
 
 
 def test_a_repeated_batch_refunds_nothing_twice(upstream):
@@ -171,7 +178,7 @@ def test_a_repeated_batch_refunds_nothing_twice(upstream):
     assert _refunds() == 4
     assert Notification.objects.count() == 4
     assert OrderStatusChange.objects.filter(source="poll").count() == 18
-    call_command("check_ledger", verbosity=0)
+    _books_clean()
 
 
 def test_a_crash_mid_batch_leaves_nothing_and_the_retry_applies_it_once(upstream, monkeypatch):
@@ -195,7 +202,7 @@ def test_a_crash_mid_batch_leaves_nothing_and_the_retry_applies_it_once(upstream
     monkeypatch.setattr("orders.services.poll_writes.notify_many", notify_many)
     retry = provider_poll_orders(provider=provider, now=timezone.now() + timedelta(hours=1))
     assert retry.changed == 18 and _refunds() == 4 and Notification.objects.count() == 4
-    call_command("check_ledger", verbosity=0)
+    _books_clean()
 
 
 def test_an_open_cancel_request_is_settled_by_the_final_status(upstream):
@@ -217,7 +224,7 @@ def test_a_big_sweep_over_many_customers_keeps_the_ledger_clean(upstream):
     assert _refunds() == 70
     refunded = sum(Order.objects.values_list("refunded", flat=True), Decimal(0))
     assert refunded == 35 * Decimal("0.4") + 35 * CHARGE
-    call_command("check_ledger", verbosity=0)
+    _books_clean()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -232,7 +239,7 @@ def test_two_concurrent_sweeps_refund_each_order_once(upstream):
     assert sum(r.changed for r in results) == 54  # each move written by one sweep only
     assert _refunds() == 12 and Notification.objects.count() == 12
     assert OrderStatusChange.objects.filter(source="poll").count() == 54
-    call_command("check_ledger", verbosity=0)
+    _books_clean()
 
 
 def test_one_run_reads_the_due_orders_chunk_by_chunk_until_none_is_left(upstream, monkeypatch):
