@@ -1,13 +1,15 @@
 """Customer panel pages with a big catalog: time, SQL queries and bytes of /services/ and /order/.
 
-    .venv/bin/python bench/ui_pages.py [--services 5000] [--repeat 5]
+    .venv/bin/python bench/ui_pages.py [--services 5000] [--repeat 5] [--no-debug]
 
 It (re)creates the database `panel_bench_ui` on the DATABASE_URL's server (default
 postgres://postgres@127.0.0.1:5432), migrates it, seeds a customer with a discount, a spending
 tier and a few custom rates, --services enabled services in one category and 300 completed
 orders (so that the average completion time has data), then asks for each page with Django's test client (signed
 in, in-process: no web server) --repeat times and prints the median and best time, the queries
-of one request and the size of the HTML. The database is dropped at the end.
+of one request and the size of the HTML. The database is dropped at the end. With --no-debug
+it runs as production does (DEBUG off: Django's cached template loader), with
+throwaway values for the settings DEBUG off requires.
 """
 
 import argparse
@@ -21,7 +23,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DB_NAME = "panel_bench_ui"
+# BENCH_DB names another database, for two runs side by side on one server.
+DB_NAME = os.environ.get("BENCH_DB", "panel_bench_ui")
+if not DB_NAME.isidentifier() or not DB_NAME.islower():
+    sys.exit(f"BENCH_DB must be a lower-case identifier, not {DB_NAME!r}")
 
 
 def _admin_url() -> str:
@@ -40,6 +45,25 @@ def recreate_database(admin_url: str, *, drop_only: bool = False) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
         if not drop_only:
             conn.execute(f"CREATE DATABASE {DB_NAME}")
+
+
+def _debug_environment(*, debug: bool) -> None:
+    """DEBUG on, or off with throwaway values for what panel/settings.py then requires (plain
+    HTTP from the test client, static files without a manifest, mails kept on the machine)."""
+    os.environ["DEBUG"] = "true" if debug else "false"
+    if debug:
+        return
+    import secrets
+    from base64 import urlsafe_b64encode
+
+    os.environ.update(
+        SECRET_KEY=secrets.token_urlsafe(48),
+        ALLOWED_HOSTS="testserver,localhost",
+        FIELD_ENCRYPTION_KEYS=urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        SECURE_SSL_REDIRECT="false",
+        ALLOW_CONSOLE_EMAIL="true",
+        STATICFILES_BACKEND="django.contrib.staticfiles.storage.StaticFilesStorage",
+    )
 
 
 def seed(n_services: int):
@@ -120,11 +144,12 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--no-debug", action="store_true", help="DEBUG off, as in production")
     opts = parser.parse_args()
 
     admin_url = _admin_url()
     recreate_database(admin_url)
-    os.environ["DEBUG"] = "true"
+    _debug_environment(debug=not opts.no_debug)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "panel.settings")
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True
@@ -142,7 +167,8 @@ def main() -> None:
         client.force_login(user)
         print(
             f"{opts.services:,} enabled services in one category, median (best) of "
-            f"{opts.repeat}, Django test client, {os.cpu_count()} CPUs shared by all, DEBUG=true\n"
+            f"{opts.repeat}, Django test client, {os.cpu_count()} CPUs shared by all, "
+            f"DEBUG={os.environ['DEBUG']}\n"
         )
         print("| page | median ms | best ms | SQL queries | HTML bytes |")
         print("| --- | ---: | ---: | ---: | ---: |")

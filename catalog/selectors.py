@@ -12,7 +12,14 @@ from accounts.tiers import (
     tier_annotations,
     total_spent_expression,
 )
-from catalog.models import CustomerDiscount, CustomerRate, Service, ServiceBackup, UpstreamService
+from catalog.models import (
+    CustomerDiscount,
+    CustomerRate,
+    FavouriteService,
+    Service,
+    ServiceBackup,
+    UpstreamService,
+)
 from catalog.pricing import CustomerPricing, convert_rate
 
 
@@ -27,6 +34,16 @@ def service_list_enabled() -> QuerySet[Service]:
 
 def service_get_enabled(*, service_id: int) -> Service | None:
     return service_list_enabled().filter(pk=service_id).first()
+
+
+def service_favourite_ids(*, user: User) -> set[int]:
+    """The ids of the services `user` starred, in one query."""
+    return set(FavouriteService.objects.filter(user=user).values_list("service_id", flat=True))
+
+
+def service_list_favourites(*, user: User, services: QuerySet[Service]) -> QuerySet[Service]:
+    """`services` narrowed to the ones `user` starred."""
+    return services.filter(pk__in=FavouriteService.objects.filter(user=user).values("service_id"))
 
 
 # Above this many services the custom rates are read by customer alone: a customer has a few

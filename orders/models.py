@@ -120,6 +120,18 @@ class Order(models.Model):
             models.Index(Collate(Left("link", 255), "C"), name="order_link_prefix"),
             # The customer list's "total spent" and "orders": read from the index alone.
             models.Index(fields=["user"], include=["charge", "refunded"], name="order_user_totals"),
+            # The services' average times (orders.services.averages): each service's last
+            # completed orders, and the services with an order completed lately.
+            models.Index(
+                fields=["service", "-finished_at"],
+                name="order_completed_by_service",
+                condition=Q(status="completed"),
+            ),
+            models.Index(
+                fields=["finished_at"],
+                name="order_completed_recent",
+                condition=Q(status="completed"),
+            ),
             # The cockpit's "stuck" count: not finished long after it was created.
             models.Index(
                 fields=["created_at"],
