@@ -140,7 +140,7 @@ class OrderForm(forms.Form):
         elif "runs" in self.fields:
             # Drip-feed is asked for by its checkbox; runs and interval count only with it.
             self.fields["dripfeed"] = forms.BooleanField(
-                label="Drip-feed: deliver the quantity in several runs",
+                label="Drip-feed: deliver in several runs",
                 required=False,
                 widget=forms.CheckboxInput(attrs={"class": "form-check-input dripfeed-toggle"}),
             )

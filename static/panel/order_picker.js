@@ -41,6 +41,18 @@ function panelPickers(root) {
   }
 }
 
+// Before htmx snapshots the page for the back button (hx-push-url), put the plain <select> back:
+// Tom Select positions its list with style properties, and the snapshot (a copy of the page)
+// would carry them as style="" attributes, which the Content-Security-Policy refuses. The
+// picker is built again when the page or the swapped piece loads.
+document.addEventListener("htmx:beforeHistorySave", () => {
+  for (const select of document.querySelectorAll("select[data-searchable-picker]")) {
+    if (select.tomselect) {
+      select.tomselect.destroy();
+    }
+  }
+});
+
 if (window.htmx) {
   window.htmx.onLoad(panelPickers); // the page, then each piece htmx swaps in
 } else {
