@@ -127,8 +127,7 @@ def service_favourite(request: AuthenticatedHttpRequest, service_id: int) -> Htt
         user=request.user, service=service, favourite=request.POST.get("favourite") == "1"
     )
     if request.headers.get("HX-Request"):
-        context = {"s": service, "favourite": favourite, "next_url": request.POST.get("next", "")}
-        return render(request, "catalog/_favourite.html", context)
+        return render(request, "catalog/_favourite.html", {"s": service, "favourite": favourite})
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()

@@ -5,8 +5,20 @@
 // Loaded with defer after htmx and Tom Select; no inline script or style (the CSP refuses them).
 "use strict";
 
+// An option's text is "id — name — price" (what the plain <select> shows): the name is what
+// lies between the id and the price.
+function panelPickerName(data) {
+  const prefix = `${data.value} — `;
+  const suffix = ` — ${data.rate}`;
+  const text = data.text || "";
+  if (data.rate && text.startsWith(prefix) && text.endsWith(suffix)) {
+    return text.slice(prefix.length, text.length - suffix.length);
+  }
+  return text;
+}
+
 function panelPickerOption(data, escape) {
-  const name = escape(data.name || data.text);
+  const name = escape(panelPickerName(data));
   if (!data.rate) {
     return `<div class="ts-service">${name}</div>`;
   }

@@ -96,3 +96,15 @@ def test_an_order_completing_through_the_status_service_counts(alice, default_se
         order_set_status(order=order, new="completed", source="poll")
     service_average_times_refresh_recent()
     assert average(default_service) is not None  # finished_at was set by the status change
+
+
+def test_the_command_refreshes_every_service(alice, default_service):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    completed(alice, default_service, [7] * 10, finished_ago=timedelta(days=9))
+    out = StringIO()
+    call_command("refresh_average_times", stdout=out)
+    assert "services refreshed" in out.getvalue()
+    assert average(default_service) == timedelta(minutes=7)

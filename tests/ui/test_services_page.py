@@ -44,6 +44,7 @@ def test_htmx_gets_the_new_button_alone(alice_client, default_service):
     body = response.content.decode()
     assert response.status_code == 200 and "<html" not in body
     assert 'aria-pressed="true"' in body and 'name="favourite" value="0"' in body
+    assert body.count("<button") == 1 and "<form" not in body  # the page's one form stays
 
 
 def test_favourites_belong_to_one_customer(
