@@ -91,3 +91,28 @@ def test_picker_on_a_phone_search_choose_and_drip_feed(new_page, catalog, screen
         "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 0
+
+
+def test_price_list_cards_and_favourites_on_a_phone(new_page, catalog, screenshot_dir):
+    plays = catalog
+    page = new_page(viewport=PHONE)
+    login(page, "picker", "pw-picker-12345")
+    page.goto("/services/")
+    page.wait_for_load_state()
+    card = page.get_by_test_id(f"service-{plays.pk}")
+    expect(card).to_contain_text(LONG_NAME)
+    expect(card.get_by_text("Rate per 1000")).to_be_visible()  # labelled values on a card
+    expect(card.get_by_role("link", name=f"Order service {plays.pk}")).to_be_visible()
+    star = card.get_by_role("button", name=f"Favourite: service {plays.pk}")
+    star.click()  # htmx swaps the button alone
+    expect(card.get_by_role("button", name=f"Favourite: service {plays.pk}")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    page.reload()
+    page.get_by_label("Favourites only").check()
+    expect(page.get_by_test_id("service-count")).to_contain_text("1 service in your favourites")
+    page.screenshot(path=screenshot_dir / "services-cards-phone.png", full_page=True)
+    overflow = page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
