@@ -192,7 +192,12 @@ def _picker_params(request: AuthenticatedHttpRequest) -> tuple[str, int | None, 
     category_id = params.get("category", "")
     # PostgreSQL refuses a NUL in a query parameter (a 500), and no name contains one.
     q = params.get("q", "").replace("\x00", "").strip()[:200]
-    return category_id, parse_id(category_id), q
+    category_pk = parse_id(category_id)
+    if q and category_pk is not None and not _matching(category_pk, q).exists():
+        # The category shown is often just the preselected service's: a search that finds
+        # nothing there looks in every category rather than answering "none".
+        return "", None, q
+    return category_id, category_pk, q
 
 
 def _matching(category_pk: int | None, q: str) -> QuerySet[Service]:

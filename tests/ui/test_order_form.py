@@ -201,3 +201,18 @@ def test_the_page_makes_as_many_queries_for_many_services(alice_client, alice, c
         [Service(name=f"S {i}", category=category, min=1, max=9, rate=i) for i in range(1, 300)]
     )
     assert count() == few
+
+
+def test_a_search_finds_services_in_other_categories_when_its_own_has_none(
+    alice_client, default_service
+):
+    other = Category.objects.create(name="YouTube", sort_order=2)
+    views = Service.objects.create(name="YouTube Views", category=other, min=1, max=10, rate=1)
+    # The page shows the preselected service's category; the customer searches for another.
+    params = {"category": default_service.category_id, "q": "youtube"}
+    response = alice_client.get(reverse("order_new"), params)
+    assert [o.pk for o in response.context["services"]] == [views.pk]
+    assert selected(response) == views and response.context["category_id"] == ""  # all
+    # A search that matches in the category stays in it.
+    response = alice_client.get(reverse("order_new"), {**params, "q": "followers"})
+    assert [o.pk for o in response.context["services"]] == [default_service.pk]
