@@ -238,6 +238,10 @@ class Service(models.Model):
     )
     disabled_reason = models.CharField(max_length=300, blank=True)
     sort_order = models.IntegerField(default=0)
+    # The median time from order to completion of the service's last AVERAGE_TIME_LAST completed
+    # orders on this panel; None below AVERAGE_TIME_MIN_ORDERS of them. Stored, not computed per
+    # page: orders.services.averages refreshes it from a beat task (docs/customer-panel.md).
+    average_time = models.DurationField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -253,6 +257,24 @@ class Service(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pk} — {self.name}"
+
+
+class FavouriteService(models.Model):
+    """A service a customer starred on the price list (its *Favourites* filter)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="favourite_services"
+    )
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "service"], name="favourite_service_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} ★ {self.service_id}"
 
 
 class ServiceBackup(models.Model):

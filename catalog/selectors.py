@@ -20,6 +20,7 @@ from catalog.models import (
     Category,
     CustomerDiscount,
     CustomerRate,
+    FavouriteService,
     Service,
     ServiceBackup,
     UpstreamService,
@@ -133,6 +134,16 @@ def _remembered_custom_rates(user: User, services: list[Service]) -> dict[int, D
         if memo[1] is not None:
             custom[s.pk] = memo[1]
     return custom
+
+
+def service_favourite_ids(*, user: User) -> set[int]:
+    """The ids of the services `user` starred, in one query."""
+    return set(FavouriteService.objects.filter(user=user).values_list("service_id", flat=True))
+
+
+def service_list_favourites(*, user: User, services: QuerySet[Service]) -> QuerySet[Service]:
+    """`services` narrowed to the ones `user` starred."""
+    return services.filter(pk__in=FavouriteService.objects.filter(user=user).values("service_id"))
 
 
 # Above this many services the custom rates are read by customer alone: a customer has a few

@@ -121,6 +121,18 @@ class Order(models.Model):
             # One customer's orders summed from the index alone (the customer list read it
             # until the wallet kept the total spent and the order count).
             models.Index(fields=["user"], include=["charge", "refunded"], name="order_user_totals"),
+            # The services' average times (orders.services.averages): each service's last
+            # completed orders, and the services with an order completed lately.
+            models.Index(
+                fields=["service", "-finished_at"],
+                name="order_completed_by_service",
+                condition=Q(status="completed"),
+            ),
+            models.Index(
+                fields=["finished_at"],
+                name="order_completed_recent",
+                condition=Q(status="completed"),
+            ),
             # The cockpit's "stuck" count: not finished long after it was created.
             models.Index(
                 fields=["created_at"],

@@ -1,6 +1,5 @@
 """Reads for orders, refills and cancel requests, with their joins chosen; what needs
-attention (one definition for the cockpit and the orders admin); the cockpit's profit figures;
-the price list's average completion times."""
+attention (one definition for the cockpit and the orders admin); the cockpit's profit figures."""
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
@@ -10,21 +9,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, TypeAlias, TypedDict
 
 from django.conf import settings
-from django.db.models import (
-    Avg,
-    Count,
-    DurationField,
-    ExpressionWrapper,
-    F,
-    Q,
-    QuerySet,
-)
+from django.db.models import F, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import Category, Service
 from catalog.order_types import OrderType
 from catalog.pricing import quantize_money
+from catalog.selectors import service_list_enabled
 from orders.models import (
     POLLED_STATUSES,
     CancelRequest,
@@ -69,6 +61,13 @@ def order_list_drip_feed_for_user(*, user: User) -> QuerySet[Order]:
 def order_list_subscriptions_for_user(*, user: User) -> QuerySet[Order]:
     """The customer's subscriptions (orders of a Subscriptions service), newest first."""
     return order_list_for_user(user=user).filter(service__type=OrderType.SUBSCRIPTIONS)
+
+
+def order_last_service_for_user(*, user: User) -> Service | None:
+    """The service of the customer's latest order if it is still on sale (the new-order page
+    opens with it), in one query through the index on (user, -id)."""
+    last = Order.objects.filter(user=user).order_by("-id").values("service_id")[:1]
+    return service_list_enabled().filter(pk=Subquery(last)).first()
 
 
 WEBHOOK_LOG_SHOWN = 50
@@ -543,31 +542,3 @@ def profit_breakdowns(*, cells: list[Cell], since: dt.date) -> dict[str, list[Fi
 
 def _ids_of(keys: Iterable[int | None]) -> list[int]:
     return [key for key in keys if key is not None]
-
-
-# --- the price list's average completion times ----------------------------------------------------
-
-AVERAGE_WINDOW = timedelta(days=30)
-AVERAGE_MIN_ORDERS = 3  # fewer than this says more about luck than about the service
-
-
-def order_average_completion_times(
-    *, service_ids: Sequence[int], now: datetime | None = None
-) -> dict[int, timedelta]:
-    """created → finished of each service's orders completed in the 30 days before `now`, for
-    services with at least AVERAGE_MIN_ORDERS of them, in one aggregate query (the index on
-    created_at keeps it to recent rows)."""
-    since = (now or timezone.now()) - AVERAGE_WINDOW
-    took = ExpressionWrapper(F("finished_at") - F("created_at"), output_field=DurationField())
-    rows = (
-        Order.objects.filter(
-            service_id__in=service_ids,
-            status=S.COMPLETED,
-            created_at__gte=since,
-            finished_at__isnull=False,
-        )
-        .values("service_id")
-        .annotate(average=Avg(took), orders=Count("id"))
-        .order_by()
-    )
-    return {r["service_id"]: r["average"] for r in rows if r["orders"] >= AVERAGE_MIN_ORDERS}

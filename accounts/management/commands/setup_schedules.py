@@ -48,6 +48,22 @@ DEFAULT_SCHEDULES = [
         "retry is due (exponential back-off, for 24 hours).",
     ),
     DefaultSchedule(
+        "Service average times",
+        "orders.tasks.service_average_times_sweep",
+        minute="*/10",
+        expire_seconds=540,
+        description="Every 10 minutes: the average time (median of the last 100 completed "
+        "orders) of each service with an order completed in the last hour.",
+    ),
+    DefaultSchedule(
+        "Service average times (all)",
+        "orders.tasks.service_average_times_refresh_all",
+        minute="47",
+        hour="3",
+        expire_seconds=3000,
+        description="Every night at 03:47 UTC: the average time of every service.",
+    ),
+    DefaultSchedule(
         "Catalog sync",
         "catalog.tasks.catalog_sync_sweep",
         minute="7",
