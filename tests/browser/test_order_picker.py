@@ -57,7 +57,7 @@ def test_picker_on_a_phone_search_choose_and_drip_feed(new_page, catalog, screen
     option = page.locator(".ts-dropdown .option")
     expect(option).to_have_count(1)
     expect(option).to_contain_text(LONG_NAME)
-    expect(option).to_contain_text("2.63 USD")
+    expect(option).to_contain_text("$2.63")
     box = option.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
     assert option.evaluate("(el) => el.scrollWidth <= el.clientWidth")  # wrapped, not cut
@@ -85,7 +85,7 @@ def test_picker_on_a_phone_search_choose_and_drip_feed(new_page, catalog, screen
     runs.fill("3")
     page.get_by_label("Interval (minutes)").fill("30")
     expect(page.get_by_test_id("dripfeed-preview")).to_have_text(
-        "200 \u00d7 3 runs = 600, every 30 min — 1.578 USD"
+        "200 \u00d7 3 runs = 600, every 30 min — $1.578"
     )
     overflow = page.evaluate(
         "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"

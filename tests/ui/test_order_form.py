@@ -29,7 +29,7 @@ def test_the_page_opens_on_the_first_service_without_orders(alice_client, defaul
     assert selected(response) == default_service
     assert response.context["form"] is not None  # the order form is there at once
     assert response.context["category_id"] == str(default_service.category_id)
-    assert b'selected data-rate="2.00 USD">' in response.content
+    assert b'selected data-rate="$2.00">' in response.content
 
 
 def test_the_page_opens_on_the_last_used_service(alice_client, alice, bob, default_service, place):
@@ -89,11 +89,11 @@ def test_short_funds_say_how_much_more_with_an_add_funds_link(alice_client, alic
     response = alice_client.post(reverse("order_new"), data)
     body = response.content.decode()
     assert response.status_code == 400 and not Order.objects.exists()
-    assert "You need 3.20 USD more." in body  # 53.20 - 50.00
+    assert "You need $3.20 more." in body  # 53.20 - 50.00
     assert f'href="{reverse("funds_add")}?amount=3.20"' in body
     # The live preview says the same.
     quote = alice_client.post(reverse("order_quote"), {**data, "action": "quote"})
-    assert "You need 3.20 USD more." in quote.content.decode()
+    assert "You need $3.20 more." in quote.content.decode()
     # Enough funds: no such line.
     data["quantity"] = "9000"
     quote = alice_client.post(reverse("order_quote"), {**data, "action": "quote"})
@@ -147,7 +147,7 @@ def test_drip_feed_is_behind_its_box_with_a_preview(alice_client, alice, default
     quote = alice_client.post(
         reverse("order_quote"), drip_data(default_service, dripfeed="on", runs="3", interval="30")
     )
-    assert "200 \u00d7 3 runs = 600, every 30 min — 1.578 USD" in quote.content.decode()
+    assert "200 \u00d7 3 runs = 600, every 30 min — $1.578" in quote.content.decode()
     # Unticked: runs typed before are not sent; an ordinary order of 200.
     quote = alice_client.post(
         reverse("order_quote"), drip_data(default_service, runs="3", interval="30")
@@ -185,7 +185,7 @@ def test_the_picker_shows_whole_names_and_this_customers_prices(alice_client, al
 
     CustomerDiscount.objects.create(user=alice, percent=Decimal("25"))
     body = alice_client.get(reverse("order_new")).content.decode()
-    assert f'data-rate="3.00 USD">{service.pk} — {long_name} — 3.00 USD<' in body
+    assert f'data-rate="$3.00">{service.pk} — {long_name} — $3.00<' in body
 
 
 def test_the_page_makes_as_many_queries_for_many_services(alice_client, alice, category, place):
