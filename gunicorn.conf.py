@@ -6,6 +6,15 @@ https://docs.gunicorn.org/en/stable/settings.html
 """
 
 bind = "0.0.0.0:8000"
+# 3 sync workers, kept by measurement: bench/load_test.py's reseller mix at fixed rates, DEBUG off,
+# on the project's 2-CPU machine compared 2, 3, 4 and 5 sync workers and 2 or 3 gthread workers of
+# 4 threads, each twice (2026-12-02); none did better than 3 sync beyond the run-to-run noise of
+# the shared machine. A request is CPU work plus short local database round trips (no upstream
+# call inside one), so threads add little. Figures: docs/performance.md; re-run it on the
+# production machine to choose for that one.
+# bench/api_v2.py (per call, 2 CPUs) agrees: 3 or 4 sync
+# workers, or 2 gthread workers x 4 threads, served up to twice the API calls of 2 sync
+# workers, since an API call mostly waits on PostgreSQL and Redis (docs/api.md, Performance).
 workers = 3
 
 # The access log on stdout, without any query string: the reseller API accepts `key` in a GET

@@ -11,9 +11,11 @@ from django.conf import settings
 from django.db import transaction
 from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
 from django.utils import translation
 
 from accounts.models import User
+from accounts.payments import payment_methods_offered
 from accounts.ratelimit import client_ip
 from accounts.referrals import referral_attribute_signup, referral_cookie_visit_id
 from accounts.services import customer_save_new
@@ -49,6 +51,14 @@ class PanelAccountAdapter(DefaultAccountAdapter):
                     user=user, visit_id=referral_cookie_visit_id(request), ip=client_ip(request)
                 )
         return user
+
+    def get_signup_redirect_url(self, request: HttpRequest) -> str:
+        """A new customer lands on Add funds (ACCOUNT_SIGNUP_REDIRECT_URL) when there is a way
+        to pay; before staff configured any payment method, on the home page instead, which
+        works without one (a page that only says "no method yet" is no welcome)."""
+        if payment_methods_offered():
+            return super().get_signup_redirect_url(request)
+        return resolve_url("home")
 
     def get_login_stages(self) -> list[str]:
         allauth_stage = "allauth.account.stages.EmailVerificationStage"

@@ -56,7 +56,7 @@ def coupon_code_clean(raw: object) -> str:
 
 
 def _amount_text(amount: Decimal) -> str:
-    return f"{money_text(amount)} {settings.PANEL_CURRENCY}"
+    return money_text(amount, settings.PANEL_CURRENCY)
 
 
 def _find(code: str, *, user: User, lock: bool) -> Coupon | None:
@@ -101,7 +101,7 @@ def _used_up_by_customer(coupon: Coupon, user: User, per_customer: int) -> str:
     if waiting is not None and waiting.payment is not None:
         payment = waiting.payment
         return (
-            f"Your payment #{payment.pk} of {money_text(payment.amount)} {payment.currency}, "
+            f"Your payment #{payment.pk} of {money_text(payment.amount, payment.currency)}, "
             "not paid yet, holds this code: finish that payment, or cancel it on its page "
             "(under Your latest payments), then use the code here."
         )

@@ -68,6 +68,25 @@ class TimezoneForm(forms.ModelForm):
         fields = ("timezone",)
 
 
+class DisplayCurrencyForm(forms.Form):
+    """The currency prices and the balance are shown in: the panel's, or one staff offer."""
+
+    display_currency = forms.ChoiceField(
+        label="Show prices and my balance in",
+        required=False,
+        help_text="Charges, payments and your statement stay in the panel's currency; the "
+        "conversion uses the rate the panel's staff set.",
+    )
+
+    def __init__(
+        self, *args: Any, offered: list[tuple[str, str]], panel_currency: str, **kwargs: Any
+    ):
+        super().__init__(*args, **kwargs)
+        field = self.fields["display_currency"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", f"{panel_currency} (the panel's currency)"), *offered]
+
+
 # --- Add funds --------------------------------------------------------------------------------
 
 

@@ -17,7 +17,14 @@ from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from catalog.pricing import MONEY_DIGITS, MONEY_PLACES
+from catalog.pricing import (
+    MONEY_DIGITS,
+    MONEY_PLACES,
+    RATE_DIGITS,
+    RATE_PLACES,
+    DisplayRate,
+    money_text,
+)
 
 
 class User(AbstractUser):
@@ -35,6 +42,21 @@ class User(AbstractUser):
         default="",
         help_text="The panel's language for this customer, and of the mails they get; "
         "empty follows the browser.",
+    )
+    # A DisplayCurrency code the customer reads prices and the balance in ("" or a code staff
+    # no longer offer: the panel's currency). Charges and the ledger stay in the panel's.
+    display_currency = models.CharField(max_length=3, blank=True, default="")
+
+    class Theme(models.TextChoices):
+        AUTO = "auto", "Auto (as the device)"
+        LIGHT = "light", "Light"
+        DARK = "dark", "Dark"
+
+    theme = models.CharField(
+        max_length=8,
+        choices=Theme.choices,
+        default=Theme.AUTO,
+        help_text="The panel's colours; auto follows the device's light or dark setting.",
     )
 
     class Meta(AbstractUser.Meta):
@@ -63,6 +85,10 @@ class Wallet(models.Model):
     total_spent = models.DecimalField(
         max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, default=0, editable=False
     )
+    # How many orders the customer placed (any status), counted by orders.services.create in
+    # the order's transaction (wallet_count_order); the admin's customer list reads it instead
+    # of counting the orders. `manage.py order_summary --check` compares it with a count.
+    order_count = models.PositiveIntegerField(default=0, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -131,7 +157,7 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount:+} for {self.user_id}"
+        return f"{self.kind} {money_text(self.amount, settings.PANEL_CURRENCY, signed=True)} for {self.user_id}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
@@ -383,7 +409,7 @@ class Payment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.method} {self.amount} {self.currency} ({self.status}) #{self.pk}"
+        return f"{self.method} {money_text(self.amount, self.currency)} ({self.status}) #{self.pk}"
 
     @property
     def total(self) -> Decimal:
@@ -569,6 +595,48 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"session of {self.user_id} from {self.ip or '?'}"
+
+
+class DisplayCurrency(models.Model):
+    """A currency customers may read prices and their balance in (their settings page), at a
+    rate staff set: `rate` units of it for one unit of the panel's currency. Display only:
+    charges, payments and the ledger stay in the panel's currency (docs/money.md)."""
+
+    code = models.CharField(
+        max_length=3, unique=True, help_text="ISO 4217 code in capitals, e.g. EUR."
+    )
+    rate = models.DecimalField(
+        max_digits=RATE_DIGITS,
+        decimal_places=RATE_PLACES,
+        validators=[MinValueValidator(Decimal("0.00000001"))],
+        help_text="Units of this currency for one unit of the panel's currency, e.g. 0.921.",
+    )
+    enabled = models.BooleanField(default=True, help_text="Offered to customers.")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "display currencies"
+        constraints = [
+            models.CheckConstraint(condition=Q(rate__gt=0), name="display_currency_rate_positive"),
+            models.CheckConstraint(
+                condition=Q(code__regex=r"^[A-Z]{3}$"), name="display_currency_code_iso"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    def clean(self) -> None:
+        self.code = (self.code or "").strip().upper()
+        if len(self.code) != 3 or not self.code.isalpha() or not self.code.isascii():
+            raise ValidationError({"code": "Three letters, the ISO 4217 code (e.g. EUR)."})
+        if self.code == settings.PANEL_CURRENCY.upper():
+            raise ValidationError({"code": "That is the panel's own currency."})
+
+    @property
+    def display_rate(self) -> DisplayRate:
+        return DisplayRate(self.code, self.rate)
 
 
 class Tier(models.Model):

@@ -74,19 +74,20 @@ def _admin_link(name: str, key: str) -> Callable[[Mapping[str, Any]], str]:
     return lambda context: reverse(f"admin:{name}", args=[context[key]])
 
 
+def _nonzero(amount: object) -> bool:
+    """Whether a stored amount ("$2.00", or "2.00" in a notice from before the money format)
+    is other than zero."""
+    return amount is not None and any(c in "123456789" for c in str(amount))
+
+
 def _paid_phrases(context: Mapping[str, Any]) -> dict[str, str]:
     """The bonus and the balance after it, as the mail says them (when they are known)."""
     bonus, balance = context.get("bonus"), context.get("balance")
-    currency = context.get("currency", settings.PANEL_CURRENCY)
-    with_bonus = bonus not in (None, "", "0.00")
     return {
-        "bonus_phrase": _(", plus a bonus of {bonus} {currency}").format(
-            bonus=bonus, currency=currency
-        )
-        if with_bonus
+        "bonus_phrase": _(", plus a bonus of {bonus}").format(bonus=bonus)
+        if _nonzero(bonus)
         else "",
-        "balance_phrase": " "
-        + _("Your balance is now {balance} {currency}.").format(balance=balance, currency=currency)
+        "balance_phrase": " " + _("Your balance is now {balance}.").format(balance=balance)
         if balance not in (None, "")
         else "",
     }
@@ -119,9 +120,9 @@ def user_language(user: User | None) -> str:
 EVENTS: dict[str, EventKind] = {
     E.PAYMENT_RECEIVED: EventKind(
         CUSTOMER,
-        gettext_lazy("Payment received: {amount} {currency}"),
+        gettext_lazy("Payment received: {amount}"),
         gettext_lazy(
-            "{amount} {currency} were added to your balance{bonus_phrase} (payment #{payment_id})."
+            "{amount} were added to your balance{bonus_phrase} (payment #{payment_id})."
             "{balance_phrase}"
         ),
         lambda c: reverse("payment_detail", args=[c["payment_public_id"]]),
@@ -129,10 +130,8 @@ EVENTS: dict[str, EventKind] = {
     ),
     E.ORDER_REFUNDED: EventKind(
         CUSTOMER,
-        gettext_lazy("Order {order_id} {status_label}: {refund} {currency} refunded"),
-        gettext_lazy(
-            "Order {order_id} ended {status_label}; {refund} {currency} went back to your balance."
-        ),
+        gettext_lazy("Order {order_id} {status_label}: {refund} refunded"),
+        gettext_lazy("Order {order_id} ended {status_label}; {refund} went back to your balance."),
         _order_link,
         derive=_status_phrase,
     ),
@@ -150,15 +149,15 @@ EVENTS: dict[str, EventKind] = {
     ),
     E.BALANCE_LOW: EventKind(
         CUSTOMER,
-        gettext_lazy("Your balance is below {threshold} {currency}"),
-        gettext_lazy("After {cause_phrase} your balance is {balance} {currency}."),
+        gettext_lazy("Your balance is below {threshold}"),
+        gettext_lazy("After {cause_phrase} your balance is {balance}."),
         lambda c: reverse("funds_add"),
         derive=_cause_phrase,
     ),
     E.PROVIDER_BALANCE_LOW: EventKind(
         STAFF,
         "Provider {provider} is low on balance",
-        "The balance at {provider} is {balance} {provider_currency}, under {threshold}.",
+        "The balance at {provider} is {balance}, under {threshold}.",
         _admin_link("providers_provider_change", "provider_id"),
     ),
     E.PROVIDER_OUT_OF_FUNDS: EventKind(
@@ -194,11 +193,15 @@ class NotificationError(ValueError):
 
 
 def _plain(context: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The context as stored (JSON) and shown: amounts as the panel writes them."""
+    """The context as stored (JSON) and shown: amounts as the panel writes them ("$20.00"), in
+    the panel's currency, or the one the context names (`currency`, or `provider_currency` for
+    a provider's amounts)."""
     plain: dict[str, Any] = {"currency": settings.PANEL_CURRENCY}
-    for key, value in (context or {}).items():
+    given = context or {}
+    currency = given.get("provider_currency") or given.get("currency") or settings.PANEL_CURRENCY
+    for key, value in given.items():
         if isinstance(value, Decimal):
-            value = money_text(value)
+            value = money_text(value, currency)
         elif not isinstance(value, str | int | float | bool | type(None)):
             value = str(value)
         plain[key] = value
@@ -307,6 +310,78 @@ def notify(
     if mailed:
         transaction.on_commit(lambda: enqueue_notification_email(notice.pk))
     return notice
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notice for notify_many: what notify's arguments say for one user."""
+
+    user: User
+    event: str
+    context: Mapping[str, Any]
+    dedupe_key: str = ""
+
+
+def notify_many(*, notices: list[Notice]) -> list[Notification]:
+    """notify() for many users at once (a status sweep's refunds): the preferences read in one
+    query, the keys told before in one, the new notices written in one INSERT, in the caller's
+    transaction, and their mails queued after its commit; returns the notices written.
+
+    A notice whose `dedupe_key` its user was already told (before, or earlier in the list) is
+    left out. Coalescing (staff) events are refused: they are told one by one, with notify().
+    Two callers writing the same key at the same moment: the second one's transaction fails on
+    the unique key and its retry finds the first notice."""
+    kinds = [_kind(n.event) for n in notices]
+    if any(kind.coalesce for kind in kinds):
+        raise NotificationError("Coalescing events are told one by one, with notify().")
+    if not notices:
+        return []
+    users = {n.user.pk for n in notices}
+    prefs = {p.user_id: p for p in NotificationPreference.objects.filter(user_id__in=users)}
+    keys = {n.dedupe_key[:128] for n in notices if n.dedupe_key}
+    told = set(
+        Notification.objects.filter(user_id__in=users, dedupe_key__in=keys).values_list(
+            "user_id", "dedupe_key"
+        )
+        if keys
+        else ()
+    )
+    written = []
+    for notice, kind in zip(notices, kinds, strict=True):
+        key = notice.dedupe_key[:128]
+        if key and (notice.user.pk, key) in told:
+            continue
+        told.add((notice.user.pk, key))
+        written.append(_notice(notice, kind, prefs.get(notice.user.pk)))
+    Notification.objects.bulk_create(written)
+    mailed = [n.pk for n in written if n.mail == Notification.Mail.QUEUED]
+
+    def enqueue() -> None:
+        for pk in mailed:
+            enqueue_notification_email(pk)
+
+    if mailed:
+        transaction.on_commit(enqueue)
+    return written
+
+
+def _notice(notice: Notice, kind: EventKind, pref: NotificationPreference | None) -> Notification:
+    """The unsaved Notification of one Notice (pref None: the user's defaults)."""
+    user = notice.user
+    plain = _plain(notice.context)
+    title, message, url = _texts(kind, notice.event, plain)
+    pref = pref or NotificationPreference(user=user)
+    mailed = bool(user.is_active and user.email and email_wanted(pref, notice.event))
+    return Notification(
+        user=user,
+        event=notice.event,
+        title=title,
+        message=message,
+        url=url,
+        context=plain,
+        dedupe_key=notice.dedupe_key[:128],
+        mail=Notification.Mail.QUEUED if mailed else Notification.Mail.NONE,
+    )
 
 
 def notify_if_balance_low(
@@ -473,6 +548,7 @@ def _message_in_language(
     values = {
         **context,
         **(kind.derive(context) if kind.derive is not None else {}),
+        "has_bonus": _nonzero(context.get("bonus")),
         "title": title,
         "message": message,
         "link": _absolute(url),

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -38,6 +39,7 @@ from accounts.payments import (
     payment_reject_manual,
 )
 from accounts.selectors import payment_attention_kind_get, payment_attention_kinds
+from accounts.templatetags.panel_ui import money_column
 from catalog.pricing import money_text
 
 # "Check at the gateway" reads each selected payment over HTTP: a bounded selection.
@@ -129,8 +131,8 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
         "created_at",
         "user",
         "method",
-        "amount",
-        "bonus",
+        money_column("amount", "amount", currency_field="currency"),
+        money_column("bonus", "bonus", currency_field="currency"),
         "status",
         "attention",
         "customer_reference",
@@ -224,8 +226,8 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
                     e.pk,
                     f"{e.created_at:%Y-%m-%d %H:%M}",
                     e.get_kind_display(),
-                    f"{e.amount:+}",
-                    e.balance_after,
+                    money_text(e.amount, settings.PANEL_CURRENCY, signed=True),
+                    money_text(e.balance_after, settings.PANEL_CURRENCY),
                     e.memo,
                 )
                 for e in entries
@@ -249,10 +251,9 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
             url = reverse("admin:accounts_payment_decide", args=[obj.pk, "approve"])
             links.append(
                 format_html(
-                    '<a class="button" href="{}">Approve (credit {} {})</a>',
+                    '<a class="button" href="{}">Approve (credit {})</a>',
                     url,
-                    money_text(obj.amount),
-                    obj.currency,
+                    money_text(obj.amount, obj.currency),
                 )
             )
         if _decidable(obj, "reject"):
@@ -321,7 +322,10 @@ class PaymentAdmin(AuditedAdminMixin, admin.ModelAdmin):
             "action": f"{decision}_manual",
             "payments": payments,
             "waiting": waiting,
-            "total": money_text(sum((p.amount for p in waiting), Decimal(0))),
+            "total": money_text(
+                sum((p.amount for p in waiting), Decimal(0)),
+                waiting[0].currency if waiting else settings.PANEL_CURRENCY,
+            ),
             "currency": waiting[0].currency if waiting else "",
             "form": form,
             "changelist_url": reverse("admin:accounts_payment_changelist"),

@@ -4,6 +4,7 @@ and the gateways' webhooks (docs/payments.md)."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from uuid import UUID
 
@@ -45,6 +46,16 @@ from accounts.selectors import payment_list_for_user, user_may_deposit
 log = logging.getLogger(__name__)
 
 
+_AMOUNT_ASKED = re.compile(r"^\d{1,9}(\.\d{1,2})?$")
+
+
+def _amount_asked(request: HttpRequest) -> str:
+    """?amount=3.20 (the new-order page's "Add funds" when the balance is short) fills in the
+    amount; anything but a plain amount is ignored (the form checks what is sent anyway)."""
+    amount = request.GET.get("amount", "").strip()
+    return amount if _AMOUNT_ASKED.match(amount) else ""
+
+
 def _urls(request: HttpRequest) -> PaymentUrls:
     return PaymentUrls(
         base_url=request.build_absolute_uri("/"),
@@ -65,6 +76,7 @@ def funds_add(request: AuthenticatedHttpRequest) -> HttpResponse:
         request.POST or None,
         methods=[(o.code, o.name) for o in offers],
         manual={o.code for o in offers if o.code == "manual"},
+        initial={"amount": _amount_asked(request)},
     )
     if request.method == "POST" and form.is_valid():
         try:

@@ -156,11 +156,11 @@ def _check_limits(offer: MethodOffer, amount: Decimal) -> None:
     if amount < offer.min_amount or amount <= 0:
         smallest = max(offer.min_amount, CENT)
         raise PaymentError(
-            f"The smallest amount for {offer.name} is {money_text(smallest)} {currency}."
+            f"The smallest amount for {offer.name} is {money_text(smallest, currency)}."
         )
     if amount > offer.max_amount:
         raise PaymentError(
-            f"The largest amount for {offer.name} is {money_text(offer.max_amount)} {currency}."
+            f"The largest amount for {offer.name} is {money_text(offer.max_amount, currency)}."
         )
 
 

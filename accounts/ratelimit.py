@@ -56,6 +56,28 @@ local oldest = redis.call('ZRANGE', KEYS[1], n - limit, n - limit, 'WITHSCORES')
 return math.max(1, tonumber(oldest[2]) + period - now)
 """
 
+# Several windows in one round trip (rate_limit_hit_all): KEYS are the logs; ARGV: now (ms), the
+# unique member, then period (ms) and limit of each key. Each key in turn counts the request
+# unless its window is full; the first full one stops there (the keys before it counted it, the
+# ones after it did not) and the script returns {its 1-based index, ms until it has room}.
+# {0, 0}: every window counted the request.
+_SLIDING_WINDOWS_LUA = """
+local now, member = tonumber(ARGV[1]), ARGV[2]
+for i, key in ipairs(KEYS) do
+  local period, limit = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - period)
+  local n = redis.call('ZCARD', key)
+  if n >= limit then
+    local oldest = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')
+    return {i, math.max(1, tonumber(oldest[2]) + period - now)}
+  end
+  redis.call('ZADD', key, now, member)
+  redis.call('ZREMRANGEBYRANK', key, 0, -limit - 1)
+  redis.call('PEXPIRE', key, period)
+end
+return {0, 0}
+"""
+
 _local_lock = threading.Lock()
 
 
@@ -64,6 +86,35 @@ def rate_limit_hit(*, key: str, limit: int, period: float) -> int:
     Returns 0 when it passes, else the seconds (at least 1) until one more would pass; a
     refused request is not counted."""
     return _run(key=key, limit=limit, period=period, mode="hit")
+
+
+def rate_limit_hit_all(checks: list[tuple[str, int, float]]) -> tuple[int, int]:
+    """rate_limit_hit for several (key, limit, period) in order, in one round trip with Redis:
+    each counts the request until one refuses it (the ones after it count nothing). Returns
+    (-1, 0) when every one passed, else (the refusing check's index, seconds until it has
+    room, at least 1)."""
+    if any(limit < 1 or period <= 0 for _, limit, period in checks):
+        raise ValueError("A rate limit needs a positive count and period.")
+    backend = caches["default"]
+    if not checks:
+        return -1, 0
+    if not isinstance(backend, RedisCache):
+        for index, (key, limit, period) in enumerate(checks):
+            retry_after = rate_limit_hit(key=key, limit=limit, period=period)
+            if retry_after:
+                return index, retry_after
+        return -1, 0
+    now_ms = int(time.time() * 1000)
+    keys = [backend.make_and_validate_key(key) for key, _, _ in checks]
+    client = backend._cache.get_client(keys[0], write=True)
+    args: list[int | str] = [now_ms, f"{now_ms}:{secrets.token_hex(6)}"]
+    for _, limit, period in checks:
+        args += [max(1, int(period * 1000)), limit]
+    script = client.register_script(_SLIDING_WINDOWS_LUA)
+    refused, wait_ms = (int(x) for x in script(keys=keys, args=args))
+    if not refused:
+        return -1, 0
+    return refused - 1, max(1, math.ceil(wait_ms / 1000))
 
 
 def rate_limit_wait(*, key: str, limit: int, period: float) -> int:

@@ -31,6 +31,7 @@ from accounts.referrals import (
     referral_refusal,
     referral_set_referrer,
 )
+from accounts.templatetags.panel_ui import money_column
 
 
 @admin.register(ReferralProgram)
@@ -53,7 +54,14 @@ class ReferralProgramAdmin(AuditedAdminMixin, admin.ModelAdmin):
 class ReferrerAccountAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """A referrer's code and own rate (editable, audited); the money is read-only."""
 
-    list_display = ("user", "code", "commission_percent", "available", "paid_out", "created_at")
+    list_display = (
+        "user",
+        "code",
+        "commission_percent",
+        money_column("available", "available"),
+        money_column("paid_out", "paid out"),
+        "created_at",
+    )
     list_select_related = ("user",)
     search_fields = ("=code", "user__username", "user__email")
     fields = ("user", "code", "commission_percent", "available", "paid_out", "created_at")
@@ -127,9 +135,9 @@ class CommissionAdmin(admin.ModelAdmin):
         "created_at",
         "referrer",
         "referred",
-        "base_amount",
+        money_column("base_amount", "base amount"),
         "percent",
-        "amount",
+        money_column("amount", "amount"),
         "state",
         "release_at",
         "attention",
@@ -175,7 +183,15 @@ class PayoutRequestAdmin(admin.ModelAdmin):
     """Read-only requests; Approve (you paid it) and Reject (it returns to available) act once
     each, whoever clicks at the same moment (accounts.referrals, audited)."""
 
-    list_display = ("id", "created_at", "referrer", "amount", "details", "state", "decided_by")
+    list_display = (
+        "id",
+        "created_at",
+        "referrer",
+        money_column("amount", "amount"),
+        "details",
+        "state",
+        "decided_by",
+    )
     list_filter = ("state", ("created_at", admin.DateFieldListFilter))
     list_select_related = ("referrer", "decided_by")
     search_fields = ("=referrer__username",)

@@ -37,6 +37,7 @@ from accounts.referrals import (
     referrer_percent,
     transfer_token,
 )
+from catalog.pricing import money_text
 
 # A link opened again and again from one address counts as a visit this many times an hour.
 VISITS_PER_ADDRESS_PER_HOUR = 3
@@ -142,8 +143,8 @@ def referral_transfer(request: AuthenticatedHttpRequest) -> HttpResponse:
         else:
             messages.success(
                 request,
-                _("{amount} {currency} moved to your balance.").format(
-                    amount=done.amount, currency=settings.PANEL_CURRENCY
+                _("{amount} moved to your balance.").format(
+                    amount=money_text(done.amount, settings.PANEL_CURRENCY)
                 ),
             )
             return redirect("referrals")

@@ -47,7 +47,7 @@ from accounts.models import (
     User,
 )
 from accounts.services import balance_credit
-from catalog.pricing import quantize_money
+from catalog.pricing import money_text, quantize_money
 
 log = logging.getLogger(__name__)
 
@@ -444,7 +444,8 @@ def _checked_amount(amount: Decimal, available: Decimal) -> Decimal:
         raise ReferralError("Use at most 2 decimals.")
     if amount > available:
         raise ReferralError(
-            f"Only {available.quantize(CENT)} {settings.PANEL_CURRENCY} of commission is available."
+            f"Only {money_text(available.quantize(CENT), settings.PANEL_CURRENCY)} of commission "
+            "is available."
         )
     return amount
 
@@ -486,7 +487,7 @@ def payout_request_create(*, user: User, amount: Decimal, details: str) -> Payou
     minimum = Decimal(settings.REFERRAL_PAYOUT_MINIMUM)
     if amount < minimum:
         raise ReferralError(
-            f"The smallest payout is {minimum.quantize(CENT)} {settings.PANEL_CURRENCY}."
+            f"The smallest payout is {money_text(minimum, settings.PANEL_CURRENCY)}."
         )
     with transaction.atomic():
         account = _locked_account(user)

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -12,7 +13,16 @@ from django.core.cache import cache
 from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
-from accounts.models import ApiKey, LedgerEntry, Payment, PaymentCallback, User, Wallet
+from accounts.models import (
+    ApiKey,
+    DisplayCurrency,
+    LedgerEntry,
+    Payment,
+    PaymentCallback,
+    User,
+    Wallet,
+)
+from catalog.pricing import DisplayRate
 
 
 def api_key_get_user(*, raw_key: str) -> User | None:
@@ -23,16 +33,63 @@ def api_key_get_user(*, raw_key: str) -> User | None:
     digest = ApiKey.hash(raw_key)
     api_key = (
         ApiKey.objects.select_related("user")
+        .annotate(wallet_balance=F("user__wallet__balance"))
         .filter(key_hash=digest, is_active=True, user__is_active=True)
         .first()
     )
     if api_key is None or not hmac.compare_digest(api_key.key_hash, digest):
         return None
-    return api_key.user
+    user = api_key.user
+    # The balance read in the same query: the API's `balance` answers it without another one.
+    setattr(user, BALANCE_MEMO, api_key.wallet_balance)
+    return user
+
+
+# The balance read with the customer's API key (api_key_get_user), on the User object of that
+# request; a ledger write through that object forgets it (accounts.services).
+BALANCE_MEMO = "_panel_balance_at_key_lookup"
+
+
+def wallet_balance(*, user: User) -> Decimal:
+    """The customer's balance (0 without a wallet): the one read with their API key when the
+    API looked it up in this request, else one query."""
+    memo = user.__dict__.get(BALANCE_MEMO, _UNREAD)
+    if memo is not _UNREAD:
+        return memo if memo is not None else ZERO_BALANCE
+    amount = Wallet.objects.filter(user=user).values_list("balance", flat=True).first()
+    return amount if amount is not None else ZERO_BALANCE
+
+
+_UNREAD = object()
+ZERO_BALANCE = Decimal("0.00000")
+
+
+def display_currency_list() -> QuerySet[DisplayCurrency]:
+    """The currencies customers may pick to read prices in (staff's enabled ones)."""
+    return DisplayCurrency.objects.filter(enabled=True).order_by("code")
+
+
+def display_rate_for_user(*, user: User) -> DisplayRate | None:
+    """The customer's display currency and its rate, or None (the panel's currency): no query
+    for a customer who never chose one; a code staff disabled or removed falls back too."""
+    if not user.display_currency:
+        return None
+    row = display_currency_list().filter(code=user.display_currency).first()
+    return row.display_rate if row is not None else None
 
 
 def ledger_list_for_user(*, user: User) -> QuerySet[LedgerEntry]:
     return LedgerEntry.objects.filter(user=user).order_by("-id")
+
+
+def payment_many_by_ref_for_user(*, user: User, refs: Iterable[str]) -> dict[str, Payment]:
+    """The customer's payments whose ledger reference (`<method>:<gateway_id>`, the
+    `payment_ref` of their deposit and bonus entries) is among `refs`, in one query."""
+    pairs = {tuple(ref.split(":", 1)) for ref in refs if ":" in ref}
+    if not pairs:
+        return {}
+    rows = Payment.objects.filter(user=user, gateway_id__in={gid for _, gid in pairs})
+    return {f"{p.method}:{p.gateway_id}": p for p in rows if (p.method, p.gateway_id) in pairs}
 
 
 def payment_list_for_user(*, user: User) -> QuerySet[Payment]:

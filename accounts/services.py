@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+import requests
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -23,15 +24,16 @@ from accounts.audit import audit_record, audit_record_selection, audit_selection
 from accounts.models import (
     AdminAuditLog,
     ApiKey,
+    DisplayCurrency,
     LedgerEntry,
     User,
     Wallet,
     ip_allowlist_clean,
 )
 from accounts.notifications import notify_if_balance_low
-from accounts.selectors import ledger_recent_staff_entry
+from accounts.selectors import BALANCE_MEMO, display_currency_list, ledger_recent_staff_entry
 from accounts.tiers import price_terms_forget
-from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, quantize_money
+from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, parse_money, quantize_money, quantize_rate
 
 logger = logging.getLogger(__name__)
 MAX_AMOUNT = Decimal(10) ** (MONEY_DIGITS - MONEY_PLACES) - 1
@@ -117,7 +119,17 @@ def _apply(
             )
     if spent:
         price_terms_forget(user)  # the tier may have changed: the next price reads it again
+    user.__dict__.pop(BALANCE_MEMO, None)  # the balance the API read with the key is old now
     return entry
+
+
+def wallet_count_order(*, user: User) -> None:
+    """One more order for the customer's Wallet.order_count, in the order's transaction (an
+    increment in SQL: concurrent orders both count). After balance_debit the wallet row is
+    already locked by this transaction, so this adds no wait."""
+    if not Wallet.objects.filter(user=user).update(order_count=F("order_count") + 1):
+        Wallet.objects.get_or_create(user=user)
+        Wallet.objects.filter(user=user).update(order_count=F("order_count") + 1)
 
 
 # The ledger kinds that make up "total spent": what orders cost, net of what they gave back.
@@ -131,9 +143,13 @@ def spent_change(*, kind: str, signed_amount: Decimal) -> Decimal:
 
 
 def _locked_wallet(user: User) -> Wallet:
-    """The user's wallet (created if missing), locked until the transaction ends."""
-    wallet, _ = Wallet.objects.get_or_create(user=user)
-    return Wallet.objects.select_for_update().get(pk=wallet.pk)
+    """The user's wallet (created if missing), locked until the transaction ends: one query
+    when it exists (every customer's is made with the account)."""
+    wallet = Wallet.objects.select_for_update().filter(user=user).first()
+    if wallet is None:
+        Wallet.objects.get_or_create(user=user)
+        wallet = Wallet.objects.select_for_update().get(user=user)
+    return wallet
 
 
 def _find_replay(
@@ -176,6 +192,90 @@ def balance_credit(
         created_by=created_by,
         memo=memo,
     )
+
+
+@dataclass(frozen=True)
+class Credit:
+    """One credit of balance_credit_many: `amount` to `user_id`, for `order_ref`."""
+
+    user_id: int
+    amount: Decimal
+    order_ref: int
+    memo: str = ""
+
+
+def balance_credit_many(*, credits: list[Credit]) -> dict[int, LedgerEntry]:
+    """Many order refunds at once: what balance_credit(kind=refund) does for each, with each
+    wallet locked once and the entries written in one INSERT; returns order_ref -> entry.
+
+    Still one entry per order: the ledger's unique (order_ref, kind) is the proof, and an
+    order_ref that already has its entry gets that entry back and changes nothing. Wallets are
+    locked in id order, so two batches over the same customers cannot deadlock. Runs inside
+    the caller's transaction when there is one (no savepoint: an error fails the caller's).
+    """
+    kind = LedgerEntry.Kind.REFUND
+    if len({c.order_ref for c in credits}) != len(credits):
+        raise IntegrityError("balance_credit_many got the same order twice.")
+    amounts = [_checked_amount(c.amount) for c in credits]
+    if not credits:
+        return {}
+    with transaction.atomic(savepoint=False):
+        wallets = _locked_wallets({c.user_id for c in credits})
+        done: dict[int, LedgerEntry] = {
+            e.order_ref: e
+            for e in LedgerEntry.objects.filter(
+                order_ref__in=[c.order_ref for c in credits], kind=kind
+            )
+            if e.order_ref is not None
+        }
+        now = timezone.now()
+        entries, changed = [], {}
+        for credit, amount in zip(credits, amounts, strict=True):
+            if credit.order_ref in done:
+                continue
+            wallet = wallets[credit.user_id]
+            wallet.balance += amount
+            if wallet.balance > MAX_AMOUNT:
+                raise InvalidAmount("The balance would exceed the largest amount the panel stores.")
+            wallet.total_spent += spent_change(kind=kind, signed_amount=amount)
+            wallet.updated_at = now
+            changed[wallet.pk] = wallet
+            entry = LedgerEntry(
+                user=wallet.user,
+                kind=kind,
+                amount=amount,
+                balance_after=wallet.balance,
+                order_ref=credit.order_ref,
+                memo=credit.memo,
+                created_at=now,
+            )
+            entries.append(entry)
+            done[credit.order_ref] = entry
+        LedgerEntry.objects.bulk_create(entries)
+        if changed:
+            Wallet.objects.bulk_update(changed.values(), ["balance", "total_spent", "updated_at"])
+    return done
+
+
+def _locked_wallets(user_ids: set[int]) -> dict[int, Wallet]:
+    """The users' wallets with their users (created if missing), locked in id order until the
+    transaction ends, by user id: one SELECT ... FOR UPDATE."""
+
+    def locked() -> dict[int, Wallet]:
+        rows = (
+            Wallet.objects.select_for_update(of=("self",))
+            .select_related("user")
+            .filter(user_id__in=user_ids)
+            .order_by("pk")
+        )
+        return {w.user_id: w for w in rows}
+
+    wallets = locked()
+    if len(wallets) < len(user_ids):  # a wallet never made (older accounts): make, lock again
+        for user_id in user_ids - wallets.keys():
+            Wallet.objects.get_or_create(user_id=user_id)
+        wallets = locked()
+    return wallets
 
 
 def balance_debit(
@@ -509,3 +609,76 @@ def user_set_language(*, user: User, language: str) -> User:
         user.language = language
         user.save(update_fields=["language"])
     return user
+
+
+class DisplayCurrencyError(ValueError):
+    """A display currency staff do not offer."""
+
+
+def user_set_display_currency(*, user: User, code: str) -> User:
+    """Show `user` prices and the balance in `code` ("" for the panel's own currency).
+
+    Raises DisplayCurrencyError for a code staff do not offer (or no longer offer)."""
+    code = code.strip().upper()
+    if code and not display_currency_list().filter(code=code).exists():
+        raise DisplayCurrencyError(f"{code} is not one of the currencies offered.")
+    user.display_currency = code
+    user.save(update_fields=["display_currency"])
+    return user
+
+
+class DisplayRatesError(Exception):
+    """The rates source could not be read or did not say what is needed; nothing was written."""
+
+
+def display_currency_rates_update(*, url: str = "", timeout: float = 10.0) -> int:
+    """Set every enabled display currency's rate from the JSON source at `url` (default:
+    DISPLAY_CURRENCY_RATES_URL), `{"base": "USD", "rates": {"EUR": 0.92}}`, the base being the
+    panel's currency. All or nothing: raises DisplayRatesError naming what is wrong (no source,
+    network, not JSON, another base, a currency missing or not a positive number). Returns how
+    many rates changed."""
+    url = url or settings.DISPLAY_CURRENCY_RATES_URL
+    if not url:
+        raise DisplayRatesError(
+            "No DISPLAY_CURRENCY_RATES_URL is set: staff set the rates in admin."
+        )
+    rates = _rates_from_source(url, timeout)
+    rows = list(DisplayCurrency.objects.filter(enabled=True).order_by("code"))
+    missing = [row.code for row in rows if row.code not in rates]
+    if missing:
+        raise DisplayRatesError(f"{url} gives no rate for {', '.join(missing)}.")
+    changed = [row for row in rows if row.rate != rates[row.code]]
+    now = timezone.now()
+    for row in changed:
+        row.rate, row.updated_at = rates[row.code], now
+    DisplayCurrency.objects.bulk_update(changed, ["rate", "updated_at"])
+    return len(changed)
+
+
+def _rates_from_source(url: str, timeout: float) -> dict[str, Decimal]:
+    try:
+        response = requests.get(url, timeout=timeout, headers={"Accept": "application/json"})
+        response.raise_for_status()
+        body = response.json(parse_float=Decimal)
+    except ValueError:  # requests' JSONDecodeError is a RequestException too: first
+        raise DisplayRatesError(f"{url} did not answer JSON.") from None
+    except requests.RequestException as exc:
+        raise DisplayRatesError(f"Could not read {url}: {exc}") from None
+    raw = body.get("rates") if isinstance(body, dict) else None
+    if not isinstance(raw, dict):
+        raise DisplayRatesError(f'{url} has no "rates" object.')
+    base = str(body.get("base") or body.get("base_code") or settings.PANEL_CURRENCY).upper()
+    if base != settings.PANEL_CURRENCY.upper():
+        raise DisplayRatesError(f"{url} gives rates for {base}, not {settings.PANEL_CURRENCY}.")
+    rates = {}
+    for code, value in raw.items():
+        try:
+            rate = quantize_rate(parse_money(value))
+        except ValueError:
+            raise DisplayRatesError(
+                f"{url}: the rate of {code} is not a number ({value!r})."
+            ) from None
+        if rate <= 0:
+            raise DisplayRatesError(f"{url}: the rate of {code} is not above zero ({value!r}).")
+        rates[str(code).upper()] = rate
+    return rates

@@ -5,6 +5,7 @@ history retention (docs/customer-panel.md)."""
 from typing import Any
 
 from celery import Task, shared_task
+from django.conf import settings
 
 from accounts.notifications import (
     addresses_email_send,
@@ -15,6 +16,7 @@ from accounts.notifications import (
 from accounts.payments import payment_expire_stale, payment_reconcile_due
 from accounts.referrals import commission_release_due
 from accounts.security import login_history_prune
+from accounts.services import display_currency_rates_update
 
 
 @shared_task(ignore_result=True)
@@ -76,3 +78,13 @@ def referral_commissions_release_sweep() -> str:
     spend, create those of new order charges first). Running it twice releases each once."""
     run = commission_release_due()
     return f"accrued {run.accrued}, released {run.released}"
+
+
+@shared_task(ignore_result=True)
+def display_currency_rates_update_sweep() -> str:
+    """Beat: the display currencies' rates from DISPLAY_CURRENCY_RATES_URL (nothing to do
+    without one). A source that fails raises DisplayRatesError, which names what is wrong: the
+    task fails, the old rates stay."""
+    if not settings.DISPLAY_CURRENCY_RATES_URL:
+        return "no source configured (DISPLAY_CURRENCY_RATES_URL)"
+    return f"updated {display_currency_rates_update()}"

@@ -59,7 +59,7 @@ def _tiers_reached(spent: Expression | F | OuterRef) -> QuerySet[Tier]:
     return Tier.objects.filter(min_spent__lte=spent).order_by("-min_spent")
 
 
-def tier_annotations(*, spent: OuterRef) -> dict[str, Subquery]:
+def tier_annotations(*, spent: Expression | OuterRef) -> dict[str, Subquery]:
     """The tier's discount and below-cost switch for a query over users, as subqueries on the
     total spent `spent` refers to: catalog.selectors reads them with the customer's own discount
     in one query (no tier: both NULL)."""

@@ -35,6 +35,7 @@ urlpatterns = [
     # also saves a signed-in customer's choice.
     path("i18n/setlang/", views.set_language, name="set_language"),
     path("account/security/", views.account_security, name="account_security"),
+    path("account/theme/", views.theme_set, name="theme_set"),
     path(
         "account/security/sessions/<int:session_id>/end/",
         views.account_session_end,

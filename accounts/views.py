@@ -2,7 +2,9 @@
 rest of the account pages are django-allauth's, see docs/customer-panel.md)."""
 
 import csv
+import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from allauth.account.decorators import reauthentication_required
@@ -13,19 +15,22 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.i18n import set_language as django_set_language
 
 from accounts.coupons import CouponError, coupon_redeem
-from accounts.forms import ApiKeyAllowlistForm, RedeemCodeForm, TimezoneForm
+from accounts.forms import ApiKeyAllowlistForm, DisplayCurrencyForm, RedeemCodeForm, TimezoneForm
 from accounts.middleware import AuthenticatedHttpRequest
-from accounts.models import ApiKey, UserSession
+from accounts.models import ApiKey, LedgerEntry, Payment, User, UserSession
+from accounts.payments import METHOD_WORDS
 from accounts.ratelimit import rate_limit_hit
 from accounts.security import (
     LOGIN_HISTORY_SHOWN,
@@ -34,14 +39,30 @@ from accounts.security import (
     user_session_list_for_user,
     user_sessions_end,
 )
-from accounts.selectors import ledger_list_for_user
-from accounts.services import api_key_issue, api_key_set_allowlist, user_set_language
+from accounts.selectors import (
+    display_currency_list,
+    ledger_list_for_user,
+    payment_many_by_ref_for_user,
+)
+from accounts.services import (
+    DisplayCurrencyError,
+    api_key_issue,
+    api_key_set_allowlist,
+    user_set_display_currency,
+    user_set_language,
+)
 from accounts.tiers import tier_progress
 from catalog.order_types import TYPE_SPECS
-from catalog.pricing import money_text
+from catalog.pricing import money_number, money_text
+from catalog.selectors import category_showcase
 from orders.forms import PARAMS, WebhookForm
 from orders.models import WebhookEndpoint
-from orders.selectors import WEBHOOK_LOG_SHOWN, order_list_for_user, webhook_event_list_for_user
+from orders.selectors import (
+    WEBHOOK_LOG_SHOWN,
+    order_list_for_user,
+    order_status_many_for_user,
+    webhook_event_list_for_user,
+)
 from orders.services import (
     OrderError,
     webhook_endpoint_remove,
@@ -54,8 +75,12 @@ STATEMENT_PAGE_SIZE = 50
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    """A visitor's page that sells (the catalog's categories and lowest prices, how ordering
+    works, the API); a customer's dashboard (balance, orders, news)."""
     if not request.user.is_authenticated:
-        return render(request, "home.html", {})
+        return render(
+            request, "home.html", {"showcase": category_showcase(), "api_url": _api_url()}
+        )
     orders = order_list_for_user(user=request.user)
     context = {"recent_orders": orders[:5], "order_count": orders.count()}
     return render(request, "home.html", context)
@@ -93,23 +118,54 @@ def set_language(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def _currency_form(request: AuthenticatedHttpRequest) -> DisplayCurrencyForm:
+    panel = settings.PANEL_CURRENCY
+    offered = [
+        (c.code, f"{c.code}: {money_text(c.rate, c.code, places=8)} for {money_text(1, panel)}")
+        for c in display_currency_list()
+    ]
+    data = request.POST if request.POST.get("form") == "currency" else None
+    return DisplayCurrencyForm(
+        data,
+        offered=offered,
+        panel_currency=settings.PANEL_CURRENCY,
+        prefix="cur",
+        initial={"display_currency": request.user.display_currency},
+    )
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def account_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """The time zone form, and links to allauth's e-mail, password and two-factor pages."""
+    """The time zone and display currency forms, and links to allauth's e-mail, password and
+    two-factor pages."""
     user = request.user
-    form = TimezoneForm(request.POST or None, instance=user, prefix="tz")
-    if request.method == "POST" and form.is_valid():
+    currency_form = _currency_form(request)
+    posted = request.POST if request.POST.get("form") != "currency" else None
+    form = TimezoneForm(posted or None, instance=user, prefix="tz")
+    if currency_form.is_valid():
+        try:
+            user_set_display_currency(
+                user=user, code=currency_form.cleaned_data["display_currency"]
+            )
+        except DisplayCurrencyError as exc:
+            currency_form.add_error("display_currency", str(exc))
+        else:
+            messages.success(request, "Prices and your balance are now shown in that currency.")
+            return redirect("account_settings")
+    elif request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, _("Times are now shown in your time zone."))
         return redirect("account_settings")
     context = {
         "form": form,
+        "currency_form": currency_form,
         "email_address": EmailAddress.objects.get_primary(user),
         "mfa_enabled": is_mfa_enabled(user),
         "tier": tier_progress(user=user),
     }
-    return render(request, "accounts/settings.html", context, status=400 if form.errors else 200)
+    invalid = form.errors or currency_form.errors
+    return render(request, "accounts/settings.html", context, status=400 if invalid else 200)
 
 
 @login_required
@@ -126,14 +182,135 @@ def funds(request: AuthenticatedHttpRequest) -> HttpResponse:
             messages.success(
                 request,
                 _("The code is redeemed: {amount} added to your balance.").format(
-                    amount=money_text(entry.amount)
+                    amount=money_text(entry.amount, settings.PANEL_CURRENCY)
                 ),
             )
             return redirect("funds")
     entries = ledger_list_for_user(user=request.user)
     page = Paginator(entries, STATEMENT_PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"page": page, "entries": page.object_list, "redeem_form": form}
+    rows = statement_rows(user=request.user, entries=list(page.object_list))
+    context = {"page": page, "entries": rows, "redeem_form": form}
     return render(request, "accounts/funds.html", context, status=400 if form.errors else 200)
+
+
+# --- Colour mode ------------------------------------------------------------------------------
+THEME_COOKIE = "panel_theme"
+THEME_COOKIE_AGE = 365 * 24 * 3600
+
+
+def theme_of(request: HttpRequest) -> str:
+    """The visitor's colour mode: the customer's saved choice, else the cookie of a visitor
+    who is not logged in, else auto. Only the three known values ever reach a template."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        theme = str(getattr(user, "theme", ""))
+    else:
+        theme = request.COOKIES.get(THEME_COOKIE, "")
+    return theme if theme in User.Theme.values else User.Theme.AUTO
+
+
+@login_not_required
+@require_http_methods(["GET", "POST"])
+def theme_set(request: HttpRequest) -> HttpResponse:
+    """GET: the three choices (the page behind the header's toggle without JavaScript).
+    POST `theme`: saved on the customer (and in a cookie, so the logged-out pages follow),
+    then back to `next`."""
+    target = (request.POST if request.method == "POST" else request.GET).get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("home")
+    if request.method == "GET":
+        context = {"next_url": target, "choices": User.Theme.choices}
+        return render(request, "accounts/theme.html", context)
+    theme = request.POST.get("theme", "")
+    if theme not in User.Theme.values:
+        return HttpResponse("Unknown colour mode.", status=400, content_type="text/plain")
+    if request.user.is_authenticated:
+        user = request.user
+        user.theme = theme
+        user.save(update_fields=["theme"])
+    response = redirect(target)
+    response.set_cookie(
+        THEME_COOKIE,
+        theme,
+        max_age=THEME_COOKIE_AGE,
+        samesite="Lax",
+        secure=request.is_secure(),
+        httponly=True,
+    )
+    return response
+
+
+# --- The statement: why each entry is there ----------------------------------------------------
+@dataclass(frozen=True)
+class StatementRow:
+    """A ledger entry as the statement shows it: why it is there ("Partial refund of order 12",
+    "Deposit by card (payment #3)"), where that leads, and the memo when it says more."""
+
+    entry: LedgerEntry
+    reason: str
+    url: str  # "" when there is nothing to open
+    details: str
+
+
+# Our own memos (accounts.coupons): the code is the word after "Code" / "Balance code".
+_CODE_MEMO = re.compile(r"^(?:Balance code|Code) (\S+)")
+# A refund's order reached a final status and keeps it: that status says which refund it is.
+_REFUND_WORDS = {
+    "partial": "Partial refund",
+    "canceled": "Cancel refund",
+    "completed": "Refund of the unused part",  # a subscription that ended with remains
+}
+
+
+def statement_rows(*, user: User, entries: list[LedgerEntry]) -> list[StatementRow]:
+    """The reasons of a page of entries, with two queries whatever its length: the orders of
+    its refunds and the payments of its deposits and bonuses."""
+    orders = order_status_many_for_user(
+        user=user,
+        order_ids=[
+            e.order_ref for e in entries if e.order_ref and e.kind == LedgerEntry.Kind.REFUND
+        ],
+    )
+    payments = payment_many_by_ref_for_user(
+        user=user, refs=[e.payment_ref for e in entries if e.payment_ref]
+    )
+    rows = []
+    for entry in entries:
+        payment = payments.get(entry.payment_ref)
+        order = orders.get(entry.order_ref) if entry.order_ref else None
+        reason, url = _reason(entry, payment, order.status if order is not None else "")
+        details = entry.details if entry.details != reason else ""
+        rows.append(StatementRow(entry=entry, reason=reason, url=url, details=details))
+    return rows
+
+
+def _reason(entry: LedgerEntry, payment: Payment | None, order_status: str) -> tuple[str, str]:
+    kind, ref = LedgerEntry.Kind, entry.order_ref
+    payment_url = reverse("payment_detail", args=[payment.public_id]) if payment else ""
+    if ref and kind(entry.kind) in (kind.CHARGE, kind.REFUND):
+        url = reverse("order_detail", args=[ref])
+        if entry.kind == kind.CHARGE:
+            return f"Order {ref}", url
+        return f"{_REFUND_WORDS.get(order_status, 'Refund')} of order {ref}", url
+    if entry.kind == kind.DEPOSIT:
+        if payment is not None:
+            words = METHOD_WORDS.get(payment.method, payment.method)
+            return f"Deposit by {words} (payment #{payment.pk})", payment_url
+        return ("Deposit by staff" if entry.created_by_id else "Deposit"), ""
+    if entry.kind == kind.BONUS:
+        code = _CODE_MEMO.match(entry.memo)
+        if (entry.idempotency_key or "").startswith("bonus:"):
+            return "Deposit bonus", payment_url
+        if entry.payment_ref:
+            return f"Coupon bonus {code.group(1) if code else ''}".strip(), payment_url
+        return f"Gift card {code.group(1) if code else ''}".strip(), ""
+    if entry.kind == kind.COMMISSION:
+        return "Referral commission", reverse("referrals")
+    if entry.kind == kind.ADJUSTMENT:
+        return "Adjustment by staff", ""
+    return entry.get_kind_display(), ""
 
 
 class _Echo:
@@ -146,6 +323,17 @@ def _csv_cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
+def _statement_stream(user: User, entries: QuerySet[LedgerEntry]) -> Iterator[StatementRow]:
+    """Every entry with its reason, 2000 at a time (two lookups per 2000, not per entry)."""
+    chunk: list[LedgerEntry] = []
+    for entry in entries.iterator(chunk_size=2000):
+        chunk.append(entry)
+        if len(chunk) == 2000:
+            yield from statement_rows(user=user, entries=chunk)
+            chunk = []
+    yield from statement_rows(user=user, entries=chunk)
+
+
 @login_required
 def funds_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     entries = ledger_list_for_user(user=request.user).order_by("id")
@@ -153,22 +341,30 @@ def funds_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     # The rows are written while the response streams, after UserTimezoneMiddleware has put the
     # default zone back: take the customer's zone now.
     tz = timezone.get_current_timezone()
+    currency = settings.PANEL_CURRENCY
 
     def rows() -> Iterator[str]:
         yield writer.writerow(
-            ["entry", "date", "type", "amount", "balance_after", "order", "memo", "payment_ref"]
+            [
+                *("entry", "date", "type", "amount", "balance_after"),
+                *("order", "memo", "payment_ref", "reason", "currency"),
+            ]
         )
-        for entry in entries.iterator(chunk_size=2000):
+        for row in _statement_stream(request.user, entries):
+            entry = row.entry
             yield writer.writerow(
                 [
                     entry.pk,
                     timezone.localtime(entry.created_at, tz).isoformat(timespec="seconds"),
                     entry.get_kind_display(),
-                    f"{entry.amount}",
-                    f"{entry.balance_after}",
+                    # Numbers a spreadsheet reads, with the money format's decimals.
+                    money_number(entry.amount),
+                    money_number(entry.balance_after),
                     entry.order_ref or "",
                     _csv_cell(entry.memo),
                     _csv_cell(entry.payment_ref),
+                    _csv_cell(row.reason),
+                    currency,
                 ]
             )
 
@@ -196,6 +392,10 @@ def api_docs(request: AuthenticatedHttpRequest) -> HttpResponse:
     return response
 
 
+def _api_url() -> str:
+    return settings.PANEL_PUBLIC_URL.rstrip("/") + "/api/v2"
+
+
 def _api_page_context(
     request: AuthenticatedHttpRequest,
     *,
@@ -210,7 +410,7 @@ def _api_page_context(
             initial={"allowed_ips": "\n".join(api_key.allowed_ips)}
         )
     return {
-        "api_url": settings.PANEL_PUBLIC_URL.rstrip("/") + "/api/v2",
+        "api_url": _api_url(),
         "api_key": api_key,
         "raw_key": raw_key,
         "allowlist_form": allowlist_form,

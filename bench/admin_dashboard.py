@@ -6,7 +6,13 @@ SQL queries. Uses its own database (panel_bench_admin unless BENCH_DATABASE_URL 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/panel_bench_admin \\
         .venv/bin/python manage.py seed_orders --orders 1000000 --days 90 --providers 3
     # then
-    .venv/bin/python bench/admin_dashboard.py [--runs 5]
+    .venv/bin/python bench/admin_dashboard.py [--runs 5] [--debug]
+
+DEBUG is off by default, as production runs: what production's settings require gets a
+throwaway value (SECRET_KEY, ALLOWED_HOSTS, and the development FIELD_ENCRYPTION_KEYS so that the
+seed's provider keys still decrypt), and requests are made as https, as behind the proxy.
+`--debug` builds the development settings instead (DEBUG=true), as this bench did before.
+In both, `settings.DEBUG` is set False after setup so that no query is logged per request.
 
 Pages: the admin home (cockpit) for each period, the order changelist unfiltered and with each
 filter it offers (every filter's first choice, read from the changelist itself), a search,
@@ -17,6 +23,7 @@ table shows the median and the worst time and the number of SQL queries of one r
 
 import argparse
 import os
+import secrets
 import statistics
 import sys
 import time
@@ -27,13 +34,22 @@ sys.path.insert(0, str(ROOT))
 os.environ["DATABASE_URL"] = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/panel_bench_admin"
 )
-os.environ.setdefault("DEBUG", "true")
+DEBUG_ON = "--debug" in sys.argv[1:]
+os.environ["DEBUG"] = "true" if DEBUG_ON else "false"
+if not DEBUG_ON:
+    # What production's settings require, with throwaway values (nothing is served).
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost")
+    # The development key, which seed_orders encrypted the providers' API keys with.
+    os.environ.setdefault("FIELD_ENCRYPTION_KEYS", "ZGV2LW9ubHktZmllbGQtZW5jcnlwdGlvbi1rZXktMDA=")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "panel.settings")
 
 import django  # noqa: E402
 
 django.setup()
 
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret  # noqa: E402
+from allauth.mfa.utils import is_mfa_enabled  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.cache import cache  # noqa: E402
 from django.db import connection  # noqa: E402
@@ -125,7 +141,12 @@ def prepare() -> Client:
     admin_user = User.objects.filter(
         username="bench_admin"
     ).first() or User.objects.create_superuser("bench_admin", "bench@example.com", None)
-    client = Client()
+    if not is_mfa_enabled(admin_user):
+        # Staff open the admin only with a second factor (AdminTwoFactorMiddleware); without
+        # one every page is a redirect to its set-up.
+        TOTP.activate(admin_user, generate_totp_secret())
+    # https, as behind production's proxy (its settings redirect plain http there).
+    client = Client(headers={} if DEBUG_ON else {"x-forwarded-proto": "https"})
     client.force_login(admin_user)
     return client
 
@@ -156,20 +177,32 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--debug", action="store_true", help="Build the settings with DEBUG=true (development)."
+    )
     args = parser.parse_args()
     client = prepare()
     pages = admin_pages(client)
     total = Order.objects.count()
-    print(f"{total:,} orders in {connection.settings_dict['NAME']}, {args.runs} runs per page\n")
+    print(
+        f"{total:,} orders in {connection.settings_dict['NAME']}, {args.runs} runs per page, "
+        f"settings with DEBUG={'true' if DEBUG_ON else 'false'}\n"
+    )
     print(f"| {'page':<58} | {'median ms':>9} | {'max ms':>8} | {'queries':>7} | status |")
     print(f"|{'-' * 60}|{'-' * 11}|{'-' * 10}|{'-' * 9}|--------|")
-    home = timed(client, reverse("admin:index"), args.runs, before=cache.clear)
-    print(ROW.format("admin home, 30 days, nothing cached", *home))
-    for title, url in pages:
-        print(ROW.format(title[:58], *timed(client, url, args.runs)))
+    rows = [("admin home, 30 days, nothing cached", reverse("admin:index"), None, cache.clear)]
+    rows += [(title, url, None, None) for title, url in pages]
     preview = {"mode": "markup", "value": "40", "preview": "1"}
-    bulk = timed(client, reverse("admin:pricing_bulk"), args.runs, preview)
-    print(ROW.format("bulk pricing preview, every service", *bulk))
+    rows.append(
+        ("bulk pricing preview, every service", reverse("admin:pricing_bulk"), preview, None)
+    )
+    statuses = []
+    for title, url, data, before in rows:
+        figures = timed(client, url, args.runs, data, before)
+        statuses.append(figures[3])
+        print(ROW.format(title[:58], *figures))
+    if any(status != 200 for status in statuses):
+        print("\nA page did not answer 200: its time says nothing (see the status column).")
     if not order_list_urls(client):
         print("\n(no orders admin registered: the order changelist was not benched)")
 

@@ -1,22 +1,33 @@
 """Reseller API benchmark: /api/v2 on PostgreSQL behind gunicorn on this machine.
 
-    .venv/bin/python bench/api_v2.py [--duration 5] [--concurrency 4] [--workers 2]
+    .venv/bin/python bench/api_v2.py [--duration 5] [--concurrency 4] [--workers 2] [--debug]
+        [--worker-class sync|gthread --threads N] [--calls balance,status] [--profile N]
 
-It (re)creates the database `panel_api_bench` on the DATABASE_URL's server (default
+It (re)creates the database `panel_api_bench` (--database) on the DATABASE_URL's server (default
 postgres://postgres@127.0.0.1:5432), migrates it, seeds one customer, 5,000 services and 1,000
-orders, and starts gunicorn (sync workers, DEBUG=true, settings bench.api_v2_settings) on a
-loopback port. Then, for each call, a load generator of --concurrency processes (requests
-sessions) sends it for --duration seconds (at most --max-requests), after a short warm-up, and
-the table gives requests per second, p50 and p95 latency, errors, and the SQL queries of one call
-(counted in-process with CaptureQueriesContext). The ceiling is a bare Django JSON view served
-by the same gunicorn through the same middleware (bench/api_v2_urls.py).
+orders, and starts gunicorn (sync workers by default, settings bench.api_v2_settings) on a
+loopback port. DEBUG is off, as production runs (SECRET_KEY and the other settings production
+requires are set to throwaway values, SECURE_SSL_REDIRECT off: a TLS proxy is not part of the
+bench); --debug runs it with DEBUG=true (Django then keeps every query of a request in memory).
+Then, for each call, a load generator of --concurrency processes (requests sessions) sends it
+for --duration seconds (at most --max-requests), after a short warm-up, and the table gives
+requests per second, its ratio to the ceiling of the same run, p50 and p95 latency, errors, and
+the SQL queries of one call (counted in-process with CaptureQueriesContext). The ceiling is a
+bare Django JSON view served by the same gunicorn through the same middleware
+(bench/api_v2_urls.py). The ratio is what compares between runs: the absolute figures move with
+the machine's load.
+
+--profile N skips gunicorn: it runs each call N times in-process (Django's test client) under
+cProfile and prints where the time went (the top functions by cumulative and by own time).
 
 `add` orders a service mapped to an upstream provider: the order is charged, saved and its
 placement enqueued on the Redis broker (REDIS_URL's database), where no worker takes it, so it
 stays queued and nothing leaves the machine. The broker queue is purged at the end.
 
 The load generator shares the machine's CPUs with gunicorn and PostgreSQL, so the figures are a
-floor for the server, and comparable between rows.
+floor for the server, and comparable between rows. It reads each answer whole but decompresses
+only its first bytes (to tell an error): decompressing the 1.3 MB price list on every call
+would measure the load generator, not the server.
 """
 
 import argparse
@@ -28,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,18 +48,33 @@ sys.path.insert(0, str(ROOT))
 DB_NAME = "panel_api_bench"
 
 
-def prepare_environment() -> None:
+# What panel/settings.py requires when DEBUG is off, as throwaway values (never a real secret).
+PRODUCTION_ENV = {
+    "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "FIELD_ENCRYPTION_KEYS": "ZGV2LW9ubHktZmllbGQtZW5jcnlwdGlvbi1rZXktMDA=",
+    "ALLOW_CONSOLE_EMAIL": "true",
+    "SECURE_SSL_REDIRECT": "false",
+}
+
+
+def prepare_environment(*, debug: bool, db_name: str = DB_NAME) -> None:
     url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/panel")
     parts = urlsplit(url)
     if not parts.scheme.startswith("postgres"):
         sys.exit("bench/api_v2.py measures PostgreSQL: set DATABASE_URL=postgres://...")
+    if not db_name.replace("_", "").isalnum():
+        sys.exit(f"--database takes a plain name, not {db_name!r}")
     import psycopg
 
     with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{DB_NAME}"))
-    os.environ["DEBUG"] = "true"
+        conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {db_name}")
+    os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{db_name}"))
+    os.environ["DEBUG"] = "true" if debug else "false"
+    if not debug:
+        for name, value in PRODUCTION_ENV.items():
+            os.environ.setdefault(name, value)
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/5")
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.api_v2_settings"
     subprocess.run(
@@ -173,12 +200,22 @@ def _worker(args) -> tuple[list[float], int]:
     errors = 0
     while time.monotonic() < until and len(latencies) < cap:
         started = time.perf_counter()
-        response = session.post(url, data=data, headers=headers, timeout=30)
-        body = response.content
+        response = session.post(url, data=data, headers=headers, timeout=30, stream=True)
+        body = response.raw.read(decode_content=False)  # every byte, as sent
         latencies.append(time.perf_counter() - started)
-        if response.status_code != 200 or b'"error"' in body[:100]:
+        response.raw.release_conn()  # back to the session's pool, as .content would
+        if response.status_code != 200 or b'"error"' in _head(response, body):
             errors += 1
     return latencies, errors
+
+
+def _head(response, body: bytes) -> bytes:
+    """The first bytes of the answer, decompressed: the load generator shares the CPUs with the
+    server, so it does not decompress a whole 1.3 MB price list per call (a client elsewhere
+    would, on its own machine)."""
+    if response.headers.get("Content-Encoding") == "gzip":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, 100)
+    return body[:100]
 
 
 def load(url: str, data: dict, headers: dict, *, concurrency: int, duration: float, cap: int):
@@ -195,7 +232,7 @@ def load(url: str, data: dict, headers: dict, *, concurrency: int, duration: flo
     return len(latencies) / wall, statistics.median(latencies), p95, len(latencies), errors
 
 
-def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+def start_gunicorn(port: int, workers: int, worker_class: str, threads: int) -> subprocess.Popen:
     process = subprocess.Popen(
         [
             str(ROOT / ".venv/bin/gunicorn"),
@@ -204,6 +241,10 @@ def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
+            "--worker-class",
+            worker_class,
+            "--threads",
+            str(threads),
             "--log-level",
             "warning",
         ],
@@ -235,30 +276,65 @@ def purge_broker() -> None:
                 conn.default_channel.queue_purge(queue)
 
 
-def main() -> None:
+def profile(calls: list[tuple[str, str, dict, dict]], repeat: int) -> None:
+    """Each call `repeat` times in-process under cProfile: where its time goes."""
+    import cProfile
+    import io
+    import pstats
+
+    from django.test import Client
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    for name, path, data, headers in calls:
+        extra = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
+        extra.setdefault("HTTP_ACCEPT_ENCODING", "gzip")
+        for _ in range(3):  # warm-up: connections, first-call imports, caches
+            client.post(path, data, **extra)
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.enable()
+        for _ in range(repeat):
+            client.post(path, data, **extra)
+        profiler.disable()
+        per_call = (time.perf_counter() - started) / repeat * 1000
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out).strip_dirs()
+        stats.sort_stats("cumulative").print_stats(25)
+        stats.sort_stats("tottime").print_stats(15)
+        print(f"\n===== {name}: {per_call:.2f} ms per call in-process (profiled) =====")
+        print(out.getvalue())
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per call")
     parser.add_argument("--concurrency", type=int, default=4, help="client processes")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
+    parser.add_argument("--debug", action="store_true", help="run with DEBUG=true")
     parser.add_argument("--max-requests", type=int, default=20000, help="cap per call")
     parser.add_argument("--port", type=int, default=8871)
+    parser.add_argument("--database", default=DB_NAME, help="the bench's own database")
     parser.add_argument("--services", type=int, default=5000)
     parser.add_argument("--orders", type=int, default=1000)
-    opts = parser.parse_args()
-
-    t0 = time.monotonic()
-    prepare_environment()
-    import django
-
-    django.setup()
-    seeded = seed(opts.services, opts.orders)
-    print(
-        f"seeded {opts.services} services and {opts.orders} orders in {time.monotonic() - t0:.1f}s"
+    parser.add_argument(
+        "--calls", default="", help="comma-separated words; only the calls whose name has one"
     )
-    calls = scenarios(seeded)
-    queries = {name: count_queries(path, data) for name, path, data, _ in calls}
-    print(services_size(seeded["key"]))
-    server = start_gunicorn(opts.port, opts.workers)
+    parser.add_argument("--profile", type=int, default=0, help="profile each call N times")
+    return parser.parse_args()
+
+
+def selected(calls: list, words: str) -> list:
+    """The ceiling (always: the ratios need it) and the calls whose name holds one of `words`."""
+    wanted = [w.strip() for w in words.split(",") if w.strip()]
+    return [
+        c for i, c in enumerate(calls) if i == 0 or not wanted or any(w in c[0] for w in wanted)
+    ]
+
+
+def run_load(opts: argparse.Namespace, calls: list, queries: dict) -> list[tuple]:
+    server = start_gunicorn(opts.port, opts.workers, opts.worker_class, opts.threads)
     rows = []
     try:
         for name, path, data, headers in calls:
@@ -276,16 +352,48 @@ def main() -> None:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         purge_broker()
+    return rows
+
+
+def print_table(opts: argparse.Namespace, rows: list[tuple]) -> None:
+    threads = f" x {opts.threads} threads" if opts.threads > 1 else ""
     print(
-        f"\ngunicorn {opts.workers} sync workers, {opts.concurrency} client processes, "
-        f"{opts.duration:g}s per call, {os.cpu_count()} CPUs shared by all, DEBUG=true\n"
+        f"\ngunicorn {opts.workers} {opts.worker_class} workers{threads}, "
+        f"{opts.concurrency} client processes, {opts.duration:g}s per call, "
+        f"{os.cpu_count()} CPUs shared by all, DEBUG={'true' if opts.debug else 'false'}, "
+        f"load average {os.getloadavg()[0]:.1f}\n"
     )
-    print("| call | req/s | p50 ms | p95 ms | requests | errors | SQL queries/call |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    ceiling = rows[0][1]
+    print(
+        "| call | req/s | ratio to ceiling | p50 ms | p95 ms | requests | errors | SQL queries/call |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, rps, p50, p95, n, errors, q in rows:
         print(
-            f"| {name} | {rps:.0f} | {p50 * 1000:.1f} | {p95 * 1000:.1f} | {n} | {errors} | {q} |"
+            f"| {name} | {rps:.0f} | {rps / ceiling:.2f} | {p50 * 1000:.1f} | {p95 * 1000:.1f} "
+            f"| {n} | {errors} | {q} |"
         )
+
+
+def main() -> None:
+    opts = parse_args()
+    t0 = time.monotonic()
+    prepare_environment(debug=opts.debug, db_name=opts.database)
+    import django
+
+    django.setup()
+    seeded = seed(opts.services, opts.orders)
+    print(
+        f"seeded {opts.services} services and {opts.orders} orders in {time.monotonic() - t0:.1f}s"
+    )
+    calls = selected(scenarios(seeded), opts.calls)
+    queries = {name: count_queries(path, data) for name, path, data, _ in calls}
+    print(services_size(seeded["key"]))
+    if opts.profile:
+        profile(calls, opts.profile)
+        purge_broker()
+        return
+    print_table(opts, run_load(opts, calls, queries))
 
 
 if __name__ == "__main__":

@@ -1,37 +1,81 @@
 """Benchmark: one status sweep over 100,000 active orders spread over three sandbox providers.
 
     DATABASE_URL=postgres://... .venv/bin/python bench/status_sweep.py [--orders 100000]
+        [--debug] [--parallel] [--profile]
+
+It runs with DEBUG off, as production does (a throwaway SECRET_KEY and ALLOWED_HOSTS are
+filled in for the run); `--debug` runs it with DEBUG on, for comparison (Django then keeps
+every query's SQL on the connection, which costs time of its own).
 
 Needs a migrated PostgreSQL database (it writes its own rows: three "bench-sandbox-N"
 providers, their orders and a "bench-sweep" customer; the orders of an earlier run are deleted
 first). The three sandboxes run as separate processes (real HTTP on loopback), their state
 seeded directly through the sandbox's Store so that setting up 100,000 upstream orders takes
 seconds, not an hour of `add` calls. The orders are planned so that a sweep meets a realistic
-mix: 30% still Pending (unchanged), 60% In progress (a status move, written in bulk), 10%
-finished (Completed, or Partial with a refund through the ledger, written one by one).
+mix: 30% still Pending (unchanged), 60% In progress (a status move), 10% finished (Completed,
+or Partial with a refund through the ledger), all of a batch written in one transaction.
 
 Prints per provider and in total: orders polled per second, upstream calls, SQL queries per
-batch of 100; then a second sweep of the same orders (now mostly unchanged).
+batch of 100 and which statements they are; then a second sweep of the same orders (now
+mostly unchanged); then check_ledger. Each provider is swept whole (no time budget), one after
+another; `--parallel` sweeps them at once, one thread each, as the periodic task's fan-out
+does (one provider_sweep task per provider). `--profile` runs both sweeps under cProfile.
 """
 
 import argparse
+import math
 import os
+import re
+import secrets
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "panel.settings")
 
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--profile", action="store_true", help="cProfile both sweeps")
+    parser.add_argument(
+        "--parallel",
+        action="store_true",
+        help="sweep the providers at once, one thread each (as the periodic task's fan-out does)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="run with DEBUG on (default: off, as in production)"
+    )
+    return parser.parse_args()
+
+
+ARGS = parse_args()
+# Set before Django reads the settings. DEBUG off requires a SECRET_KEY, the hosts and a key
+# for the providers' API keys: throwaway ones (the bench stores its providers' keys again).
+os.environ["DEBUG"] = "true" if ARGS.debug else "false"
+if not ARGS.debug:
+    from cryptography.fernet import Fernet
+
+    os.environ["SECRET_KEY"] = secrets.token_urlsafe(48)
+    os.environ.setdefault("ALLOWED_HOSTS", "bench.invalid")
+    os.environ["FIELD_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
+
 import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
+from django.core.management import CommandError, call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -39,7 +83,8 @@ from accounts.models import User  # noqa: E402
 from accounts.services import customer_create  # noqa: E402
 from catalog.models import Category, Service, UpstreamService  # noqa: E402
 from orders.models import POLLED_STATUSES, Order  # noqa: E402
-from orders.services import provider_poll_orders  # noqa: E402
+from orders.services import PollResult, provider_poll_orders  # noqa: E402
+from orders.services.common import Deadline  # noqa: E402
 from providers.models import Provider, ProviderCall  # noqa: E402
 from providers.sandbox.catalog import Catalog  # noqa: E402
 from providers.sandbox.store import Store  # noqa: E402
@@ -153,47 +198,110 @@ class QueryCounter:
 
     def __init__(self) -> None:
         self.count = 0
+        self.kinds: Counter[str] = Counter()
 
     def __call__(self, execute, sql, params, many, context):
         self.count += 1
+        words = sql.split(None, 1)
+        table = re.search(r'"([a-z_]+)"', sql)
+        self.kinds[f"{words[0] if words else '?'} {table.group(1) if table else ''}"] += 1
         return execute(sql, params, many, context)
+
+
+@dataclass
+class ProviderRun:
+    provider: Provider
+    result: PollResult
+    took: float
+    calls: int
+    queries: QueryCounter
+
+
+def sweep_provider(provider: Provider) -> ProviderRun:
+    """One provider's poll, timed, its upstream calls and SQL statements counted."""
+    calls_before = ProviderCall.objects.filter(provider=provider).count()
+    queries = QueryCounter()
+    with connection.execute_wrapper(queries):
+        started = time.monotonic()
+        # No time budget: the whole provider is swept, however long it takes (the task's
+        # budget would leave the rest to the next sweep and make the runs incomparable).
+        result = provider_poll_orders(
+            provider=provider, limit=1_000_000, deadline=Deadline(at=math.inf)
+        )
+        took = time.monotonic() - started
+    calls = ProviderCall.objects.filter(provider=provider).count() - calls_before
+    return ProviderRun(provider, result, took, calls, queries)
+
+
+def in_thread(provider: Provider) -> ProviderRun:
+    try:
+        return sweep_provider(provider)
+    finally:
+        connection.close()  # the thread's own connection
 
 
 def sweep(providers: list[Provider], label: str) -> None:
     print(f"\n{label}")
-    total_orders = total_calls = total_queries = 0
     started_all = time.monotonic()
-    for provider in providers:
-        calls_before = ProviderCall.objects.filter(provider=provider).count()
-        queries = QueryCounter()
-        with connection.execute_wrapper(queries):
-            started = time.monotonic()
-            result = provider_poll_orders(provider=provider, limit=1_000_000)
-            took = time.monotonic() - started
-        calls = ProviderCall.objects.filter(provider=provider).count() - calls_before
-        total_orders += result.polled
-        total_calls += calls
-        total_queries += queries.count
-        print(
-            f"  {provider.name}: {result.polled} orders in {took:.1f} s = "
-            f"{result.polled / took:,.0f} orders/s; {calls} upstream calls; "
-            f"{queries.count} SQL queries = {queries.count / max(calls, 1):.1f} per batch; "
-            f"changed {result.changed} {dict(result.statuses)}, unchanged {result.unchanged}, "
-            f"errors {result.errors}"
-        )
+    if ARGS.parallel:  # as the periodic task's fan-out runs them: one worker per provider
+        with ThreadPoolExecutor(max_workers=len(providers)) as pool:
+            runs = list(pool.map(in_thread, providers))
+    else:
+        runs = [sweep_provider(provider) for provider in providers]
     took_all = time.monotonic() - started_all
+    kinds: Counter[str] = Counter()
+    for run in runs:
+        result, took, queries = run.result, run.took, run.queries
+        kinds.update(queries.kinds)
+        print(
+            f"  {run.provider.name}: {result.polled} orders in {took:.1f} s = "
+            f"{result.polled / took:,.0f} orders/s; {run.calls} upstream calls; "
+            f"{queries.count} SQL queries = {queries.count / max(run.calls, 1):.1f} per batch; "
+            f"changed {result.changed} {dict(result.statuses)}, unchanged {result.unchanged}, "
+            f"errors {result.errors}, left for the next sweep (time budget) {result.deferred}"
+        )
+    total_orders = sum(run.result.polled for run in runs)
+    total_calls = sum(run.calls for run in runs)
+    total_queries = sum(run.queries.count for run in runs)
+    how = "in parallel, one thread each" if ARGS.parallel else "one after another"
     print(
         f"  total: {total_orders} orders in {took_all:.1f} s = {total_orders / took_all:,.0f} "
-        f"orders/s (providers one after another; the periodic task runs them in parallel); "
+        f"orders/s (providers {how}); "
         f"{total_calls} upstream calls; {total_queries / max(total_calls, 1):.1f} SQL per batch"
     )
+    per_batch = ", ".join(
+        f"{kind} {n / max(total_calls, 1):.2f}" for kind, n in kinds.most_common(12)
+    )
+    print(f"  SQL per batch by statement: {per_batch}")
+
+
+def profiled(providers: list[Provider], label: str) -> None:
+    """sweep() under cProfile: the functions that took the most time, own time and total."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(sweep, providers, label + " (profiled)")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
+
+
+def check_ledger() -> None:
+    """The ledger against the wallets and orders after the sweeps (manage.py check_ledger)."""
+    out = StringIO()
+    started = time.monotonic()
+    try:
+        call_command("check_ledger", stdout=out)
+    except CommandError as exc:
+        print(f"\ncheck_ledger FAILED: {exc}\n{out.getvalue()}")
+        return
+    print(f"\ncheck_ledger ({time.monotonic() - started:.1f} s): {out.getvalue().strip()}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--orders", type=int, default=100_000)
-    parser.add_argument("--profile", action="store_true", help="cProfile the second sweep")
-    args = parser.parse_args()
+    args = ARGS
+    print(f"DEBUG={'on' if settings.DEBUG else 'off'}, {args.orders} orders")
     if connection.vendor != "postgresql":
         sys.exit("Run it against PostgreSQL (set DATABASE_URL).")
     per = args.orders // 3
@@ -210,22 +318,16 @@ def main() -> None:
             started = time.monotonic()
             providers = setup_panel([url for _, url in sandboxes], seeded)
             print(f"created {args.orders} panel orders in {time.monotonic() - started:.1f} s")
-            sweep(
+            run = profiled if args.profile else sweep
+            run(
                 providers,
                 "sweep 1 (30% still Pending: first remains recorded; 60% to In progress; 10% final):",
             )
             Order.objects.filter(provider__in=providers, status__in=POLLED_STATUSES).update(
                 next_poll_at=timezone.now() - timedelta(seconds=1)
             )
-            if args.profile:
-                import cProfile
-                import pstats
-
-                profiler = cProfile.Profile()
-                profiler.runcall(sweep, providers, "sweep 2 (profiled):")
-                pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
-            else:
-                sweep(providers, "sweep 2 (the same orders again, mostly unchanged):")
+            run(providers, "sweep 2 (the same orders again, mostly unchanged):")
+            check_ledger()
         finally:
             for process, _ in sandboxes:
                 process.terminate()

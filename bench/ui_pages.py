@@ -1,13 +1,16 @@
 """Customer panel pages with a big catalog: time, SQL queries and bytes of /services/ and /order/.
 
-    .venv/bin/python bench/ui_pages.py [--services 5000] [--repeat 5]
+    .venv/bin/python bench/ui_pages.py [--services 5000] [--repeat 5] [--no-debug]
 
 It (re)creates the database `panel_bench_ui` on the DATABASE_URL's server (default
 postgres://postgres@127.0.0.1:5432), migrates it, seeds a customer with a discount, a spending
-tier and a few custom rates, --services enabled services in one category and 300 completed
-orders (so that the average completion time has data), then asks for each page with Django's test client (signed
+tier and a few custom rates, --services enabled services in one category, 1,200 completed
+orders (12 for each of 100 services, so that their average time has data; refreshed as the beat
+task does) and 50 favourites, then asks for each page with Django's test client (signed
 in, in-process: no web server) --repeat times and prints the median and best time, the queries
-of one request and the size of the HTML. The database is dropped at the end.
+of one request and the size of the HTML. The database is dropped at the end. With --no-debug
+it runs as production does (DEBUG off: Django's cached template loader), with
+throwaway values for the settings DEBUG off requires.
 """
 
 import argparse
@@ -21,7 +24,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DB_NAME = "panel_bench_ui"
+# BENCH_DB names another database, for two runs side by side on one server.
+DB_NAME = os.environ.get("BENCH_DB", "panel_bench_ui")
+if not DB_NAME.isidentifier() or not DB_NAME.islower():
+    sys.exit(f"BENCH_DB must be a lower-case identifier, not {DB_NAME!r}")
 
 
 def _admin_url() -> str:
@@ -42,16 +48,31 @@ def recreate_database(admin_url: str, *, drop_only: bool = False) -> None:
             conn.execute(f"CREATE DATABASE {DB_NAME}")
 
 
-def seed(n_services: int):
-    from datetime import timedelta
-    from decimal import Decimal
+def _debug_environment(*, debug: bool) -> None:
+    """DEBUG on, or off with throwaway values for what panel/settings.py then requires (plain
+    HTTP from the test client, static files without a manifest, mails kept on the machine)."""
+    os.environ["DEBUG"] = "true" if debug else "false"
+    if debug:
+        return
+    import secrets
+    from base64 import urlsafe_b64encode
 
-    from django.utils import timezone
+    os.environ.update(
+        SECRET_KEY=secrets.token_urlsafe(48),
+        ALLOWED_HOSTS="testserver,localhost",
+        FIELD_ENCRYPTION_KEYS=urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        SECURE_SSL_REDIRECT="false",
+        ALLOW_CONSOLE_EMAIL="true",
+        STATICFILES_BACKEND="django.contrib.staticfiles.storage.StaticFilesStorage",
+    )
+
+
+def seed(n_services: int):
+    from decimal import Decimal
 
     from accounts.models import Tier
     from accounts.services import customer_create
     from catalog.models import Category, CustomerDiscount, CustomerRate, Service
-    from orders.models import Order
 
     user = customer_create(username="bench", opening_balance=Decimal("1000"))
     CustomerDiscount.objects.create(user=user, percent=Decimal("5"))
@@ -78,6 +99,22 @@ def seed(n_services: int):
     CustomerRate.objects.bulk_create(
         [CustomerRate(user=user, service=s, rate=Decimal("0.42")) for s in services[::500]]
     )
+    _seed_orders(user, services)
+    return user
+
+
+def _seed_orders(user, services) -> None:
+    """12 completed orders for each of the first 100 services, their average times computed as
+    the beat task does, and 50 favourites."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from catalog.models import FavouriteService
+    from orders.models import Order
+    from orders.services import service_average_times_refresh
+
     now = timezone.now()
     Order.objects.bulk_create(
         [
@@ -93,26 +130,38 @@ def seed(n_services: int):
                 created_at=now - timedelta(hours=2, minutes=i % 60),
                 finished_at=now - timedelta(hours=1),
             )
-            for i in range(300)
+            for i in range(1200)
         ]
     )
-    return user
+    service_average_times_refresh()
+    FavouriteService.objects.bulk_create(
+        [FavouriteService(user=user, service=s) for s in services[::100]]
+    )
 
 
-def measure(client, url: str, repeat: int) -> tuple[float, float, int, int]:
+def measure(client, url: str, repeat: int) -> tuple[float, float, float, int, int]:
+    """Median and best wall time, median CPU time of this process (the Python side: steadier
+    than wall time when other work loads the machine), queries and bytes of one request."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     client.get(url)  # warm-up: templates, connection
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         response = client.get(url)
         times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
         assert response.status_code == 200, (url, response.status_code)
     with CaptureQueriesContext(connection) as ctx:
         body = client.get(url).content
-    return statistics.median(times), min(times), len(ctx.captured_queries), len(body)
+    return (
+        statistics.median(times),
+        min(times),
+        statistics.median(cpu),
+        len(ctx.captured_queries),
+        len(body),
+    )
 
 
 def main() -> None:
@@ -120,11 +169,12 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--no-debug", action="store_true", help="DEBUG off, as in production")
     opts = parser.parse_args()
 
     admin_url = _admin_url()
     recreate_database(admin_url)
-    os.environ["DEBUG"] = "true"
+    _debug_environment(debug=not opts.no_debug)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "panel.settings")
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True
@@ -142,13 +192,18 @@ def main() -> None:
         client.force_login(user)
         print(
             f"{opts.services:,} enabled services in one category, median (best) of "
-            f"{opts.repeat}, Django test client, {os.cpu_count()} CPUs shared by all, DEBUG=true\n"
+            f"{opts.repeat}, Django test client, {os.cpu_count()} CPUs shared by all, "
+            f"DEBUG={os.environ['DEBUG']}\n"
         )
-        print("| page | median ms | best ms | SQL queries | HTML bytes |")
-        print("| --- | ---: | ---: | ---: | ---: |")
-        for url in ("/services/", "/services/?page=50", "/services/?q=service+42", "/order/"):
-            median, best, queries, size = measure(client, url, opts.repeat)
-            print(f"| `{url}` | {median * 1000:.0f} | {best * 1000:.0f} | {queries} | {size:,} |")
+        print("| page | median ms | best ms | CPU ms | SQL queries | HTML bytes |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        urls = ("/services/", "/services/?page=50", "/services/?q=service+42", "/services/?fav=1")
+        for url in (*urls, "/order/", "/order/?service=4999"):
+            median, best, cpu, queries, size = measure(client, url, opts.repeat)
+            print(
+                f"| `{url}` | {median * 1000:.0f} | {best * 1000:.0f} | {cpu * 1000:.0f} "
+                f"| {queries} | {size:,} |"
+            )
     finally:
         from django.db import connections
 

@@ -6,6 +6,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
@@ -15,6 +16,7 @@ from django.http import HttpRequest
 
 from accounts.audit import PER_OBJECT_LIMIT, AuditedAdminMixin, audit_record, staff_user
 from accounts.models import AdminAuditLog
+from accounts.templatetags.panel_ui import money_column
 from catalog.models import (
     CatalogChange,
     CatalogSettings,
@@ -27,7 +29,7 @@ from catalog.models import (
     ServiceBackup,
     UpstreamService,
 )
-from catalog.pricing import RATE_DIGITS, RATE_PLACES
+from catalog.pricing import RATE_DIGITS, RATE_PLACES, money_text
 from catalog.services import (
     CatalogError,
     catalog_import_services,
@@ -106,6 +108,11 @@ class ImportActionForm(helpers.ActionForm):
         required=False, max_length=200, label="category",
         help_text="Empty: a category named like the upstream one (created when missing).",
     )  # fmt: skip
+
+
+def _rate_text(value: Decimal, *, signed: bool = False) -> str:
+    """A rate per 1000 (cost, margin) in the money format, up to the rate's 8 places."""
+    return money_text(value, settings.PANEL_CURRENCY, signed=signed, places=RATE_PLACES)
 
 
 @admin.register(UpstreamService)
@@ -259,7 +266,8 @@ class ServiceAdminForm(forms.ModelForm):
 @admin.register(Service)
 class ServiceAdmin(AuditedAdminMixin, admin.ModelAdmin):
     form = ServiceAdminForm
-    list_display = ("id", "name", "category", "type", "rate", "cost_display", "margin_display",
+    list_display = ("id", "name", "category", "type", money_column("rate", "rate", places=RATE_PLACES),
+                    "cost_display", "margin_display",
                     "margin_pct_display", "pricing", "held_rate", "is_enabled", "disabled_reason",
                     "provider_display")  # fmt: skip
     list_filter = (MarginFilter, "is_enabled", "disabled_cause", "pricing", "type",
@@ -289,12 +297,12 @@ class ServiceAdmin(AuditedAdminMixin, admin.ModelAdmin):
         )
 
     @admin.display(description="cost", ordering="cost")
-    def cost_display(self, obj: "WithAnnotations[Service, _Margins]") -> Decimal | None:
-        return None if obj.cost is None else obj.cost.quantize(Decimal("0.00001"))
+    def cost_display(self, obj: "WithAnnotations[Service, _Margins]") -> str | None:
+        return None if obj.cost is None else _rate_text(obj.cost)
 
     @admin.display(description="margin", ordering="margin")
-    def margin_display(self, obj: "WithAnnotations[Service, _Margins]") -> Decimal | None:
-        return None if obj.margin is None else obj.margin.quantize(Decimal("0.00001"))
+    def margin_display(self, obj: "WithAnnotations[Service, _Margins]") -> str | None:
+        return None if obj.margin is None else _rate_text(obj.margin, signed=True)
 
     @admin.display(description="margin %", ordering="margin_pct")
     def margin_pct_display(self, obj: "WithAnnotations[Service, _Margins]") -> Decimal | None:
@@ -410,7 +418,9 @@ class CatalogSettingsAdmin(AuditedAdminMixin, admin.ModelAdmin):
         self, request: HttpRequest, obj: CatalogSettings, form: forms.ModelForm, change: bool
     ) -> None:
         super().save_model(request, obj, form, change)
-        if {"default_markup_percent", "price_rise_hold_percent"}.intersection(form.changed_data):
+        repricing = {"default_markup_percent", "price_rise_hold_percent", "rate_rounding"}
+        repricing |= {"rate_rounding_step", "rate_rounding_digits"}
+        if repricing.intersection(form.changed_data):
             count = catalog_reprice_services(changed_by=staff_user(request))
             self.message_user(request, f"{count} services re-priced.")
 

@@ -2,13 +2,18 @@ from decimal import Decimal
 from typing import TypedDict
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
 from catalog.order_types import OrderType
-from catalog.pricing import RATE_DIGITS, RATE_PLACES
+from catalog.pricing import RATE_DIGITS, RATE_PLACES, RateRounding, Rounding
+from providers.models import WriteSignallingQuerySet
+
+# The rows the API's cached price lists are built from say when they are written (also by
+# update() and the bulk writes): catalog.price_lists.
+_SignallingManager = models.Manager.from_queryset(WriteSignallingQuerySet)
 
 
 class DecimalSize(TypedDict):
@@ -34,12 +39,43 @@ class CatalogSettings(models.Model):
     auto_import_new_services = models.BooleanField(
         default=False, help_text="Import services that appear upstream into the panel at once."
     )
+    # How a rate computed from cost + markup is rounded (catalog.pricing.RateRounding); a fixed
+    # rate is staff's own and is never rounded. Changing it re-prices the catalog (admin).
+    rate_rounding = models.CharField(
+        max_length=12,
+        choices=[
+            (Rounding.NONE.value, "No rounding (up to 8 decimal places)"),
+            (Rounding.STEP.value, "To a multiple of the step per 1000"),
+            (Rounding.SIGNIFICANT.value, "To a number of significant digits"),
+        ],
+        default=Rounding.NONE.value,
+        help_text="Retail rates from cost + markup are rounded half up; never below the cost "
+        "(where selling below it is not allowed): there they round up.",
+    )
+    rate_rounding_step = models.DecimalField(
+        **RATE,
+        default=Decimal("0.01"),
+        validators=[MinValueValidator(Decimal("0.00000001"))],
+        help_text="For rounding to a step: e.g. 0.01 gives 5.00 instead of 4.99995.",
+    )
+    rate_rounding_digits = models.PositiveSmallIntegerField(
+        default=4,
+        validators=[MinValueValidator(1), MaxValueValidator(12)],
+        help_text="For significant digits: e.g. 4 gives 0.004999 and 12.35.",
+    )
 
     class Meta:
         verbose_name = verbose_name_plural = "catalog settings"
 
     def __str__(self) -> str:
         return "Catalog settings"
+
+    @property
+    def rounding(self) -> RateRounding:
+        """The rate rounding rule, as catalog.pricing applies it."""
+        return RateRounding(
+            Rounding(self.rate_rounding), self.rate_rounding_step, self.rate_rounding_digits
+        )
 
     @classmethod
     def load(cls) -> "CatalogSettings":
@@ -70,6 +106,8 @@ class UpstreamService(models.Model):
     removed_at = models.DateTimeField(
         null=True, blank=True, help_text="When a sync stopped finding it upstream."
     )
+
+    objects = _SignallingManager()
 
     class Meta:
         ordering = ["provider", "category", "name"]
@@ -113,6 +151,8 @@ class Category(models.Model):
     sort_order = models.IntegerField(default=0)
     markup_percent = models.DecimalField(**PERCENT, null=True, blank=True)
     is_enabled = models.BooleanField(default=True)
+
+    objects = _SignallingManager()
 
     class Meta:
         ordering = ["sort_order", "name"]
@@ -198,8 +238,14 @@ class Service(models.Model):
     )
     disabled_reason = models.CharField(max_length=300, blank=True)
     sort_order = models.IntegerField(default=0)
+    # The median time from order to completion of the service's last AVERAGE_TIME_LAST completed
+    # orders on this panel; None below AVERAGE_TIME_MIN_ORDERS of them. Stored, not computed per
+    # page: orders.services.averages refreshes it from a beat task (docs/customer-panel.md).
+    average_time = models.DurationField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = _SignallingManager()
 
     class Meta:
         ordering = ["category__sort_order", "sort_order", "id"]
@@ -211,6 +257,24 @@ class Service(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pk} — {self.name}"
+
+
+class FavouriteService(models.Model):
+    """A service a customer starred on the price list (its *Favourites* filter)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="favourite_services"
+    )
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "service"], name="favourite_service_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} ★ {self.service_id}"
 
 
 class ServiceBackup(models.Model):

@@ -6,7 +6,7 @@ keep more, so that a provider's "0.0035" survives a markup without being rounded
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from functools import cached_property
 
@@ -27,17 +27,104 @@ def quantize_money(value: Decimal) -> Decimal:
 
 def trimmed_text(value: Decimal, places: int) -> str:
     """`value` with thousands separators and at least 2 decimals, trailing zeros beyond them
-    dropped: 1234.50000 → "1,234.50" (the `money` template filter and messages that quote
-    amounts use it, so both read the same)."""
+    dropped: 1234.50000 → "1,234.50" (money_text's number)."""
     text = f"{value:.{places}f}"
     whole, _, frac = text.partition(".")
     frac = frac.rstrip("0").ljust(2, "0")
     return f"{int(whole):,}.{frac}" if not whole.startswith("-") else f"-{abs(int(whole)):,}.{frac}"
 
 
-def money_text(value: Decimal) -> str:
-    """An amount as the panel shows it: 12.50000 → "12.50", 0.27819 → "0.27819"."""
-    return trimmed_text(quantize_money(Decimal(value)), MONEY_PLACES)
+# --- how amounts are shown -----------------------------------------------------------------------
+
+# The sign written before an amount, by ISO 4217 code. A code not here is written after the
+# number ("12.50 XAF"): a sign shared by several currencies ("$" of CAD, AUD...) carries its
+# country prefix so that "$" always means USD.
+CURRENCY_SIGNS: dict[str, str] = {
+    "USD": "$",
+    "EUR": "€",
+    "GBP": "£",
+    "JPY": "¥",
+    "CNY": "CN¥",
+    "INR": "₹",
+    "RUB": "₽",
+    "UAH": "₴",
+    "TRY": "₺",
+    "KRW": "₩",
+    "NGN": "₦",
+    "PHP": "₱",
+    "VND": "₫",
+    "ILS": "₪",
+    "KZT": "₸",
+    "BRL": "R$",
+    "CAD": "CA$",
+    "AUD": "A$",
+    "NZD": "NZ$",
+    "MXN": "MX$",
+    "HKD": "HK$",
+    "SGD": "S$",
+}
+
+
+def money_text(
+    value: Decimal | int | str | None,
+    currency: str,
+    *,
+    signed: bool = False,
+    places: int = MONEY_PLACES,
+) -> str:
+    """An amount as the panel shows it, everywhere (pages, messages, mails, admin): the
+    currency's sign, then at least 2 decimals and more only where the amount has them, up to
+    `places` (the ledger's 5; RATE_PLACES for a rate per 1000), rounded half up.
+
+    12.5, "USD" → "$12.50"; 0.27819 → "$0.27819"; -1.575 → "-$1.575"; signed 0.5229 →
+    "+$0.5229"; a code without a sign: 12.5, "XAF" → "12.50 XAF"; None → "".
+    """
+    if value is None or value == "":
+        return ""
+    amount = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    number = trimmed_text(abs(amount), places)
+    sign = "-" if amount < 0 else ("+" if signed and amount > 0 else "")
+    code = currency.upper()
+    prefix = CURRENCY_SIGNS.get(code)
+    return f"{sign}{prefix}{number}" if prefix else f"{sign}{number} {code}"
+
+
+def money_number(value: Decimal, *, places: int = MONEY_PLACES) -> str:
+    """money_text's number for a file a program reads (the statement's CSV): the same decimals
+    (2, more only where needed), no sign, currency or thousands separator: "-1234.575"."""
+    amount = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return trimmed_text(amount, places).replace(",", "")
+
+
+@dataclass(frozen=True)
+class DisplayRate:
+    """A currency the customer reads prices and the balance in: `rate` units of `code` for one
+    unit of the panel's currency (staff's DisplayCurrency row). Charges and the ledger stay in
+    the panel's currency."""
+
+    code: str
+    rate: Decimal
+
+    def convert(self, value: Decimal, *, places: int = MONEY_PLACES) -> Decimal:
+        return (Decimal(value) * self.rate).quantize(
+            Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP
+        )
+
+
+def display_money_text(
+    value: Decimal | int | str | None,
+    currency: str,
+    display: DisplayRate | None,
+    *,
+    places: int = MONEY_PLACES,
+) -> str:
+    """An amount in the customer's display currency with the panel's beside it:
+    "€92.10 ($100.00)"; just the panel's when there is no display currency or it is the same."""
+    panel = money_text(value, currency, places=places)
+    if display is None or value is None or value == "" or display.code.upper() == currency.upper():
+        return panel
+    shown = money_text(display.convert(Decimal(value), places=places), display.code, places=places)
+    return f"{shown} ({panel})"
 
 
 def quantize_rate(value: Decimal) -> Decimal:
@@ -65,7 +152,8 @@ def parse_money(value: object) -> Decimal:
 
 
 def format_money(value: Decimal) -> str:
-    """The API's string form of an amount: always 5 places ("0.27819")."""
+    """The API's string form of an amount: always 5 places ("0.27819"), no sign or currency
+    (a machine reads it; people read money_text)."""
     return f"{quantize_money(value):.{MONEY_PLACES}f}"
 
 
@@ -87,6 +175,53 @@ def retail_rate(cost_rate: Decimal, markup_percent: Decimal) -> Decimal:
     """
     rate = quantize_rate(Decimal(cost_rate) * (HUNDRED + Decimal(markup_percent)) / HUNDRED)
     return max(rate, Decimal(0))
+
+
+class Rounding(StrEnum):
+    """How a retail rate computed from cost + markup is rounded (CatalogSettings.rate_rounding)."""
+
+    NONE = "none"
+    STEP = "step"  # to a multiple of a step per 1000, e.g. 0.01
+    SIGNIFICANT = "significant"  # to a number of significant digits, e.g. 4
+
+
+@dataclass(frozen=True)
+class RateRounding:
+    """Staff's rounding rule for retail rates: 4.99995 sells as 5.00 (step 0.01) or 5.000 (4
+    significant digits). Half up, except that a rate never drops below `floor` (the cost, when
+    selling below it is not allowed) nor from above zero to zero: there it rounds up instead."""
+
+    mode: Rounding = Rounding.NONE
+    step: Decimal = Decimal("0.01")
+    digits: int = 4
+
+    def __post_init__(self) -> None:
+        if self.mode == Rounding.STEP and not (
+            self.step.is_finite() and self.step > 0 and self.step == quantize_rate(self.step)
+        ):
+            raise ValueError(f"A rounding step must be above 0 with at most 8 places: {self.step}")
+        if self.mode == Rounding.SIGNIFICANT and not 1 <= self.digits <= 12:
+            raise ValueError(f"Significant digits must be from 1 to 12, got {self.digits}.")
+
+    def apply(self, rate: Decimal, *, floor: Decimal | None = None) -> Decimal:
+        rate = quantize_rate(rate)
+        if self.mode == Rounding.NONE or rate <= 0:
+            return rate
+        rounded = self._round(rate, ROUND_HALF_UP)
+        if rounded == 0 or (floor is not None and rounded < floor):
+            rounded = self._round(max(rate, floor or rate), ROUND_CEILING)
+        return rounded
+
+    def _round(self, rate: Decimal, how: str) -> Decimal:
+        if self.mode == Rounding.STEP:
+            return quantize_rate((rate / self.step).quantize(Decimal(1), rounding=how) * self.step)
+        quantum = Decimal(1).scaleb(rate.adjusted() - self.digits + 1)
+        if quantum < _RATE_QUANTUM:
+            return rate  # already at the rate's 8 places: nothing to round
+        return quantize_rate(rate.quantize(quantum, rounding=how))
+
+
+NO_ROUNDING = RateRounding()
 
 
 def discounted_rate(rate: Decimal, percent: Decimal) -> Decimal:
@@ -219,12 +354,14 @@ def decide_price(
     hold_percent: Decimal,
     pause_on_hold: bool,
     allow_below_cost: bool,
+    rounding: RateRounding = NO_ROUNDING,
 ) -> PriceDecision:
     """The pricing rules in one pure function.
 
     - A fixed rate is never changed; if the cost rises above it (and selling below cost is not
       allowed) the service is paused instead.
-    - Otherwise the rate is cost + markup, never below cost unless allowed.
+    - Otherwise the rate is cost + markup, rounded by staff's `rounding` rule, never below cost
+      unless allowed (a rounding that would go below it rounds up instead).
     - A cost rise of more than `hold_percent` over `priced_cost` (the cost the current rate was
       set from) is held: the old rate stays (or the service pauses, `pause_on_hold`) until an
       admin approves `held_rate`. Keeping an old rate that is now below cost is not allowed
@@ -242,6 +379,7 @@ def decide_price(
     target = retail_rate(cost, markup_percent)
     if below_cost and target < cost:
         target = cost
+    target = rounding.apply(target, floor=cost if below_cost else None)
     rise = rise_percent(priced_cost, cost)
     if priced_cost is None or rise <= hold_percent:
         return PriceDecision(target)

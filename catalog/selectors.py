@@ -1,19 +1,32 @@
 """Reads for the catalog: services as customers see them, with their own prices."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
-from accounts.models import User
+from accounts.models import User, Wallet
 from accounts.tiers import (
     price_terms_memo,
     price_terms_remember,
     tier_annotations,
     total_spent_expression,
 )
-from catalog.models import CustomerDiscount, CustomerRate, Service, ServiceBackup, UpstreamService
-from catalog.pricing import CustomerPricing, convert_rate
+from catalog.models import (
+    Category,
+    CustomerDiscount,
+    CustomerRate,
+    FavouriteService,
+    Service,
+    ServiceBackup,
+    UpstreamService,
+)
+from catalog.order_types import TYPE_SPECS, QuantityFrom
+from catalog.pricing import ZERO, CustomerPricing, convert_rate
 
 
 def service_list_enabled() -> QuerySet[Service]:
@@ -25,12 +38,116 @@ def service_list_enabled() -> QuerySet[Service]:
     )
 
 
+# The home page's showcase: a few categories, read once a minute at most (the page is public).
+SHOWCASE_CATEGORIES = 8
+SHOWCASE_CACHE_KEY = "catalog:showcase:v1"
+SHOWCASE_CACHE_SECONDS = 60
+# Types priced per package, not per 1000: left out of a category's "from ... per 1000".
+PER_PACKAGE_TYPES = [
+    t.value for t, spec in TYPE_SPECS.items() if spec.quantity_from == QuantityFrom.PACKAGE
+]
+
+
+@dataclass(frozen=True)
+class CategoryShowcase:
+    """A category on sale as the home page shows it: its services on sale and the lowest
+    retail rate per 1000 among them (None when all are priced per package)."""
+
+    name: str
+    service_count: int
+    lowest_rate: Decimal | None
+
+
+def category_showcase(*, limit: int = SHOWCASE_CATEGORIES) -> list[CategoryShowcase]:
+    """The first `limit` categories on sale, in the catalog's order, with their lowest retail
+    rates: one query, cached for a minute (retail rates: a visitor has no discount)."""
+    cached = cache.get(SHOWCASE_CACHE_KEY)
+    if cached is not None:
+        return cached
+    on_sale = Q(services__is_enabled=True)
+    rows = (
+        Category.objects.filter(is_enabled=True)
+        .annotate(
+            service_count=Count("services", filter=on_sale),
+            lowest_rate=Min(
+                "services__rate", filter=on_sale & ~Q(services__type__in=PER_PACKAGE_TYPES)
+            ),
+        )
+        .filter(service_count__gt=0)
+        .order_by("sort_order", "name")
+        .values_list("name", "service_count", "lowest_rate")[:limit]
+    )
+    showcase = [CategoryShowcase(*row) for row in rows]
+    cache.set(SHOWCASE_CACHE_KEY, showcase, SHOWCASE_CACHE_SECONDS)
+    return showcase
+
+
 def service_get_enabled(*, service_id: int) -> Service | None:
     return service_list_enabled().filter(pk=service_id).first()
 
 
+# A service read with a customer's custom rate for it (service_get_enabled_for_user): (the
+# customer's id, the custom rate or None), so that pricing it asks nothing more.
+_CUSTOM_RATE_MEMO = "_panel_custom_rate"
+
+
+def service_get_enabled_for_user(*, service_id: int, user: User) -> Service | None:
+    """service_get_enabled, with everything this customer's price for it needs read in the same
+    query: their custom rate for it, their own discount and their tier (remembered on `user`
+    as customer_price_terms does, and on the service), so that service_rate_for_user then
+    costs no query. For the API's `add`."""
+    spent = Coalesce(
+        Subquery(Wallet.objects.filter(user=user.pk).values("total_spent")[:1]), Value(ZERO)
+    )
+    custom = CustomerRate.objects.filter(user=user.pk, service=OuterRef("pk")).values("rate")
+    own = CustomerDiscount.objects.filter(user=user.pk).values("percent")
+    service = (
+        service_list_enabled()
+        .filter(pk=service_id)
+        .annotate(
+            customer_rate=Subquery(custom[:1]),
+            own_percent=Subquery(own[:1]),
+            **tier_annotations(spent=spent),
+        )
+        .first()
+    )
+    if service is None:
+        return None
+    terms = CustomerPricing(
+        own_percent=service.own_percent or Decimal(0),
+        # The tier's two annotations come from a dict (tier_annotations): mypy cannot see them.
+        tier_percent=service.tier_percent or Decimal(0),  # type: ignore[attr-defined]
+        tier_below_cost=bool(service.tier_below_cost),  # type: ignore[attr-defined]
+    )
+    price_terms_remember(user, terms)
+    setattr(service, _CUSTOM_RATE_MEMO, (user.pk, service.customer_rate))
+    return service
+
+
+def _remembered_custom_rates(user: User, services: list[Service]) -> dict[int, Decimal] | None:
+    """The custom rates read with `services` for `user`, or None unless every one has it."""
+    custom: dict[int, Decimal] = {}
+    for s in services:
+        memo = getattr(s, _CUSTOM_RATE_MEMO, None)
+        if memo is None or memo[0] != user.pk:
+            return None
+        if memo[1] is not None:
+            custom[s.pk] = memo[1]
+    return custom
+
+
+def service_favourite_ids(*, user: User) -> set[int]:
+    """The ids of the services `user` starred, in one query."""
+    return set(FavouriteService.objects.filter(user=user).values_list("service_id", flat=True))
+
+
+def service_list_favourites(*, user: User, services: QuerySet[Service]) -> QuerySet[Service]:
+    """`services` narrowed to the ones `user` starred."""
+    return services.filter(pk__in=FavouriteService.objects.filter(user=user).values("service_id"))
+
+
 # Above this many services the custom rates are read by customer alone: a customer has a few
-# custom rates, and a 5,000-id IN list cost 60-110 ms to send and plan (docs/api.md, Speed).
+# custom rates, and a 5,000-id IN list cost 60-110 ms to send and plan (docs/api.md, Performance).
 RATES_BY_ID_MAX = 100
 
 
@@ -64,6 +181,48 @@ def _price_terms_read(user: User) -> CustomerPricing:
     )
 
 
+def customer_custom_rates(*, user: User) -> dict[int, Decimal]:
+    """Every custom rate of the customer, by service id, in one query (a customer has a few)."""
+    return dict(CustomerRate.objects.filter(user=user).values_list("service_id", "rate"))
+
+
+def customer_price_list_terms(*, user: User) -> tuple[CustomerPricing, dict[int, Decimal]]:
+    """customer_price_terms and customer_custom_rates together, for the API's `services` (which
+    reads them on every call): on PostgreSQL in one query (the custom rates as two arrays read
+    in the same snapshot), else in two. The terms are remembered on `user` as
+    customer_price_terms does."""
+    if connection.vendor != "postgresql":
+        return customer_price_terms(user=user), customer_custom_rates(user=user)
+    from django.contrib.postgres.expressions import ArraySubquery
+
+    own = CustomerDiscount.objects.filter(user=OuterRef("pk")).values("percent")[:1]
+    custom = CustomerRate.objects.filter(user=OuterRef("pk")).order_by("service_id")
+    row = (
+        User.objects.filter(pk=user.pk)
+        .annotate(spent=total_spent_expression())
+        .annotate(
+            own=Subquery(own),
+            price_list_ids=ArraySubquery(custom.values("service_id")),
+            price_list_rates=ArraySubquery(custom.values("rate")),
+            **tier_annotations(spent=OuterRef("spent")),
+        )
+        .values_list("own", "tier_percent", "tier_below_cost", "price_list_ids", "price_list_rates")
+        .first()
+    )
+    if row is None:
+        return CustomerPricing(), {}
+    own_percent, tier_percent, below_cost, ids, rates = row
+    terms = CustomerPricing(
+        own_percent=own_percent or Decimal(0),
+        tier_percent=tier_percent or Decimal(0),
+        tier_below_cost=bool(below_cost),
+    )
+    price_terms_remember(user, terms)
+    service_ids: list[int] = list(ids or [])
+    custom_rates: list[Decimal] = list(rates or [])
+    return terms, dict(zip(service_ids, custom_rates, strict=True))
+
+
 def service_rates_for_user(*, user: User, services: list[Service]) -> dict[int, Decimal]:
     """This customer's rate per 1000 for each service, in two queries whatever the count: a
     custom rate wins, else the better of the customer's discount and their tier's applies to
@@ -77,7 +236,10 @@ def service_rates_for_user(*, user: User, services: list[Service]) -> dict[int, 
         return costs[pk]
 
     return service_rates_for_user_by_id(
-        user=user, retail={s.pk: s.rate for s in services}, cost_of=cost_of
+        user=user,
+        retail={s.pk: s.rate for s in services},
+        cost_of=cost_of,
+        custom=_remembered_custom_rates(user, services),
     )
 
 
@@ -104,15 +266,18 @@ def service_rates_for_user_by_id(
     user: User,
     retail: dict[int, Decimal],
     cost_of: Callable[[int], Decimal | None] | None = None,
+    custom: dict[int, Decimal] | None = None,
 ) -> dict[int, Decimal]:
     """service_rates_for_user for callers holding plain rows: `retail` maps service id to its
     retail rate (the API's `services` lists 5,000 rows without building a model for each), and
     `cost_of` gives a service's cost when a tier discount needs it (without it, the costs are
-    read in one query)."""
-    rates = CustomerRate.objects.filter(user=user)
-    if len(retail) <= RATES_BY_ID_MAX:
-        rates = rates.filter(service__in=list(retail))
-    custom = dict(rates.values_list("service_id", "rate"))
+    read in one query). `custom`: the customer's custom rates when the caller read them
+    already (customer_custom_rates)."""
+    if custom is None:
+        rates = CustomerRate.objects.filter(user=user)
+        if len(retail) <= RATES_BY_ID_MAX:
+            rates = rates.filter(service__in=list(retail))
+        custom = dict(rates.values_list("service_id", "rate"))
     rule = customer_price_terms(user=user)
     if rule.needs_cost and cost_of is None:
         cost_of = _costs_by_id(list(retail)).get

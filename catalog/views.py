@@ -1,5 +1,6 @@
 """The customer's price list: every service on sale at this customer's own rate, with the
-average completion time the panel measured on its own recent orders."""
+average completion time the panel measured on its own orders (Service.average_time, kept by
+orders.services.averages), a category filter, a search and the customer's favourites."""
 
 from dataclasses import dataclass
 from datetime import timedelta
@@ -8,32 +9,59 @@ from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.middleware import AuthenticatedHttpRequest, customer_login_required
 from catalog.models import Category, Service
-from catalog.selectors import service_list_enabled, service_rates_for_user
-from orders.selectors import order_average_completion_times
+from catalog.selectors import (
+    service_favourite_ids,
+    service_get_enabled,
+    service_list_enabled,
+    service_list_favourites,
+    service_rates_for_user,
+)
+from catalog.services import service_favourite_set
 from orders.services.common import parse_id
 
 # 5,000 services on one page were 2.7 MB of HTML; a page of 100 is about 60 kB, and the rates
-# and averages are then computed for the page's services only (docs/customer-panel.md, Figures).
+# are then computed for the page's services only (docs/customer-panel.md, Figures).
 SERVICES_PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)
 class ServiceRow:
-    """A line of the price list: the service, this customer's rate per 1000 and the measured
-    average completion time (None: not enough recent orders)."""
+    """A line of the price list: the service, this customer's rate per 1000, the measured
+    average completion time (None: not enough completed orders) and the customer's star."""
 
     service: Service
     customer_rate: Decimal
     average_time: timedelta | None
+    favourite: bool = False
 
 
-def _filtered(request: HttpRequest) -> tuple[QuerySet[Service], str, str]:
+@dataclass(frozen=True)
+class Filters:
+    category: str
+    q: str
+    favourites: bool
+
+    @property
+    def query(self) -> str:
+        """The filter as the page links keep it (includes/pagination.html appends page=N)."""
+        pairs = [
+            ("category", self.category),
+            ("q", self.q),
+            ("fav", "1" if self.favourites else ""),
+        ]
+        kept = urlencode([(k, v) for k, v in pairs if v])
+        return f"{kept}&" if kept else ""
+
+
+def _filtered(request: AuthenticatedHttpRequest) -> tuple[QuerySet[Service], Filters]:
     services = service_list_enabled()
     category = request.GET.get("category", "")
     category_pk = parse_id(category)
@@ -45,31 +73,39 @@ def _filtered(request: HttpRequest) -> tuple[QuerySet[Service], str, str]:
         match = Q(name__icontains=q) | Q(description__icontains=q) | Q(type__icontains=q)
         number = parse_id(q)
         services = services.filter(match | Q(pk=number) if number is not None else match)
-    return services, category, q
+    favourites = request.GET.get("fav") == "1"
+    if favourites:
+        services = service_list_favourites(user=request.user, services=services)
+    return services, Filters(category=category, q=q, favourites=favourites)
 
 
 @customer_login_required
 @require_GET
 def service_list(request: AuthenticatedHttpRequest) -> HttpResponse:
-    matching, category, q = _filtered(request)
+    matching, filters = _filtered(request)
     page = Paginator(matching, SERVICES_PAGE_SIZE).get_page(request.GET.get("page"))
     services = list(page.object_list)
     rates = service_rates_for_user(user=request.user, services=services)
-    averages = order_average_completion_times(service_ids=[s.pk for s in services])
+    starred = service_favourite_ids(user=request.user)
     groups: dict[Category, list[ServiceRow]] = {}
     for s in services:
-        row = ServiceRow(service=s, customer_rate=rates[s.pk], average_time=averages.get(s.pk))
+        row = ServiceRow(
+            service=s,
+            customer_rate=rates[s.pk],
+            average_time=s.average_time,
+            favourite=s.pk in starred,
+        )
         groups.setdefault(s.category, []).append(row)
     context = {
         "groups": list(groups.items()),
         "count": page.paginator.count,
         "page": page,
-        # The filter the page links keep (includes/pagination.html appends page=N).
-        "query": urlencode([(k, v) for k, v in (("category", category), ("q", q)) if v])
-        + ("&" if category or q else ""),
+        "query": filters.query,
         "categories": Category.objects.filter(is_enabled=True).order_by("sort_order", "name"),
-        "category": category,
-        "q": q,
+        "category": filters.category,
+        "q": filters.q,
+        "favourites": filters.favourites,
+        "next_url": request.get_full_path(),
     }
     # htmx asks for the table alone, except when it restores a page from history (back button).
     partial = request.headers.get("HX-Request") and not request.headers.get(
@@ -77,3 +113,24 @@ def service_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     )
     template = "catalog/_service_table.html" if partial else "catalog/services.html"
     return render(request, template, context)
+
+
+@customer_login_required
+@require_POST
+def service_favourite(request: AuthenticatedHttpRequest, service_id: int) -> HttpResponse:
+    """Star or unstar a service (`favourite=1|0`, explicit, so that a resent form is harmless).
+    htmx gets the new button; a plain form goes back to the page it came from."""
+    service = service_get_enabled(service_id=service_id) if service_id < 2**63 else None
+    if service is None:
+        raise Http404("No such service.")
+    favourite = service_favourite_set(
+        user=request.user, service=service, favourite=request.POST.get("favourite") == "1"
+    )
+    if request.headers.get("HX-Request"):
+        return render(request, "catalog/_favourite.html", {"s": service, "favourite": favourite})
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("services")
+    return redirect(target)

@@ -20,8 +20,10 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
+from accounts.admin import QuickCheckboxMixin
 from accounts.audit import audit_record, staff_user
 from accounts.models import AdminAuditLog, User
+from accounts.templatetags.panel_ui import money_column
 from orders.models import (
     CancelRequest,
     Order,
@@ -225,7 +227,7 @@ class OrderAdminForm(forms.ModelForm):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(QuickCheckboxMixin, admin.ModelAdmin):
     form = OrderAdminForm
     list_display = (
         "id",
@@ -234,8 +236,8 @@ class OrderAdmin(admin.ModelAdmin):
         "service_name",
         "status",
         "public_status",
-        "charge",
-        "refunded",
+        money_column("charge", "charge"),
+        money_column("refunded", "refunded"),
         "provider",
         "upstream_order_id",
         "source",
@@ -277,7 +279,7 @@ class OrderAdmin(admin.ModelAdmin):
         "refunded",
         "provider",
         "upstream_service",
-        "failed_over",
+        "failed_over_display",
         "upstream_order_id",
         "submit_attempts",
         "submitted_at",
@@ -319,7 +321,7 @@ class OrderAdmin(admin.ModelAdmin):
                 "fields": (
                     "provider",
                     "upstream_service",
-                    "failed_over",
+                    "failed_over_display",
                     "upstream_order_id",
                     "submit_attempts",
                     "submitted_at",
@@ -363,6 +365,14 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="service", ordering="service__name")
     def service_name(self, order: Order) -> str:
         return f"{order.service_id} — {order.service.name}"[:80]
+
+    @admin.display(description="failed over")
+    def failed_over_display(self, order: Order) -> str:
+        # A sentence rather than the model's ✓/✗ with its help text, which read "Failed over
+        # ✗ Placed at a backup mapping" on an order that was not.
+        if order.failed_over:
+            return "Yes: placed at a backup mapping (the service's first one failed)"
+        return "No: placed at the service's own mapping"
 
     @admin.display(description="customer sees")
     def public_status(self, order: Order) -> str:

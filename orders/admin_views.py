@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -57,6 +58,8 @@ def cockpit_context(*, now: datetime.datetime, period: str) -> dict[str, Any]:
     return {
         "cockpit": True,
         "now": now,
+        "currency": settings.PANEL_CURRENCY,
+        "time_zone": settings.TIME_ZONE,
         "period": period,
         "period_label": PROFIT_PERIODS[period],
         "periods": PROFIT_PERIODS,

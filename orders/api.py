@@ -16,7 +16,7 @@ from accounts.services import InsufficientFunds
 from catalog.models import Service
 from catalog.order_types import TYPE_SPECS, OrderType
 from catalog.pricing import format_money
-from catalog.selectors import service_get_enabled
+from catalog.selectors import service_get_enabled_for_user
 from orders.models import Order
 from orders.selectors import (
     OrderForRequest,
@@ -56,9 +56,10 @@ def _idempotency_key(params: ApiParams) -> str | None:
     return key
 
 
-def _service(params: ApiParams) -> Service:
+def _service(user: User, params: ApiParams) -> Service:
     service_id = parse_id(params.require("service"))
-    service = service_get_enabled(service_id=service_id) if service_id else None
+    # With the customer's price terms for it, in the same query (order_create asks no more).
+    service = service_get_enabled_for_user(service_id=service_id, user=user) if service_id else None
     if service is None:
         raise ApiError("Incorrect service ID")
     return service
@@ -78,7 +79,7 @@ def add(*, user: User, params: ApiParams) -> dict[str, int]:
             raise ApiError(exc.message) from None
         if first is not None:
             return {"order": first.pk}
-    service = _service(params)
+    service = _service(user, params)
     try:
         order = order_create(
             user=user,

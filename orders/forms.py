@@ -15,7 +15,14 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Service
-from catalog.order_types import SUBSCRIPTION_DELAYS, TYPE_SPECS, OrderType, TypeSpec, spec_for
+from catalog.order_types import (
+    SUBSCRIPTION_DELAYS,
+    TYPE_SPECS,
+    OrderType,
+    QuantityFrom,
+    TypeSpec,
+    spec_for,
+)
 from orders.services import OrderError, mass_order_split
 
 # Re-exported: catalog.views reads customer ids with it too.
@@ -93,12 +100,7 @@ def _field(name: str, required: bool, service: Service) -> forms.Field:
             widget.attrs.update(
                 {"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"}
             )
-    help_text: StrOrPromise = param.help
-    if name == "quantity":
-        help_text = gettext("Between {min} and {max}.").format(
-            min=number_format(service.min, force_grouping=True),
-            max=number_format(service.max, force_grouping=True),
-        )
+    help_text = _help_text(name, service)
     return forms.CharField(
         label=param.label,
         help_text=help_text,
@@ -107,6 +109,32 @@ def _field(name: str, required: bool, service: Service) -> forms.Field:
         strip=True,
         max_length=100_000,
     )
+
+
+def _help_text(name: str, service: Service) -> "StrOrPromise":
+    """The field's help; the counted list of a line type says how many lines it needs, the one
+    place the page says it."""
+    spec = service_spec(service)
+    low = number_format(service.min, force_grouping=True)
+    high = number_format(service.max, force_grouping=True)
+    if name == "quantity":
+        return gettext("Between {min} and {max}.").format(min=low, max=high)
+    if spec.quantity_from == QuantityFrom.LINES and name == spec.lines_field:
+        if name == "usernames":
+            text = gettext(
+                "One username per line: {min} to {max} lines. "
+                "The quantity is the number of lines, each one username."
+            )
+        else:
+            text = gettext(
+                "One comment per line: {min} to {max} lines. "
+                "The quantity is the number of lines, each one comment."
+            )
+        return text.format(min=low, max=high)
+    return PARAMS[name].help
+
+
+DRIP_FIELDS = ("runs", "interval")
 
 
 class OrderForm(forms.Form):
@@ -127,12 +155,46 @@ class OrderForm(forms.Form):
         for name in spec.fields:
             self.fields[name] = _field(name, name in spec.required, service)
         if not service.dripfeed:
-            for name in ("runs", "interval"):
+            for name in DRIP_FIELDS:
                 self.fields.pop(name, None)
+        elif "runs" in self.fields:
+            # Drip-feed is asked for by its checkbox; runs and interval count only with it.
+            self.fields["dripfeed"] = forms.BooleanField(
+                label="Drip-feed: deliver in several runs",
+                required=False,
+                widget=forms.CheckboxInput(attrs={"class": "form-check-input dripfeed-toggle"}),
+            )
 
     @property
     def param_fields(self) -> list[forms.BoundField]:
-        return [self[name] for name in self.fields if name not in ("service", "token")]
+        hidden = ("service", "token", "dripfeed", *DRIP_FIELDS)
+        return [self[name] for name in self.fields if name not in hidden]
+
+    @property
+    def drip_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in DRIP_FIELDS if name in self.fields]
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        if data.get("dripfeed"):
+            for name in DRIP_FIELDS:
+                if not data.get(name) and name not in self.errors:
+                    self.add_error(
+                        name, f"{PARAMS[name].label.split(' (')[0]} is needed for a drip-feed."
+                    )
+        return data
+
+    def dripfeed_plan(self) -> dict[str, int] | None:
+        """quantity, runs, interval and their total of a drip-feed order (for the preview), or
+        None when the drip-feed is not ticked."""
+        data = self.service_data()
+        if "runs" not in data:
+            return None
+        try:
+            quantity, runs, interval = (int(data[k]) for k in ("quantity", "runs", "interval"))
+        except (KeyError, ValueError):
+            return None
+        return {"quantity": quantity, "runs": runs, "interval": interval, "total": quantity * runs}
 
     def clean_expiry(self) -> str:
         value = self.cleaned_data.get("expiry", "")
@@ -146,10 +208,13 @@ class OrderForm(forms.Form):
     def service_data(self) -> dict[str, str]:
         """The parameters as API v2 strings, empty optional ones left out."""
         data = self.cleaned_data if hasattr(self, "cleaned_data") else {}
+        left_out = {"service", "token", "dripfeed"}
+        if not data.get("dripfeed"):
+            left_out.update(DRIP_FIELDS)  # typed, then unticked: an ordinary order
         return {
             name: str(data[name])
             for name in self.fields
-            if name not in ("service", "token") and data.get(name) not in (None, "")
+            if name not in left_out and data.get(name) not in (None, "")
         }
 
 

@@ -120,8 +120,21 @@ class Order(models.Model):
             # The order list's link search: the link's first 255 characters in the "C" collation,
             # so that LIKE 'prefix%' can use it whatever the database's collation.
             models.Index(Collate(Left("link", 255), "C"), name="order_link_prefix"),
-            # The customer list's "total spent" and "orders": read from the index alone.
+            # One customer's orders summed from the index alone (the customer list read it
+            # until the wallet kept the total spent and the order count).
             models.Index(fields=["user"], include=["charge", "refunded"], name="order_user_totals"),
+            # The services' average times (orders.services.averages): each service's last
+            # completed orders, and the services with an order completed lately.
+            models.Index(
+                fields=["service", "-finished_at"],
+                name="order_completed_by_service",
+                condition=Q(status="completed"),
+            ),
+            models.Index(
+                fields=["finished_at"],
+                name="order_completed_recent",
+                condition=Q(status="completed"),
+            ),
             # The cockpit's "stuck" count: not finished long after it was created.
             models.Index(
                 fields=["created_at"],
@@ -403,3 +416,46 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} ({self.type})"
+
+
+# Sums of many orders: wider than one amount.
+SUM: DecimalSize = {"max_digits": MONEY_DIGITS + 6, "decimal_places": MONEY_PLACES}
+
+
+class OrderDaySummary(models.Model):
+    """What the orders created on one day (in the panel's TIME_ZONE), for one service and one
+    provider, add up to: the cockpit reads these rows instead of scanning the orders.
+
+    Kept exact by orders.services.summary: every write that changes an order's day, service,
+    provider, charge, cost, refund or final status adds its difference here in the same
+    transaction (INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x, so concurrent
+    writers never lose an update). `manage.py order_summary --check` compares the table with a
+    fresh scan of the orders, `--rebuild` rewrites it from them (docs/admin.md)."""
+
+    day = models.DateField()
+    # Plain ids, not foreign keys: "not placed" is provider_id 0 rather than NULL, so that
+    # (day, service_id, provider_id) is one unique key on PostgreSQL and SQLite alike (NULLs
+    # are distinct in a unique index) and ON CONFLICT can name it.
+    service_id = models.BigIntegerField()
+    provider_id = models.BigIntegerField(default=0, help_text="0: not placed at a provider.")
+    orders = models.IntegerField(default=0)
+    completed = models.IntegerField(default=0)
+    partial = models.IntegerField(default=0)
+    canceled = models.IntegerField(default=0)
+    charged = models.DecimalField(**SUM, default=0, help_text="Sum of the orders' charges.")
+    refunded = models.DecimalField(**SUM, default=0, help_text="Sum of their refunds.")
+    cost = models.DecimalField(
+        **SUM,
+        default=0,
+        help_text="Sum of each order's provider cost share, rounded to 5 places per order.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "service_id", "provider_id"], name="order_day_summary_cell"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} service {self.service_id} provider {self.provider_id}"

@@ -1,6 +1,5 @@
 """Reads for orders, refills and cancel requests, with their joins chosen; what needs
-attention (one definition for the cockpit and the orders admin); the cockpit's profit figures;
-the price list's average completion times."""
+attention (one definition for the cockpit and the orders admin); the cockpit's profit figures."""
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
@@ -10,31 +9,19 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, TypeAlias, TypedDict
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db.models import (
-    Avg,
-    Case,
-    Count,
-    DecimalField,
-    DurationField,
-    ExpressionWrapper,
-    F,
-    Q,
-    QuerySet,
-    Sum,
-    Value,
-    When,
-)
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import F, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import Category, Service
-from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, quantize_money
+from catalog.order_types import OrderType
+from catalog.pricing import quantize_money
+from catalog.selectors import service_list_enabled
 from orders.models import (
     POLLED_STATUSES,
     CancelRequest,
     Order,
+    OrderDaySummary,
     Refill,
     WebhookEvent,
 )
@@ -66,6 +53,23 @@ def order_list_for_user(*, user: User) -> QuerySet[Order]:
     )
 
 
+def order_list_drip_feed_for_user(*, user: User) -> QuerySet[Order]:
+    """The customer's drip-feed orders (those sent with `runs`), newest first."""
+    return order_list_for_user(user=user).filter(params__has_key="runs")
+
+
+def order_list_subscriptions_for_user(*, user: User) -> QuerySet[Order]:
+    """The customer's subscriptions (orders of a Subscriptions service), newest first."""
+    return order_list_for_user(user=user).filter(service__type=OrderType.SUBSCRIPTIONS)
+
+
+def order_last_service_for_user(*, user: User) -> Service | None:
+    """The service of the customer's latest order if it is still on sale (the new-order page
+    opens with it), in one query through the index on (user, -id)."""
+    last = Order.objects.filter(user=user).order_by("-id").values("service_id")[:1]
+    return service_list_enabled().filter(pk=Subquery(last)).first()
+
+
 WEBHOOK_LOG_SHOWN = 50
 
 
@@ -95,7 +99,7 @@ def _ids(values: Sequence[int]) -> list[int]:
 
 
 # What an order's status answer (API v2 `status`) shows. Loading only these, with no join, builds
-# one model object per id instead of three (order, service, category): docs/api.md, Speed.
+# one model object per id instead of three (order, service, category): docs/api.md, Performance.
 ORDER_STATUS_FIELDS = ("id", "user_id", "status", "charge", "start_count", "remains", "quantity")
 
 
@@ -168,6 +172,11 @@ def order_list_due_for_poll(
             "next_poll_at",
             "poll_errors",
             "provider_id",
+            # What a final status's refund, notice and webhook event read: loaded here, not
+            # one query per order later.
+            "service_id",
+            "link",
+            "refunded",
         )
         .order_by("next_poll_at")[:limit]
     )
@@ -340,30 +349,16 @@ def order_attention_summary(*, now: datetime) -> Attention:
 
 # --- profit (the cockpit) -----------------------------------------------------------------------
 # revenue of an order = charge - refunded (what the customer finally paid);
-# cost of an order = cost * (charge - refunded) / charge: the provider refunds the undelivered
-# part of a partial or canceled order in the same proportion as we do. An order without a cost
-# yet (not placed) counts 0; an order with a zero charge keeps its full cost;
-# profit = revenue - cost. Orders count on the UTC day they were created (docs/admin.md).
-# Every figure comes from one aggregate query over Order.created_at ranges (indexed).
+# cost of an order = cost * (charge - refunded) / charge, rounded to 5 places: the provider
+# refunds the undelivered part of a partial or canceled order in the same proportion as we do.
+# An order without a cost yet (not placed) counts 0; an order with a zero charge keeps its full
+# cost; profit = revenue - cost. Orders count on the day they were created, in the panel's
+# TIME_ZONE (docs/admin.md). Every figure is read from the daily summary (OrderDaySummary, kept
+# by orders.services.summary in the transactions that change the orders): a few thousand rows
+# for 30 days, however many orders there are.
 
 PROFIT_PERIODS = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"}
 TOP_SERVICES = 10
-_MONEY = DecimalField(max_digits=MONEY_DIGITS + 10, decimal_places=MONEY_PLACES + 5)
-_ZERO = Value(Decimal(0), output_field=_MONEY)
-
-
-def _revenue_expr() -> ExpressionWrapper:
-    return ExpressionWrapper(F("charge") - F("refunded"), output_field=_MONEY)
-
-
-def _cost_expr() -> Case:
-    # cost * (1 - refunded / charge), i.e. cost * (charge - refunded) / charge.
-    return Case(
-        When(cost__isnull=True, then=_ZERO),
-        When(charge__gt=0, then=F("cost") * (F("charge") - F("refunded")) / F("charge")),
-        default=F("cost"),
-        output_field=_MONEY,
-    )
 
 
 @dataclass
@@ -373,14 +368,29 @@ class Figures:
     orders: int = 0
     label: str = ""
     key: object = None
+    refunded: Decimal = Decimal(0)
+    # Orders by outcome: how many of `orders` ended completed, partial, canceled.
+    completed: int = 0
+    partial: int = 0
+    canceled: int = 0
 
     def __post_init__(self) -> None:
         self.revenue = quantize_money(Decimal(self.revenue or 0))
         self.cost = quantize_money(Decimal(self.cost or 0))
+        self.refunded = quantize_money(Decimal(self.refunded or 0))
 
     @property
     def profit(self) -> Decimal:
         return self.revenue - self.cost
+
+    @property
+    def charged(self) -> Decimal:
+        return self.revenue + self.refunded
+
+    @property
+    def open(self) -> int:
+        """Orders not settled yet (any status but the three final ones)."""
+        return self.orders - self.completed - self.partial - self.canceled
 
     @property
     def margin_percent(self) -> Decimal | None:
@@ -392,13 +402,14 @@ class Figures:
 @dataclass(frozen=True)
 class Periods:
     now: datetime
-    today: datetime  # UTC midnight
+    today: datetime  # midnight in the panel's TIME_ZONE
     start_7d: datetime
     start_30d: datetime
 
     @classmethod
     def at(cls, now: datetime) -> "Periods":
-        today = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        local = timezone.localtime(now, timezone.get_default_timezone())
+        today = local.replace(hour=0, minute=0, second=0, microsecond=0)
         return cls(now, today, today - timedelta(days=6), today - timedelta(days=29))
 
     def start(self, key: str) -> datetime:
@@ -407,7 +418,7 @@ class Periods:
 
 @dataclass(frozen=True)
 class Cell:
-    """Money of the orders of one UTC day, one service and one provider."""
+    """Money of the orders of one day, one service and one provider (a summary row)."""
 
     day: dt.date
     service_id: int
@@ -415,39 +426,33 @@ class Cell:
     revenue: Decimal
     cost: Decimal
     orders: int
-
-
-def _cells(since: datetime, until: datetime | None = None) -> list[Cell]:
-    # One scan of the range, grouped by (day, service, provider): a few thousand rows at most
-    # (days x services on sale), from which every figure of the page is summed in Python.
-    orders = Order.objects.filter(created_at__gte=since)
-    if until is not None:
-        orders = orders.filter(created_at__lt=until)
-    rows = (
-        orders.annotate(day=TruncDate("created_at", tzinfo=dt.UTC))
-        .values_list("day", "service_id", "provider_id")
-        .annotate(
-            revenue=Coalesce(Sum(_revenue_expr()), _ZERO),
-            cost=Coalesce(Sum(_cost_expr()), _ZERO),
-            orders=Count("id"),
-        )
-        .order_by()
-    )
-    return [Cell(*row) for row in rows]
+    refunded: Decimal = Decimal(0)
+    completed: int = 0
+    partial: int = 0
+    canceled: int = 0
 
 
 def profit_cells(*, periods: Periods) -> list[Cell]:
-    """The cells of the last 30 days. Today's are read live; the 29 days before change only
-    when a late refund lands, so they are cached for COCKPIT_CACHE_SECONDS (default 300)."""
-    seconds = int(getattr(settings, "COCKPIT_CACHE_SECONDS", 300))
-    if seconds <= 0:
-        return _cells(periods.start_30d)
-    key = f"cockpit:cells:{periods.start_30d:%Y%m%d}:{periods.today:%Y%m%d}"
-    past = cache.get(key)
-    if past is None:
-        past = _cells(periods.start_30d, periods.today)
-        cache.set(key, past, seconds)
-    return past + _cells(periods.today)
+    """The summary rows of the last 30 days, today included, in one query."""
+    rows = (
+        OrderDaySummary.objects.filter(day__gte=periods.start_30d.date(), orders__gt=0)
+        .annotate(revenue=F("charged") - F("refunded"))
+        .values_list(
+            "day",
+            "service_id",
+            "provider_id",
+            "revenue",
+            "cost",
+            "orders",
+            "refunded",
+            "completed",
+            "partial",
+            "canceled",
+        )
+    )
+    return [
+        Cell(day, service, provider or None, *figures) for day, service, provider, *figures in rows
+    ]
 
 
 def _sum(cells: list[Cell], label: str = "", key: object = None) -> Figures:
@@ -457,11 +462,15 @@ def _sum(cells: list[Cell], label: str = "", key: object = None) -> Figures:
         sum(c.orders for c in cells),
         label,
         key,
+        sum((c.refunded for c in cells), Decimal(0)),
+        sum(c.completed for c in cells),
+        sum(c.partial for c in cells),
+        sum(c.canceled for c in cells),
     )
 
 
 def profit_by_day(*, cells: list[Cell], periods: Periods) -> list[Figures]:
-    """One row per UTC day of the last 30 (today included), days without orders as zeros."""
+    """One row per day (panel TIME_ZONE) of the last 30 (today included), days without orders as zeros."""
     by_day: dict[dt.date, list[Cell]] = {}
     for cell in cells:
         by_day.setdefault(cell.day, []).append(cell)
@@ -483,6 +492,11 @@ def profit_totals(*, days: list[Figures], periods: Periods) -> dict[str, Figures
             sum((d.cost for d in chosen), Decimal(0)),
             sum(d.orders for d in chosen),
             label,
+            None,
+            sum((d.refunded for d in chosen), Decimal(0)),
+            sum(d.completed for d in chosen),
+            sum(d.partial for d in chosen),
+            sum(d.canceled for d in chosen),
         )
     return totals
 
@@ -528,31 +542,3 @@ def profit_breakdowns(*, cells: list[Cell], since: dt.date) -> dict[str, list[Fi
 
 def _ids_of(keys: Iterable[int | None]) -> list[int]:
     return [key for key in keys if key is not None]
-
-
-# --- the price list's average completion times ----------------------------------------------------
-
-AVERAGE_WINDOW = timedelta(days=30)
-AVERAGE_MIN_ORDERS = 3  # fewer than this says more about luck than about the service
-
-
-def order_average_completion_times(
-    *, service_ids: Sequence[int], now: datetime | None = None
-) -> dict[int, timedelta]:
-    """created → finished of each service's orders completed in the 30 days before `now`, for
-    services with at least AVERAGE_MIN_ORDERS of them, in one aggregate query (the index on
-    created_at keeps it to recent rows)."""
-    since = (now or timezone.now()) - AVERAGE_WINDOW
-    took = ExpressionWrapper(F("finished_at") - F("created_at"), output_field=DurationField())
-    rows = (
-        Order.objects.filter(
-            service_id__in=service_ids,
-            status=S.COMPLETED,
-            created_at__gte=since,
-            finished_at__isnull=False,
-        )
-        .values("service_id")
-        .annotate(average=Avg(took), orders=Count("id"))
-        .order_by()
-    )
-    return {r["service_id"]: r["average"] for r in rows if r["orders"] >= AVERAGE_MIN_ORDERS}

@@ -3,7 +3,8 @@ after the service it wraps.
 
 Beat schedule (setup_schedules, see docs/orders.md):
   orders_poll_sweep every minute (expires 50 s), orders_requeue_sweep every minute (expires 50 s),
-  webhooks_retry_sweep every minute (expires 50 s).
+  webhooks_retry_sweep every minute (expires 50 s), service_average_times_sweep every 10
+  minutes (expires 9 min), service_average_times_refresh_all every night.
 """
 
 from celery import shared_task
@@ -69,6 +70,18 @@ def orders_requeue_sweep() -> None:
     """Re-enqueue placement of waiting orders; send orders stuck mid-placement to review."""
     services.orders_requeue()
     services.order_release_stuck_requests()
+
+
+@shared_task(expires=540)
+def service_average_times_sweep() -> None:
+    """Refresh the average time of the services with an order completed lately."""
+    services.service_average_times_refresh_recent()
+
+
+@shared_task(expires=3000)
+def service_average_times_refresh_all() -> None:
+    """Refresh every service's average time (nightly: catches what the sweep missed)."""
+    services.service_average_times_refresh()
 
 
 @shared_task(

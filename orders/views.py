@@ -7,8 +7,8 @@ Every read goes through orders.selectors.*_for_user, so another customer's order
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import date, datetime, timedelta
+from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -20,16 +20,25 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.middleware import AuthenticatedHttpRequest, customer_login_required
 from accounts.services import InsufficientFunds
+from accounts.templatetags.panel_ui import rate as rate_text
 from catalog.models import Category, Service
 from catalog.order_types import QuantityFrom
-from catalog.selectors import service_get_enabled, service_list_enabled, service_rates_for_user
+from catalog.pricing import money_text
+from catalog.selectors import (
+    service_get_enabled,
+    service_list_enabled,
+    service_rates_for_user,
+    service_rates_for_user_by_id,
+)
 from orders.forms import PARAMS, MassOrderForm, OrderForm, OrderSearchForm, service_spec
 from orders.models import (
     FINAL_STATUSES,
@@ -41,7 +50,13 @@ from orders.models import (
     Order,
     Refill,
 )
-from orders.selectors import order_get_for_user, order_list_for_user
+from orders.selectors import (
+    order_get_for_user,
+    order_last_service_for_user,
+    order_list_drip_feed_for_user,
+    order_list_for_user,
+    order_list_subscriptions_for_user,
+)
 from orders.services import (
     MassLine,
     OrderError,
@@ -52,6 +67,7 @@ from orders.services import (
     order_refill_request,
 )
 from orders.services.common import parse_id
+from orders.services.create import EXPIRY_FORMAT
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -142,6 +158,10 @@ class OrderRow:
     progress: Progress
     can_refill: bool
     can_cancel: bool
+    # A refill / cancel asked and not answered yet: the row says so instead of hiding why
+    # the button is gone.
+    refill_requested: bool
+    cancel_requested: bool
 
 
 def _row(order: Order) -> OrderRow:
@@ -150,14 +170,18 @@ def _row(order: Order) -> OrderRow:
         progress=order_progress(order),
         can_refill=refill_allowed(order),
         can_cancel=cancel_allowed(order),
+        refill_requested=any(r.status in OPEN_REFILL_STATUSES for r in order.refills.all()),
+        cancel_requested=any(c.status in OPEN_CANCEL_STATUSES for c in order.cancel_requests.all()),
     )
 
 
 @dataclass(frozen=True)
-class ServiceOption:
-    """A service in the picker, with this customer's rate per 1000."""
+class PickerOption:
+    """A service in the picker: id, name and this customer's rate per 1000, read as plain
+    values (1,000 model objects with their joins were most of the page's time)."""
 
-    service: Service
+    pk: int
+    name: str
     customer_rate: Decimal
 
 
@@ -182,36 +206,94 @@ def _get_order(request: AuthenticatedHttpRequest, order_id: int) -> Order:
 
 
 # --- New order -------------------------------------------------------------------------------
-def _picker_context(request: AuthenticatedHttpRequest, service: Service | None) -> dict[str, Any]:
+def _picker_params(request: AuthenticatedHttpRequest) -> tuple[str, int | None, str]:
     params = request.GET if request.method == "GET" else request.POST
     category_id = params.get("category", "")
-    category_pk = parse_id(category_id)
     # PostgreSQL refuses a NUL in a query parameter (a 500), and no name contains one.
     q = params.get("q", "").replace("\x00", "").strip()[:200]
+    category_pk = parse_id(category_id)
+    if q and category_pk is not None and not _matching(category_pk, q).exists():
+        # The category shown is often just the preselected service's: a search that finds
+        # nothing there looks in every category rather than answering "none".
+        return "", None, q
+    return category_id, category_pk, q
+
+
+def _matching(category_pk: int | None, q: str) -> QuerySet[Service]:
     matching = service_list_enabled()
     if category_pk is not None:
         matching = matching.filter(category_id=category_pk)
-    elif service is not None and not q:
-        category_id = str(service.category_id)
-        matching = matching.filter(category_id=service.category_id)
     if q:
         match = Q(name__icontains=q) | Q(category__name__icontains=q)
         number = parse_id(q)
         matching = matching.filter(match | Q(pk=number) if number is not None else match)
-    services = list(matching[: PICKER_LIMIT + 1])
-    more = len(services) > PICKER_LIMIT
-    services = services[:PICKER_LIMIT]
-    if service is not None and service not in services:
-        services.insert(0, service)
-    rates = service_rates_for_user(user=request.user, services=services)
+    return matching
+
+
+def _preselected(request: AuthenticatedHttpRequest, service: Service | None) -> Service | None:
+    """The service the page opens with: the one asked for, unless the customer just picked a
+    category (or searched) it is not in, then the first match; with nothing asked, the service
+    of the customer's last order, else the catalog's first."""
+    if request.method != "GET":
+        return service
+    _, category_pk, q = _picker_params(request)
+    if category_pk is not None or q:
+        matching = _matching(category_pk, q)
+        if service is not None and matching.filter(pk=service.pk).exists():
+            return service
+        return matching.first()
+    if service is not None or "service" in request.GET:
+        return service  # an explicit choice, "Choose a service…" included
+    last = order_last_service_for_user(user=request.user)
+    return last if last is not None else service_list_enabled().first()
+
+
+def _picker_context(request: AuthenticatedHttpRequest, service: Service | None) -> dict[str, Any]:
+    category_id, category_pk, q = _picker_params(request)
+    if category_pk is None and service is not None and not q:
+        # The service's own category: its neighbours are what the customer compares it with.
+        category_id, category_pk = str(service.category_id), service.category_id
+    rows = list(_matching(category_pk, q).values_list("pk", "name", "rate")[: PICKER_LIMIT + 1])
+    more = len(rows) > PICKER_LIMIT
+    rows = rows[:PICKER_LIMIT]
+    if service is not None and all(pk != service.pk for pk, _, _ in rows):
+        rows.insert(0, (service.pk, service.name, service.rate))
+    rates = service_rates_for_user_by_id(user=request.user, retail={pk: r for pk, _, r in rows})
+    options = [PickerOption(pk=pk, name=name, customer_rate=rates[pk]) for pk, name, _ in rows]
     categories = Category.objects.filter(is_enabled=True, services__is_enabled=True).distinct()
     return {
         "categories": categories,
-        "services": [ServiceOption(service=s, customer_rate=rates[s.pk]) for s in services],
+        "services": options,
+        "service_options": service_options_html(options, selected=service),
+        "services_count": len(options),
         "more": more,
         "category_id": category_id,
         "q": q,
     }
+
+
+def service_options_html(options: list[PickerOption], *, selected: Service | None) -> SafeString:
+    """The picker's <option>s, built here rather than in a template loop (at 1,000 services
+    the loop was a large part of the page's time). The text is the id, the whole name and this
+    customer's price: a phone's native list and the searchable picker show it wrapped, never
+    cut; data-rate lets the searchable picker (static/panel/order_picker.js) lay it out."""
+    chosen = selected.pk if selected is not None else None
+    return format_html_join(
+        "",
+        '<option value="{}"{} data-rate="{}">{} — {} — {}</option>',
+        (
+            (
+                o.pk,
+                mark_safe(" selected") if o.pk == chosen else "",
+                price,
+                o.pk,
+                o.name,
+                price,
+            )
+            for o in options
+            for price in (rate_text(o.customer_rate),)
+        ),
+    )
 
 
 def _service_info(request: AuthenticatedHttpRequest, service: Service) -> dict[str, Any]:
@@ -222,10 +304,22 @@ def _service_info(request: AuthenticatedHttpRequest, service: Service) -> dict[s
         "rate": rate,
         "per_package": spec.quantity_from == QuantityFrom.PACKAGE,
         "quantity_from": spec.quantity_from.value,
+        "average_time": service.average_time,
     }
 
 
-def _place(request: AuthenticatedHttpRequest, form: OrderForm, service: Service) -> Order | None:
+def shortfall(balance: Decimal, charge: Decimal) -> dict[str, Decimal] | None:
+    """How much the balance lacks for `charge` (None when it covers it), and the amount to add
+    rounded up to cents, which the add-funds form takes (?amount=)."""
+    if balance >= charge:
+        return None
+    short = charge - balance
+    return {"amount": short, "add": short.quantize(Decimal("0.01"), rounding=ROUND_CEILING)}
+
+
+def _place(
+    request: AuthenticatedHttpRequest, form: OrderForm, service: Service
+) -> tuple[Order | None, dict[str, Decimal] | None]:
     try:
         order = order_create(
             user=request.user,
@@ -246,27 +340,27 @@ def _place(request: AuthenticatedHttpRequest, form: OrderForm, service: Service)
             form.data = fresh
         else:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-        return None
+        return None, None
     except InsufficientFunds as exc:
         form.add_error(
             None,
-            f"Not enough funds: this order costs {exc.amount} "
-            f"{settings.PANEL_CURRENCY} and your balance is {exc.balance}.",
+            f"Not enough funds: this order costs {money_text(exc.amount, settings.PANEL_CURRENCY)}"
+            f" and your balance is {money_text(exc.balance, settings.PANEL_CURRENCY)}.",
         )
-        return None
-    return order
+        return None, shortfall(exc.balance, exc.amount)
+    return order, None
 
 
 @customer_login_required
 @require_http_methods(["GET", "POST"])
 def order_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     params = request.GET if request.method == "GET" else request.POST
-    service_id = params.get("service", "")
-    service_pk = parse_id(service_id)
+    service_pk = parse_id(params.get("service", ""))
     service = service_get_enabled(service_id=service_pk) if service_pk is not None else None
+    service = _preselected(request, service)
     context = _picker_context(request, service)
     status = 200
-    form = quote = None
+    form = quote = short = None
     if service is not None:
         context.update(_service_info(request, service))
         form = OrderForm(request.POST if request.method == "POST" else None, service=service)
@@ -274,12 +368,13 @@ def order_new(request: AuthenticatedHttpRequest) -> HttpResponse:
             if request.POST.get("action") == "quote":
                 quote = _quote_or_error(request, service, form)
             else:
-                order = _place(request, form, service)
+                order, short = _place(request, form, service)
                 if order is not None:
                     messages.success(
                         request,
-                        _("Order {order_id} is placed: {charge} {currency} was charged.").format(
-                            order_id=order.pk, charge=order.charge, currency=settings.PANEL_CURRENCY
+                        _("Order {order_id} is placed: {charge} was charged.").format(
+                            order_id=order.pk,
+                            charge=money_text(order.charge, settings.PANEL_CURRENCY),
                         ),
                     )
                     return redirect("order_detail", order_id=order.pk)
@@ -288,7 +383,8 @@ def order_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     elif request.method == "POST":
         messages.error(request, _("Choose a service first."))
         status = 400
-    context.update({"form": form, "quote": quote, "balance": request.user.balance})
+    balance = request.user.balance
+    context.update({"form": form, "quote": quote, "balance": balance, "short": short})
     return render(request, "orders/new.html", context, status=status)
 
 
@@ -296,9 +392,14 @@ def _quote_or_error(
     request: AuthenticatedHttpRequest, service: Service, form: OrderForm
 ) -> dict[str, Any]:
     try:
-        return {"ok": order_quote(user=request.user, service=service, data=form.service_data())}
+        quote = order_quote(user=request.user, service=service, data=form.service_data())
     except OrderError as exc:
         return {"error": exc.message, "field": exc.field}
+    return {
+        "ok": quote,
+        "short": shortfall(request.user.balance, quote.charge),
+        "drip": form.dripfeed_plan(),
+    }
 
 
 @customer_login_required
@@ -312,7 +413,7 @@ def order_quote_fragment(request: AuthenticatedHttpRequest) -> HttpResponse:
         return render(request, "orders/_quote.html", {"quote": {"error": "Choose a service."}})
     form = OrderForm(request.POST, service=service)
     quote = _quote_or_error(request, service, form) if form.is_valid() else _form_problem(form)
-    return render(request, "orders/_quote.html", {"quote": quote, "balance": request.user.balance})
+    return render(request, "orders/_quote.html", {"quote": quote})
 
 
 def _form_problem(form: OrderForm) -> dict:
@@ -432,6 +533,8 @@ def order_detail(request: AuthenticatedHttpRequest, order_id: int) -> HttpRespon
         "history": history,
         "poll": poll_seconds(),
         "params": _shown_params(order),
+        # The polled part is fetched from this page itself: its forms come back here.
+        "order_url": reverse("order_detail", args=[order.pk]),
     }
     return render(request, "orders/detail.html", context)
 
@@ -477,9 +580,21 @@ def order_refill(request: AuthenticatedHttpRequest, order_id: int) -> HttpRespon
 
 
 @customer_login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def order_cancel(request: AuthenticatedHttpRequest, order_id: int) -> HttpResponse:
+    """GET: the question ("Cancel order 12?"). POST with `confirmed=yes`: the cancel. A POST
+    without it (the list's button clicked without JavaScript, or before panel.js asked) gets
+    the question too, so a cancel never happens unasked."""
     order = _get_order(request, order_id)
+    if request.method == "GET" or request.POST.get("confirmed") != "yes":
+        params = request.POST if request.method == "POST" else request.GET
+        target = params.get("next", "")
+        if not url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            target = reverse("order_detail", args=[order.pk])
+        context = {"order": order, "row": _row(order), "next_url": target}
+        return render(request, "orders/cancel_confirm.html", context)
     try:
         order_cancel_request(user=request.user, order=order)
     except OrderError as exc:
@@ -495,3 +610,99 @@ def order_cancel(request: AuthenticatedHttpRequest, order_id: int) -> HttpRespon
             ).format(order_id=order.pk),
         )
     return _back(request, order)
+
+
+# --- Drip-feed and subscriptions ---------------------------------------------------------------
+# The upstream `status` answer carries no run or post counts (only status, start count, remains
+# and charge: docs/orders.md), so both pages work them out from what the provider delivered.
+@dataclass(frozen=True)
+class DripFeedRow:
+    row: OrderRow
+    per_run: int  # the quantity typed: each run delivers it
+    runs: int
+    runs_done: int  # whole runs delivered, from the provider's remains
+    interval: int  # minutes between runs
+    next_run: datetime | None  # when the next run is due by the schedule; None once all are
+
+
+def _param_int(order: Order, name: str) -> int | None:
+    params = order.params if isinstance(order.params, dict) else {}
+    value = parse_id(str(params.get(name, "")))
+    return int(value) if value is not None else None
+
+
+def drip_feed_row(order: Order, now: datetime) -> DripFeedRow:
+    """Runs done = whole runs delivered (all of them once Completed); the next run is the
+    first one of the schedule (placement + k x interval) still ahead and not delivered."""
+    row = _row(order)
+    runs = _param_int(order, "runs") or 1
+    per_run = _param_int(order, "quantity") or max(order.quantity // runs, 1)
+    interval = _param_int(order, "interval") or 0
+    done = runs if order.status == Order.Status.COMPLETED else row.progress.delivered // per_run
+    done = min(done, runs)
+    next_run = None
+    start = order.submitted_at
+    if start is not None and not order.is_final and done < runs and interval:
+        ahead = -((start - now) // timedelta(minutes=interval))  # ceil of the runs started
+        step = max(done, ahead)
+        if step < runs:
+            next_run = start + step * timedelta(minutes=interval)
+    return DripFeedRow(row, per_run, runs, done, interval, next_run)
+
+
+@dataclass(frozen=True)
+class SubscriptionRow:
+    row: OrderRow
+    username: str
+    low: int  # units per post, min and max
+    high: int
+    posts: int | None  # new posts asked; None: unlimited
+    old_posts: int
+    posts_done: int  # posts surely served: delivered / max (all once Completed)
+    delay: int  # minutes
+    expiry: date | None
+
+
+def subscription_row(order: Order) -> SubscriptionRow:
+    row = _row(order)
+    params = order.params if isinstance(order.params, dict) else {}
+    high = _param_int(order, "max") or 1
+    posts = _param_int(order, "posts")
+    old_posts = _param_int(order, "old_posts") or 0
+    done = row.progress.delivered // high
+    if order.status == Order.Status.COMPLETED and posts is not None:
+        done = posts + old_posts
+    try:
+        expiry = datetime.strptime(str(params.get("expiry", "")), EXPIRY_FORMAT).date()
+    except ValueError:
+        expiry = None
+    return SubscriptionRow(
+        row=row,
+        username=str(params.get("username", order.link)),
+        low=_param_int(order, "min") or 0,
+        high=high,
+        posts=posts,
+        old_posts=old_posts,
+        posts_done=done if posts is None else min(done, posts + old_posts),
+        delay=_param_int(order, "delay") or 0,
+        expiry=expiry,
+    )
+
+
+@customer_login_required
+@require_GET
+def drip_feed_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    orders = with_history(order_list_drip_feed_for_user(user=request.user))
+    page = Paginator(orders, ORDERS_PAGE_SIZE).get_page(request.GET.get("page"))
+    now = timezone.now()
+    context = {"page": page, "items": [drip_feed_row(o, now) for o in page.object_list]}
+    return render(request, "orders/drip_feed.html", context)
+
+
+@customer_login_required
+@require_GET
+def subscription_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    orders = with_history(order_list_subscriptions_for_user(user=request.user))
+    page = Paginator(orders, ORDERS_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page": page, "items": [subscription_row(o) for o in page.object_list]}
+    return render(request, "orders/subscriptions.html", context)

@@ -7,6 +7,7 @@ dispatcher (panel/api_v2.py) imports the handlers without a cycle. It is the onl
 `panel` an app may import.
 """
 
+import gzip
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,19 @@ from typing import Any
 MAX_IDS = 100  # every seed document caps multi calls at 100 ids
 ID_LIST_PARAMS = frozenset({"orders", "refills", "cancels"})
 MAX_ID = 2**63 - 1  # PostgreSQL bigint
+
+
+@dataclass(frozen=True)
+class RenderedJson:
+    """An answer a handler rendered (and gzipped) itself, e.g. from a cache: the dispatcher
+    sends these bytes as they are, `gzipped` to a client that accepts gzip, else `plain`
+    (decompressed when not given)."""
+
+    gzipped: bytes
+    plain: bytes | None = None
+
+    def plain_body(self) -> bytes:
+        return self.plain if self.plain is not None else gzip.decompress(self.gzipped)
 
 
 class ApiError(Exception):

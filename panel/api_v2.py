@@ -21,10 +21,11 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.core.files.uploadhandler import FileUploadHandler
-from django.http import HttpRequest, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
+from django.middleware.gzip import re_accepts_gzip
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.gzip import gzip_page
 from rest_framework.exceptions import UnsupportedMediaType
 from rest_framework.negotiation import BaseContentNegotiation
@@ -36,12 +37,12 @@ from rest_framework.views import APIView
 
 from accounts import api as accounts_api
 from accounts.models import ApiKey, User
-from accounts.ratelimit import client_ip, rate_limit_hit
+from accounts.ratelimit import client_ip, rate_limit_hit_all
 from accounts.selectors import api_key_get_user
 from accounts.services import api_key_touch
 from catalog import api as catalog_api
 from orders import api as orders_api
-from panel.api_protocol import ApiError, ApiParams
+from panel.api_protocol import ApiError, ApiParams, RenderedJson
 from panel.ratelimits import parse_rate_limit
 
 logger = logging.getLogger(__name__)
@@ -76,21 +77,35 @@ ACTIONS: dict[str, Handler] = {
 # --- Rate limits ---------------------------------------------------------------------------------
 
 
-def _check_rate(scope: str, ident: str, spec: str | None, who: str) -> None:
-    """Count this call in the sliding window of accounts.ratelimit, kept in the shared cache
-    (Redis in production, so every worker process counts together); refuse it when `count`
-    calls passed in the last `period` seconds."""
-    limit = parse_rate_limit(spec)
-    if limit is None:
-        return
-    count, period = limit
+def _check_rates(ip: str | None, api_key: ApiKey | None) -> None:
+    """Count this call in the sliding windows of accounts.ratelimit, kept in the shared cache
+    (Redis in production, so every worker process counts together): the address's, then (with
+    a valid key) the key's, both in one round trip; refuse it when `count` calls passed in the
+    last `period` seconds of either. A call the address's window refuses is not counted for
+    the key."""
+    scopes = [
+        (
+            f"apiv2:rl:ip:{ip or 'unknown'}",
+            getattr(settings, "API_RATE_LIMIT_PER_IP", DEFAULT_RATE_LIMIT_PER_IP),
+            "from this address",
+        )
+    ]
+    if api_key is not None:
+        spec = getattr(settings, "API_RATE_LIMIT_PER_KEY", DEFAULT_RATE_LIMIT_PER_KEY)
+        scopes.append((f"apiv2:rl:key:{api_key.pk}", spec, "for this API key"))
+    checks = []
+    for key, spec, who in scopes:
+        limit = parse_rate_limit(spec)  # a malformed spec raises: the internal error, logged
+        if limit is not None:
+            checks.append((key, limit[0], limit[1], who))
     try:
-        retry_after = rate_limit_hit(key=f"apiv2:rl:{scope}:{ident}", limit=count, period=period)
+        refused, retry_after = rate_limit_hit_all([(k, n, p) for k, n, p, _ in checks])
     except Exception:
         # A cache outage must not take the API down with it: let the call through, loudly.
         logger.exception("api_v2: rate limit check failed; allowing the call")
         return
-    if retry_after:
+    if refused >= 0:
+        _, count, period, who = checks[refused]
         raise ApiError(
             f"Too many requests: at most {count} per {period} seconds {who}. "
             f"Retry after {retry_after} seconds.",
@@ -216,6 +231,20 @@ class _AlwaysJson(BaseContentNegotiation):
         return first, first.media_type
 
 
+def _answer_rendered(request: Request, answer: RenderedJson) -> HttpResponse:
+    """An answer the handler rendered itself: the same bytes, headers and gzip rule as
+    _answer's through gzip_page (GZipMiddleware leaves a response with a Content-Encoding
+    alone, so the Vary header it would add is added here)."""
+    if re_accepts_gzip.search(request.META.get("HTTP_ACCEPT_ENCODING", "")):
+        response = HttpResponse(answer.gzipped, content_type="application/json")
+        response["Content-Encoding"] = "gzip"
+        patch_vary_headers(response, ("Accept-Encoding",))
+    else:
+        response = HttpResponse(answer.plain_body(), content_type="application/json")
+    add_never_cache_headers(response)
+    return response
+
+
 def _answer(data: Any, *, retry_after: int | None = None) -> Response:
     response = Response(data, status=200)
     if retry_after is not None:
@@ -235,10 +264,11 @@ def _authenticate(params: ApiParams) -> User:
 
 
 def _touch(api_key: ApiKey, ip: str | None) -> None:
-    """Record the key's use. API_KEY_TOUCH_SECONDS > 0 skips the write when the recorded last use
-    from the same address is more recent than that (a busy client then costs one UPDATE per
-    interval instead of one per call); the default 0 writes on every call."""
-    interval = getattr(settings, "API_KEY_TOUCH_SECONDS", 0)
+    """Record the key's use. API_KEY_TOUCH_SECONDS (default 60) skips the write when the recorded
+    last use from the same address is more recent than that: a busy client costs one UPDATE
+    (a commit, a WAL flush, a row every call of the key would queue on) per interval instead of
+    one per call; 0 writes on every call."""
+    interval = getattr(settings, "API_KEY_TOUCH_SECONDS", 60)
     last = api_key.last_used_at
     if (
         interval > 0
@@ -250,28 +280,24 @@ def _touch(api_key: ApiKey, ip: str | None) -> None:
     api_key_touch(api_key=api_key, ip=ip)
 
 
-def _dispatch(request: Request) -> Response:
+def _dispatch(request: Request) -> Response | HttpResponse:
     ip = client_ip(request)
-    _check_rate(
-        "ip",
-        ip or "unknown",
-        getattr(settings, "API_RATE_LIMIT_PER_IP", DEFAULT_RATE_LIMIT_PER_IP),
-        "from this address",
-    )
-    params = read_params(request)
-    user = _authenticate(params)
+    try:
+        params = read_params(request)
+        user = _authenticate(params)
+    except ApiError:
+        # Counted for the address all the same (it slows key guessing), and an address over
+        # its limit is told that, whatever else was wrong.
+        _check_rates(ip, None)
+        raise
     api_key = user.api_key  # cached by api_key_get_user's select_related
     if not api_key.allows_ip(ip):  # the allowlist is a field of that row: no query
+        _check_rates(ip, None)
         raise ApiError(
             f"This API key may not be used from {ip or 'an unknown address'}: the key's "
             "allowed addresses are set on the API page of the panel."
         )
-    _check_rate(
-        "key",
-        str(api_key.pk),
-        getattr(settings, "API_RATE_LIMIT_PER_KEY", DEFAULT_RATE_LIMIT_PER_KEY),
-        "for this API key",
-    )
+    _check_rates(ip, api_key)
     _touch(api_key, ip)
     action = params.get("action")
     if action is None:
@@ -280,7 +306,10 @@ def _dispatch(request: Request) -> Response:
     if handler is None:
         known = ", ".join(sorted(ACTIONS))
         raise ApiError(f'Unknown action "{_echo(action)}". The actions are: {known}.')
-    return _answer(handler(user=user, params=params))
+    answer = handler(user=user, params=params)
+    if isinstance(answer, RenderedJson):
+        return _answer_rendered(request, answer)
+    return _answer(answer)
 
 
 class ApiV2View(APIView):
@@ -293,10 +322,10 @@ class ApiV2View(APIView):
     renderer_classes = (JSONRenderer,)
     content_negotiation_class = _AlwaysJson
 
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response | HttpResponse:
         return self._safe(request)
 
-    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response | HttpResponse:
         return self._safe(request)
 
     # Django's View types these with an HttpRequest, DRF's APIView with its Request (APIView
@@ -309,7 +338,7 @@ class ApiV2View(APIView):
     def options(self, request: Request | HttpRequest, *args: Any, **kwargs: Any) -> Response:
         return self.http_method_not_allowed(request)
 
-    def _safe(self, request: Request) -> Response:
+    def _safe(self, request: Request) -> Response | HttpResponse:
         try:
             return _dispatch(request)
         except ApiError as exc:

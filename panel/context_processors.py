@@ -6,6 +6,8 @@ from django.http import HttpRequest
 
 from accounts.middleware import admin_two_factor_exempt
 from accounts.notifications import notification_unread_count
+from accounts.selectors import display_rate_for_user
+from accounts.views import theme_of
 
 
 def panel(request: HttpRequest) -> dict[str, Any]:
@@ -23,6 +25,13 @@ def panel(request: HttpRequest) -> dict[str, Any]:
         ),
         "PANEL_NAME": settings.PANEL_NAME,
         "PANEL_CURRENCY": settings.PANEL_CURRENCY,
+        # light / dark / auto: <html data-bs-theme> (base.html; auto resolved by panel/theme.js).
+        "PANEL_THEME": theme_of(request),
+        # Prices and the balance show in it, with the panel's beside (`|money:display_currency`,
+        # docs/money.md); None: only the panel's currency. A query only for a customer who chose one.
+        "display_currency": (
+            display_rate_for_user(user=user) if user is not None and user.is_authenticated else None
+        ),
         # The admin's banner: this staff member skips the second factor (DEBUG only).
         "ADMIN_2FA_EXEMPT": exempt,
     }

@@ -397,6 +397,7 @@ CELERY_TASK_ROUTES = {
     "orders.tasks.provider_send_refills": {"queue": "provider_io"},
     "orders.tasks.provider_send_cancels": {"queue": "provider_io"},
     "accounts.tasks.payments_reconcile_sweep": {"queue": "provider_io"},  # reads gateways
+    "accounts.tasks.display_currency_rates_update_sweep": {"queue": "provider_io"},  # a rates URL
     "orders.tasks.webhook_deliver": {"queue": "provider_io"},  # posts to resellers' servers
     # Old names of the three above, registered for one release (see orders/tasks.py).
     "orders.tasks.provider_poll_orders": {"queue": "provider_io"},
@@ -419,6 +420,15 @@ if QUEUE_STALE_SECONDS < 1:
 # --- Panel ------------------------------------------------------------------------------------
 PANEL_NAME = env("PANEL_NAME", default="SMM Panel")
 PANEL_CURRENCY = env("PANEL_CURRENCY", default="USD")
+# Where the hourly task reads the display currencies' rates (docs/money.md): a JSON answer
+# {"base": "<PANEL_CURRENCY>", "rates": {"EUR": 0.92, ...}}. Empty: staff set them by hand.
+DISPLAY_CURRENCY_RATES_URL = env("DISPLAY_CURRENCY_RATES_URL", default="")
+if DISPLAY_CURRENCY_RATES_URL and not DISPLAY_CURRENCY_RATES_URL.startswith(
+    ("https://", "http://")
+):
+    raise ImproperlyConfigured(
+        f"DISPLAY_CURRENCY_RATES_URL must be an http(s) URL, got {DISPLAY_CURRENCY_RATES_URL!r}."
+    )
 PANEL_PUBLIC_URL = env("PANEL_PUBLIC_URL", default="http://127.0.0.1:8000")
 # Fernet key(s) that encrypt provider API keys at rest; the first one encrypts, all decrypt.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
@@ -434,7 +444,7 @@ if not FIELD_ENCRYPTION_KEYS:
 # The reseller API (/api/v2): calls per sliding window per key and per client address
 # ("60/10s", "1000/h"; empty turns a limit off), the header that carries the client's address
 # behind a proxy (e.g. HTTP_X_REAL_IP; allauth's login limits use it too), and how often a key's last
-# use is written (0: every call).
+# use is written (at most once per this many seconds per address; 0: every call).
 API_RATE_LIMIT_PER_KEY = env("API_RATE_LIMIT_PER_KEY", default="60/10s")
 API_RATE_LIMIT_PER_IP = env("API_RATE_LIMIT_PER_IP", default="120/10s")
 for _name in ("API_RATE_LIMIT_PER_KEY", "API_RATE_LIMIT_PER_IP"):
@@ -451,7 +461,7 @@ if API_TRUSTED_PROXY_COUNT < 1:
         "API_TRUSTED_PROXY_COUNT must be 1 or more (the proxies between the client and the panel "
         "that append to API_CLIENT_IP_HEADER)."
     )
-API_KEY_TOUCH_SECONDS = env.int("API_KEY_TOUCH_SECONDS", default=0)
+API_KEY_TOUCH_SECONDS = env.int("API_KEY_TOUCH_SECONDS", default=60)
 
 # Customer panel: how often an active order's progress refreshes itself, and the text of the
 # "Add funds" page.

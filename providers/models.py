@@ -1,9 +1,12 @@
+from collections.abc import Iterable
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, RATE_DIGITS, RATE_PLACES
@@ -17,6 +20,38 @@ MAX_STATUS_BATCH = 100  # every seed document caps multi calls at 100 ids
 REQUEST_RESEND_AFTER = timedelta(minutes=15)
 MAX_TIMEOUT_SECONDS = REQUEST_RESEND_AFTER.total_seconds() / 4
 MIN_CONNECT_TIMEOUT, MIN_READ_TIMEOUT = 0.5, 1.0
+
+# Sent after a queryset write that bypasses post_save (update, bulk_update, bulk_create) of a
+# model whose default manager is WriteSignallingQuerySet's; `fields` is the set of columns
+# written, or None for whole rows. The cached price lists of the API listen (catalog.price_lists).
+rows_written = Signal()
+
+
+class WriteSignallingQuerySet(models.QuerySet):
+    """A QuerySet whose bulk writes send rows_written, so that a cache of what the rows hold is
+    told of every ORM write, not only of Model.save() and delete() (which send Django's own
+    post_save and post_delete)."""
+
+    def update(self, **kwargs: object) -> int:
+        count = super().update(**kwargs)
+        if count:
+            rows_written.send(sender=self.model, fields=frozenset(kwargs))
+        return count
+
+    def bulk_update(
+        self, objs: Iterable[Any], fields: Iterable[str], batch_size: int | None = None
+    ) -> int:
+        fields = tuple(fields)
+        count = super().bulk_update(objs, fields, batch_size=batch_size)
+        if count:
+            rows_written.send(sender=self.model, fields=frozenset(fields))
+        return count
+
+    def bulk_create(self, objs: object, *args: object, **kwargs: object) -> list:
+        created = super().bulk_create(objs, *args, **kwargs)  # type: ignore[arg-type]
+        if created:
+            rows_written.send(sender=self.model, fields=None)
+        return created
 
 
 class Provider(models.Model):
@@ -104,6 +139,8 @@ class Provider(models.Model):
     last_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_sync_error = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = models.Manager.from_queryset(WriteSignallingQuerySet)()
 
     class Meta:
         ordering = ["name"]

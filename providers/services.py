@@ -200,8 +200,8 @@ def _tell_low_balance(provider: Provider, balance: Decimal, threshold: Decimal) 
         context={
             "provider": provider.name,
             "provider_id": provider.pk,
-            "balance": format_money(balance),
-            "threshold": format_money(threshold),
+            "balance": balance,
+            "threshold": threshold,
             "provider_currency": provider.currency,
         },
     )

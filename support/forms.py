@@ -18,9 +18,9 @@ IMAGE_ACCEPT = "image/png,image/jpeg"
 
 
 def _payment_label(payment: Payment) -> str:
-    amount = money_text(payment.amount)
+    amount = money_text(payment.amount, payment.currency)
     return (
-        f"#{payment.pk} · {payment.created_at:%Y-%m-%d} · {amount} {payment.currency} · "
+        f"#{payment.pk} · {payment.created_at:%Y-%m-%d} · {amount} · "
         f"{payment.method} · {payment.get_status_display()}"
     )
 

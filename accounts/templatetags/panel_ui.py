@@ -1,14 +1,17 @@
 """Small template helpers for the customer panel: Bootstrap classes on form widgets, money
 and rate formatting, durations."""
 
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django import forms, template
+from django.conf import settings
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from catalog.pricing import money_text, quantize_rate, trimmed_text
+from catalog.pricing import MONEY_PLACES, RATE_PLACES, DisplayRate, display_money_text, money_text
 
 register = template.Library()
 
@@ -31,28 +34,62 @@ def bs(field: forms.BoundField) -> SafeString:
     return field.as_widget(attrs={"class": css})
 
 
-_trimmed = trimmed_text
+Currency = DisplayRate | str | None
 
 
-@register.filter
-def money(value) -> str:
-    """12.50000 → "12.50", 0.27819 → "0.27819": at least 2 places, never rounded away."""
+def _money(value: Any, arg: Currency, places: int) -> str:
     if value is None or value == "":
         return ""
-    return money_text(Decimal(value))
+    panel = settings.PANEL_CURRENCY
+    if isinstance(arg, DisplayRate):
+        return display_money_text(Decimal(value), panel, arg, places=places)
+    if arg == "signed":
+        return money_text(Decimal(value), panel, signed=True, places=places)
+    return money_text(Decimal(value), arg or panel, places=places)
 
 
 @register.filter
-def signed_money(value) -> str:
-    text = money(value)
-    return text if text.startswith("-") or not text else f"+{text}"
+def money(value: Any, arg: Currency = None) -> str:
+    """The one money format (catalog.pricing.money_text): `{{ x|money }}` → "$12.50" in the
+    panel's currency; `{{ x|money:"signed" }}` → "+$0.5229" (the statement);
+    `{{ x|money:payment.currency }}` in another currency; `{{ x|money:display_currency }}` for
+    prices and the balance: in the customer's display currency with the panel's beside,
+    "€92.10 ($100.00)" (display_currency comes from the context processor; None: the panel's)."""
+    return _money(value, arg, MONEY_PLACES)
 
 
 @register.filter
-def rate(value) -> str:
-    if value is None or value == "":
-        return ""
-    return _trimmed(quantize_rate(Decimal(value)), 8)
+def signed_money(value: Any) -> str:
+    """`money:"signed"`, kept for templates that use the old name."""
+    return _money(value, "signed", MONEY_PLACES)
+
+
+@register.filter
+def rate(value: Any, arg: Currency = None) -> str:
+    """A rate per 1000 in the money format, with up to the rate's 8 places: "$0.0035"; takes
+    the same argument as `money` (`{{ r|rate:display_currency }}`)."""
+    return _money(value, arg, RATE_PLACES)
+
+
+def money_column(
+    field: str,
+    description: str,
+    *,
+    currency_field: str = "",
+    signed: bool = False,
+    places: int = MONEY_PLACES,
+) -> Callable[[Any], str]:
+    """An admin list column showing `field` in the money format ("$20.00"; in the row's
+    `currency_field` when given), sortable by the field: `list_display = (money_column(...),)`."""
+
+    def column(obj: Any) -> str:
+        currency = getattr(obj, currency_field) if currency_field else settings.PANEL_CURRENCY
+        return money_text(getattr(obj, field), currency, signed=signed, places=places)
+
+    column.short_description = description  # type: ignore[attr-defined]  # admin reads it
+    column.admin_order_field = field  # type: ignore[attr-defined]
+    column.__name__ = f"{field}_money"
+    return column
 
 
 @register.filter

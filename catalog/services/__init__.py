@@ -9,6 +9,7 @@
   repricing and prices with one audit row
 - enqueue.py: the one module that hands work to Celery (imports catalog.tasks lazily)
 - common.py: the errors and the enable/disable helpers they share
+- favourites.py: the services a customer starred on the price list
 - descriptions.py: provider HTML in descriptions cleaned to a small allow-list (nh3)
 
 Imports go one way: common ← repricing ← imports ← sync ← sync_runs, common, repricing ← prices,
@@ -19,6 +20,7 @@ Callers import from here (`from catalog.services import ...`).
 from catalog.pricing import Pause
 from catalog.selectors import service_cost
 from catalog.services.common import CatalogError, CatalogSyncError
+from catalog.services.favourites import service_favourite_set
 from catalog.services.imports import catalog_import_services
 from catalog.services.prices import (
     service_approve_held_price,
@@ -54,6 +56,7 @@ __all__ = [
     "service_disable",
     "service_enable",
     "service_enable_refusal",
+    "service_favourite_set",
     "service_price_decision",
     "service_set_price",
     "service_update_by_staff",

@@ -148,6 +148,7 @@ def _plan_markup(
         hold_percent=catalog_settings.price_rise_hold_percent,
         pause_on_hold=service.hold_policy == Service.HoldPolicy.PAUSE,
         allow_below_cost=service.allow_below_cost,
+        rounding=catalog_settings.rounding,
     )
     return PlannedPrice(service, cost, service.rate, decision.rate, note=decision.reason)
 

@@ -84,6 +84,7 @@ def service_price_decision(service: Service, settings: CatalogSettings) -> Price
         hold_percent=settings.price_rise_hold_percent,
         pause_on_hold=service.hold_policy == Service.HoldPolicy.PAUSE,
         allow_below_cost=service.allow_below_cost,
+        rounding=settings.rounding,
     )
 
 

@@ -10,6 +10,10 @@ from orders.services.admin_actions import (
     order_set_status_by_admin,
     order_set_upstream_id,
 )
+from orders.services.averages import (
+    service_average_times_refresh,
+    service_average_times_refresh_recent,
+)
 from orders.services.common import OrderConflict, OrderError
 from orders.services.costs import order_cost
 from orders.services.create import Quote, order_create, order_quote, order_replay
@@ -81,6 +85,8 @@ __all__ = [
     "provider_send_refills",
     "provider_sweep",
     "refund_amount",
+    "service_average_times_refresh",
+    "service_average_times_refresh_recent",
     "upstream_params",
     "webhook_endpoint_remove",
     "webhook_endpoint_set",

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import LedgerEntry, User
-from accounts.services import balance_debit
+from accounts.services import balance_debit, wallet_count_order
 from catalog.models import Service
 from catalog.order_types import (
     LIST_FIELDS,
@@ -30,6 +30,7 @@ from orders.models import Order, OrderStatusChange
 from orders.services.common import OrderError, logger
 from orders.services.costs import PACKAGE_TYPES, order_cost
 from orders.services.enqueue import enqueue_order_submit
+from orders.services.summary import daily_summary_add_orders
 
 MAX_LINK_LENGTH = 2000
 MAX_FIELD_LENGTH = 20000  # comments of 1,500 lines fit; a megabyte of text does not
@@ -502,6 +503,9 @@ def _save_and_charge(
             created_at=now,
             changed_by=user if source != Order.Source.ADMIN else None,
         )
+        wallet_count_order(user=user)
+        # Last in the transaction: the summary row is locked only until the commit.
+        daily_summary_add_orders(order_ids=[order.pk])
         if not manual:
             transaction.on_commit(lambda: enqueue_order_submit(order.pk))
     logger.info(

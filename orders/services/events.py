@@ -105,15 +105,21 @@ def order_data(order: Order, *, previous: str | None) -> dict[str, Any]:
 
 def publish_order_status(*, order: Order, old: str, now: datetime) -> None:
     """An order moved from `old` to `order.status` (its fields already the new ones)."""
-    publish_order_moves(orders=[order], old=old, now=now)
+    publish_order_changes(changes=[(order, old)], now=now)
 
 
-def publish_order_moves(*, orders: list[Order], old: str, now: datetime) -> None:
-    """Orders that all moved from `old` to their current status (the poll's bulk writes)."""
-    moved = [o for o in orders if PUBLIC_STATUS[o.status] != PUBLIC_STATUS[old]]
+def publish_order_changes(
+    *, changes: list[tuple[Order, str]], now: datetime, webhook_users: set[int] | None = None
+) -> None:
+    """Orders that moved, each from its old status to its current one (a poll batch's writes):
+    one event each whose public status changed, for customers with an active webhook, written
+    in one INSERT. `webhook_users`: those customers when the caller knows them already (the
+    poll's UPDATE returns them), else one query finds them."""
+    moved = [(o, old) for o, old in changes if PUBLIC_STATUS[o.status] != PUBLIC_STATUS[old]]
     if not moved:
         return
-    users = _users_with_webhook(o.user_id for o in moved)
+    if webhook_users is None:
+        webhook_users = _users_with_webhook(o.user_id for o, _ in moved)
     save_events(
         [
             new_event(
@@ -123,8 +129,8 @@ def publish_order_moves(*, orders: list[Order], old: str, now: datetime) -> None
                 data=order_data(o, previous=old),
                 now=now,
             )
-            for o in moved
-            if o.user_id in users
+            for o, old in moved
+            if o.user_id in webhook_users
         ]
     )
 

@@ -30,6 +30,7 @@ from orders.models import Order, OrderStatusChange
 from orders.services.common import OrderConflict, logger
 from orders.services.costs import order_cost
 from orders.services.status import order_set_status
+from orders.services.summary import daily_summary_tracking
 from providers.client import ErrorKind, ProviderError
 from providers.gateway import provider_call
 from providers.models import Provider
@@ -145,12 +146,13 @@ def _send(order: Order, upstream: UpstreamService, provider: Provider) -> Provid
         # Moved while the call was in flight (only the stuck-placement sweep does that, after
         # ORDER_SUBMIT_STUCK_AFTER): keep the upstream id so that the admin sees it was placed.
         logger.error("order %s placed as %s after it was moved", order.pk, upstream_id)
-        Order.objects.filter(pk=order.pk).update(
-            upstream_order_id=upstream_id,
-            provider=provider,
-            upstream_service=upstream,
-            attention_reason=f"Placed at {provider.name} as {upstream_id} after it was moved.",
-        )
+        with daily_summary_tracking([order.pk]):  # the provider may change
+            Order.objects.filter(pk=order.pk).update(
+                upstream_order_id=upstream_id,
+                provider=provider,
+                upstream_service=upstream,
+                attention_reason=f"Placed at {provider.name} as {upstream_id} after it was moved.",
+            )
     if provider.out_of_funds_since is not None:
         provider_clear_out_of_funds(provider=provider)
     return None
@@ -203,12 +205,13 @@ def _fail_over(order: Order, upstream: UpstreamService) -> None:
     order.failed_over = True
     # Order.quantity is the priced units for every type but packages, priced per package.
     order.cost = order_cost(service=order.service, upstream=upstream, priced_units=order.quantity)
-    Order.objects.filter(pk=order.pk, status=S.SUBMITTING).update(
-        provider=upstream.provider,
-        upstream_service=upstream,
-        failed_over=True,
-        cost=order.cost,
-    )
+    with daily_summary_tracking([order.pk]):  # its provider and cost change
+        Order.objects.filter(pk=order.pk, status=S.SUBMITTING).update(
+            provider=upstream.provider,
+            upstream_service=upstream,
+            failed_over=True,
+            cost=order.cost,
+        )
     OrderStatusChange.objects.create(
         order=order,
         old_status=S.SUBMITTING,

@@ -7,21 +7,21 @@ ORDER_MAX_POLL_AGE goes to NEEDS_REVIEW instead of being polled forever.
 """
 
 import random
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError
 from django.db.models import F
 from django.utils import timezone
 
-from orders.models import POLLED_STATUSES, Order, OrderStatusChange
+from orders.models import POLLED_STATUSES, Order, OrderStatusChange, status_change_allowed
 from orders.selectors import order_list_due_for_poll
 from orders.services.common import Deadline, OrderConflict, OrderError, logger
-from orders.services.events import publish_order_moves
+from orders.services.poll_writes import poll_batch_write, write_rows
 from orders.services.status import UNSET, order_set_status
 from providers.client import ItemError, OrderStatus, ProviderError
 from providers.models import Provider
@@ -37,6 +37,8 @@ AGE_DIVISOR = 60  # the interval is 1/60 of the order's age: 1 day old -> 24 min
 ERROR_BACKOFF = timedelta(minutes=5)
 # At a provider without multi status, orders are written after this many single calls.
 SINGLE_CALL_BATCH = 10
+# Due orders read at a time by one provider's poll (a multiple of the 100 ids of a call).
+POLL_CHUNK = 10_000
 
 UPSTREAM_TO_STATUS: dict[UpstreamStatus, str] = {
     UpstreamStatus.PENDING: S.PENDING,
@@ -86,16 +88,38 @@ def provider_poll_orders(
     *,
     provider: Provider,
     now: datetime | None = None,
-    limit: int = 10000,
+    limit: int = 100_000,
     deadline: Deadline | None = None,
 ) -> PollResult:
     """Poll the due orders of one provider in multi-status calls of status_batch_size ids (one
     call per order, in batches of SINGLE_CALL_BATCH, at a provider without multi status). No
-    batch starts after `deadline`: the orders it did not reach stay due for the next sweep."""
+    batch starts after `deadline`: the orders it did not reach stay due for the next sweep.
+
+    The due orders are read POLL_CHUNK at a time (a written order is no longer due), up to
+    `limit` in all: a provider with 100,000 active orders is swept in one run, within its time
+    budget, without holding them all in memory at once."""
     now = now or timezone.now()
     deadline = deadline or Deadline()
     result = PollResult(provider=provider.name)
-    due = list(order_list_due_for_poll(provider=provider, now=now, limit=limit))
+    seen: set[int] = set()
+    while len(seen) < limit:
+        wanted = min(POLL_CHUNK, limit - len(seen))
+        due = list(order_list_due_for_poll(provider=provider, now=now, limit=wanted))
+        # An order still due after its batch (a lost race left its next poll as it was) is
+        # not asked twice in one run.
+        fresh = [o for o in due if o.pk not in seen]
+        seen.update(o.pk for o in fresh)
+        deferred = result.deferred
+        if fresh:
+            _poll_due(provider=provider, due=fresh, now=now, deadline=deadline, result=result)
+        if len(due) < wanted or not fresh or result.deferred > deferred:
+            break  # none left, or the deadline stopped the batches (checked before each)
+    return result
+
+
+def _poll_due(
+    *, provider: Provider, due: list[Order], now: datetime, deadline: Deadline, result: PollResult
+) -> None:
     too_old = now - max_poll_age()
     fresh = []
     for order in due:
@@ -113,7 +137,6 @@ def provider_poll_orders(
         _apply_batch_isolated(
             provider=provider, orders=fresh[start : start + size], now=now, result=result
         )
-    return result
 
 
 def _apply_batch_isolated(
@@ -213,55 +236,47 @@ def apply_status_batch(
         )
         if outcome.caller_saves:
             quiet.append(order)
-    _postpone(quiet, now)
-    _apply_moves(moves, now, result)
+    _write_batch(quiet, moves, now, result)
 
 
-def _apply_moves(
-    moves: list[tuple[Order, str, OrderStatus]], now: datetime, result: PollResult
+def _write_batch(
+    quiet: list[Order],
+    moves: list[tuple[Order, str, OrderStatus]],
+    now: datetime,
+    result: PollResult,
 ) -> None:
-    """Write status changes between active statuses in bulk: per (old, new) pair one
-    conditional UPDATE of the rows still in `old`, one INSERT of their history rows and their
-    webhook events. No money moves between active statuses, so there is no ledger work here."""
-    groups: dict[tuple[str, str], list[Order]] = defaultdict(list)
+    """Write the batch in one transaction (poll_writes): the quiet orders' next poll and
+    progress, and every move, a final one with its refund, in a constant number of statements.
+    A move the status table refuses is logged and left (the order is asked again later)."""
+    allowed: list[tuple[Order, str]] = []
     for order, new, answer in moves:
-        groups[(order.status, new)].append(order)
-        order.status = new
+        if not status_change_allowed(order.status, new):
+            logger.warning(
+                "order %s: poll answer %s not applied from %s", order.pk, new, order.status
+            )
+            quiet.append(order)
+            continue
         if answer.remains is not None:
             order.remains = min(max(answer.remains, 0), order.quantity)
         if answer.start_count is not None:
             order.start_count = answer.start_count
         order.upstream_status = answer.raw_status[:64]
-        order.next_poll_at = next_poll_at(created_at=order.created_at, now=now)
-        order.last_polled_at = now
         order.poll_errors = 0
-    for (old, new), group in groups.items():
-        with transaction.atomic():
-            won = _write_rows(group, expected=dict.fromkeys((o.pk for o in group), old))
-            OrderStatusChange.objects.bulk_create(
-                OrderStatusChange(
-                    order_id=o.pk,
-                    old_status=old,
-                    new_status=new,
-                    start_count=o.start_count,
-                    remains=o.remains,
-                    source=SRC.POLL,
-                    created_at=now,
-                )
-                for o in group
-                if o.pk in won
-            )
-            publish_order_moves(orders=[o for o in group if o.pk in won], old=old, now=now)
-        result.changed += len(won)
-        result.statuses[new] += len(won)
-        result.changes.extend(f"order {pk}: {old} -> {new}" for pk in sorted(won))
+        allowed.append((order, new))
+    _schedule(quiet + [o for o, _ in allowed], now)
+    won = poll_batch_write(quiet=quiet, moves=allowed, now=now)
+    for order, _ in allowed:
+        if order.pk in won:
+            result.changed += 1
+            result.statuses[order.status] += 1
+            result.changes.append(f"order {order.pk}: {won[order.pk]} -> {order.status}")
 
 
 class StatusOutcome(Enum):
     """What order_apply_upstream_status did with one status answer."""
 
     WRITTEN = "written"  # the new status was saved (and the next poll scheduled)
-    QUEUED_FOR_BULK = "queued_for_bulk"  # a move between active statuses, added to `moves`
+    QUEUED_FOR_BULK = "queued_for_bulk"  # a move (final ones too), added to `moves`
     CONFLICT = "conflict"  # someone moved the order first: nothing written, nothing to do
     UNCHANGED = "unchanged"  # the same status, remains and start count as we have
     PROGRESS = "progress"  # same status, remains or start count moved: set on the object
@@ -307,8 +322,8 @@ def order_apply_upstream_status(
         order.upstream_status = answer.raw_status[:64]
         result.changed += 1
         return StatusOutcome.PROGRESS
-    if moves is not None and new in POLLED_STATUSES and order.status in POLLED_STATUSES:
-        moves.append((order, new, answer))  # written in bulk by the caller
+    if moves is not None and order.status in POLLED_STATUSES:
+        moves.append((order, new, answer))  # written in bulk by the caller, finals too
         return StatusOutcome.QUEUED_FOR_BULK
     return _write_status(order, new, remains, answer, now, result)
 
@@ -365,61 +380,19 @@ def _write_status(
     return StatusOutcome.WRITTEN
 
 
-def _postpone(orders: list[Order], now: datetime, *, errors: bool = False) -> None:
-    """Schedule the next poll of unchanged orders and save their progress (remains, start
-    count, upstream status set by order_apply_upstream_status) in one UPDATE."""
-    if not orders:
-        return
+def _schedule(orders: list[Order], now: datetime, *, errors: bool = False) -> None:
+    """Set the next poll (and, after a failed call, the error count) on the orders."""
     for order in orders:
         later = next_poll_at(created_at=order.created_at, now=now)
         order.next_poll_at = max(later, now + ERROR_BACKOFF) if errors else later
         order.last_polled_at = now
         if errors:
             order.poll_errors += 1
-    # Only rows still in the status we read: a concurrent move is never overwritten.
-    _write_rows(orders, expected={o.pk: o.status for o in orders})
 
 
-_ROW_FIELDS = (
-    "next_poll_at",
-    "last_polled_at",
-    "poll_errors",
-    "remains",
-    "start_count",
-    "upstream_status",
-    "status",
-)
-_CASTS = ("timestamptz", "timestamptz", "integer", "bigint", "bigint", "varchar", "varchar")
-
-
-def _write_rows(orders: list[Order], *, expected: dict[int, str]) -> set[int]:
-    """Write the poll fields of many orders in one statement, each only where the row's
-    status is still `expected[pk]` (the status we read); returns the ids written.
-
-    On PostgreSQL: UPDATE ... FROM (VALUES ...) RETURNING id, one round trip and no per-row
-    CASE expressions (Django's bulk_update spends ~4 ms of CPU per row building those).
-    Elsewhere (the SQLite of embedded mode) it falls back to bulk_update.
-    """
-    if connection.vendor != "postgresql":
-        written = set()
-        for order in orders:
-            values = {name: getattr(order, name) for name in _ROW_FIELDS}
-            if Order.objects.filter(pk=order.pk, status=expected[order.pk]).update(**values):
-                written.add(order.pk)
-        return written
-    table = connection.ops.quote_name(Order._meta.db_table)
-    row_sql = "(%s::bigint, %s::varchar, " + ", ".join(f"%s::{c}" for c in _CASTS) + ")"
-    params: list = []
-    for order in orders:
-        params += [order.pk, expected[order.pk]]
-        params.extend(getattr(order, name) for name in _ROW_FIELDS)
-    assignments = ", ".join(f"{name} = v.{name}" for name in _ROW_FIELDS)
-    sql = (
-        f"UPDATE {table} AS o SET {assignments} "  # noqa: S608 - names are ours, values bound
-        f"FROM (VALUES {', '.join([row_sql] * len(orders))}) "
-        f"AS v(id, expected, {', '.join(_ROW_FIELDS)}) "
-        "WHERE o.id = v.id AND o.status = v.expected RETURNING o.id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {row[0] for row in cursor.fetchall()}
+def _postpone(orders: list[Order], now: datetime, *, errors: bool = False) -> None:
+    """Schedule the next poll of orders whose status stays (a failed call) in one UPDATE,
+    only where the row is still in the status we read: a concurrent move is never overwritten."""
+    if orders:
+        _schedule(orders, now, errors=errors)
+        write_rows([(o, o.status, o.status) for o in orders], now=now)

@@ -1,6 +1,7 @@
 """Moving an order between statuses (the table in orders.models) and the refunds that go with
 the final ones. Every move is a conditional UPDATE plus an OrderStatusChange row."""
 
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -23,6 +24,7 @@ from orders.models import (
 )
 from orders.services.common import OrderConflict, OrderError, logger
 from orders.services.events import publish_order_status, requests_update
+from orders.services.summary import daily_summary_tracking
 from providers.models import Provider
 
 S = Order.Status
@@ -35,7 +37,7 @@ def refund_amount(*, order: Order, status: str, remains: int | None) -> Decimal:
     reserve is settled the same way when it ends Completed: what it did not use comes back."""
     if status == S.CANCELED:
         return order.charge
-    left = _undelivered(order=order, status=status, remains=remains)
+    left = undelivered(order=order, status=status, remains=remains)
     if not left or status not in (S.PARTIAL, S.COMPLETED):
         return ZERO
     # Looked up only for a Completed order that reports remains: the poll loads no service.
@@ -44,7 +46,7 @@ def refund_amount(*, order: Order, status: str, remains: int | None) -> Decimal:
     return quantize_money(order.charge * left / order.quantity)
 
 
-def _undelivered(*, order: Order, status: str, remains: int | None) -> int:
+def undelivered(*, order: Order, status: str, remains: int | None) -> int:
     """The remains a refund is for, clamped to 0..quantity (a Partial without remains: the
     order's last recorded remains)."""
     if status == S.PARTIAL and remains is None:
@@ -82,7 +84,7 @@ def refund_memo(*, order: Order, status: str, source: str, remains: int | None) 
     status change's note: that is the provider's raw error text or staff's remark, kept for
     staff on the OrderStatusChange row and the order's attention_reason."""
     if status == S.PARTIAL:
-        left = _undelivered(order=order, status=status, remains=remains)
+        left = undelivered(order=order, status=status, remains=remains)
         return f"Refund: {left} of {order.quantity} not delivered"
     if status == S.COMPLETED:
         return "Refund: the unused part of the subscription"
@@ -183,22 +185,33 @@ def _write_move(
     fields written are set on `order`."""
     new = change.new_status
     with transaction.atomic():
-        if Order.objects.filter(pk=order.pk, status=old).update(**fields) != 1:
-            raise OrderConflict(f"order {order.pk} is no longer {old}")
-        amount = refund_amount(order=order, status=new, remains=change.remains)
-        refund = _refund(order=order, amount=amount, change=change)
-        if refund:
-            Order.objects.filter(pk=order.pk).update(refunded=refund)
-            fields["refunded"] = refund
+        with _summary_tracking(order=order, new=new, fields=fields):
+            if Order.objects.filter(pk=order.pk, status=old).update(**fields) != 1:
+                raise OrderConflict(f"order {order.pk} is no longer {old}")
+            amount = refund_amount(order=order, status=new, remains=change.remains)
+            refund = _refund(order=order, amount=amount, change=change)
+            if refund:
+                Order.objects.filter(pk=order.pk).update(refunded=refund)
+                fields["refunded"] = refund
         change.save()
         for name, value in fields.items():
             setattr(order, name, value)
         publish_order_status(order=order, old=old, now=change.created_at)
         if new in FINAL_STATUSES:
-            _settle_cancel_requests(order=order, new=new, now=change.created_at)
+            settle_cancel_requests(order=order, new=new, now=change.created_at)
         _tell(order=order, change=change, refund=refund)
     refunded = f" refund {refund}" if refund else ""
     logger.info("order %s: %s -> %s (%s)%s", order.pk, old, new, change.source, refunded)
+
+
+def _summary_tracking(
+    *, order: Order, new: str, fields: dict[str, object]
+) -> AbstractContextManager[None]:
+    """The daily summary follows a move that settles the order (final status, refund) or
+    changes its provider; other moves change none of its figures and skip the extra work."""
+    if new in FINAL_STATUSES or "provider" in fields:
+        return daily_summary_tracking([order.pk])
+    return nullcontext()
 
 
 def _tell(*, order: Order, change: OrderStatusChange, refund: Decimal) -> None:
@@ -216,7 +229,7 @@ def _tell(*, order: Order, change: OrderStatusChange, refund: Decimal) -> None:
                 "status": S(new).label,
                 "refund": refund,
                 "charge": order.charge,
-                "remains": _undelivered(order=order, status=new, remains=change.remains),
+                "remains": undelivered(order=order, status=new, remains=change.remains),
                 "quantity": order.quantity,
                 "target": order.link[:100],
             },
@@ -230,7 +243,7 @@ def _tell(*, order: Order, change: OrderStatusChange, refund: Decimal) -> None:
         )
 
 
-def _settle_cancel_requests(*, order: Order, new: str, now: datetime) -> None:
+def settle_cancel_requests(*, order: Order, new: str, now: datetime) -> None:
     """A final status answers the order's open cancel requests: canceled (or partly) = done."""
     outcome = (
         CancelRequest.Status.REJECTED if new == S.COMPLETED else CancelRequest.Status.COMPLETED

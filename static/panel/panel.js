@@ -10,19 +10,27 @@ document.addEventListener("focusin", (event) => {
   }
 });
 
-// <form data-confirm="Question?">: ask before submitting (ending sessions). Without JavaScript
-// the form submits straight away, which is still a deliberate POST.
+// <form data-confirm="Question?">: ask before submitting (ending sessions, cancelling an order).
+// Without JavaScript the form submits straight away, which is still a deliberate POST; a form
+// with an <input data-confirmed> (an order's Cancel) gets "yes" in it once the customer agreed,
+// and without it the server asks on a page of its own.
 document.addEventListener("submit", (event) => {
   const form = event.target;
   if (form instanceof HTMLFormElement && form.hasAttribute("data-confirm")) {
     if (!window.confirm(form.getAttribute("data-confirm"))) {
       event.preventDefault();
+      return;
+    }
+    const confirmed = form.querySelector("input[data-confirmed]");
+    if (confirmed) {
+      confirmed.value = "yes";
     }
   }
 });
 
-// Add funds: under each method with a fee (<div data-fee-percent="3" data-currency="USD">),
-// what the customer pays for the amount typed, e.g. "You pay 103.00 USD: 100.00 + 3.00 fee".
+// Add funds: under each method with a fee (<div data-fee-percent="3" data-money="$0.00">, the
+// money filter's format of zero), what the customer pays for the amount typed, in the panel's
+// money format, e.g. "You pay $103.00: $100.00 + $3.00 fee".
 // It reads the amount as the server does (digits, one "." or "," and at most 2 decimals) and
 // hides the line otherwise; the server's fee (rounded half up to cents) is the one charged.
 const panelCents = (cents) =>
@@ -38,14 +46,13 @@ function panelFeeTotals(form, raw) {
       continue;
     }
     const fee = Math.round((cents * Number(line.dataset.feePercent)) / 100);
-    const currency = line.dataset.currency;
+    const money = (c) => (line.dataset.money || "0.00").replace("0.00", panelCents(c));
     // The sentence comes from the page (data-fee-text), in the customer's language.
-    const text = line.dataset.feeText || "You pay {total} {currency}: {amount} + {fee} fee";
+    const text = line.dataset.feeText || "You pay {total}: {amount} + {fee} fee";
     line.textContent = text
-      .replace("{total}", panelCents(cents + fee))
-      .replace("{currency}", currency)
-      .replace("{amount}", panelCents(cents))
-      .replace("{fee}", panelCents(fee));
+      .replace("{total}", money(cents + fee))
+      .replace("{amount}", money(cents))
+      .replace("{fee}", money(fee));
     line.hidden = false;
   }
 }

@@ -122,12 +122,12 @@ def test_the_first_post_asks_to_confirm_with_the_balance_before_and_after(client
     page = client.post(url, data)
     body = page.content.decode()
     assert page.status_code == 200
-    assert "Credit 5.00000 to alice, balance 50.00000 → 55.00000?" in body
+    assert "Credit $5.00 to alice, balance $50.00 → $55.00?" in body
     assert 'name="confirm" value="1"' in body and f'value="{data["submission"]}"' in body
     assert 'value="Confirm"' in body and 'name="again"' not in body
     assert LedgerEntry.objects.filter(user=alice).count() == 1  # nothing written yet
     debit = client.post(url, {**data, "direction": "debit", "amount": "2"}).content.decode()
-    assert "Debit 2.00000 from alice, balance 50.00000 → 48.00000?" in debit
+    assert "Debit $2.00 from alice, balance $50.00 → $48.00?" in debit
     # "Change the form" goes back to the filled form; Confirm writes.
     edit = client.post(url, {**data, "confirm": "1", "edit": "Change"})
     assert edit.context["preview"] is None and 'value="Continue"' in edit.content.decode()
@@ -144,7 +144,7 @@ def test_an_identical_credit_soon_after_is_refused_until_yes_again(client, staff
     # Back, the same amount typed again on a fresh form (a fresh one-time token).
     data = _form(client, url)
     preview = client.post(url, data).content.decode()
-    assert "The same change (5.00000) was written to this balance" in preview
+    assert "The same change (+$5.00) was written to this balance" in preview
     assert 'name="again"' in preview
     refused = client.post(url, {**data, "confirm": "1"})
     body = refused.content.decode()

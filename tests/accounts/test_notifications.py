@@ -55,10 +55,10 @@ def test_notify_writes_the_notice_now_and_mails_after_commit(
         assert mail.outbox == []  # not while the transaction may still roll back
     [message] = mail.outbox
     assert message.to == ["alice@example.com"]
-    assert message.subject.endswith("Payment received: 20.00 USD")
-    assert "20.00 USD were added to your balance" in message.body
+    assert message.subject.endswith("Payment received: $20.00")
+    assert "$20.00 were added to your balance" in message.body
     html, mime = message.alternatives[0]
-    assert mime == "text/html" and "<strong>20.00 USD</strong>" in html
+    assert mime == "text/html" and "<strong>$20.00</strong>" in html
     # A link to the preferences, and a signed one-click unsubscribe link for this event.
     assert "https://panel.example.com/account/notifications/" in message.body
     token = unsubscribe_token(user=alice, event=E.PAYMENT_RECEIVED)
@@ -69,7 +69,7 @@ def test_notify_writes_the_notice_now_and_mails_after_commit(
     notice.refresh_from_db()
     assert (notice.mail, notice.title, notice.url) == (
         Notification.Mail.SENT,
-        "Payment received: 20.00 USD",
+        "Payment received: $20.00",
         f"/funds/payments/{UUID}/",
     )
     assert notice.mailed_at is not None and not notice.is_read
@@ -241,9 +241,9 @@ def test_a_paid_payment_tells_the_customer_once(
             source="webhook",
         )
     [notice] = Notification.objects.filter(user=alice)
-    assert notice.event == E.PAYMENT_RECEIVED and notice.context["balance"] == "70.00"
+    assert notice.event == E.PAYMENT_RECEIVED and notice.context["balance"] == "$70.00"
     [message] = mail.outbox
-    assert message.to == ["alice@example.com"] and "Your balance is now 70.00 USD" in message.body
+    assert message.to == ["alice@example.com"] and "Your balance is now $70.00" in message.body
 
 
 def test_the_paid_notice_in_the_panel_names_the_bonus_and_the_balance_as_the_mail_does(
@@ -265,17 +265,17 @@ def test_the_paid_notice_in_the_panel_names_the_bonus_and_the_balance_as_the_mai
         payment_approve_manual(payment=payment, actor=staff)
     [notice] = Notification.objects.filter(user=alice)
     assert notice.message == (
-        f"20.00 USD were added to your balance, plus a bonus of 2.00 USD (payment #{payment.pk})."
-        " Your balance is now 72.00 USD."
+        f"$20.00 were added to your balance, plus a bonus of $2.00 (payment #{payment.pk})."
+        " Your balance is now $72.00."
     )
     [message] = mail.outbox
-    assert "plus a bonus of 2.00 USD" in message.body
-    assert "Your balance is now 72.00 USD" in message.body
+    assert "plus a bonus of $2.00" in message.body
+    assert "Your balance is now $72.00" in message.body
     # Without a bonus the notice says no bonus.
     with django_capture_on_commit_callbacks(execute=True):
         notice = notify(user=alice, event=E.PAYMENT_RECEIVED, context=_ctx(), dedupe_key="p:9")
     assert notice.message == (
-        "20.00 USD were added to your balance (payment #7). Your balance is now 70.00 USD."
+        "$20.00 were added to your balance (payment #7). Your balance is now $70.00."
     )
 
 
@@ -307,9 +307,9 @@ def test_balance_low_is_told_once_per_crossing(alice, django_capture_on_commit_c
         balance_debit(user=alice, amount=Decimal("10"), order_ref=102)  # 35 -> 25: crosses
         balance_debit(user=alice, amount=Decimal("5"), order_ref=103)  # 25 -> 20: still below
     [notice] = Notification.objects.filter(user=alice, event=E.BALANCE_LOW)
-    assert notice.title == "Your balance is below 30.00 USD"
-    assert notice.message == "After order 102 your balance is 25.00 USD."
-    assert len(mail.outbox) == 1 and "below the 30.00 USD you set" in mail.outbox[0].body
+    assert notice.title == "Your balance is below $30.00"
+    assert notice.message == "After order 102 your balance is $25.00."
+    assert len(mail.outbox) == 1 and "below the $30.00 you set" in mail.outbox[0].body
     balance_credit(user=alice, amount=Decimal("50"))  # 70: above again
     balance_debit(user=alice, amount=Decimal("45"), order_ref=104)  # crosses again
     assert Notification.objects.filter(user=alice, event=E.BALANCE_LOW).count() == 2
@@ -323,7 +323,7 @@ def test_no_threshold_no_balance_notice(alice):
 def test_staff_see_the_notices_and_their_mail_state_in_admin(alice, admin_client):
     notice = notify(user=alice, event=E.PAYMENT_RECEIVED, context=_ctx())
     listing = admin_client.get("/admin/accounts/notification/?mail=queued")
-    assert listing.status_code == 200 and "Payment received: 20.00 USD" in listing.content.decode()
+    assert listing.status_code == 200 and "Payment received: $20.00" in listing.content.decode()
     detail = admin_client.get(f"/admin/accounts/notification/{notice.pk}/change/")
     assert detail.status_code == 200 and "payment_received" in detail.content.decode()
     assert admin_client.get("/admin/accounts/notification/add/").status_code == 403

@@ -65,8 +65,8 @@ def test_the_page_shows_the_link_and_the_figures(client, alice, staff):
         "visits": "1",
         "signups": "3",
         "paying": "2",
-        "held": "5.00",
-        "available": "20.00",
+        "held": "$5.00",
+        "available": "$20.00",
     }
     # Each commission with its state; a referred customer shows as the name's first letters.
     assert "Held until" in body and "Released" in body
@@ -89,8 +89,8 @@ def test_a_transfer_moves_commission_to_the_balance(client, alice, staff):
     entry = LedgerEntry.objects.get(user=alice, kind="commission")
     assert entry.amount == Decimal("12.50000")
     body = client.get(reverse("referrals")).content.decode()
-    assert _figure(body, "available") == "7.50" and _figure(body, "transferred") == "12.50"
-    assert "12.50 USD moved to your balance" in body
+    assert _figure(body, "available") == "$7.50" and _figure(body, "transferred") == "$12.50"
+    assert "$12.50 moved to your balance" in body
     assert_books_clean()
 
 
@@ -102,7 +102,7 @@ def test_a_transfer_over_what_is_available_says_so_at_the_field(client, alice, s
     )
     assert response.status_code == 400
     body = response.content.decode()
-    assert "id_transfer-amount_error" in body and "Only 20.00 USD" in body
+    assert "id_transfer-amount_error" in body and "Only $20.00" in body
     assert 'value="20.01"' in body  # what was typed stays
     assert not LedgerEntry.objects.filter(user=alice, kind="commission").exists()
 
@@ -114,14 +114,14 @@ def test_a_payout_request_below_the_minimum_keeps_what_was_typed(client, alice, 
     response = client.post(reverse("referral_payout"), data)
     assert response.status_code == 400
     body = response.content.decode()
-    assert "id_payout-amount_error" in body and "The smallest payout is 10.00 USD" in body
+    assert "id_payout-amount_error" in body and "The smallest payout is $10.00" in body
     assert "TRC20 TXabc" in body and 'value="5"' in body
     response = client.post(
         reverse("referral_payout"), {"payout-amount": "15.5", "payout-details": "TRC20 T1"}
     )
     assert response.status_code == 302
     body = client.get(reverse("referrals")).content.decode()
-    assert _figure(body, "pending") == "15.50" and _figure(body, "available") == "4.50"
+    assert _figure(body, "pending") == "$15.50" and _figure(body, "available") == "$4.50"
     assert "Waiting for staff" in body
 
 

@@ -291,7 +291,7 @@ def test_a_transfer_writes_one_commission_entry_to_the_balance(alice, staff):
     alice.wallet.refresh_from_db()
     assert alice.wallet.balance == Decimal("65.00000")
     assert ReferrerAccount.objects.get(user=alice).available == Decimal("5.00000")
-    with pytest.raises(ReferralError, match=r"Only 5\.00"):
+    with pytest.raises(ReferralError, match=r"Only \$5\.00"):
         commission_transfer(user=alice, amount=Decimal("6"), token=transfer_token())
     assert_books_clean()
 
@@ -300,7 +300,7 @@ def test_payouts_approved_and_rejected_once(alice, staff):
     _available(alice, staff)
     with pytest.raises(ReferralError, match="smallest payout"):
         payout_request_create(user=alice, amount=Decimal("9.99"), details="wallet T1")
-    with pytest.raises(ReferralError, match=r"Only 20\.00"):
+    with pytest.raises(ReferralError, match=r"Only \$20\.00"):
         payout_request_create(user=alice, amount=Decimal("20.01"), details="wallet T1")
     first = payout_request_create(user=alice, amount=Decimal("10"), details="wallet T1")
     assert ReferrerAccount.objects.get(user=alice).available == Decimal("10.00000")

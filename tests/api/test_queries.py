@@ -57,3 +57,97 @@ def test_multi_refill_status_and_cancel_status_read_once(
         )
     with django_assert_max_num_queries(3):
         decode(client.post(API_URL, {"key": alice_key, "action": "cancel", "cancels": cancels}))
+
+
+# --- Every action: the exact count, the same for 1 or many ids, services and orders ----------
+# Counted after one warm-up call (the key's last use is then written: API_KEY_TOUCH_SECONDS).
+# Inside the test's transaction each atomic block adds a SAVEPOINT and its RELEASE.
+
+
+def count(client, params) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        answer = decode(client.post(API_URL, params))
+    assert not (isinstance(answer, dict) and "error" in answer), answer
+    return len(ctx.captured_queries)
+
+
+@pytest.fixture
+def warm(client, alice_key):
+    decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
+
+
+def test_balance_is_the_key_lookup_alone(client, alice, alice_key, warm):
+    OrderFactory.create_batch(20, user=alice)
+    assert count(client, {"key": alice_key, "action": "balance"}) == 1
+
+
+def test_status_single_and_multi_cost_two_queries_for_1_or_100_ids(client, alice, alice_key, warm):
+    orders = OrderFactory.create_batch(100, user=alice, service=ServiceFactory())
+    key = alice_key
+    assert count(client, {"key": key, "action": "status", "order": orders[0].pk}) == 2
+    assert count(client, {"key": key, "action": "status", "orders": str(orders[0].pk)}) == 2
+    ids = ",".join(str(o.pk) for o in orders)
+    assert count(client, {"key": key, "action": "status", "orders": ids}) == 2
+
+
+def test_services_cost_three_queries_built_and_two_cached_for_10_or_200(client, alice_key, warm):
+    ServiceFactory.create_batch(10)
+    params = {"key": alice_key, "action": "services"}
+    assert count(client, params) == 3  # key, the price terms with the custom rates, the services
+    assert count(client, params) == 2  # cached: no service row read
+    ServiceFactory.create_batch(190)
+    assert count(client, params) == 3
+    assert count(client, params) == 2
+    assert len(decode(client.post(API_URL, params))) == 200
+
+
+def test_add_costs_the_same_whatever_the_orders_and_services(client, rich, rich_key):
+    decode(client.post(API_URL, {"key": rich_key, "action": "balance"}))
+    service = ServiceFactory()
+    params = {
+        "key": rich_key,
+        "action": "add",
+        "service": service.pk,
+        "link": "https://example.com/a",
+        "quantity": "100",
+    }
+    first = count(client, params)
+    OrderFactory.create_batch(50, user=rich, service=service)
+    ServiceFactory.create_batch(50)
+    assert count(client, params) == first
+    # key; the service with the price terms; then in the order's transaction (2 savepoint
+    # queries here): the order, the ledger's (savepoint, locked wallet, replay check, entry,
+    # wallet update, low-balance preference, release), the status change and the cockpit's
+    # daily summary (the new order's share read, one upsert: orders/services/summary.py).
+    assert first == 15
+
+
+def test_refill_and_cancel_reads_are_constant_and_writes_a_fixed_cost_per_order(
+    client, alice, alice_key, bob, warm
+):
+    from tests.api.factories import CancelRequestFactory, RefillFactory
+
+    key = alice_key
+    service = ServiceFactory()
+    done = OrderFactory.create_batch(3, user=alice, service=service, status="completed")
+    other = OrderFactory.create_batch(100, user=bob, service=service)  # refused: not hers
+    # Refused ids (another customer's) read once, however many.
+    one = count(client, {"key": key, "action": "refill", "orders": str(other[0].pk)})
+    many = ",".join(str(o.pk) for o in other)
+    assert count(client, {"key": key, "action": "refill", "orders": many}) == one == 2
+    assert count(client, {"key": key, "action": "cancel", "orders": many}) == 2
+    # Each refill made is its own locked transaction: the same number of queries per order.
+    per_order = [
+        count(client, {"key": key, "action": "refill", "orders": ids})
+        for ids in (str(done[0].pk), f"{done[1].pk},{done[2].pk}")
+    ]
+    assert per_order[1] - 2 == 2 * (per_order[0] - 2)
+    refills = [RefillFactory(order=done[0]).pk for _ in range(100)]
+    cancels = [CancelRequestFactory(order=done[0]).pk for _ in range(100)]
+    for action, name, ids in (("refill_status", "refill", refills), ("cancel", "cancel", cancels)):
+        plural = name + "s"
+        if action == "refill_status":
+            assert count(client, {"key": key, "action": action, name: ids[0]}) == 2
+        assert count(client, {"key": key, "action": action, plural: str(ids[0])}) == 2
+        joined = ",".join(map(str, ids))
+        assert count(client, {"key": key, "action": action, plural: joined}) == 2

@@ -203,3 +203,22 @@ def test_behind_proxies_the_client_written_left_end_of_x_forwarded_for_is_ignore
     )
     assert "balance" in decode(other)
     assert ApiKey.objects.get(user=alice).last_used_ip == "198.51.100.4"
+
+
+def test_both_windows_are_counted_in_one_call_in_order():
+    """rate_limit_hit_all: each window counts the call until one refuses it; the ones after the
+    refusing window count nothing (a call the address's window refuses is not a use of the
+    key)."""
+    from accounts.ratelimit import rate_limit_clear, rate_limit_hit_all, rate_limit_wait
+
+    ip, key = "test:all:ip", "test:all:key"
+    for name in (ip, key):
+        rate_limit_clear(key=name)
+    assert rate_limit_hit_all([(ip, 3, 10), (key, 1, 10)]) == (-1, 0)
+    refused, wait = rate_limit_hit_all([(ip, 3, 10), (key, 1, 10)])
+    assert refused == 1 and 1 <= wait <= 10  # the key's window is full; the address counted it
+    assert rate_limit_hit_all([(ip, 3, 10), (key, 2, 10)]) == (-1, 0)  # address 3, key 2
+    refused, _ = rate_limit_hit_all([(ip, 3, 10), (key, 5, 10)])
+    assert refused == 0  # the address is full: the key's window did not count this call
+    assert rate_limit_wait(key=key, limit=3, period=10) == 0
+    assert rate_limit_wait(key=key, limit=2, period=10) >= 1

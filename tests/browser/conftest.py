@@ -44,12 +44,15 @@ def new_page(browser, live_server):
     contexts = []
     violations: list[str] = []
 
-    def _new_page(viewport=DESKTOP, javascript=True, also_allow=()):
+    def _new_page(viewport=DESKTOP, javascript=True, also_allow=(), color_scheme="light"):
         """`also_allow`: URL prefixes besides the panel's that the page may reach (a fake
-        payment gateway's checkout)."""
+        payment gateway's checkout); `color_scheme`: the device's light or dark preference."""
         allowed = (live_server.url, *also_allow)
         context = browser.new_context(
-            viewport=viewport, base_url=live_server.url, java_script_enabled=javascript
+            viewport=viewport,
+            base_url=live_server.url,
+            java_script_enabled=javascript,
+            color_scheme=color_scheme,
         )
         context.set_default_timeout(10_000)
         contexts.append(context)

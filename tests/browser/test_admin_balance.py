@@ -29,13 +29,13 @@ def _credit_five(page, *, balance: str, after: str) -> None:
     page.get_by_label("Amount").fill("5")
     page.get_by_label("Reason").fill("Bank transfer 77")
     page.get_by_role("button", name="Continue").click()
-    question = f"Credit 5.00000 to payer, balance {balance} → {after}?"
+    question = f"Credit $5.00 to payer, balance {balance} → {after}?"
     page.get_by_text(question).wait_for()
 
 
 def test_back_after_a_credit_does_not_bring_the_amount_back(new_page, django_user_model):
     page, customer = _staff_on_the_form(new_page, django_user_model)
-    _credit_five(page, balance="0.00000", after="5.00000")
+    _credit_five(page, balance="$0.00", after="$5.00")
     assert LedgerEntry.objects.filter(user=customer).count() == 0  # asked, not written
     page.get_by_role("button", name="Confirm").click()
     page.wait_for_url(lambda url: "/balance/" not in url)
@@ -48,8 +48,8 @@ def test_back_after_a_credit_does_not_bring_the_amount_back(new_page, django_use
     assert [e.amount for e in entries] == [Decimal("5.00000")]
 
     # The same credit typed again: refused until confirmed again.
-    _credit_five(page, balance="5.00000", after="10.00000")
-    page.get_by_text("The same change (5.00000) was written to this balance").wait_for()
+    _credit_five(page, balance="$5.00", after="$10.00")
+    page.get_by_text("The same change (+$5.00) was written to this balance").wait_for()
     page.get_by_role("button", name="Confirm").click()
     page.get_by_text("Nothing was written: confirm again").wait_for()
     assert LedgerEntry.objects.filter(user=customer).count() == 1
@@ -61,7 +61,7 @@ def test_back_after_a_credit_does_not_bring_the_amount_back(new_page, django_use
 
 def test_the_confirmation_sent_again_after_back_credits_once(new_page, django_user_model):
     page, customer = _staff_on_the_form(new_page, django_user_model)
-    _credit_five(page, balance="0.00000", after="5.00000")
+    _credit_five(page, balance="$0.00", after="$5.00")
     page.get_by_role("button", name="Confirm").click()
     page.wait_for_url(lambda url: "/balance/" not in url)
     page.go_back()

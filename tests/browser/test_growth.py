@@ -46,7 +46,7 @@ def test_gift_card_tier_and_bonus_code_on_a_phone(new_page, settings):
     page.goto("/account/")
     tier = page.get_by_test_id("tier")
     expect(tier).to_contain_text("Silver")
-    expect(tier).to_contain_text("30.00 USD more to reach Gold")
+    expect(tier).to_contain_text("$30.00 more to reach Gold")
     expect(tier.locator("progress")).to_have_attribute("value", "25")
     _no_sideways_scroll(page)
 
@@ -55,7 +55,7 @@ def test_gift_card_tier_and_bonus_code_on_a_phone(new_page, settings):
     page.get_by_label("Transfer reference").fill("SEPA-1")
     page.get_by_label("Bonus code").fill("big")
     page.get_by_role("button", name="Continue to payment").click()
-    expect(page.locator("#coupon-error")).to_contain_text("deposits of 100.00 USD or more")
+    expect(page.locator("#coupon-error")).to_contain_text("deposits of $100.00 or more")
     expect(page.get_by_label("Bonus code")).to_have_value("big")
     expect(page.get_by_label("Amount (USD)")).to_have_value("20")
     _no_sideways_scroll(page)

@@ -38,7 +38,9 @@ def test_the_bell_lists_and_marks_read(new_page, alice, bob, screenshot_dir, vie
         path=str(screenshot_dir / f"notifications-bell{'-phone' if viewport else ''}.png")
     )
     box, width = menu.bounding_box(), page.viewport_size["width"]
-    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width  # on screen
+    # On screen: Popper keeps the menu inside the viewport, to a fraction of a pixel (the
+    # header's widths are fractional: -0.19 px with a "$50.00" balance).
+    assert box is not None and box["x"] > -1 and box["x"] + box["width"] <= width + 1
     menu.get_by_role("button", name="Mark all read").click()
     htmx_idle(page)
     expect(count).to_be_hidden()

@@ -37,7 +37,9 @@ def test_manual_transfer_on_a_phone_then_approved_in_admin(new_page, settings, d
     page.get_by_label("Amount (USD)").fill("5")
     page.get_by_label("Transfer reference").fill("SEPA-2026-11")
     page.get_by_role("button", name="Continue to payment").click()
-    expect(page.locator("#amount-error")).to_have_text(re.compile("smallest amount .* is 10.00"))
+    expect(page.locator("#amount-error")).to_have_text(
+        re.compile(r"smallest amount .* is \$10\.00")
+    )
     expect(page.get_by_label("Transfer reference")).to_have_value("SEPA-2026-11")
     expect(page.get_by_label("Amount (USD)")).to_have_value("5")
     _no_sideways_scroll(page)
@@ -59,7 +61,7 @@ def test_manual_transfer_on_a_phone_then_approved_in_admin(new_page, settings, d
     # The pending page reloads itself every 5 s (its meta refresh): wait for that, rather than
     # a reload of our own that the page's may abort (net::ERR_ABORTED on a loaded machine).
     expect(page.get_by_test_id("payment-status")).to_have_text("Paid", timeout=15_000)
-    expect(page.get_by_test_id("balance")).to_have_text("25.00 USD")
+    expect(page.get_by_test_id("balance")).to_have_text("$25.00")
     assert LedgerEntry.objects.filter(payment_ref__startswith="manual:").count() == 1
     page.goto("/funds/add/")
     expect(page.locator("table").get_by_text("Paid")).to_be_visible()
@@ -77,15 +79,15 @@ def test_the_fee_total_follows_the_typed_amount_and_cancel_asks_first(new_page, 
     page.goto("/funds/add/")
     total = page.get_by_test_id("fee-total-manual")
     page.get_by_label("Amount (USD)").fill("100")
-    expect(total).to_have_text("You pay 103.00 USD: 100.00 + 3.00 fee")
+    expect(total).to_have_text("You pay $103.00: $100.00 + $3.00 fee")
     page.get_by_label("Amount (USD)").fill("1,5")
-    expect(total).to_have_text("You pay 1.55 USD: 1.50 + 0.05 fee")
+    expect(total).to_have_text("You pay $1.55: $1.50 + $0.05 fee")
     page.get_by_label("Amount (USD)").fill("1,000")
     expect(total).to_be_hidden()
     page.get_by_label("Amount (USD)").fill("100")
     page.get_by_label("Transfer reference").fill("T-1")
     page.get_by_role("button", name="Continue to payment").click()
-    expect(page.get_by_test_id("payment-total")).to_have_text("103.00 USD (100.00 + 3.00 fee)")
+    expect(page.get_by_test_id("payment-total")).to_have_text("$103.00 ($100.00 + $3.00 fee)")
 
     # The question comes from panel.js (deferred): wait for it, or a fast click submits first.
     page.wait_for_load_state("load")

@@ -48,7 +48,7 @@ def test_a_customer_pays_with_paypal_and_is_credited_once(new_page, live_server,
         page.get_by_role("button", name="Pay").click()
 
         expect(page.get_by_test_id("payment-status")).to_have_text("Paid")
-        expect(page.get_by_test_id("balance")).to_have_text("75.00 USD")
+        expect(page.get_by_test_id("balance")).to_have_text("$75.00")
         (delivery,) = fake.wait_for_deliveries("paypal", 1)
         assert json.loads(delivery.body)["event_type"] == "PAYMENT.CAPTURE.COMPLETED"
         assert [a["status"] for a in delivery.attempts] == [200]

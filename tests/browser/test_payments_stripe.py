@@ -39,11 +39,11 @@ def test_a_customer_pays_by_card_and_is_credited_once(new_page, live_server, ali
         page.wait_for_url(f"**/funds/payments/{payment.public_id}/")
         # The page refreshes itself while the payment waits; the webhook may land first.
         expect(page.get_by_test_id("payment-status")).to_have_text("Paid", timeout=15_000)
-        expect(page.get_by_test_id("balance")).to_have_text("80.00 USD")
+        expect(page.get_by_test_id("balance")).to_have_text("$80.00")
 
         fake.wait_for_deliveries("stripe", 1)
         page.reload()
-        expect(page.get_by_test_id("balance")).to_have_text("80.00 USD")
+        expect(page.get_by_test_id("balance")).to_have_text("$80.00")
         deposits = LedgerEntry.objects.filter(user=alice, payment_ref__startswith="stripe:")
         assert [d.amount for d in deposits] == [Decimal("30.00000")]
         assert not ledger_find_mismatches()

@@ -1,5 +1,7 @@
-"""Every page at phone and desktop width, saved under test-artifacts/screenshots/ for a
-person to look at; the test also checks that nothing is wider than the screen on a phone."""
+"""Every customer page at phone and desktop width, in light and dark mode, saved under
+test-artifacts/screenshots/ (`<page>-<phone|desktop>-<light|dark>.png`) for a person to look at.
+The test also checks that nothing is wider than the screen on a phone, and runs axe-core
+(tests/browser/axe.py) on every page: a serious or critical accessibility violation fails it."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -15,6 +17,7 @@ from content.models import Announcement
 from orders.models import Order, Refill
 from orders.services import order_create
 from support.services import TicketSubject, ticket_create, ticket_reply
+from tests.browser import axe
 from tests.browser.conftest import DESKTOP, PHONE, htmx_idle, login
 from tests.support.helpers import image_bytes
 
@@ -53,7 +56,7 @@ def make_data():
         cancel=True,
         description="Start: 0-1 hour\nSpeed: 5K/day\nRefill: 30 days",
     )
-    Service.objects.create(
+    cheap = Service.objects.create(
         name="Instagram Followers [No Refill] [Cheap]",
         category=followers,
         type="Default",
@@ -91,7 +94,41 @@ def make_data():
             )
         if status == "completed":
             Refill.objects.create(order=order, status="completed")
+    _drip_feed_and_subscription(user, cheap, comments)
     return user, default
+
+
+def _drip_feed_and_subscription(user, dripfeed_service, category):
+    """A drip-feed order two runs in and a subscription three posts in (the pages of issue 17)."""
+    now = timezone.now()
+    drip = order_create(
+        user=user,
+        service=dripfeed_service,
+        data={
+            "link": "https://instagram.com/shots.official",
+            "quantity": "200",
+            "runs": "5",
+            "interval": "60",
+        },
+    )
+    subscriptions = Service.objects.create(
+        name="Instagram Auto Likes [Subscription]",
+        category=category,
+        type="Subscriptions",
+        min=50,
+        max=5000,
+        rate=Decimal("0.15"),
+        cancel=True,
+    )
+    data = {"username": "shots.official", "min": "100", "max": "150", "delay": "30", "posts": "10"}
+    sub = order_create(user=user, service=subscriptions, data=data)
+    for order, remains in ((drip, 600), (sub, 1500 - 450)):
+        Order.objects.filter(pk=order.pk).update(
+            status="in_progress",
+            remains=remains,
+            upstream_order_id=f"u{order.pk}",
+            submitted_at=now - timedelta(minutes=90),
+        )
 
 
 def _ticket(user, order):
@@ -117,6 +154,10 @@ PAGES = [
     ("mass-order", "/mass-order/", True),
     ("orders", "/orders/", True),
     ("order-detail", "/orders/{order}/", True),
+    ("cancel-confirm", "/orders/{order}/cancel/", True),
+    ("drip-feed", "/orders/drip-feed/", True),
+    ("subscriptions", "/orders/subscriptions/", True),
+    ("colour-mode", "/account/theme/", False),
     ("services", "/services/", True),
     ("funds", "/funds/", True),
     ("add-funds", "/funds/add/", True),
@@ -134,16 +175,20 @@ PAGES = [
 ]
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize(("width_name", "viewport"), [("phone", PHONE), ("desktop", DESKTOP)])
-def test_screenshots(new_page, screenshot_dir, width_name, viewport, settings):
+def test_screenshots(new_page, screenshot_dir, width_name, viewport, scheme, settings):
     settings.SUPPORT_TICKETS_PER_HOUR = 1000  # the cache outlives the test database
     user, default = make_data()
     api_key_issue(user=user)
-    order = Order.objects.filter(user=user, status="in_progress").get()
+    order = Order.objects.filter(user=user, status="in_progress", service=default).get()
     ticket = _ticket(user, order)
-    anonymous = new_page(viewport)
-    page = new_page(viewport)
+    anonymous = new_page(viewport, color_scheme=scheme)
+    page = new_page(viewport, color_scheme=scheme)
+    axe.install(anonymous)
+    axe.install(page)
     login(page, "shots", "pw-shots-12345")
+    inaccessible = []
     for name, path, signed_in in PAGES:
         browser_page = page if signed_in else anonymous
         browser_page.goto(path.format(default=default.pk, order=order.pk, ticket=ticket.pk))
@@ -159,7 +204,9 @@ def test_screenshots(new_page, screenshot_dir, width_name, viewport, settings):
             page.get_by_role("button", name="Place orders").click()
             page.locator("#mass-results").wait_for()
         htmx_idle(browser_page)
-        browser_page.screenshot(path=screenshot_dir / f"{name}-{width_name}.png", full_page=True)
+        browser_page.screenshot(
+            path=screenshot_dir / f"{name}-{width_name}-{scheme}.png", full_page=True
+        )
         # Nothing sticks out sideways on a phone (tables scroll inside their own box).
         overflow = browser_page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -169,3 +216,10 @@ def test_screenshots(new_page, screenshot_dir, width_name, viewport, settings):
                          && !e.closest('.overflow-x-auto, pre'))
             .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + e.id)""")
         assert overflow <= 0, f"{name} is {overflow}px wider than the {width_name} screen: {wide}"
+        found = axe.blocking(axe.violations(browser_page))
+        if found:
+            inaccessible.append(f"{name} ({path}):\n{axe.describe(found)}")
+    assert not inaccessible, (
+        f"axe-core found serious or critical violations ({width_name}, {scheme}):\n"
+        + "\n".join(inaccessible)
+    )

@@ -41,7 +41,7 @@ def test_log_in_order_and_see_orders_without_javascript(new_page):
     expect(page.locator("#id_quantity_error")).to_contain_text("100")  # next to its field
     page.get_by_label("Quantity").fill("5000")
     page.get_by_role("button", name="Preview charge").click()
-    expect(page.get_by_test_id("charge")).to_have_text("4.00 USD")
+    expect(page.get_by_test_id("charge")).to_have_text("$4.00")
     assert not Order.objects.exists()
     page.get_by_role("button", name="Place order").click()
     expect(page.get_by_role("heading", name=re.compile(r"^Order \d+$"))).to_be_visible()
@@ -51,4 +51,4 @@ def test_log_in_order_and_see_orders_without_javascript(new_page):
     expect(page.locator(f"#order-{order.pk}")).to_contain_text("youtube.com/watch?v=abc")
     expect(page.get_by_test_id("balance")).to_have_count(0)
     page.get_by_role("link", name="Funds").click()
-    expect(page.get_by_test_id("balance")).to_have_text("6.00 USD")
+    expect(page.get_by_test_id("balance")).to_have_text("$6.00")

@@ -5,6 +5,7 @@ import pytest
 
 from catalog.models import Category, Service, UpstreamService
 from orders.models import Order
+from orders.services.summary import daily_summary_add_orders, wallet_order_counts_rebuild
 from providers.models import Provider
 
 
@@ -59,7 +60,7 @@ def make_order(
     placed: bool = True,
     quantity: int = 1000,
 ) -> Order:
-    return Order.objects.create(
+    order = Order.objects.create(
         user=user,
         service=service,
         provider=provider if provider is not None or not placed else _provider_of(service),
@@ -71,6 +72,10 @@ def make_order(
         refunded=Decimal(refunded),
         created_at=created_at,
     )
+    # What order_create and the settling services keep: the cockpit's summary, the counter.
+    daily_summary_add_orders(order_ids=[order.pk])
+    wallet_order_counts_rebuild(user_ids=[user.pk])
+    return order
 
 
 @pytest.fixture

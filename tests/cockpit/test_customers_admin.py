@@ -1,17 +1,21 @@
+import re
 from decimal import Decimal
 
 import pytest
 from django.contrib.admin.sites import site
+from django.db import connection
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import AdminAuditLog, ApiKey
 from accounts.selectors import api_key_get_user
-from accounts.services import api_key_issue
+from accounts.services import api_key_issue, customer_create
 from catalog.models import CustomerDiscount, CustomerRate
 from orders.models import Order
+from orders.services import order_create, order_set_status
 
 from .conftest import make_order
 
@@ -24,32 +28,60 @@ def _action(client, action, ids, url_name="admin:accounts_user_changelist"):
     )
 
 
-def test_customer_list_shows_spent_orders_and_key_status_in_few_queries(
+def _row_cells(body: str, username: str) -> dict[str, str]:
+    """The cells of `username`'s row in the change list, by column (field-<name>)."""
+    row = next(r for r in body.split("<tr") if f">{username}<br>" in r)
+    return dict(re.findall(r'<td class="field-([a-z_]+)[^"]*">(.*?)</td>', row))
+
+
+def test_customer_list_shows_spent_orders_and_key_status_from_the_wallet(
     client, staff, world, alice, bob, django_assert_max_num_queries
 ):
-    now = timezone.now()
-    make_order(alice, world["s_likes"], charge="10", cost="5", created_at=now)
-    make_order(
-        alice,
-        world["s_likes"],
-        charge="4",
-        cost="2",
-        refunded="1.5",
-        status=Order.Status.PARTIAL,
-        created_at=now,
-    )
+    likes = world["s_likes"]  # 1.50 per 1000
+    link = {"link": "https://instagram.com/p/spent"}
+    order_create(user=alice, service=likes, data={**link, "quantity": "1234"})  # 1.851
+    partial = order_create(user=alice, service=likes, data={**link, "quantity": "4000"})  # 6.00
+    order_set_status(order=partial, new=Order.Status.PENDING, source="admin")
+    order_set_status(order=partial, new=Order.Status.PARTIAL, remains=1000, source="admin")
     api_key_issue(user=bob)
     client.force_login(staff)
     client.get(reverse("admin:accounts_user_changelist"))
     with django_assert_max_num_queries(8):
         response = client.get(reverse("admin:accounts_user_changelist"))
-    rows = {u.username: u for u in response.context["cl"].result_list}
-    assert rows["alice"].spent == Decimal("12.50000") and rows["alice"].order_total == 2
-    assert rows["bob"].spent == Decimal("0") and rows["bob"].order_total == 0
     body = response.content.decode()
-    assert "12.50000" in body
+    # Charges net of the 1.50 refunded, no trailing zeros past 2 places; the currency heads
+    # the column.
+    alice_row, bob_row = _row_cells(body, "alice"), _row_cells(body, "bob")
+    assert (alice_row["total_spent"], alice_row["order_count"]) == ("$6.351", "2")
+    assert alice_row["balance_display"] == "$43.649"
+    assert (bob_row["total_spent"], bob_row["order_count"]) == ("$0.00", "0")
+    assert "Total spent" in body and "Balance" in body
     assert f"{bob.api_key.prefix}… active" in body
     assert bob.api_key.key_hash not in body
+
+
+def test_customer_list_query_count_does_not_grow_with_customers_or_orders(
+    client, staff, world, alice
+):
+    make_order(alice, world["s_likes"], charge="2", cost="1", created_at=timezone.now())
+    client.force_login(staff)
+    url = reverse("admin:accounts_user_changelist")
+    client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        client.get(url)
+    for i in range(30):
+        customer = customer_create(
+            username=f"many{i:02}", email=f"many{i}@example.com", password="pw-many-123"
+        )
+        api_key_issue(user=customer)
+        for _ in range(3):
+            make_order(
+                customer, world["s_views"], charge="1", cost="0.5", created_at=timezone.now()
+            )
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(url)
+    assert len(response.context["cl"].result_list) == 32  # alice, staff and 30 more
+    assert len(many.captured_queries) == len(few.captured_queries)
 
 
 def test_customer_page_has_rates_discount_key_status_and_recent_ledger(client, staff, world, alice):
@@ -191,3 +223,17 @@ def test_a_suspend_of_a_huge_selection_is_summed_up_in_one_audit_row(
     _action(client, "suspend_customers", [alice.pk, bob.pk])
     row = AdminAuditLog.objects.get(action="suspend")
     assert row.object_id == "" and "more than 1" in row.summary and row.after == {"suspended": 2}
+
+
+def test_order_page_says_in_words_whether_the_order_failed_over(client, staff, world, alice):
+    """Not the model's ✗ beside its help text, which read "Failed over ✗ Placed at a backup
+    mapping" on an order that was not."""
+    order = make_order(alice, world["s_likes"], charge="2", cost="1", created_at=timezone.now())
+    client.force_login(staff)
+    url = reverse("admin:orders_order_change", args=[order.pk])
+    body = client.get(url).content.decode()
+    assert "No: placed at the service&#x27;s own mapping" in body
+    assert "Placed at a backup mapping" not in body
+    Order.objects.filter(pk=order.pk).update(failed_over=True)
+    body = client.get(url).content.decode()
+    assert "Yes: placed at a backup mapping" in body

@@ -190,7 +190,7 @@ def test_the_statement_shows_the_deposit_then_the_code_bonus_it_rides_on(client,
 
 def test_a_fixed_deposit_code_and_its_minimum(alice, staff):
     deposit_code("TENOFF", value="10", bonus_type="fixed", min_deposit=D("100"))
-    with pytest.raises(CouponError, match=r"deposits of 100\.00 USD or more"):
+    with pytest.raises(CouponError, match=r"deposits of \$100\.00 or more"):
         payment_start(
             user=alice,
             method="manual",
@@ -311,7 +311,7 @@ def test_add_funds_shows_a_code_error_at_the_field_and_keeps_everything_typed(cl
     )
     assert page.status_code == 400
     html = page.content.decode()
-    assert 'id="coupon-error"' in html and "deposits of 50.00 USD or more" in html
+    assert 'id="coupon-error"' in html and "deposits of $50.00 or more" in html
     assert 'value="welcome"' in html and 'value="SEPA-9"' in html and 'value="25"' in html
     # With another field refused too, the code's error is there at once.
     both = client.post(url, {"method": "manual", "amount": "25", "reference": "", "coupon": "X1"})
@@ -343,7 +343,7 @@ def test_a_code_held_by_a_payment_left_waiting_says_which_and_is_freed_by_cancel
     again = client.post(url, {"method": "double", "amount": "30", "coupon": "welcome"})
     assert again.status_code == 400
     html = again.content.decode()
-    assert f"Your payment #{left.pk} of 20.00 USD, not paid yet, holds this code" in html
+    assert f"Your payment #{left.pk} of $20.00, not paid yet, holds this code" in html
     assert "already used" not in html and 'value="welcome"' in html and 'value="30"' in html
     cancelled = client.post(reverse("payment_cancel", args=[left.public_id]))
     assert cancelled.status_code == 302

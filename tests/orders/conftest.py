@@ -27,5 +27,11 @@ def provider(db, sandbox):
 
 @pytest.fixture
 def ledger_clean():
-    """Call after a test's money moved: check_ledger raises CommandError on any mismatch."""
-    return lambda: call_command("check_ledger", verbosity=0)
+    """Call after a test's money moved: check_ledger raises CommandError on any mismatch, and
+    so does order_summary --check when the cockpit's daily summary or an order counter is off."""
+
+    def check() -> None:
+        call_command("check_ledger", verbosity=0)
+        call_command("order_summary", check=True, verbosity=0)
+
+    return check

@@ -72,14 +72,14 @@ def test_a_poll_tells_partial_and_canceled_once_with_the_refund(
         provider_poll_orders(provider=provider, now=_later(20))
     notices = {n.context["order_id"]: n for n in Notification.objects.filter(user=alice)}
     assert set(notices) == {partial.pk, failed.pk}  # Completed is no news worth a mail
-    assert notices[partial.pk].title == f"Order {partial.pk} Partial: 0.30 USD refunded"
-    assert notices[failed.pk].title == f"Order {failed.pk} Canceled: 0.90 USD refunded"
+    assert notices[partial.pk].title == f"Order {partial.pk} Partial: $0.30 refunded"
+    assert notices[failed.pk].title == f"Order {failed.pk} Canceled: $0.90 refunded"
     assert notices[partial.pk].url == f"/orders/{partial.pk}/"
     assert sorted(m.subject.split("] ")[-1] for m in mail.outbox) == sorted(
         n.title for n in notices.values()
     )
     body = next(m.body for m in mail.outbox if str(partial.pk) in m.subject)
-    assert "100 of 300 were not delivered" in body and "0.30 USD of its 0.90 USD" in body
+    assert "100 of 300 were not delivered" in body and "$0.30 of its $0.90" in body
     assert f"https://panel.example.com/orders/{partial.pk}/" in body
 
 
@@ -150,7 +150,7 @@ def test_a_cancel_that_rolls_back_tells_nobody_and_refunds_nothing(alice, monkey
     assert not OrderStatusChange.objects.filter(new_status=S.CANCELED).exists()
     order_set_status(order=order, new=S.CANCELED, source="admin")
     [notice] = Notification.objects.filter(user=alice)
-    assert notice.context["refund"] == "0.30"
+    assert notice.context["refund"] == "$0.30"
     [message] = mail.outbox
-    assert message.to == ["alice@example.com"] and "0.30 USD" in message.subject
+    assert message.to == ["alice@example.com"] and "$0.30" in message.subject
     assert Decimal(order.charge) == Decimal("0.30000")

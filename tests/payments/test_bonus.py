@@ -98,8 +98,8 @@ def test_the_add_funds_page_lists_the_rules_beside_each_method(client, alice):
     client.force_login(alice)
     html = client.get(reverse("funds_add")).content.decode()
     help_text = html.split('id="method-manual-help">', 1)[1].split("</div>", 1)[0]
-    assert "+5 % bonus on deposits from 100.00 USD" in help_text
-    assert "+2.50 % bonus on deposits from 10.00 USD" in help_text
+    assert "+5 % bonus on deposits from $100.00" in help_text
+    assert "+2.50 % bonus on deposits from $10.00" in help_text
     assert "+9 %" not in help_text and "+50 %" not in help_text
 
 
@@ -114,7 +114,7 @@ def test_the_statement_and_csv_say_what_each_deposit_and_bonus_was_for(client, a
     rows = {row["memo"]: row for row in csv.DictReader(io.StringIO(body))}
     deposit = rows[f"Deposit by bank transfer (payment #{payment.pk})"]
     bonus = rows[f"Bonus +5 % on deposit #{payment.pk} (Spring)"]
-    assert (deposit["type"], deposit["amount"]) == ("Deposit", "20.00000")
-    assert (bonus["type"], bonus["amount"]) == ("Deposit bonus", "1.00000")
+    assert (deposit["type"], deposit["amount"]) == ("Deposit", "20.00")
+    assert (bonus["type"], bonus["amount"]) == ("Deposit bonus", "1.00")
     assert bonus["payment_ref"] == f"manual:{payment.gateway_id}"
     assert Payment.objects.get().bonus == Decimal("1.00000")

@@ -113,7 +113,7 @@ def test_the_cockpit_shows_deposits_and_payments_needing_staff(client, staff, al
     assert "not credited" not in html
     assert "Manual transfers waiting for approval" in html
     assert 'id="cockpit-deposits"' in html
-    assert '<dd class="deposits">8.00</dd>' in html  # today's card, beside revenue
+    assert '<dd class="deposits">$8.00</dd>' in html  # today's card, beside revenue
     # One row per day with deposits or revenue (only today here), the methods' totals below.
     today = datetime.datetime.now(datetime.UTC).date()
     assert [row[0].day for row in page.context["deposit_rows"]] == [today]

@@ -111,7 +111,7 @@ def test_errors_are_at_the_field_and_nothing_typed_is_lost(client, alice):
     assert below.status_code == 400
     form = below.context["form"]
     assert form.errors["amount"] == [
-        "The smallest amount for Bank transfer (confirmed by staff) is 10.00 USD."
+        "The smallest amount for Bank transfer (confirmed by staff) is $10.00."
     ]
     html = below.content.decode()
     assert 'value="SEPA-123"' in html and 'value="5"' in html
@@ -190,7 +190,7 @@ def test_an_underpaid_failed_payment_says_what_was_received_not_nothing_charged(
     payment = start_manual(alice)
     _report(payment, "failed", "8.00", attention=f"Underpaid: ... {STAFF_WORDS}")
     html = _page(client, alice, payment)
-    assert f"We received 8.00 {payment.currency} of the 20.00 {payment.currency} asked" in html
+    assert "We received $8.00 of the $20.00 asked" in html
     assert "staff have been told and will credit or refund it" in html.lower()
     assert "Nothing was charged" not in html and "Staff could not confirm" not in html
     assert STAFF_WORDS not in html
@@ -202,7 +202,7 @@ def test_a_paid_report_below_the_total_is_shown_as_received_short(client, alice)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PENDING and payment.needs_attention
     html = _page(client, alice, payment)
-    assert f"We received 15.00 {payment.currency} of the 20.00" in html
+    assert "We received $15.00 of the $20.00" in html
     assert "Cancel this payment" not in html
 
 
@@ -213,7 +213,7 @@ def test_an_overpaid_payment_says_the_extra_was_received(client, alice):
     assert payment.status == Payment.Status.PAID and payment.needs_attention
     html = _page(client, alice, payment)
     assert "were added to your balance" in html
-    assert f"5.00 {payment.currency} more than the 20.00 {payment.currency} asked" in html
+    assert "$5.00 more than the $20.00 asked" in html
     assert "staff have been told and will settle it" in html
 
 
@@ -257,9 +257,9 @@ def test_zero_and_negative_amounts_get_the_limits_message(client, alice, typed):
         reverse("funds_add"), {"method": "manual", "amount": typed, "reference": "R"}
     )
     assert page.context["form"].errors["amount"] == [
-        "The smallest amount for Bank transfer (confirmed by staff) is 1,000.00 USD."
+        "The smallest amount for Bank transfer (confirmed by staff) is $1,000.00."
     ]
-    assert "From 1,000.00 to" in page.content.decode()  # the page formats it the same way
+    assert "From $1,000.00 to" in page.content.decode()  # the page formats it the same way
 
 
 def test_no_method_chosen_says_choose_one(client, alice, settings):

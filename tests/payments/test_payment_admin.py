@@ -115,8 +115,8 @@ def test_approve_asks_first_then_credits_once(staff_client, alice, staff):
     payment = start_manual(alice, "20.00", "REF-9")
     asked = _post_action(staff_client, "approve_manual", [payment])
     assert asked.status_code == 200
-    assert "Credit 20.00 USD to the customers below" in asked.content.decode()
-    assert "20.00 USD</td>" in asked.content.decode()
+    assert "Credit $20.00 to the customers below" in asked.content.decode()
+    assert "$20.00</td>" in asked.content.decode()
     assert not _credits(alice).exists()
     for _ in range(2):  # a resent confirmation
         done = _post_action(staff_client, "approve_manual", [payment], confirm="1")
@@ -323,7 +323,7 @@ def test_only_the_payments_the_page_listed_are_decided(staff_client, alice, staf
     )
     page = _post_action(staff_client, "approve_manual", [manual, card])
     html = page.content.decode()
-    assert "Credit 20.00 USD" in html and "2 selected: only the 1 listed change" in html
+    assert "Credit $20.00" in html and "2 selected: only the 1 listed change" in html
     done = _post_action(staff_client, "approve_manual", [manual, card], confirm="1")
     shown = [str(m) for m in done.wsgi_request._messages]
     assert shown[0] == "1 payments changed."
@@ -346,7 +346,7 @@ def test_a_paid_transfer_cannot_be_rejected_and_a_rejected_one_can_be_approved(s
     _post_action(staff_client, "reject_manual", [rejected], confirm="1", reason="not seen")
     detail = staff_client.get(reverse("admin:accounts_payment_change", args=[rejected.pk]))
     html = detail.content.decode()
-    assert "Approve (credit 30.00 USD)" in html and "Reject…" not in html
+    assert "Approve (credit $30.00)" in html and "Reject…" not in html
     _post_action(staff_client, "approve_manual", [rejected], confirm="1")
     assert sorted(e.amount for e in _credits(alice)) == [Decimal("20.00000"), Decimal("30.00000")]
 

@@ -35,7 +35,7 @@ def test_the_thread_shows_the_customer_beside_it(admin_client, alice, staff):
     page = response.content.decode()
     assert "Where is &lt;my&gt; money?" in page
     assert "Internal note" in page and "Staff only: checked" in page
-    assert "50.00 USD" in page  # alice's balance
+    assert "$50.00" in page  # alice's balance
     assert reverse("admin:orders_order_change", args=[order.pk]) in page
     assert reverse("admin:accounts_payment_change", args=[payment.pk]) in page
     attachment = TicketAttachment.objects.get()

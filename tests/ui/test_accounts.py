@@ -169,7 +169,7 @@ def test_statement_shows_running_balance_and_exports_csv(alice_client, alice, st
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0][:5] == ["entry", "date", "type", "amount", "balance_after"]
-    assert [r[4] for r in rows[1:]] == ["50.00000", "62.50000", "60.00000"]
+    assert [r[4] for r in rows[1:]] == ["50.00", "62.50", "60.00"]
     assert rows[2][6] == "'=HYPERLINK(x)"  # no formula in the customer's spreadsheet
 
 

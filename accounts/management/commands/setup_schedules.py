@@ -48,6 +48,22 @@ DEFAULT_SCHEDULES = [
         "retry is due (exponential back-off, for 24 hours).",
     ),
     DefaultSchedule(
+        "Service average times",
+        "orders.tasks.service_average_times_sweep",
+        minute="*/10",
+        expire_seconds=540,
+        description="Every 10 minutes: the average time (median of the last 100 completed "
+        "orders) of each service with an order completed in the last hour.",
+    ),
+    DefaultSchedule(
+        "Service average times (all)",
+        "orders.tasks.service_average_times_refresh_all",
+        minute="47",
+        hour="3",
+        expire_seconds=3000,
+        description="Every night at 03:47 UTC: the average time of every service.",
+    ),
+    DefaultSchedule(
         "Catalog sync",
         "catalog.tasks.catalog_sync_sweep",
         minute="7",
@@ -110,6 +126,15 @@ DEFAULT_SCHEDULES = [
         expire_seconds=3000,
         description="Every hour at :23: held referral commissions past their hold period are "
         "released to their referrers (commission on spend is created here first).",
+    ),
+    DefaultSchedule(
+        "Display currency rates",
+        "accounts.tasks.display_currency_rates_update_sweep",
+        minute="41",
+        expire_seconds=3000,
+        description="Every hour at :41: the display currencies' rates from "
+        "DISPLAY_CURRENCY_RATES_URL (does nothing without it; a failing source fails the run "
+        "and the old rates stay).",
     ),
 ]
 

@@ -28,6 +28,7 @@ from accounts.models import LedgerEntry, User, Wallet
 from catalog.models import Category, Service, UpstreamService
 from catalog.pricing import quantize_money, quantize_rate
 from orders.models import Order
+from orders.services.summary import daily_summary_rebuild, wallet_order_counts_rebuild
 from providers.models import Provider, ProviderCall
 
 S = Order.Status
@@ -105,6 +106,10 @@ class Command(BaseCommand):
                 _write_orders(rows)
             written += size
             self.stdout.write(f"  {written} orders, {time.monotonic() - started:.1f} s")
+        # Written in bulk, past order_create: the counters it keeps are set from the orders.
+        cells = daily_summary_rebuild()
+        wallet_order_counts_rebuild(user_ids=customers)
+        self.stdout.write(f"  daily summary ({cells} rows), {time.monotonic() - started:.1f} s")
         if connection.vendor == "postgresql" and connection.get_autocommit():
             # What autovacuum would do after a bulk load: statistics for the planner and the
             # visibility map that index-only scans need.
