@@ -82,7 +82,8 @@ messages: $(VENV)/.installed-dev
 	@export DEBUG=true; \
 	  $(BIN)/python manage.py makemessages $(addprefix -l ,$(MESSAGES_LANGS)) --add-location=file \
 	    --ignore='.*' --ignore=tests --ignore=bench --ignore=scripts --ignore=var \
-	    --ignore=staticfiles --ignore=static --ignore=templates/admin --ignore=providers/sandbox && \
+	    --ignore=staticfiles --ignore=static --ignore=templates/admin --ignore=providers/sandbox \
+	    --ignore='admin.py' --ignore='*_admin.py' && \
 	  $(BIN)/python manage.py compilemessages --ignore='.*' $(addprefix -l ,$(MESSAGES_LANGS))
 
 clean-var:

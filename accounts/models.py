@@ -48,9 +48,9 @@ class User(AbstractUser):
     display_currency = models.CharField(max_length=3, blank=True, default="")
 
     class Theme(models.TextChoices):
-        AUTO = "auto", "Auto (as the device)"
-        LIGHT = "light", "Light"
-        DARK = "dark", "Dark"
+        AUTO = "auto", _("Auto (as the device)")
+        LIGHT = "light", _("Light")
+        DARK = "dark", _("Dark")
 
     theme = models.CharField(
         max_length=8,

@@ -30,7 +30,6 @@ from accounts.coupons import CouponError, coupon_redeem
 from accounts.forms import ApiKeyAllowlistForm, DisplayCurrencyForm, RedeemCodeForm, TimezoneForm
 from accounts.middleware import AuthenticatedHttpRequest
 from accounts.models import ApiKey, LedgerEntry, Payment, User, UserSession
-from accounts.payments import METHOD_WORDS
 from accounts.ratelimit import rate_limit_hit
 from accounts.security import (
     LOGIN_HISTORY_SHOWN,
@@ -258,9 +257,17 @@ class StatementRow:
 _CODE_MEMO = re.compile(r"^(?:Balance code|Code) (\S+)")
 # A refund's order reached a final status and keeps it: that status says which refund it is.
 _REFUND_WORDS = {
-    "partial": "Partial refund",
-    "canceled": "Cancel refund",
-    "completed": "Refund of the unused part",  # a subscription that ended with remains
+    "partial": gettext_lazy("Partial refund of order {order_id}"),
+    "canceled": gettext_lazy("Cancel refund of order {order_id}"),
+    # a subscription that ended with remains
+    "completed": gettext_lazy("Refund of the unused part of order {order_id}"),
+}
+# How the statement names a payment method ("Deposit by card").
+_METHOD_WORDS = {
+    "stripe": gettext_lazy("card"),
+    "cryptomus": gettext_lazy("crypto"),
+    "paypal": "PayPal",
+    "manual": gettext_lazy("bank transfer"),
 }
 
 
@@ -292,24 +299,28 @@ def _reason(entry: LedgerEntry, payment: Payment | None, order_status: str) -> t
     if ref and kind(entry.kind) in (kind.CHARGE, kind.REFUND):
         url = reverse("order_detail", args=[ref])
         if entry.kind == kind.CHARGE:
-            return f"Order {ref}", url
-        return f"{_REFUND_WORDS.get(order_status, 'Refund')} of order {ref}", url
+            return _("Order {order_id}").format(order_id=ref), url
+        refund = _REFUND_WORDS.get(order_status) or gettext_lazy("Refund of order {order_id}")
+        return str(refund).format(order_id=ref), url
     if entry.kind == kind.DEPOSIT:
         if payment is not None:
-            words = METHOD_WORDS.get(payment.method, payment.method)
-            return f"Deposit by {words} (payment #{payment.pk})", payment_url
-        return ("Deposit by staff" if entry.created_by_id else "Deposit"), ""
+            method = str(_METHOD_WORDS.get(payment.method, payment.method))
+            text = _("Deposit by {method} (payment #{payment_id})")
+            return text.format(method=method, payment_id=payment.pk), payment_url
+        return (_("Deposit by staff") if entry.created_by_id else _("Deposit")), ""
     if entry.kind == kind.BONUS:
         code = _CODE_MEMO.match(entry.memo)
         if (entry.idempotency_key or "").startswith("bonus:"):
-            return "Deposit bonus", payment_url
+            return _("Deposit bonus"), payment_url
         if entry.payment_ref:
-            return f"Coupon bonus {code.group(1) if code else ''}".strip(), payment_url
-        return f"Gift card {code.group(1) if code else ''}".strip(), ""
+            return _("Coupon bonus {code}").format(code=code.group(1) if code else "").strip(), (
+                payment_url
+            )
+        return _("Gift card {code}").format(code=code.group(1) if code else "").strip(), ""
     if entry.kind == kind.COMMISSION:
-        return "Referral commission", reverse("referrals")
+        return _("Referral commission"), reverse("referrals")
     if entry.kind == kind.ADJUSTMENT:
-        return "Adjustment by staff", ""
+        return _("Adjustment by staff"), ""
     return entry.get_kind_display(), ""
 
 

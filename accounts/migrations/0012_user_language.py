@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0008_referrals'),
+        ('accounts', '0011_wallet_order_count'),
     ]
 
     operations = [
