@@ -33,18 +33,24 @@ function panelPicker(select) {
   if (select.tomselect || typeof TomSelect === "undefined") {
     return;
   }
-  // Tom Select keeps the <select> and sends its "change" event, which htmx listens to.
+  // Tom Select keeps the <select> and sends its "change" event, which htmx listens to. Its
+  // texts come from the page (data-placeholder, data-no-results: in the customer's language).
+  const noResults =
+    select.dataset.noResults || "No service matches: try the search box or another category.";
   new TomSelect(select, {
     maxOptions: null, // every option the page lists (at most 1,000): the search narrows them
     searchField: ["text"], // "id — name — price": a number finds the id, words the name
     allowEmptyOption: false,
-    placeholder: "Type to search services",
+    placeholder: select.dataset.placeholder || "Type to search services",
     render: {
       option: panelPickerOption,
       item: panelPickerOption,
-      no_results: () => '<div class="no-results">No service matches: try the search box or another category.</div>',
+      no_results: (_data, escape) => `<div class="no-results">${escape(noResults)}</div>`,
     },
   });
+  // The label now names Tom Select's own input; the <select> it keeps (visually hidden, still
+  // holding the value) leaves the accessibility tree, or a screen reader meets two pickers.
+  select.setAttribute("aria-hidden", "true");
 }
 
 function panelPickers(root) {
@@ -61,6 +67,7 @@ document.addEventListener("htmx:beforeHistorySave", () => {
   for (const select of document.querySelectorAll("select[data-searchable-picker]")) {
     if (select.tomselect) {
       select.tomselect.destroy();
+      select.removeAttribute("aria-hidden");
     }
   }
 });
