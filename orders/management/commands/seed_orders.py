@@ -278,7 +278,7 @@ class _OrderMaker:
             created + datetime.timedelta(seconds=2) if placed else None,
             "Read timeout after sending" if status == S.NEEDS_REVIEW else "",
             rng.randint(0, 50000) if placed else None, remains,
-            status.label if placed else "",
+            str(status.label) if placed else "",
             now - datetime.timedelta(minutes=rng.randint(1, 60)) if placed else None,
             now + datetime.timedelta(minutes=rng.randint(1, 10)) if placed and not final else None,
             0, None, "", created, finished or created, finished,
