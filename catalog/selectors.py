@@ -193,22 +193,9 @@ def customer_price_list_terms(*, user: User) -> tuple[CustomerPricing, dict[int,
     customer_price_terms does."""
     if connection.vendor != "postgresql":
         return customer_price_terms(user=user), customer_custom_rates(user=user)
-    from django.contrib.postgres.expressions import ArraySubquery
-
-    own = CustomerDiscount.objects.filter(user=OuterRef("pk")).values("percent")[:1]
-    custom = CustomerRate.objects.filter(user=OuterRef("pk")).order_by("service_id")
-    row = (
-        User.objects.filter(pk=user.pk)
-        .annotate(spent=total_spent_expression())
-        .annotate(
-            own=Subquery(own),
-            price_list_ids=ArraySubquery(custom.values("service_id")),
-            price_list_rates=ArraySubquery(custom.values("rate")),
-            **tier_annotations(spent=OuterRef("spent")),
-        )
-        .values_list("own", "tier_percent", "tier_below_cost", "price_list_ids", "price_list_rates")
-        .first()
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(PRICE_LIST_TERMS_SQL, [user.pk])
+        row = cursor.fetchone()
     if row is None:
         return CustomerPricing(), {}
     own_percent, tier_percent, below_cost, ids, rates = row
@@ -221,6 +208,36 @@ def customer_price_list_terms(*, user: User) -> tuple[CustomerPricing, dict[int,
     service_ids: list[int] = list(ids or [])
     custom_rates: list[Decimal] = list(rates or [])
     return terms, dict(zip(service_ids, custom_rates, strict=True))
+
+
+# customer_price_list_terms' query, written out: the rule is _price_terms_read's (the own
+# discount; the tier with the highest threshold at or below the total spent, accounts.tiers) and
+# customer_custom_rates'. Written as SQL because the ORM took about 2.7 ms of CPU to build it
+# (five subqueries) on every call, most of what a cached `services` call cost (docs/api.md,
+# Performance); tests/catalog/test_price_terms_sql.py checks that both agree.
+PRICE_LIST_TERMS_SQL = """
+    SELECT
+        (SELECT d.percent FROM catalog_customerdiscount d WHERE d.user_id = u.id LIMIT 1),
+        t.discount_percent,
+        t.allow_below_cost,
+        ARRAY(
+            SELECT r.service_id FROM catalog_customerrate r
+            WHERE r.user_id = u.id ORDER BY r.service_id
+        ),
+        ARRAY(
+            SELECT r.rate FROM catalog_customerrate r
+            WHERE r.user_id = u.id ORDER BY r.service_id
+        )
+    FROM accounts_user u
+    LEFT JOIN accounts_wallet w ON w.user_id = u.id
+    LEFT JOIN LATERAL (
+        SELECT discount_percent, allow_below_cost FROM accounts_tier
+        WHERE min_spent <= COALESCE(w.total_spent, 0)
+        ORDER BY min_spent DESC
+        LIMIT 1
+    ) t ON true
+    WHERE u.id = %s
+"""
 
 
 def service_rates_for_user(*, user: User, services: list[Service]) -> dict[int, Decimal]:
