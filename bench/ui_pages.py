@@ -10,7 +10,9 @@ task does) and 50 favourites, then asks for each page with Django's test client 
 in, in-process: no web server) --repeat times and prints the median and best time, the queries
 of one request and the size of the HTML. The database is dropped at the end. With --no-debug
 it runs as production does (DEBUG off: Django's cached template loader), with
-throwaway values for the settings DEBUG off requires.
+throwaway values for the settings DEBUG off requires. `--profile URL` (repeatable) then prints
+where that page's time goes: cProfile over --repeat requests, the 30 costliest functions by
+their own time.
 """
 
 import argparse
@@ -164,12 +166,29 @@ def measure(client, url: str, repeat: int) -> tuple[float, float, float, int, in
     )
 
 
+def profile(client, url: str, repeat: int) -> None:
+    """cProfile over `repeat` requests of `url`: the functions that cost the most by themselves
+    (the profiler slows Python code down several times: compare shares, not milliseconds)."""
+    import cProfile
+    import pstats
+
+    client.get(url)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(repeat):
+        client.get(url)
+    profiler.disable()
+    print(f"\n### {url}: {repeat} requests under cProfile\n")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--services", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--no-debug", action="store_true", help="DEBUG off, as in production")
+    parser.add_argument("--profile", action="append", default=[], metavar="URL")
     opts = parser.parse_args()
 
     admin_url = _admin_url()
@@ -204,6 +223,8 @@ def main() -> None:
                 f"| `{url}` | {median * 1000:.0f} | {best * 1000:.0f} | {cpu * 1000:.0f} "
                 f"| {queries} | {size:,} |"
             )
+        for url in opts.profile:
+            profile(client, url, opts.repeat)
     finally:
         from django.db import connections
 

@@ -2,6 +2,7 @@
 average completion time the panel measured on its own orders (Service.average_time, kept by
 orders.services.averages), a category filter, a search and the customer's favourites."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -13,6 +14,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.middleware import AuthenticatedHttpRequest, customer_login_required
@@ -32,15 +34,62 @@ from orders.services.common import parse_id
 SERVICES_PAGE_SIZE = 100
 
 
+# An id no real address contains, to find where the id goes in a reversed URL.
+_ID_MARKER = 9_876_543_210_123
+
+
+def url_for_id(name: str) -> Callable[[int], str]:
+    """The address of the URL `name` (whose one argument is an id) for any id, from a single
+    reverse(): reversing it for each of a page's 100 services was a tenth of the page's time."""
+    head, tail = reverse(name, args=[_ID_MARKER]).split(str(_ID_MARKER))
+    return lambda pk: f"{head}{pk}{tail}"
+
+
+# The texts of a price-list line that carry its service's id (the star's and the order link's
+# names for screen readers) or its refill days.
+FAVOURITE_LABEL = gettext_lazy("Favourite: service %(service_id)s")
+ORDER_LABEL = gettext_lazy("service %(service_id)s")
+REFILL_LABEL = gettext_lazy("Refill %(days)s d")
+
+
 @dataclass(frozen=True)
 class ServiceRow:
     """A line of the price list: the service, this customer's rate per 1000, the measured
-    average completion time (None: not enough completed orders) and the customer's star."""
+    average completion time (None: not enough completed orders) and the customer's star,
+    with the line's texts and the star's address made here (_Lines)."""
 
     service: Service
     customer_rate: Decimal
     average_time: timedelta | None
     favourite: bool = False
+    favourite_url: str = ""
+    favourite_label: str = ""
+    order_label: str = ""
+    refill_label: str = ""
+
+
+class _Lines:
+    """Builds a page's lines with one translation of each text and one reverse() of the star's
+    address: a {% url %} and three {% blocktranslate %} for each of 100 lines were about a
+    third of the list's rendering time."""
+
+    def __init__(self) -> None:
+        self.favourite_url = url_for_id("service_favourite")
+        self.favourite_label = str(FAVOURITE_LABEL)
+        self.order_label = str(ORDER_LABEL)
+        self.refill_label = str(REFILL_LABEL)
+
+    def row(self, s: Service, *, rate: Decimal, favourite: bool) -> ServiceRow:
+        return ServiceRow(
+            service=s,
+            customer_rate=rate,
+            average_time=s.average_time,
+            favourite=favourite,
+            favourite_url=self.favourite_url(s.pk),
+            favourite_label=self.favourite_label % {"service_id": s.pk},
+            order_label=self.order_label % {"service_id": s.pk},
+            refill_label=self.refill_label % {"days": s.refill_days} if s.refill else "",
+        )
 
 
 @dataclass(frozen=True)
@@ -87,14 +136,10 @@ def service_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     services = list(page.object_list)
     rates = service_rates_for_user(user=request.user, services=services)
     starred = service_favourite_ids(user=request.user)
+    lines = _Lines()
     groups: dict[Category, list[ServiceRow]] = {}
     for s in services:
-        row = ServiceRow(
-            service=s,
-            customer_rate=rates[s.pk],
-            average_time=s.average_time,
-            favourite=s.pk in starred,
-        )
+        row = lines.row(s, rate=rates[s.pk], favourite=s.pk in starred)
         groups.setdefault(s.category, []).append(row)
     context = {
         "groups": list(groups.items()),
@@ -127,7 +172,13 @@ def service_favourite(request: AuthenticatedHttpRequest, service_id: int) -> Htt
         user=request.user, service=service, favourite=request.POST.get("favourite") == "1"
     )
     if request.headers.get("HX-Request"):
-        return render(request, "catalog/_favourite.html", {"s": service, "favourite": favourite})
+        context = {
+            "s": service,
+            "favourite": favourite,
+            "favourite_url": reverse("service_favourite", args=[service.pk]),
+            "favourite_label": str(FAVOURITE_LABEL) % {"service_id": service.pk},
+        }
+        return render(request, "catalog/_favourite.html", context)
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()

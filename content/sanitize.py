@@ -10,6 +10,7 @@ mailto (`javascript:`, `data:`, `vbscript:`).
 """
 
 from collections.abc import Mapping, Set
+from functools import lru_cache
 
 import nh3
 
@@ -25,10 +26,19 @@ def html_sanitize(html: str, *, tags: Set[str], attributes: Mapping[str, Set[str
     Idempotent: cleaning a cleaned text changes nothing."""
     if not html:
         return ""
-    return nh3.clean(
-        html.strip(),
+    key = tuple(sorted((tag, frozenset(names)) for tag, names in attributes.items()))
+    return _cleaner(frozenset(tags), key).clean(html.strip()).strip()
+
+
+# An allow-list's cleaner is built once: building it cost 5 times the cleaning of a service
+# description, and the price list cleans 100 of them per page. The panel has a few allow-lists.
+@lru_cache(maxsize=16)
+def _cleaner(
+    tags: frozenset[str], attributes: tuple[tuple[str, frozenset[str]], ...]
+) -> nh3.Cleaner:
+    return nh3.Cleaner(
         tags=set(tags),
-        attributes={tag: set(names) for tag, names in attributes.items()},
+        attributes={tag: set(names) for tag, names in attributes},
         url_schemes=set(URL_SCHEMES),
         link_rel=LINK_REL,
-    ).strip()
+    )

@@ -216,3 +216,51 @@ def test_a_search_finds_services_in_other_categories_when_its_own_has_none(
     # A search that matches in the category stays in it.
     response = alice_client.get(reverse("order_new"), {**params, "q": "followers"})
     assert [o.pk for o in response.context["services"]] == [default_service.pk]
+
+
+def test_the_picker_stops_a_tier_price_at_the_cost_without_a_query_more(
+    alice_client, alice, category, provider
+):
+    """The picker reads each service's upstream rate and exchange rate with its rows: a tier
+    that stops at the cost (the API's rule, catalog.pricing.CustomerPricing) prices 300
+    services with no second query for their costs, and the side card takes the picker's price."""
+    from accounts.models import Tier
+    from catalog.models import UpstreamService
+    from catalog.selectors import service_rate_for_user
+
+    provider.exchange_rate = Decimal("2")
+    provider.save()
+    upstream = UpstreamService.objects.create(
+        provider=provider, service_id="9", name="Up", rate=Decimal("0.45"), min=1, max=9
+    )
+    # Cost 0.45 * 2 = 0.90; 20% off 1.00 would be 0.80: the tier's price stops at 0.90.
+    floored = Service.objects.create(
+        name="Floored", category=category, upstream=upstream, min=1, max=9, rate=Decimal("1")
+    )
+    manual = Service.objects.create(
+        name="Manual", category=category, min=1, max=9, rate=Decimal("1")
+    )
+    Service.objects.bulk_create(
+        [Service(name=f"S {i}", category=category, min=1, max=9, rate=i) for i in range(1, 300)]
+    )
+
+    def get() -> tuple[str, int]:
+        with CaptureQueriesContext(connection) as queries:
+            response = alice_client.get(reverse("order_new"), {"service": floored.pk})
+        assert (
+            response.status_code == 200
+            and response.context["rate"] == response.context["services"][0].customer_rate
+        )
+        return response.content.decode(), len(queries)
+
+    _, at_retail = get()
+    Tier.objects.create(name="Gold", min_spent=Decimal("0"), discount_percent=Decimal("20"))
+    body, with_tier = get()
+    assert f'data-rate="$0.90">{floored.pk} — Floored — $0.90<' in body
+    assert f'data-rate="$0.80">{manual.pk} — Manual — $0.80<' in body  # no cost: no floor
+    assert service_rate_for_user(user=alice, service=floored) == Decimal("0.9")
+    assert with_tier == at_retail
+    # Session, user, the service asked for, the picker's rows, the custom rates, the discount
+    # and tier, the balance, the layout's three counts (notifications, news, tickets) and the
+    # categories on sale: no query per service, none for the costs or the side card's price.
+    assert with_tier == 11

@@ -6,6 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from catalog import views
 from catalog.models import FavouriteService, Service
 
 pytestmark = pytest.mark.django_db
@@ -102,3 +103,30 @@ def test_the_page_makes_as_many_queries_for_many_services(
         [FavouriteService(user=alice, service=s) for s in services[::3]]
     )
     assert (count(), count(fav="1")) == (few, few_fav)
+
+
+def test_the_lists_star_is_the_button_htmx_gets(alice_client, comments_service, default_service):
+    """The list builds its stars' addresses and names in the view (catalog.views._Lines), the
+    star endpoint on its own: both give the same button."""
+    for service in (default_service, comments_service):
+        button = star(alice_client, service, True, HTTP_HX_REQUEST="true").content.decode()
+        assert f'formaction="/services/{service.pk}/favourite/"' in button
+        assert f'aria-label="Favourite: service {service.pk}"' in button
+        assert button.strip() in alice_client.get(reverse("services")).content.decode()
+
+
+def test_the_lines_texts_are_in_the_customers_language(alice_client, default_service):
+    default_service.refill, default_service.refill_days = True, 30
+    default_service.save()
+    pk = default_service.pk
+    body = alice_client.get(reverse("services"), HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    assert f'aria-label="Избранное: услуга {pk}"' in body  # the star
+    assert f'<span class="visually-hidden"> услугу {pk}</span>' in body  # the order link
+    assert '<span class="badge text-bg-success">Рефилл 30 д</span>' in body
+    assert f'href="/order/?service={pk}">Заказать<' in body
+
+
+def test_url_for_id_gives_the_reversed_address_for_any_id():
+    favourite_url = views.url_for_id("service_favourite")
+    for pk in (1, 10, 123, 9_876_543_210_123, 2**63 - 1):
+        assert favourite_url(pk) == reverse("service_favourite", args=[pk])
