@@ -94,3 +94,30 @@ document.addEventListener("change", (event) => {
 for (const form of document.querySelectorAll("form[data-ticket-form]")) {
   panelTicketKind(form);
 }
+
+// The main menu on a phone is one row that scrolls sideways (panel.css): the current page's
+// link is brought into view, and each edge fades (.nav-more-start, .nav-more-end) while more
+// links hide beyond it.
+function panelNavEdges(list) {
+  const end = list.scrollWidth - list.clientWidth;
+  list.classList.toggle("nav-more-start", list.scrollLeft > 2);
+  list.classList.toggle("nav-more-end", list.scrollLeft < end - 2);
+}
+document.addEventListener("DOMContentLoaded", () => {
+  const list = document.querySelector(".panel-nav .nav");
+  if (!list) {
+    return;
+  }
+  const current = list.querySelector("[aria-current=page]");
+  if (current && list.scrollWidth > list.clientWidth) {
+    const item = current.closest("li") || current;
+    const right = item.offsetLeft - list.offsetLeft + item.offsetWidth;
+    if (right > list.clientWidth) {
+      // Past the right edge: scroll just enough, leaving a little of the next link showing.
+      list.scrollLeft = right - list.clientWidth + 40;
+    }
+  }
+  panelNavEdges(list);
+  list.addEventListener("scroll", () => panelNavEdges(list), { passive: true });
+  window.addEventListener("resize", () => panelNavEdges(list));
+});
