@@ -24,12 +24,14 @@ import math
 import secrets
 import threading
 import time
+import weakref
 from typing import Literal
 
 from django.conf import settings
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
+from redis.commands.core import Script
 
 Mode = Literal["hit", "peek", "record"]
 
@@ -80,6 +82,25 @@ return {0, 0}
 
 _local_lock = threading.Lock()
 
+# The registered scripts of each Redis cache backend (Django keeps one backend object per thread).
+# register_script builds a new redis client (and its table of reply callbacks) and hashes the
+# script on every call: built once here, reused for the process's life. The client shares the
+# backend's connection pool, which redis-py rebuilds in a forked child, so a script made before
+# gunicorn forks its workers still works in each of them.
+_scripts: "weakref.WeakKeyDictionary[RedisCache, dict[str, Script]]" = weakref.WeakKeyDictionary()
+
+
+def _script(backend: RedisCache, lua: str) -> Script:
+    registered = _scripts.get(backend)
+    if registered is None:
+        registered = _scripts.setdefault(backend, {})
+    script = registered.get(lua)
+    if script is None:
+        # Writes always go to the first server, whatever the key (RedisCacheClient).
+        client = backend._cache.get_client(write=True)
+        script = registered.setdefault(lua, client.register_script(lua))
+    return script
+
 
 def rate_limit_hit(*, key: str, limit: int, period: float) -> int:
     """Count one request of `key` unless `limit` were counted in the last `period` seconds.
@@ -106,12 +127,12 @@ def rate_limit_hit_all(checks: list[tuple[str, int, float]]) -> tuple[int, int]:
         return -1, 0
     now_ms = int(time.time() * 1000)
     keys = [backend.make_and_validate_key(key) for key, _, _ in checks]
-    client = backend._cache.get_client(keys[0], write=True)
     args: list[int | str] = [now_ms, f"{now_ms}:{secrets.token_hex(6)}"]
     for _, limit, period in checks:
         args += [max(1, int(period * 1000)), limit]
-    script = client.register_script(_SLIDING_WINDOWS_LUA)
-    refused, wait_ms = (int(x) for x in script(keys=keys, args=args))
+    refused, wait_ms = (
+        int(x) for x in _script(backend, _SLIDING_WINDOWS_LUA)(keys=keys, args=args)
+    )
     if not refused:
         return -1, 0
     return refused - 1, max(1, math.ceil(wait_ms / 1000))
@@ -150,10 +171,9 @@ def _run_redis(
     backend: RedisCache, key: str, now_ms: int, period_ms: int, limit: int, mode: Mode
 ) -> int:
     redis_key = backend.make_and_validate_key(key)
-    client = backend._cache.get_client(redis_key, write=True)
     # The member only has to be unique: two requests in the same millisecond both count.
     member = f"{now_ms}:{secrets.token_hex(6)}"
-    script = client.register_script(_SLIDING_WINDOW_LUA)  # EVALSHA, loading it once if needed
+    script = _script(backend, _SLIDING_WINDOW_LUA)  # EVALSHA, loading it once if needed
     return int(script(keys=[redis_key], args=[now_ms, period_ms, limit, member, mode]))
 
 

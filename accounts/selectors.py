@@ -6,10 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, ClassVar
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connections, router
 from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
@@ -27,22 +29,99 @@ from catalog.pricing import DisplayRate
 
 def api_key_get_user(*, raw_key: str) -> User | None:
     """The active customer whose key this is, or None. Looked up by hash, then compared in
-    constant time so that the answer's timing says nothing about the stored hash."""
+    constant time so that the answer's timing says nothing about the stored hash. The user comes
+    with their key (`user.api_key`, no query) and the balance read in the same query."""
     if not raw_key or len(raw_key) > 256:
         return None
     digest = ApiKey.hash(raw_key)
-    api_key = (
-        ApiKey.objects.select_related("user")
-        .annotate(wallet_balance=F("user__wallet__balance"))
-        .filter(key_hash=digest, is_active=True, user__is_active=True)
-        .first()
-    )
-    if api_key is None or not hmac.compare_digest(api_key.key_hash, digest):
+    found = _KeyLookup.get(router.db_for_read(ApiKey)).fetch(digest)
+    if found is None:
         return None
-    user = api_key.user
+    api_key, user, balance = found
+    if not hmac.compare_digest(api_key.key_hash, digest):
+        return None
     # The balance read in the same query: the API's `balance` answers it without another one.
-    setattr(user, BALANCE_MEMO, api_key.wallet_balance)
+    setattr(user, BALANCE_MEMO, balance)
     return user
+
+
+class _KeyLookup:
+    """The key lookup of every API call as one SQL statement written once per database from the
+    models' metadata: the key, its user and the wallet's balance, for an active key of an active
+    user. It is what `ApiKey.objects.select_related("user").annotate(...).filter(...).first()`
+    sent, without building and compiling that query on each call (which cost more CPU than
+    the round trip: docs/api.md, Performance). Rows become model objects as the ORM builds
+    them (from_db, the fields' converters, both sides of the one-to-one cached)."""
+
+    _by_alias: ClassVar[dict[str, "_KeyLookup"]] = {}
+
+    @classmethod
+    def get(cls, alias: str) -> "_KeyLookup":
+        lookup = cls._by_alias.get(alias)
+        if lookup is None:
+            lookup = cls._by_alias.setdefault(alias, cls(alias))
+        return lookup
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        connection = connections[alias]
+        q = connection.ops.quote_name
+        key_meta, user_meta, wallet_meta = ApiKey._meta, User._meta, Wallet._meta
+        self.key_fields = list(key_meta.concrete_fields)
+        self.user_fields = list(user_meta.concrete_fields)
+        balance = wallet_meta.get_field("balance")
+
+        def column(model_field: Any) -> str:
+            return q(model_field.column)  # concrete fields: never None
+
+        def col(meta: Any, name: str) -> str:
+            return column(meta.get_field(name))
+
+        columns = [f"k.{column(f)}" for f in self.key_fields]
+        columns += [f"u.{column(f)}" for f in self.user_fields]
+        columns.append(f"w.{column(balance)}")
+        user_pk = column(user_meta.pk)
+        # Only the models' own table and column names, quoted; the key's hash is a parameter.
+        self.sql = (
+            f"SELECT {', '.join(columns)} FROM {q(key_meta.db_table)} k"  # noqa: S608
+            f" INNER JOIN {q(user_meta.db_table)} u ON u.{user_pk} = k.{col(key_meta, 'user')}"
+            f" LEFT OUTER JOIN {q(wallet_meta.db_table)} w"
+            f" ON w.{col(wallet_meta, 'user')} = u.{user_pk}"
+            f" WHERE k.{col(key_meta, 'key_hash')} = %s"
+            f" AND k.{col(key_meta, 'is_active')} AND u.{col(user_meta, 'is_active')} LIMIT 1"
+        )
+        # Each column's converters, as the ORM's compiler applies them (a JSON field's text
+        # decoded, for example); most columns have none.
+        self.converters = []
+        for index, model_field in enumerate([*self.key_fields, *self.user_fields, balance]):
+            expression = model_field.cached_col
+            found = connection.ops.get_db_converters(expression)
+            found += expression.get_db_converters(connection)
+            if found:
+                self.converters.append((index, found, expression))
+        self.key_names = [f.attname for f in self.key_fields]
+        self.user_names = [f.attname for f in self.user_fields]
+        self.user_relation = key_meta.get_field("user")
+
+    def fetch(self, digest: str) -> tuple[ApiKey, User, Decimal | None] | None:
+        connection = connections[self.alias]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, [digest])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        values = list(row)
+        for index, converters, expression in self.converters:
+            value = values[index]
+            for converter in converters:
+                value = converter(value, expression, connection)
+            values[index] = value
+        n_key, n_user = len(self.key_fields), len(self.user_fields)
+        api_key = ApiKey.from_db(self.alias, self.key_names, values[:n_key])
+        user = User.from_db(self.alias, self.user_names, values[n_key : n_key + n_user])
+        self.user_relation.set_cached_value(api_key, user)  # api_key.user
+        self.user_relation.remote_field.set_cached_value(user, api_key)  # user.api_key
+        return api_key, user, values[-1]
 
 
 # The balance read with the customer's API key (api_key_get_user), on the User object of that

@@ -17,12 +17,13 @@ from catalog.models import Service
 from catalog.order_types import TYPE_SPECS, OrderType
 from catalog.pricing import format_money
 from catalog.selectors import service_get_enabled_for_user
-from orders.models import Order
+from orders.models import PUBLIC_STATUS, Order
 from orders.selectors import (
     OrderForRequest,
+    OrderStatusRow,
     cancel_get_many_for_user,
     order_request_many_for_user,
-    order_status_many_for_user,
+    order_status_rows_many_for_user,
     refill_get_many_for_user,
 )
 from orders.services import (
@@ -95,32 +96,33 @@ def add(*, user: User, params: ApiParams) -> dict[str, int]:
     return {"order": order.pk}
 
 
-def _order_status(order: Order) -> dict[str, str]:
+def _order_status(row: OrderStatusRow, currency: str) -> dict[str, str]:
     return {
-        "charge": format_money(order.charge),
-        "start_count": str(order.start_count if order.start_count is not None else 0),
-        "status": order.public_status,
-        "remains": str(order.remains if order.remains is not None else order.quantity),
-        "currency": settings.PANEL_CURRENCY,
+        "charge": format_money(row.charge),
+        "start_count": str(row.start_count if row.start_count is not None else 0),
+        "status": PUBLIC_STATUS[row.status],
+        "remains": str(row.remains if row.remains is not None else row.quantity),
+        "currency": currency,
     }
 
 
 def status(*, user: User, params: ApiParams) -> dict[str, Any]:
     """`order` → one status object; `orders` → {"<id>": status or {"error": ...}}."""
+    currency = settings.PANEL_CURRENCY
     if "orders" in params:
         items = params.id_list("orders")
-        found = order_status_many_for_user(user=user, order_ids=[i.id for i in items if i.id])
+        found = order_status_rows_many_for_user(user=user, order_ids=[i.id for i in items if i.id])
         return {
-            item.raw: _order_status(found[item.id])
+            item.raw: _order_status(found[item.id], currency)
             if item.id in found
             else {"error": INCORRECT_ORDER}
             for item in items
         }
     order_id = parse_id(_single(params, "order", "orders"))
-    found = order_status_many_for_user(user=user, order_ids=[order_id]) if order_id else {}
+    found = order_status_rows_many_for_user(user=user, order_ids=[order_id]) if order_id else {}
     if order_id not in found:
         raise ApiError(INCORRECT_ORDER)
-    return _order_status(found[order_id])
+    return _order_status(found[order_id], currency)
 
 
 def _single(params: ApiParams, name: str, multi: str) -> str:

@@ -15,25 +15,19 @@ unexpected exception is logged and answered with a JSON error.
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, HttpResponse, QueryDict
-from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
+from django.http.multipartparser import MultiPartParser
 from django.middleware.gzip import re_accepts_gzip
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.gzip import gzip_page
-from rest_framework.exceptions import UnsupportedMediaType
-from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import BaseParser, FormParser, JSONParser
-from rest_framework.renderers import BaseRenderer, JSONRenderer
-from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts import api as accounts_api
 from accounts.models import ApiKey, User
@@ -117,6 +111,11 @@ def _check_rates(ip: str | None, api_key: ApiKey | None) -> None:
 
 
 FILE_PART_REFUSED = "File uploads are not accepted: send the parameters as form fields or JSON."
+BODY_TOO_LARGE = "The request body is too large."
+BODY_TOO_LARGE_OR_MANY = "The request body is too large or has too many fields."
+BODY_NOT_JSON = "The request body is not valid JSON."
+BODY_UNREADABLE = "The request body could not be read."
+JSON_NOT_OBJECT = "The JSON body must be an object of parameters."
 
 
 class _RefuseFileParts(FileUploadHandler):
@@ -129,25 +128,19 @@ class _RefuseFileParts(FileUploadHandler):
         raise ApiError(FILE_PART_REFUSED)
 
 
-class _FieldsOnlyMultiPartParser(BaseParser):
-    """multipart/form-data with fields only (what the Django test client and many HTTP libraries
-    send for a plain form): a file part is refused (_RefuseFileParts)."""
+def _strict_constant(name: str) -> None:
+    # NaN and Infinity are not JSON (Python's json module reads them unless told not to).
+    raise ValueError(f"{name} is not valid JSON")
 
-    media_type = "multipart/form-data"
 
-    def parse(
-        self,
-        stream: Any,
-        media_type: str | None = None,
-        parser_context: Mapping[str, Any] | None = None,
-    ) -> QueryDict:
-        request = (parser_context or {})["request"]
-        meta = request.META.copy()
-        meta["CONTENT_TYPE"] = media_type
-        encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
-        # A malformed body raises MultiPartParserError: "The request body could not be read."
-        data, _files = DjangoMultiPartParser(meta, stream, [_RefuseFileParts()], encoding).parse()
-        return data
+def _json_object(text: str | bytes) -> Mapping[str, Any]:
+    try:
+        data = json.loads(text, parse_constant=_strict_constant)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise ApiError(BODY_NOT_JSON) from None
+    if not isinstance(data, dict):
+        raise ApiError(JSON_NOT_OBJECT)
+    return data
 
 
 def _guess_body(body: bytes) -> Mapping[str, Any]:
@@ -158,52 +151,72 @@ def _guess_body(body: bytes) -> Mapping[str, Any]:
     return QueryDict(text)
 
 
-def _json_object(text: str | bytes) -> Mapping[str, Any]:
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        raise ApiError("The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise ApiError("The JSON body must be an object of parameters.")
-    return data
-
-
-def _raw_body(request: Request) -> bytes:
+def _raw_body(request: HttpRequest, too_large: str = BODY_TOO_LARGE) -> bytes:
     try:
         return request.body
     except SuspiciousOperation:  # larger than DATA_UPLOAD_MAX_MEMORY_SIZE
-        raise ApiError("The request body is too large.") from None
+        raise ApiError(too_large) from None
 
 
-def _body_params(request: Request) -> Mapping[str, Any]:
-    media_type = (request.content_type or "").split(";")[0].strip().lower()
+def _multipart_fields(request: HttpRequest, encoding: str) -> QueryDict:
+    """multipart/form-data with fields only (what the Django test client and many HTTP libraries
+    send for a plain form): a file part is refused (_RefuseFileParts)."""
     try:
-        data = request.data
-    except UnsupportedMediaType:
-        return _guess_body(_raw_body(request))
-    except ApiError:  # a file part in a multipart body (_RefuseFileParts)
+        parser = MultiPartParser(request.META, request, [_RefuseFileParts()], encoding)
+        data, _files = parser.parse()
+    except ApiError:  # a file part (_RefuseFileParts)
         raise
-    except SuspiciousOperation:
-        raise ApiError("The request body is too large or has too many fields.") from None
-    except Exception:
-        if media_type.endswith("json"):
-            raise ApiError("The request body is not valid JSON.") from None
-        raise ApiError("The request body could not be read.") from None
-    if not isinstance(data, Mapping):
-        raise ApiError("The JSON body must be an object of parameters.")
-    if not data and not media_type and request.method == "POST":
-        # No Content-Type at all (e.g. a raw string body): DRF then parses nothing.
-        body = _raw_body(request)
-        if body:
-            return _guess_body(body)
+    except SuspiciousOperation:  # too large, too many fields or files
+        raise ApiError(BODY_TOO_LARGE_OR_MANY) from None
+    except Exception:  # MultiPartParserError: a malformed body or boundary
+        raise ApiError(BODY_UNREADABLE) from None
     return data
 
 
-def read_params(request: Request) -> ApiParams:
+def _body_params(request: HttpRequest) -> Mapping[str, Any]:
+    """The body's parameters by its Content-Type: JSON, form-encoded or multipart fields; a body
+    of any other type (or none) is guessed (_guess_body). An empty body has none."""
+    media_type = (request.content_type or "").lower()
+    if media_type == "multipart/form-data":
+        if _content_length(request) == 0:
+            return {}
+        return _multipart_fields(request, request.encoding or settings.DEFAULT_CHARSET)
+    body = _raw_body(request, BODY_TOO_LARGE_OR_MANY if _is_form(media_type) else BODY_TOO_LARGE)
+    if not body:
+        return {}
+    encoding = request.encoding or settings.DEFAULT_CHARSET
+    if media_type == "application/json":
+        try:
+            text = body.decode(encoding)
+        except (UnicodeDecodeError, LookupError):
+            raise ApiError(BODY_NOT_JSON) from None
+        return _json_object(text)
+    if media_type == "application/x-www-form-urlencoded":
+        try:
+            return QueryDict(body, encoding=encoding)
+        except SuspiciousOperation:  # more than DATA_UPLOAD_MAX_NUMBER_FIELDS
+            raise ApiError(BODY_TOO_LARGE_OR_MANY) from None
+    return _guess_body(body)
+
+
+def _is_form(media_type: str) -> bool:
+    return media_type == "application/x-www-form-urlencoded"
+
+
+def _content_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def read_params(request: HttpRequest) -> ApiParams:
     """The query string and the body together; a value in the body wins over the same name in
-    the query string (some clients put `key` in the URL and the rest in the body)."""
-    values: dict[str, Any] = {}
-    for source in (request.query_params, _body_params(request) if request.method != "GET" else {}):
+    the query string (some clients put `key` in the URL and the rest in the body). A GET (or
+    HEAD) has only the query string."""
+    values: dict[str, Any] = {name: request.GET.get(name) for name in request.GET}
+    if request.method not in ("GET", "HEAD"):
+        source = _body_params(request)
         if isinstance(source, QueryDict):
             values.update({name: source.get(name) for name in source})
         else:
@@ -211,27 +224,17 @@ def read_params(request: Request) -> ApiParams:
     return ApiParams(values, headers=request.headers)
 
 
-# --- The view ------------------------------------------------------------------------------------
+# --- The answer ------------------------------------------------------------------------------------
 
 
-class _AlwaysJson(BaseContentNegotiation):
-    """Answer JSON whatever the client's Accept header says: never the browsable API, never 406."""
-
-    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
-        media_type = (request.content_type or "").split(";")[0].strip().lower()
-        for parser in parsers:
-            if parser.media_type == media_type:
-                return parser
-        return None
-
-    def select_renderer(
-        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
-    ) -> tuple[BaseRenderer, str]:
-        first = next(iter(renderers))  # the view's renderer_classes: JSON only
-        return first, first.media_type
+def _json_bytes(data: Any) -> bytes:
+    """What DRF's JSONRenderer wrote for the API before: compact, UTF-8 (not \\u-escaped), NaN
+    refused, and U+2028/U+2029 escaped (so the text is a valid JavaScript literal too)."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
 
 
-def _answer_rendered(request: Request, answer: RenderedJson) -> HttpResponse:
+def _answer_rendered(request: HttpRequest, answer: RenderedJson) -> HttpResponse:
     """An answer the handler rendered itself: the same bytes, headers and gzip rule as
     _answer's through gzip_page (GZipMiddleware leaves a response with a Content-Encoding
     alone, so the Vary header it would add is added here)."""
@@ -245,8 +248,8 @@ def _answer_rendered(request: Request, answer: RenderedJson) -> HttpResponse:
     return response
 
 
-def _answer(data: Any, *, retry_after: int | None = None) -> Response:
-    response = Response(data, status=200)
+def _answer(data: Any, *, retry_after: int | None = None) -> HttpResponse:
+    response = HttpResponse(_json_bytes(data), content_type="application/json")
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
     add_never_cache_headers(response)
@@ -280,7 +283,7 @@ def _touch(api_key: ApiKey, ip: str | None) -> None:
     api_key_touch(api_key=api_key, ip=ip)
 
 
-def _dispatch(request: Request) -> Response | HttpResponse:
+def _dispatch(request: HttpRequest) -> HttpResponse:
     ip = client_ip(request)
     try:
         params = read_params(request)
@@ -312,51 +315,24 @@ def _dispatch(request: Request) -> Response | HttpResponse:
     return _answer(answer)
 
 
-class ApiV2View(APIView):
-    """POST (form or JSON) or GET /api/v2 with `key` and `action`."""
+# --- The view ------------------------------------------------------------------------------------
 
-    authentication_classes = ()
-    permission_classes = ()
-    throttle_classes = ()
-    parser_classes = (JSONParser, FormParser, _FieldsOnlyMultiPartParser)
-    renderer_classes = (JSONRenderer,)
-    content_negotiation_class = _AlwaysJson
 
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response | HttpResponse:
-        return self._safe(request)
-
-    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response | HttpResponse:
-        return self._safe(request)
-
-    # Django's View types these with an HttpRequest, DRF's APIView with its Request (APIView
-    # calls them with the latter): either is accepted.
-    def http_method_not_allowed(
-        self, request: Request | HttpRequest, *args: Any, **kwargs: Any
-    ) -> Response:
+@csrf_exempt
+def _api_v2(request: HttpRequest) -> HttpResponse:
+    """POST (form or JSON) or GET /api/v2 with `key` and `action`. A plain Django view: DRF's
+    request wrapper, parsers, content negotiation and renderer cost more per call than the
+    whole of `balance` (docs/api.md, Performance), and the API needs none of them."""
+    if request.method not in ("GET", "HEAD", "POST"):
         return _answer({"error": "Send the request with POST (or GET)."})
-
-    def options(self, request: Request | HttpRequest, *args: Any, **kwargs: Any) -> Response:
-        return self.http_method_not_allowed(request)
-
-    def _safe(self, request: Request) -> Response | HttpResponse:
-        try:
-            return _dispatch(request)
-        except ApiError as exc:
-            return _answer({"error": exc.message}, retry_after=exc.retry_after)
-        except Exception:
-            logger.exception("api_v2: unexpected error for %s", request.META.get("REMOTE_ADDR"))
-            return _answer(
-                {"error": "Internal error: the request was not completed. Try again later."}
-            )
-
-    def handle_exception(self, exc: Exception) -> Response:
-        # Anything DRF itself raises before or after our handler (negotiation, parsing) is still
-        # answered in the protocol's envelope, never as an HTML or non-200 page.
-        if not isinstance(exc, ApiError):
-            logger.warning("api_v2: %s: %s", type(exc).__name__, exc)
-        message = exc.message if isinstance(exc, ApiError) else "The request could not be read."
-        return _answer({"error": message})
+    try:
+        return _dispatch(request)
+    except ApiError as exc:
+        return _answer({"error": exc.message}, retry_after=exc.retry_after)
+    except Exception:
+        logger.exception("api_v2: unexpected error for %s", request.META.get("REMOTE_ADDR"))
+        return _answer({"error": "Internal error: the request was not completed. Try again later."})
 
 
 # gzip only when the client's Accept-Encoding allows it (Django's GZipMiddleware, for this view).
-api_v2 = gzip_page(ApiV2View.as_view())
+api_v2 = gzip_page(_api_v2)

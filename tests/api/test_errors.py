@@ -266,3 +266,32 @@ def test_a_multipart_form_without_files_still_works(client, alice_key, spooled):
     assert decode(client.post(API_URL, "--x\r\ngarbage", content_type="multipart/form-data")) == {
         "error": "The request body could not be read."
     }
+
+
+def test_json_bodies_are_read_strictly_and_answers_written_like_drf_did(client, alice_key):
+    """The dispatcher is a plain Django view (no DRF): NaN/Infinity are not JSON, a charset in
+    the Content-Type is honoured, an empty body has no parameters, and the answer is compact
+    UTF-8 JSON."""
+
+    def post(body, content_type):
+        return client.post(API_URL, body, content_type=content_type)
+
+    nan = json.dumps({"key": alice_key, "action": "balance"})[:-1] + ', "x": NaN}'
+    assert decode(post(nan, "application/json")) == {"error": "The request body is not valid JSON."}
+    body = json.dumps({"key": alice_key, "action": "balance"})  # sent as UTF-16 by the client
+    assert "balance" in decode(post(body, "application/json; charset=utf-16"))
+    assert decode(post(b"\xff\xfe{}", "application/json")) == {
+        "error": "The request body is not valid JSON."
+    }
+    assert decode(post("", "application/json")) == {
+        "error": 'Missing API key: send your key in the "key" parameter.'
+    }
+    response = post(json.dumps({"key": alice_key, "action": "ünknown\u2028"}), "application/json")
+    assert (
+        response.content
+        == (
+            '{"error":"Unknown action \\"ünknown\\u2028\\". The actions are: add, balance, cancel, '
+            'refill, refill_status, services, status."}'
+        ).encode()
+    )
+    assert "no-cache" in response["Cache-Control"]

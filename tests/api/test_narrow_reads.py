@@ -6,9 +6,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog.order_types import OrderType
+from catalog.pricing import format_money
 from orders.api import _order_status
 from orders.models import Order
-from orders.selectors import order_request_many_for_user, order_status_many_for_user
+from orders.selectors import order_request_many_for_user, order_status_rows_many_for_user
 from tests.api.conftest import API_URL, decode
 from tests.api.factories import OrderFactory, ServiceFactory
 
@@ -18,10 +19,12 @@ pytestmark = pytest.mark.django_db
 def test_status_read_is_one_query_without_joins_and_answers_without_more(
     alice, bob, django_assert_num_queries
 ):
-    mine = OrderFactory.create_batch(5, user=alice)
+    mine = OrderFactory.create_batch(5, user=alice, start_count=None, remains=None)
+    mine[1].start_count, mine[1].remains, mine[1].status = 17, 4, Order.Status.PARTIAL
+    mine[1].save()
     theirs = OrderFactory(user=bob)
     with CaptureQueriesContext(connection) as ctx:
-        found = order_status_many_for_user(
+        found = order_status_rows_many_for_user(
             user=alice, order_ids=[o.pk for o in mine] + [theirs.pk, "x"]
         )
     assert len(ctx.captured_queries) == 1
@@ -29,9 +32,18 @@ def test_status_read_is_one_query_without_joins_and_answers_without_more(
     assert "JOIN" not in sql and '"link"' not in sql and '"params"' not in sql
     assert set(found) == {o.pk for o in mine}
     with django_assert_num_queries(0):
-        answers = [_order_status(o) for o in found.values()]
-    full = Order.objects.get(pk=mine[0].pk)
-    assert answers[0] == _order_status(full)
+        answers = {pk: _order_status(row, "USD") for pk, row in found.items()}
+    for order in mine:  # the answer as the full Order reads it
+        full = Order.objects.get(pk=order.pk)
+        assert answers[order.pk] == {
+            "charge": format_money(full.charge),
+            "start_count": str(full.start_count or 0),
+            "status": full.public_status,
+            "remains": str(full.remains if full.remains is not None else full.quantity),
+            "currency": "USD",
+        }
+    assert answers[mine[1].pk]["start_count"] == "17" and answers[mine[1].pk]["remains"] == "4"
+    assert answers[mine[0].pk]["remains"] == str(mine[0].quantity)
 
 
 def test_cancel_types_come_from_the_narrow_read(client, alice, alice_key):

@@ -222,3 +222,25 @@ def test_both_windows_are_counted_in_one_call_in_order():
     assert refused == 0  # the address is full: the key's window did not count this call
     assert rate_limit_wait(key=key, limit=3, period=10) == 0
     assert rate_limit_wait(key=key, limit=2, period=10) >= 1
+
+
+def test_the_limiter_registers_its_script_once_per_process(client, alice_key, monkeypatch):
+    """register_script builds a redis client and hashes the script: done once, not per call."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+    from redis import Redis
+
+    if not isinstance(caches["default"], RedisCache):
+        pytest.skip("the limiter runs its Lua script only with Django's Redis cache")
+    registered = []
+    original = Redis.register_script
+
+    def spy(self, script):
+        registered.append(script)
+        return original(self, script)
+
+    monkeypatch.setattr(Redis, "register_script", spy)
+    for _ in range(5):
+        decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
+    assert len(registered) <= 1
+    assert len(cache._cache.get_client().keys("*apiv2:rl:key:*")) == 1  # still counted
