@@ -126,8 +126,8 @@ def _apply(
 
 def wallet_count_order(*, user: User) -> None:
     """One more order for the customer's Wallet.order_count, in the order's transaction (an
-    increment in SQL: concurrent orders both count). After balance_debit the wallet row is
-    already locked by this transaction, so this adds no wait."""
+    increment in SQL: concurrent orders both count), for an order that charges nothing; a
+    charged order counts in its debit's UPDATE (balance_debit(count_order=True))."""
     if not Wallet.objects.filter(user=user).update(order_count=F("order_count") + 1):
         Wallet.objects.get_or_create(user=user)
         Wallet.objects.filter(user=user).update(order_count=F("order_count") + 1)
