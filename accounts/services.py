@@ -1,21 +1,25 @@
 """Every write to customers, balances and API keys.
 
 The balance changes only through balance_credit / balance_debit: each locks the wallet row,
-appends one LedgerEntry and updates the cached balance in the same transaction. Staff changes
+appends one LedgerEntry and updates the cached balance in the same transaction (a debit in one
+SQL statement: docs/money.md, Services). Staff changes
 (balance_adjust_by_staff, the suspend and API-key switches) write their audit rows in the same
 transaction as the change: a committed change always has its row, a refused one never does.
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
+from typing import Any
 
 import requests
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -26,6 +30,7 @@ from accounts.models import (
     ApiKey,
     DisplayCurrency,
     LedgerEntry,
+    NotificationPreference,
     User,
     Wallet,
     ip_allowlist_clean,
@@ -113,10 +118,6 @@ def _apply(
         Wallet.objects.filter(pk=wallet.pk).update(
             balance=new_balance, total_spent=wallet.total_spent + spent, updated_at=now
         )
-        if signed_amount < 0:
-            notify_if_balance_low(
-                user=user, before=wallet.balance, after=new_balance, order_ref=order_ref
-            )
     if spent:
         price_terms_forget(user)  # the tier may have changed: the next price reads it again
     user.__dict__.pop(BALANCE_MEMO, None)  # the balance the API read with the key is old now
@@ -125,8 +126,8 @@ def _apply(
 
 def wallet_count_order(*, user: User) -> None:
     """One more order for the customer's Wallet.order_count, in the order's transaction (an
-    increment in SQL: concurrent orders both count). After balance_debit the wallet row is
-    already locked by this transaction, so this adds no wait."""
+    increment in SQL: concurrent orders both count), for an order that charges nothing; a
+    charged order counts in its debit's UPDATE (balance_debit(count_order=True))."""
     if not Wallet.objects.filter(user=user).update(order_count=F("order_count") + 1):
         Wallet.objects.get_or_create(user=user)
         Wallet.objects.filter(user=user).update(order_count=F("order_count") + 1)
@@ -278,6 +279,114 @@ def _locked_wallets(user_ids: set[int]) -> dict[int, Wallet]:
     return wallets
 
 
+@dataclass(frozen=True)
+class Alongside:
+    """A write made in a debit's own SQL statement, and only if the debit is written
+    (orders.services.create: the new order's status change and its daily summary row): a
+    data-modifying statement that selects its rows FROM `debited`, the CTE that holds the
+    wallet's row once the entry is written and no row when the debit is refused or a replay.
+    It runs after the wallet is locked and debited, so it locks its own rows after the wallet."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Debited:
+    balance: Decimal  # before the debit (the locked wallet's)
+    entry_id: int | None  # None: not written (the balance does not cover it, or a replay)
+    threshold: Decimal | None  # the customer's low-balance threshold
+
+
+def _debit_statement(
+    *, entry: LedgerEntry, spent: Decimal, orders: int, alongside: Sequence[Alongside]
+) -> tuple[str, list[Any]]:
+    """One statement: lock the wallet, insert the entry with its balance after if the balance
+    covers it (ON CONFLICT DO NOTHING: a replay inserts nothing), then, only from the inserted
+    entry, update the wallet (balance, total spent, order count) and make the `alongside`
+    writes; it returns the balance before, the entry's id and the low-balance threshold.
+    The wallet's row is locked first in every debit, so two debits of it queue up there: the
+    second one reads the first one's balance after."""
+    wallets, entries = Wallet._meta.db_table, LedgerEntry._meta.db_table
+    prefs = NotificationPreference._meta.db_table
+    extra = "".join(f",\nalongside_{i} AS ({a.sql})" for i, a in enumerate(alongside))
+    sql = f"""WITH wallet AS (
+    SELECT balance FROM {wallets} WHERE user_id = %s FOR UPDATE
+), entry AS (
+    INSERT INTO {entries} (user_id, kind, amount, balance_after, order_ref, payment_ref,
+        idempotency_key, created_by_id, memo, created_at)
+    SELECT %s, %s, %s, wallet.balance + %s, %s, %s, %s, %s, %s, %s
+    FROM wallet WHERE wallet.balance + %s >= 0
+    ON CONFLICT DO NOTHING
+    RETURNING id, balance_after
+), debited AS (
+    UPDATE {wallets} SET balance = entry.balance_after, updated_at = %s,
+        total_spent = {wallets}.total_spent + %s, order_count = {wallets}.order_count + %s
+    FROM entry WHERE {wallets}.user_id = %s
+    RETURNING {wallets}.user_id
+){extra}
+SELECT wallet.balance, entry.id,
+    (SELECT low_balance_threshold FROM {prefs} WHERE user_id = %s)
+FROM wallet LEFT JOIN entry ON true"""  # noqa: S608 - table names are ours, values bound
+    e = entry
+    params: list[Any] = [e.user_id, e.user_id, e.kind, e.amount, e.amount, e.order_ref]
+    params += [e.payment_ref, e.idempotency_key, e.created_by_id, e.memo, e.created_at, e.amount]
+    params += [e.created_at, spent, orders, e.user_id]
+    for write in alongside:
+        params += write.params
+    return sql, [*params, e.user_id]
+
+
+def _debit_once(
+    *, entry: LedgerEntry, spent: Decimal, orders: int, alongside: Sequence[Alongside]
+) -> _Debited | None:
+    """Run the debit's statement; None when the customer has no wallet."""
+    connection = connections[router.db_for_write(LedgerEntry)]
+    if connection.vendor != "postgresql":
+        return _debit_in_steps(entry=entry, spent=spent, orders=orders, alongside=alongside)
+    sql, params = _debit_statement(entry=entry, spent=spent, orders=orders, alongside=alongside)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return _Debited(*row) if row is not None else None
+
+
+def _debit_in_steps(
+    *, entry: LedgerEntry, spent: Decimal, orders: int, alongside: Sequence[Alongside]
+) -> _Debited | None:
+    """What _debit_statement does, one statement at a time, for SQLite (embedded mode), whose
+    CTEs cannot write: there every transaction takes the database's write lock as it begins
+    (IMMEDIATE), so nothing runs in between. Each `alongside` write reads a one-row
+    `debited`."""
+    wallet = Wallet.objects.filter(user_id=entry.user_id).first()
+    if wallet is None:
+        return None
+    prefs = NotificationPreference.objects.filter(user_id=entry.user_id)
+    threshold = prefs.values_list("low_balance_threshold", flat=True).first()
+    replay = _find_replay(
+        user=entry.user,
+        kind=entry.kind,
+        order_ref=entry.order_ref,
+        idempotency_key=entry.idempotency_key,
+    )
+    if replay is not None or wallet.balance + entry.amount < 0:
+        return _Debited(wallet.balance, None, threshold)
+    entry.balance_after = wallet.balance + entry.amount
+    entry.save()
+    Wallet.objects.filter(pk=wallet.pk).update(
+        balance=entry.balance_after,
+        total_spent=F("total_spent") + spent,
+        order_count=F("order_count") + orders,
+        updated_at=entry.created_at,
+    )
+    with connections[router.db_for_write(LedgerEntry)].cursor() as cursor:
+        for write in alongside:
+            cursor.execute(
+                f"WITH debited AS (SELECT %s AS user_id) {write.sql}", [wallet.pk, *write.params]
+            )
+    return _Debited(wallet.balance, entry.pk, threshold)
+
+
 def balance_debit(
     *,
     user: User,
@@ -288,21 +397,81 @@ def balance_debit(
     idempotency_key: str | None = None,
     created_by: User | None = None,
     memo: str = "",
+    count_order: bool = False,
+    alongside: Sequence[Alongside] = (),
 ) -> LedgerEntry:
-    """Take a positive `amount` from the user's balance through the ledger.
+    """Take a positive `amount` from the user's balance through the ledger, in one SQL
+    statement (_debit_statement). A repeated order charge or idempotency_key returns the
+    first entry and changes nothing.
 
-    Raises InsufficientFunds, writing nothing, when the balance does not cover it.
+    Raises InsufficientFunds, writing nothing, when the balance does not cover it (so a
+    caller's transaction may go on). `count_order` adds one to Wallet.order_count in the same
+    UPDATE; the `alongside` writes are made in the same statement when the entry is written
+    (a replay then raises IntegrityError: they were meant for a new entry).
     """
-    return _apply(
+    signed = -_checked_amount(amount)
+    entry = LedgerEntry(
         user=user,
-        signed_amount=-_checked_amount(amount),
         kind=kind,
+        amount=signed,
         order_ref=order_ref,
         payment_ref=payment_ref,
         idempotency_key=idempotency_key,
         created_by=created_by,
         memo=memo,
+        created_at=timezone.now(),
     )
+    spent = spent_change(kind=kind, signed_amount=signed)
+    write = partial(
+        _debit_once, entry=entry, spent=spent, orders=int(count_order), alongside=alongside
+    )
+    # No savepoint: the statement writes all or nothing, and a refusal is raised after the
+    # block, so it never spoils a caller's transaction.
+    with transaction.atomic(savepoint=False):
+        debited = write()
+        if debited is None:  # an account older than wallets: make it, then debit
+            Wallet.objects.get_or_create(user=user)
+            debited = write()
+            assert debited is not None
+        if debited.entry_id is not None:
+            entry.pk, entry.balance_after = debited.entry_id, debited.balance + signed
+            entry._state.adding, entry._state.db = False, router.db_for_write(LedgerEntry)
+            _tell_if_balance_low(entry=entry, before=debited.balance, threshold=debited.threshold)
+    if debited.entry_id is None:
+        return _not_debited(entry=entry, balance=debited.balance, alongside=alongside)
+    if spent:
+        price_terms_forget(user)  # the tier may have changed: the next price reads it again
+    user.__dict__.pop(BALANCE_MEMO, None)  # the balance the API read with the key is old now
+    return entry
+
+
+def _not_debited(
+    *, entry: LedgerEntry, balance: Decimal, alongside: Sequence[Alongside]
+) -> LedgerEntry:
+    """A debit that wrote no entry: the first entry of a replay (a replay comes first, as it
+    always did, even when the balance no longer covers it), else InsufficientFunds."""
+    replay = _find_replay(
+        user=entry.user,
+        kind=entry.kind,
+        order_ref=entry.order_ref,
+        idempotency_key=entry.idempotency_key,
+    )
+    if replay is not None:
+        if alongside:  # they were meant for a new entry: never silently left out
+            raise IntegrityError(f"{replay} was written before: the alongside rows were not.")
+        return replay
+    if balance + entry.amount < 0:
+        raise InsufficientFunds(balance=balance, amount=-entry.amount)
+    raise IntegrityError("The debit conflicted with a ledger entry that cannot be found.")
+
+
+def _tell_if_balance_low(*, entry: LedgerEntry, before: Decimal, threshold: Decimal | None) -> None:
+    """The low-balance notice, when this debit took the balance across the customer's
+    threshold (read in the debit's statement: the preference is read again only then)."""
+    if threshold is not None and before >= threshold > entry.balance_after:
+        notify_if_balance_low(
+            user=entry.user, before=before, after=entry.balance_after, order_ref=entry.order_ref
+        )
 
 
 def balance_adjust(

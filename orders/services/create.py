@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import LedgerEntry, User
-from accounts.services import balance_debit, wallet_count_order
+from accounts.services import Alongside, balance_debit, wallet_count_order
 from catalog.models import Service
 from catalog.order_types import (
     LIST_FIELDS,
@@ -30,7 +30,7 @@ from orders.models import Order, OrderStatusChange
 from orders.services.common import OrderError, logger
 from orders.services.costs import PACKAGE_TYPES, order_cost
 from orders.services.enqueue import enqueue_order_submit
-from orders.services.summary import daily_summary_add_orders
+from orders.services.summary import daily_summary_add, daily_summary_add_sql, new_order_share
 
 MAX_LINK_LENGTH = 2000
 MAX_FIELD_LENGTH = 20000  # comments of 1,500 lines fit; a megabyte of text does not
@@ -487,31 +487,67 @@ def _save_and_charge(
             created_at=now,
         )
         order.save()
+        changed_by = user if source != Order.Source.ADMIN else None
         if quote.charge > ZERO:
-            balance_debit(
-                user=user,
-                amount=quote.charge,
-                kind=LedgerEntry.Kind.CHARGE,
-                order_ref=order.pk,
-                memo=f"Order {order.pk}: {service.name}"[:500],
-            )
-        OrderStatusChange.objects.create(
-            order=order,
-            old_status="",
-            new_status=order.status,
-            source=OrderStatusChange.Source.CREATE,
-            created_at=now,
-            changed_by=user if source != Order.Source.ADMIN else None,
-        )
-        wallet_count_order(user=user)
-        # Last in the transaction: the summary row is locked only until the commit.
-        daily_summary_add_orders(order_ids=[order.pk])
+            _charge(order=order, changed_by=changed_by)
+        else:
+            _record_free(order=order, changed_by=changed_by)
         if not manual:
             transaction.on_commit(lambda: enqueue_order_submit(order.pk))
     logger.info(
         "order %s created: %s x%s charge %s", order.pk, service.pk, order.quantity, order.charge
     )
     return order
+
+
+def _charge(*, order: Order, changed_by: User | None) -> None:
+    """The order's charge in one statement (accounts.services.balance_debit): the wallet
+    debited, its order count bumped, and alongside, once the debit is written, the order's
+    first status change and its share of the daily summary (from its own fields; its row is
+    locked last, after the wallet, as refunds lock them)."""
+    summary_sql, summary_params = daily_summary_add_sql(new_order_share(order), rows_from="debited")
+    balance_debit(
+        user=order.user,
+        amount=order.charge,
+        kind=LedgerEntry.Kind.CHARGE,
+        order_ref=order.pk,
+        memo=f"Order {order.pk}: {order.service.name}"[:500],
+        count_order=True,
+        alongside=[
+            _created_status_change(order=order, changed_by=changed_by),
+            Alongside(summary_sql, tuple(summary_params)),
+        ],
+    )
+
+
+def _created_status_change(*, order: Order, changed_by: User | None) -> Alongside:
+    """The order's first OrderStatusChange ("" -> its status), as a write alongside its debit."""
+    table = OrderStatusChange._meta.db_table
+    return Alongside(
+        f"INSERT INTO {table} (order_id, old_status, new_status, source, note, "  # noqa: S608 - names are ours, values bound
+        "changed_by_id, created_at) SELECT %s, '', %s, %s, '', %s, %s FROM debited",
+        (
+            order.pk,
+            order.status,
+            OrderStatusChange.Source.CREATE,
+            changed_by.pk if changed_by is not None else None,
+            order.created_at,
+        ),
+    )
+
+
+def _record_free(*, order: Order, changed_by: User | None) -> None:
+    """What _charge writes alongside the debit, for an order that charges nothing."""
+    OrderStatusChange.objects.create(
+        order=order,
+        old_status="",
+        new_status=order.status,
+        source=OrderStatusChange.Source.CREATE,
+        created_at=order.created_at,
+        changed_by=changed_by,
+    )
+    wallet_count_order(user=order.user)
+    daily_summary_add(new_order_share(order))  # last: the summary row is locked until commit
 
 
 __all__ = ["LIST_FIELDS", "Quote", "order_create", "order_quote", "order_replay"]

@@ -14,7 +14,10 @@ refund, its provider or cost at a fail-over) goes through this module in the sam
 so the table never drifts:
 
 - `daily_summary_add_orders(order_ids=...)` adds new orders' shares as they are in the
-  database, in one INSERT ... SELECT (orders.services.create, last in the order's transaction);
+  database, in one INSERT ... SELECT;
+- a new order's share is computed from its own fields (`new_order_share`) and added in the
+  statement that charges it (orders.services.create: `daily_summary_add_sql(rows_from=...)`
+  alongside the debit, after the wallet is locked), or on its own for a free order;
 - `daily_summary_tracking(order_ids)` around an UPDATE of existing orders, one or many, locks
   and reads their shares, lets the caller write, and adds the difference (orders.services.status
   `_write_move`, orders.services.placement `_fail_over` and the late placement). A bulk settle
@@ -40,7 +43,7 @@ from django.db.models.functions import Coalesce, Round, TruncDate
 from django.utils import timezone
 
 from accounts.models import Wallet
-from catalog.pricing import MONEY_PLACES
+from catalog.pricing import MONEY_PLACES, quantize_money
 from orders.models import SUM, Order, OrderDaySummary
 
 S = Order.Status
@@ -153,23 +156,53 @@ def daily_summary_add(deltas: Shares) -> None:
     """Add `deltas` ({(day, service_id, provider_id): [orders, completed, partial, canceled,
     charged, refunded, cost]}, negative to take away) to the summary in one upsert, rows in
     key order; rows of zeros are skipped. For a writer that knows its differences itself."""
+    sql, params = daily_summary_add_sql(deltas)
+    if not sql:
+        return
+    with connections[router.db_for_write(OrderDaySummary)].cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def daily_summary_add_sql(deltas: Shares, *, rows_from: str = "") -> tuple[str, list[Any]]:
+    """The upsert of daily_summary_add, to run as it is or inside a larger statement: with
+    `rows_from` (a CTE's name; one delta only) the row is written once per row of that CTE, so
+    not at all when it is empty (the debit alongside which a new order's share is written:
+    accounts.services.Alongside). ("", []) when there is nothing to add."""
     rows = sorted((key, values) for key, values in deltas.items() if any(values))
     if not rows:
-        return
-    connection = connections[router.db_for_write(OrderDaySummary)]
-    quote = connection.ops.quote_name
+        return "", []
+    if rows_from and len(rows) > 1:
+        raise ValueError("A summary upsert from a CTE writes one row.")
+    quote = connections[router.db_for_write(OrderDaySummary)].ops.quote_name
     table = quote(OrderDaySummary._meta.db_table)
     columns = KEY + VALUES
-    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(rows))
+    one = ", ".join(["%s"] * len(columns))
+    if rows_from:
+        # `WHERE true`: SQLite reads ON CONFLICT after a bare FROM as a join's constraint.
+        source = f"SELECT {one} FROM {quote(rows_from)} WHERE true"  # noqa: S608 - a CTE's name
+    else:
+        source = "VALUES " + ", ".join([f"({one})"] * len(rows))
     added = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in VALUES)
     sql = (
-        f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608 - names are ours, values bound
-        f"VALUES {placeholders} "
+        f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) {source} "
         f"ON CONFLICT ({', '.join(quote(c) for c in KEY)}) DO UPDATE SET {added}"
     )
-    params = [value for key, values in rows for value in (*key, *values)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    return sql, [value for key, values in rows for value in (*key, *values)]
+
+
+def new_order_share(order: Order) -> Shares:
+    """A new order's share of its summary row, from its own fields (no read): what
+    `contributions` would read once it is saved (its status is never final yet)."""
+    day = timezone.localtime(order.created_at, timezone.get_default_timezone()).date()
+    if order.cost is None:
+        cost = Decimal(0)
+    elif order.charge > 0:
+        cost = quantize_money(order.cost * (order.charge - order.refunded) / order.charge)
+    else:
+        cost = order.cost
+    finals = [int(order.status == status) for status in (S.COMPLETED, S.PARTIAL, S.CANCELED)]
+    key = (day, order.service_id, order.provider_id or 0)
+    return {key: [1, *finals, order.charge, order.refunded, cost]}
 
 
 @contextmanager

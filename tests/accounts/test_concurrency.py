@@ -69,3 +69,33 @@ def test_one_staff_form_submitted_at_once_from_ten_threads_writes_once():
     assert Wallet.objects.get(user=user).balance == Decimal("6.00000")
     assert AdminAuditLog.objects.filter(action="balance_adjust").count() == 1
     call_command("check_ledger")
+
+
+def test_one_order_charge_sent_from_ten_threads_debits_once():
+    # The entry is inserted ON CONFLICT DO NOTHING and the wallet is updated only from the
+    # inserted entry: the losers get the first entry back and the balance moves once.
+    user = customer_create(username="replayer", opening_balance=Decimal("10"))
+
+    results = run_in_threads(
+        10, lambda i: balance_debit(user=user, amount=Decimal("3"), order_ref=4242)
+    )
+
+    assert all(isinstance(r, LedgerEntry) for r in results), results
+    assert len({r.pk for r in results}) == 1
+    assert LedgerEntry.objects.filter(order_ref=4242, kind="charge").count() == 1
+    assert Wallet.objects.get(user=user).balance == Decimal("7.00000")
+    call_command("check_ledger")
+
+
+def test_two_charges_against_a_balance_that_covers_one_one_succeeds():
+    user = customer_create(username="pair", opening_balance=Decimal("5"))
+
+    results = run_in_threads(
+        2, lambda i: balance_debit(user=user, amount=Decimal("4"), order_ref=5000 + i)
+    )
+
+    assert sorted(type(r).__name__ for r in results) == ["InsufficientFunds", "LedgerEntry"]
+    refused = next(r for r in results if isinstance(r, InsufficientFunds))
+    assert refused.balance == Decimal("1.00000")  # it read the winner's balance after
+    assert Wallet.objects.get(user=user).balance == Decimal("1.00000")
+    call_command("check_ledger")

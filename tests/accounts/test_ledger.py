@@ -43,6 +43,41 @@ def test_balance_debit_rejects_insufficient_balance_and_leaves_no_entry(alice):
     assert Wallet.objects.get(user=alice).balance == Decimal("50.00000")
 
 
+def test_a_refused_debit_leaves_the_callers_transaction_usable(alice):
+    # One statement, no savepoint: the refusal wrote nothing and is raised after it.
+    with transaction.atomic():
+        with pytest.raises(InsufficientFunds):
+            balance_debit(user=alice, amount=Decimal("60"), order_ref=8)
+        balance_debit(user=alice, amount=Decimal("20"), order_ref=8)
+    assert Wallet.objects.get(user=alice).balance == Decimal("30.00000")
+    assert ledger_find_mismatches() == []
+
+
+def test_a_replayed_charge_returns_the_first_entry_even_when_the_balance_no_longer_covers_it(
+    alice,
+):
+    first = balance_debit(user=alice, amount=Decimal("40"), order_ref=9)
+    assert balance_debit(user=alice, amount=Decimal("40"), order_ref=9).pk == first.pk
+    assert Wallet.objects.get(user=alice).balance == Decimal("10.00000")
+
+
+def test_alongside_writes_happen_only_with_the_debit(alice):
+    from accounts.services import Alongside
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE alongside_probe (user_id bigint)")
+    probe = Alongside("INSERT INTO alongside_probe SELECT user_id FROM debited")
+    with pytest.raises(InsufficientFunds):
+        balance_debit(user=alice, amount=Decimal("51"), order_ref=10, alongside=[probe])
+    balance_debit(user=alice, amount=Decimal("1"), order_ref=11, alongside=[probe])
+    with pytest.raises(IntegrityError):  # a replay: the rows meant for a new entry are not made
+        balance_debit(user=alice, amount=Decimal("1"), order_ref=11, alongside=[probe])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT user_id FROM alongside_probe")
+        assert cursor.fetchall() == [(alice.pk,)]
+    assert Wallet.objects.get(user=alice).balance == Decimal("49.00000")
+
+
 @pytest.mark.parametrize(
     "amount", ["0", "-1", "0.000001", "100000000000000", "1e23", "-1e30", "Infinity"]
 )

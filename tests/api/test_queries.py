@@ -4,6 +4,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.models import LedgerEntry, Wallet
+from orders.models import Order, OrderDaySummary, OrderStatusChange
 from tests.api.conftest import API_URL, decode
 from tests.api.factories import OrderFactory, ServiceFactory
 
@@ -112,14 +114,22 @@ def test_add_costs_the_same_whatever_the_orders_and_services(client, rich, rich_
         "quantity": "100",
     }
     first = count(client, params)
-    OrderFactory.create_batch(50, user=rich, service=service)
+    factory_made = OrderFactory.create_batch(50, user=rich, service=service)
     ServiceFactory.create_batch(50)
     assert count(client, params) == first
-    # key; the service with the price terms; then in the order's transaction (2 savepoint
-    # queries here): the order, the ledger's (savepoint, locked wallet, replay check, entry,
-    # wallet update, low-balance preference, release), the status change and the cockpit's
-    # daily summary (the new order's share read, one upsert: orders/services/summary.py).
-    assert first == 15
+    # The key; the service with the price terms; then the order's transaction (SAVEPOINT and
+    # RELEASE here, BEGIN and COMMIT in production): the order's INSERT, and one statement
+    # (accounts.services.balance_debit) that locks the wallet, writes the ledger entry,
+    # updates the wallet (balance, total spent, order count) and, alongside, writes the
+    # status change and the daily summary's upsert, reading the low-balance threshold.
+    assert first == 6
+    placed = Order.objects.filter(user=rich).exclude(pk__in=[o.pk for o in factory_made])
+    assert placed.count() == 2
+    assert OrderStatusChange.objects.filter(order__in=placed, source="create").count() == 2
+    assert LedgerEntry.objects.filter(order_ref__in=placed.values("pk"), kind="charge").count() == 2
+    assert Wallet.objects.get(user=rich).order_count == 2  # the 50 factory orders count nothing
+    row = OrderDaySummary.objects.get(service_id=service.pk)  # the factory orders add nothing
+    assert (row.orders, row.charged) == (2, sum(o.charge for o in placed))
 
 
 def test_refill_and_cancel_reads_are_constant_and_writes_a_fixed_cost_per_order(

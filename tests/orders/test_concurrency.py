@@ -108,3 +108,22 @@ def test_concurrent_cancel_and_refill_requests_make_one_each(sandbox, monkeypatc
     results = run_in_threads(6, lambda i: order_refill_request(user=user, order=order))
     assert sum(1 for r in results if not isinstance(r, Exception)) == 1
     assert Refill.objects.count() == 1
+
+
+def test_concurrent_orders_against_a_balance_that_covers_one_place_one():
+    from accounts.services import InsufficientFunds
+    from orders.models import OrderDaySummary, OrderStatusChange
+
+    user = customer_create(username="racer3", opening_balance=Decimal("1.5"))
+    service = make_service(provider=make_provider(), sandbox_id=1, rate="1")
+    data = {"link": "https://instagram.com/p/race", "quantity": "1000"}  # charges 1
+    results = run_in_threads(4, lambda i: order_create(user=user, service=service, data=data))
+    orders = [r for r in results if isinstance(r, Order)]
+    assert len(orders) == 1 and sum(isinstance(r, InsufficientFunds) for r in results) == 3
+    assert Order.objects.count() == 1  # the refused ones' orders rolled back
+    assert OrderStatusChange.objects.filter(source="create").count() == 1
+    assert OrderDaySummary.objects.get().orders == 1
+    user.wallet.refresh_from_db()
+    assert (user.wallet.balance, user.wallet.order_count) == (Decimal("0.5"), 1)
+    call_command("check_ledger", verbosity=0)
+    call_command("order_summary", "--check", verbosity=0)
