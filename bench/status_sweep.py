@@ -208,6 +208,18 @@ class QueryCounter:
         return execute(sql, params, many, context)
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of another process on this machine (0 when it cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
 @dataclass
 class ProviderRun:
     provider: Provider
@@ -215,11 +227,16 @@ class ProviderRun:
     took: float
     calls: int
     queries: QueryCounter
+    db_cpu: float = 0.0  # CPU of this run's PostgreSQL backend process
 
 
 def sweep_provider(provider: Provider) -> ProviderRun:
     """One provider's poll, timed, its upstream calls and SQL statements counted."""
     calls_before = ProviderCall.objects.filter(provider=provider).count()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    db_cpu = cpu_seconds(backend)
     queries = QueryCounter()
     with connection.execute_wrapper(queries):
         started = time.monotonic()
@@ -229,8 +246,9 @@ def sweep_provider(provider: Provider) -> ProviderRun:
             provider=provider, limit=1_000_000, deadline=Deadline(at=math.inf)
         )
         took = time.monotonic() - started
+    db_cpu = cpu_seconds(backend) - db_cpu
     calls = ProviderCall.objects.filter(provider=provider).count() - calls_before
-    return ProviderRun(provider, result, took, calls, queries)
+    return ProviderRun(provider, result, took, calls, queries, db_cpu)
 
 
 def in_thread(provider: Provider) -> ProviderRun:
@@ -240,8 +258,14 @@ def in_thread(provider: Provider) -> ProviderRun:
         connection.close()  # the thread's own connection
 
 
+SANDBOX_PIDS: list[int] = []
+
+
 def sweep(providers: list[Provider], label: str) -> None:
     print(f"\n{label}")
+    load_before = os.getloadavg()[0]
+    sandbox_cpu = sum(cpu_seconds(pid) for pid in SANDBOX_PIDS)
+    panel_cpu = time.process_time()
     started_all = time.monotonic()
     if ARGS.parallel:  # as the periodic task's fan-out runs them: one worker per provider
         with ThreadPoolExecutor(max_workers=len(providers)) as pool:
@@ -249,6 +273,8 @@ def sweep(providers: list[Provider], label: str) -> None:
     else:
         runs = [sweep_provider(provider) for provider in providers]
     took_all = time.monotonic() - started_all
+    panel_cpu = time.process_time() - panel_cpu
+    sandbox_cpu = sum(cpu_seconds(pid) for pid in SANDBOX_PIDS) - sandbox_cpu
     kinds: Counter[str] = Counter()
     for run in runs:
         result, took, queries = run.result, run.took, run.queries
@@ -273,6 +299,15 @@ def sweep(providers: list[Provider], label: str) -> None:
         f"{kind} {n / max(total_calls, 1):.2f}" for kind, n in kinds.most_common(12)
     )
     print(f"  SQL per batch by statement: {per_batch}")
+    batches = max(total_calls, 1)
+    db_cpu = sum(run.db_cpu for run in runs)
+    print(
+        f"  CPU per batch of 100: panel (this process) {panel_cpu * 1000 / batches:.1f} ms, "
+        f"PostgreSQL backends {db_cpu * 1000 / batches:.1f} ms, "
+        f"sandboxes {sandbox_cpu * 1000 / batches:.1f} ms; "
+        f"wall {took_all * 1000 / batches:.1f} ms; "
+        f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+    )
 
 
 def profiled(providers: list[Provider], label: str) -> None:
@@ -314,6 +349,7 @@ def main() -> None:
         ]
         print(f"seeded {args.orders} upstream orders in {time.monotonic() - started:.1f} s")
         sandboxes = [start_sandbox(p) for p in paths]
+        SANDBOX_PIDS[:] = [process.pid for process, _ in sandboxes]
         try:
             started = time.monotonic()
             providers = setup_panel([url for _, url in sandboxes], seeded)

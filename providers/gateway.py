@@ -11,8 +11,11 @@ and a rollback after it cannot take back what the provider already did.
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -58,6 +61,66 @@ def provider_client(provider: Provider) -> ApiV2Client:
     )
 
 
+@dataclass
+class BackgroundCall(Generic[T]):
+    """A client call running in a ProviderSession's worker thread, not yet recorded."""
+
+    key: Hashable
+    future: Future[T]
+    started: float
+
+
+class ProviderSession:
+    """One client for a run of calls to one provider (a status sweep's batches): the API key
+    decrypted once, one HTTP session whose connection is kept alive between the calls, and
+    at most one call run ahead in a worker thread (`start`) while the caller writes the
+    previous answer. The worker thread does HTTP only (the client never touches the ORM);
+    every call is recorded as a ProviderCall by `call`, in the caller's thread and database
+    connection. Use it through `provider_session`."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+        self.client = provider_client(provider)
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: BackgroundCall[Any] | None = None
+
+    def call(self, action: str, call: Callable[[ApiV2Client], T], *, key: Hashable = None) -> T:
+        """provider_call on this session's client; when the call started ahead with `key` is
+        waiting, its answer (or its ProviderError) is taken instead of calling again."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and (key is None or ahead.key != key):
+            ahead.future.cancel()  # not the one asked for: never used (see `start`)
+            ahead = None
+        return provider_call(self.provider, action, call, client=self.client, background=ahead)
+
+    def start(self, action: str, key: Hashable, call: Callable[[ApiV2Client], Any]) -> None:
+        """Send `call` now, in the worker thread; the next `call(..., key=key)` takes its
+        answer. Only for reads (a status): an answer nobody takes is lost unrecorded."""
+        _refuse_inside_transaction(self.provider, action)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="provider-ahead")
+        self._ahead = BackgroundCall(key, self._pool.submit(call, self.client), time.monotonic())
+
+    def is_ahead(self, key: Hashable) -> bool:
+        """True when the call with `key` was started ahead and waits to be taken."""
+        return self._ahead is not None and self._ahead.key == key
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+
+
+@contextmanager
+def provider_session(provider: Provider) -> Iterator[ProviderSession]:
+    """A ProviderSession for `provider`, closed (its connection too) at the end."""
+    session = ProviderSession(provider)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
 def provider_call(
     provider: Provider,
     action: str,
@@ -65,17 +128,24 @@ def provider_call(
     *,
     order_ref: int | None = None,
     request: dict[str, Any] | None = None,
+    client: ApiV2Client | None = None,
+    background: BackgroundCall[T] | None = None,
 ) -> T:
     """Run one client call against `provider` and record it, success or failure.
+
+    `client`: a client to reuse (a ProviderSession's; left open), else one is made for this
+    call and closed after it. `background`: the same call already sent in a worker thread
+    (ProviderSession.start): its answer is waited for and recorded instead of calling again.
 
     Raises ProviderCallInTransaction, before any request is sent, when called inside a
     database transaction: upstream calls can take the whole read timeout.
     """
     _refuse_inside_transaction(provider, action)
-    started = time.monotonic()
-    client = provider_client(provider)
+    started = time.monotonic() if background is None else background.started
+    own_client = client is None
+    client = client or provider_client(provider)
     try:
-        result = call(client)
+        result = call(client) if background is None else background.future.result()
     except ProviderError as exc:
         _record(
             provider,
@@ -90,7 +160,8 @@ def provider_call(
         logger.warning("provider %s %s failed: %r", provider.name, action, exc)
         raise
     finally:
-        client.close()
+        if own_client:
+            client.close()
     _record(
         provider,
         action,

@@ -30,7 +30,7 @@ from providers.client import (
     RefillStatus,
     is_unsupported_call,
 )
-from providers.gateway import provider_call
+from providers.gateway import ProviderSession, provider_call
 from providers.models import Provider
 
 logger = logging.getLogger(__name__)
@@ -292,20 +292,35 @@ def provider_learn_capability(
 
 
 def provider_fetch_statuses(
-    *, provider: Provider, order_ids: Sequence[str]
+    *,
+    provider: Provider,
+    order_ids: Sequence[str],
+    session: ProviderSession | None = None,
+    next_ids: Sequence[str] = (),
 ) -> dict[str, OrderStatus | ItemError]:
     """The statuses of up to 100 upstream orders: one multi-status call, or one status call per
     order for a provider without multi status (learned the first time it refuses one).
 
+    With a `session` (a sweep's: one client, its connection kept alive), the call is made on
+    it, or taken from it when it was started ahead; then, at a provider with multi status,
+    the call for `next_ids` (the caller's next batch) is started ahead in the session's worker
+    thread, to run while the caller writes these answers.
+
     Raises ProviderError when the provider cannot be asked at all."""
-    return _fetch_many(
+    ids = list(order_ids)
+    answers = _fetch_many(
         provider,
         "supports_multi_status",
         "status",
-        list(order_ids),
-        many=lambda client, ids: client.statuses(ids),
+        ids,
+        many=lambda client, wanted: client.statuses(wanted),
         one=lambda client, id_: client.status(id_),
+        session=session,
     )
+    if session is not None and next_ids and provider.supports_multi_status:
+        ahead = list(next_ids)
+        session.start("status", tuple(ahead), lambda client: client.statuses(ahead))
+    return answers
 
 
 def provider_fetch_refill_statuses(
@@ -333,24 +348,31 @@ def _fetch_many(
     *,
     many: Callable[[ApiV2Client, list[str]], dict[str, T | ItemError]],
     one: Callable[[ApiV2Client, str], T],
+    session: ProviderSession | None = None,
 ) -> dict[str, T | ItemError]:
     if not getattr(provider, capability):
-        return _fetch_each(provider, action, ids, one)[0]
+        return _fetch_each(provider, action, ids, one, session)[0]
     try:
+        if session is not None:
+            return session.call(action, lambda client: many(client, ids), key=tuple(ids))
         return provider_call(provider, action, lambda client: many(client, ids))
     except ProviderError as exc:
         if not is_unsupported_call(exc):
             raise
         # Refused as unknown: a read, so asking id by id is safe. The capability is learned
         # only when the single form is understood (else the call itself is what is refused).
-        answers, understood = _fetch_each(provider, action, ids, one)
+        answers, understood = _fetch_each(provider, action, ids, one, session)
         if understood:
             provider_learn_capability(provider=provider, capability=capability, reason=exc.message)
         return answers
 
 
 def _fetch_each(
-    provider: Provider, action: str, ids: list[str], one: Callable[[ApiV2Client, str], T]
+    provider: Provider,
+    action: str,
+    ids: list[str],
+    one: Callable[[ApiV2Client, str], T],
+    session: ProviderSession | None = None,
 ) -> tuple[dict[str, T | ItemError], bool]:
     """One call per id: answers (an ItemError for a per-id refusal), and whether the provider
     understood the single form at least once. A network-level failure before any answer is
@@ -360,7 +382,12 @@ def _fetch_each(
     understood = False
     for index, id_ in enumerate(ids):
         try:
-            answers[id_] = provider_call(provider, action, lambda client: one(client, id_))  # noqa: B023 - called at once
+            answers[id_] = provider_call(
+                provider,
+                action,
+                lambda client: one(client, id_),  # noqa: B023 - called at once
+                client=session.client if session is not None else None,
+            )
         except ProviderError as exc:
             if exc.kind not in _ITEM_ERROR_KINDS:
                 if not answers:

@@ -24,6 +24,7 @@ from orders.services.common import Deadline, OrderConflict, OrderError, logger
 from orders.services.poll_writes import poll_batch_write, write_rows
 from orders.services.status import UNSET, order_set_status
 from providers.client import ItemError, OrderStatus, ProviderError
+from providers.gateway import ProviderSession, provider_session
 from providers.models import Provider
 from providers.schemas import UpstreamStatus
 from providers.services import provider_fetch_statuses
@@ -97,10 +98,23 @@ def provider_poll_orders(
 
     The due orders are read POLL_CHUNK at a time (a written order is no longer due), up to
     `limit` in all: a provider with 100,000 active orders is swept in one run, within its time
-    budget, without holding them all in memory at once."""
+    budget, without holding them all in memory at once.
+
+    All its calls go through one ProviderSession: one client (the key decrypted once, the
+    connection kept alive), and each batch's call for the next batch sent while the answers
+    of the current one are written (`_poll_due`)."""
     now = now or timezone.now()
     deadline = deadline or Deadline()
     result = PollResult(provider=provider.name)
+    with provider_session(provider) as session:
+        _poll_chunks(session, now=now, limit=limit, deadline=deadline, result=result)
+    return result
+
+
+def _poll_chunks(
+    session: ProviderSession, *, now: datetime, limit: int, deadline: Deadline, result: PollResult
+) -> None:
+    provider = session.provider
     seen: set[int] = set()
     while len(seen) < limit:
         wanted = min(POLL_CHUNK, limit - len(seen))
@@ -111,15 +125,23 @@ def provider_poll_orders(
         seen.update(o.pk for o in fresh)
         deferred = result.deferred
         if fresh:
-            _poll_due(provider=provider, due=fresh, now=now, deadline=deadline, result=result)
+            _poll_due(session, due=fresh, now=now, deadline=deadline, result=result)
         if len(due) < wanted or not fresh or result.deferred > deferred:
             break  # none left, or the deadline stopped the batches (checked before each)
-    return result
 
 
 def _poll_due(
-    *, provider: Provider, due: list[Order], now: datetime, deadline: Deadline, result: PollResult
+    session: ProviderSession,
+    *,
+    due: list[Order],
+    now: datetime,
+    deadline: Deadline,
+    result: PollResult,
 ) -> None:
+    """The batches of `due`, each one's upstream call made while the previous one's answers
+    are written (started ahead by provider_fetch_statuses). No call starts after `deadline`;
+    a batch whose call was started ahead before it is still written."""
+    provider = session.provider
     too_old = now - max_poll_age()
     fresh = []
     for order in due:
@@ -130,17 +152,34 @@ def _poll_due(
     size = max(1, min(provider.status_batch_size, 100))
     if not provider.supports_multi_status:
         size = min(size, SINGLE_CALL_BATCH)  # written after every few calls, not after 100
-    for start in range(0, len(fresh), size):
-        if deadline.passed():
-            result.deferred += len(fresh) - start
+    batches = [fresh[start : start + size] for start in range(0, len(fresh), size)]
+    for index, batch in enumerate(batches):
+        if deadline.passed() and not session.is_ahead(_upstream_ids(batch)):
+            result.deferred += sum(len(rest) for rest in batches[index:])
             break
+        following = batches[index + 1] if index + 1 < len(batches) else []
         _apply_batch_isolated(
-            provider=provider, orders=fresh[start : start + size], now=now, result=result
+            provider=provider,
+            orders=batch,
+            now=now,
+            result=result,
+            session=session,
+            next_ids=_upstream_ids(following) if not deadline.passed() else (),
         )
 
 
+def _upstream_ids(orders: list[Order]) -> tuple[str, ...]:
+    return tuple(o.upstream_order_id for o in orders)
+
+
 def _apply_batch_isolated(
-    *, provider: Provider, orders: list[Order], now: datetime, result: PollResult
+    *,
+    provider: Provider,
+    orders: list[Order],
+    now: datetime,
+    result: PollResult,
+    session: ProviderSession | None = None,
+    next_ids: tuple[str, ...] = (),
 ) -> None:
     """apply_status_batch, where a database error in one batch's writes (a value a column
     refuses) is logged and postpones that batch, and the provider's other batches go on.
@@ -148,7 +187,14 @@ def _apply_batch_isolated(
     Each write of a batch is its own transaction (provider calls run outside any), so what
     was written before the error stays consistent and the connection stays usable."""
     try:
-        apply_status_batch(provider=provider, orders=orders, now=now, result=result)
+        apply_status_batch(
+            provider=provider,
+            orders=orders,
+            now=now,
+            result=result,
+            session=session,
+            next_ids=next_ids,
+        )
     except (DatabaseError, ValueError):
         # ValueError: a text psycopg cannot encode (a lone surrogate) is raised unwrapped.
         logger.exception(
@@ -201,14 +247,23 @@ def _send_to_review(order: Order, result: PollResult, now: datetime) -> None:
 
 
 def apply_status_batch(
-    *, provider: Provider, orders: list[Order], now: datetime, result: PollResult
+    *,
+    provider: Provider,
+    orders: list[Order],
+    now: datetime,
+    result: PollResult,
+    session: ProviderSession | None = None,
+    next_ids: tuple[str, ...] = (),
 ) -> None:
-    """One multi-status call for up to 100 orders, then the writes for what changed."""
+    """One multi-status call for up to 100 orders, then the writes for what changed. With a
+    `session`, the call is made on it and the one for `next_ids` is started ahead."""
     ids = [o.upstream_order_id for o in orders]
     result.upstream_calls += 1
     try:
         # One multi call, or one call per order at a provider without multi status.
-        answers = provider_fetch_statuses(provider=provider, order_ids=ids)
+        answers = provider_fetch_statuses(
+            provider=provider, order_ids=ids, session=session, next_ids=next_ids
+        )
     except ProviderError as exc:
         logger.warning("status poll of %d orders at %s failed: %r", len(ids), provider.name, exc)
         result.errors += len(orders)

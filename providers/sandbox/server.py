@@ -1,4 +1,4 @@
-"""The sandbox provider's HTTP server: a WSGI app on ``wsgiref`` with one thread per request.
+"""The sandbox provider's HTTP server: a WSGI app on ``wsgiref`` with one thread per connection.
 
 Pure standard library on purpose (no Django): it starts in milliseconds, runs as its own
 process next to the panel, and the panel talks to it over real HTTP exactly as it talks to a
@@ -13,8 +13,11 @@ Routes:
   balance, speed), protected by the control key (``X-Sandbox-Key`` header or ``key`` field).
 - ``/``: a short JSON description of the server.
 
-A thread per request matters for fault injection: a request stuck in a ``timeout`` fault must
-not hold up the next one. Sleeps wait on ``stop_event`` so stopping the server never waits for
+A thread per connection matters for fault injection: a request stuck in a ``timeout`` fault must
+not hold up the next one (a client that gave up on it opens a new connection). Answers are
+HTTP/1.1 with a Content-Length, so a client may keep its connection open across requests
+(keep-alive, as a provider's web server allows); an idle connection is closed after
+KEEP_ALIVE_SECONDS, a dropped one (the ``drop`` faults) is closed at once. Sleeps wait on ``stop_event`` so stopping the server never waits for
 a 30-second fault to run out.
 """
 
@@ -35,6 +38,7 @@ from socketserver import TCPServer, ThreadingMixIn
 from typing import IO, Any, cast
 from urllib.parse import parse_qs
 from wsgiref import simple_server
+from wsgiref.headers import Headers
 
 from providers.sandbox import dialects
 from providers.sandbox import faults as fl
@@ -52,6 +56,7 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 API_PATH = "/api/v2"
 CONTROL_PREFIX = "/_sandbox/"
 MAX_BODY_BYTES = 10 * 1024 * 1024
+KEEP_ALIVE_SECONDS = 30.0
 
 WsgiEnviron = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -488,6 +493,27 @@ class SandboxApp:
 
 
 class _ServerHandler(simple_server.ServerHandler):
+    # HTTP/1.1 answers (with their Content-Length) let a client keep its connection open
+    # across calls, as the providers' web servers do (keep-alive).
+    http_version = "1.1"
+    keep_alive = False  # set per request by _RequestHandler
+    # Set by wsgiref's BaseHandler (not in typeshed's stubs).
+    headers: Headers
+    headers_sent: bool
+
+    kept_alive = False  # after run(): the answer went out whole with its length
+
+    def cleanup_headers(self) -> None:
+        super().cleanup_headers()
+        if not self.keep_alive:
+            self.headers["Connection"] = "close"
+
+    def close(self) -> None:
+        # Read before BaseHandler.close() forgets the headers. A dropped connection (nothing
+        # sent) or an answer without a length ends the connection.
+        self.kept_alive = self.keep_alive and self.headers_sent and "Content-Length" in self.headers
+        super().close()
+
     def handle_error(self) -> None:
         if isinstance(sys.exc_info()[1], DropConnection):
             # Write nothing: the request handler then closes the socket, and the client sees
@@ -497,11 +523,33 @@ class _ServerHandler(simple_server.ServerHandler):
 
 
 class _RequestHandler(simple_server.WSGIRequestHandler):
+    """One connection: its requests one after another while the client keeps it open."""
+
     server: SandboxHTTPServer
+    protocol_version = "HTTP/1.1"  # parse_request then honours keep-alive
+    timeout = KEEP_ALIVE_SECONDS  # an idle kept-alive connection is closed after this
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.count_connection()
 
     def handle(self) -> None:
-        """WSGIRequestHandler.handle, with our ServerHandler so the app can drop a connection."""
-        self.raw_requestline = self.rfile.readline(65537)
+        """WSGIRequestHandler.handle for each request of the connection, with our
+        ServerHandler so the app can drop a connection."""
+        self.close_connection = True
+        self._handle_one()
+        while not self.close_connection:
+            self._handle_one()
+
+    def _handle_one(self) -> None:
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+        except OSError:  # idle past KEEP_ALIVE_SECONDS, or reset by the client
+            self.close_connection = True
+            return
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
         if len(self.raw_requestline) > 65536:
             self.requestline, self.request_version, self.command = "", "", ""
             self.send_error(414)
@@ -513,9 +561,22 @@ class _RequestHandler(simple_server.WSGIRequestHandler):
         handler = _ServerHandler(
             self.rfile, wfile, self.get_stderr(), self.get_environ(), multithread=True
         )
+        handler.keep_alive = self._may_keep_alive()
         # A back-pointer for logging, as wsgiref's own WSGIRequestHandler sets (not in the stubs).
         handler.request_handler = self  # type: ignore[attr-defined]
         handler.run(self.server.app)
+        if not handler.kept_alive:
+            self.close_connection = True
+
+    def _may_keep_alive(self) -> bool:
+        """The connection can serve another request after this one: the client asked for
+        HTTP/1.1 without `Connection: close`, and the app reads this request's whole body."""
+        if self.close_connection or self.request_version != "HTTP/1.1":
+            return False
+        if "Transfer-Encoding" in self.headers:
+            return False
+        length = self.headers.get("Content-Length", "0")
+        return length.isdigit() and int(length) <= MAX_BODY_BYTES
 
     def log_message(self, format: str, *args: Any) -> None:
         if not self.server.quiet:
@@ -532,6 +593,12 @@ class SandboxHTTPServer(ThreadingMixIn, simple_server.WSGIServer):
     request_queue_size = 128
     quiet = False
     app: SandboxApp
+    connections = 0  # TCP connections accepted so far (a client that keeps one alive: 1)
+    _count_lock = threading.Lock()
+
+    def count_connection(self) -> None:
+        with self._count_lock:
+            self.connections += 1
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind calls socket.getfqdn(), a DNS lookup that can take seconds on a

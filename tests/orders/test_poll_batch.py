@@ -53,7 +53,7 @@ def upstream(monkeypatch):
     """Answers for upstream ids "u<index>" by the plan above; counts the calls."""
     calls = []
 
-    def fetch(*, provider, order_ids):
+    def fetch(*, provider, order_ids, **_):
         calls.append(list(order_ids))
         return {uid: _answer(int(uid[1:])) for uid in order_ids}
 

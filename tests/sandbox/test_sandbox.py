@@ -77,6 +77,34 @@ def status(sandbox: SandboxServer, order_id: int) -> dict[str, str]:
 # --- protocol basics ----------------------------------------------------------------------------
 
 
+def test_a_client_keeps_one_connection_for_many_requests(sandbox):
+    assert sandbox.server is not None
+    before = sandbox.server.connections
+    with requests.Session() as session:
+        for _ in range(3):
+            answer = session.post(sandbox.url, data={"key": sandbox.key, "action": "balance"})
+            assert answer.status_code == 200 and "balance" in answer.json()
+            assert answer.raw.version == 11 and "close" not in answer.headers.get("Connection", "")
+    assert sandbox.server.connections - before == 1
+
+
+def test_a_dropped_request_or_connection_close_ends_the_connection(sandbox):
+    assert sandbox.server is not None
+    sandbox.set_fault("drop", actions=["balance"], count=1)
+    before = sandbox.server.connections  # the control call above had its own
+    form = {"key": sandbox.key, "action": "balance"}
+    with requests.Session() as session:
+        with pytest.raises(requests.ConnectionError):
+            session.post(sandbox.url, data=form)
+        closing = session.post(sandbox.url, data=form, headers={"Connection": "close"})
+        assert closing.status_code == 200 and closing.headers["Connection"] == "close"
+        for _ in range(2):
+            assert session.post(sandbox.url, data=form).status_code == 200
+    # One connection for the dropped request, one for the request that asked to close it,
+    # one for the last two.
+    assert sandbox.server.connections - before == 3
+
+
 def test_wrong_or_missing_key_is_an_api_error_with_http_200(sandbox):
     for data in ({"action": "balance"}, {"key": "nope", "action": "balance"}):
         response = requests.post(sandbox.url, data=data, timeout=5)
