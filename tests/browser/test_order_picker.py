@@ -53,7 +53,14 @@ def test_picker_on_a_phone_search_choose_and_drip_feed(new_page, catalog, screen
 
     # Searchable: typing narrows the list to the one service, shown whole with its price.
     control.click()
-    page.keyboard.type("premium plays")
+    # Type only once Tom Select has opened its list (its focus handler runs after the click,
+    # from a timer) and its search box has the focus: keys pressed before that are lost, a race
+    # a loaded machine loses.
+    expect(page.locator(".ts-dropdown")).to_be_visible()
+    search = page.locator(".ts-wrapper .ts-control input")
+    expect(search).to_be_focused()
+    search.press_sequentially("premium plays")
+    expect(search).to_have_value("premium plays")
     option = page.locator(".ts-dropdown .option")
     expect(option).to_have_count(1)
     expect(option).to_contain_text(LONG_NAME)

@@ -67,6 +67,7 @@ def test_mass_order_results_are_dark_in_dark_mode(new_page):
     )
     page.get_by_role("button", name="Place orders").click()
     page.locator("#mass-results").wait_for()
+    page.wait_for_load_state()  # the stylesheets too, not only the results
     for row in ("table-success", "table-danger"):
         colour = page.evaluate(
             "(c) => getComputedStyle(document.querySelector(`#mass-results .${c} td`))"

@@ -203,6 +203,7 @@ def test_screenshots(new_page, screenshot_dir, width_name, viewport, scheme, set
             )
             page.get_by_role("button", name="Place orders").click()
             page.locator("#mass-results").wait_for()
+            page.wait_for_load_state()  # the stylesheets too, not only the results
         htmx_idle(browser_page)
         browser_page.screenshot(
             path=screenshot_dir / f"{name}-{width_name}-{scheme}.png", full_page=True
