@@ -528,6 +528,11 @@ class _RequestHandler(simple_server.WSGIRequestHandler):
     server: SandboxHTTPServer
     protocol_version = "HTTP/1.1"  # parse_request then honours keep-alive
     timeout = KEEP_ALIVE_SECONDS  # an idle kept-alive connection is closed after this
+    # TCP_NODELAY, as web servers set it: wsgiref writes an answer's status line, headers and
+    # body in separate sends, and on a kept-alive connection Nagle's algorithm held each later
+    # send until the client's delayed ACK (40 ms on Linux): every call after the first waited
+    # that long (bench/status_sweep.py: 52 ms a batch, of which 13 ms was work).
+    disable_nagle_algorithm = True
 
     def setup(self) -> None:
         super().setup()
