@@ -211,9 +211,13 @@ def daily_summary_tracking(order_ids: Iterable[int]) -> Iterator[None]:
     their shares, run the caller's writes, then add the difference (new shares - old) in one
     upsert, in one transaction. The summary rows are locked last, after whatever the caller
     locked (the wallet of a refund), as order_create does, so the two cannot deadlock. A write
-    that changes nothing (a conditional UPDATE that lost) writes nothing here."""
+    that changes nothing (a conditional UPDATE that lost) writes nothing here.
+
+    Inside a caller's transaction it adds no savepoint (two statements a batch): the summary
+    must never commit apart from the writes it follows, so an error in here leaves the whole
+    transaction to roll back rather than letting the caller go on without it."""
     ids = sorted(set(order_ids))
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         before = _order_shares(ids, lock=True)
         yield
         after = _order_shares(ids, lock=False)
