@@ -1,7 +1,7 @@
 """Benchmark: one status sweep over 100,000 active orders spread over three sandbox providers.
 
     DATABASE_URL=postgres://... .venv/bin/python bench/status_sweep.py [--orders 100000]
-        [--debug] [--parallel] [--profile]
+        [--debug] [--parallel | --processes] [--profile]
 
 It runs with DEBUG off, as production does (a throwaway SECRET_KEY and ALLOWED_HOSTS are
 filled in for the run); `--debug` runs it with DEBUG on, for comparison (Django then keeps
@@ -19,11 +19,15 @@ Prints per provider and in total: orders polled per second, upstream calls, SQL 
 batch of 100 and which statements they are; then a second sweep of the same orders (now
 mostly unchanged); then check_ledger. Each provider is swept whole (no time budget), one after
 another; `--parallel` sweeps them at once, one thread each, as the periodic task's fan-out
-does (one provider_sweep task per provider). `--profile` runs both sweeps under cProfile.
+does (one provider_sweep task per provider), and `--processes` sweeps them at once in one
+forked process each, as a Celery prefork worker (`celery -A panel worker`, one process per CPU by
+default) runs those tasks; the panel's CPU is then its processes'. `--profile` runs both sweeps
+under cProfile.
 """
 
 import argparse
 import math
+import multiprocessing
 import os
 import re
 import secrets
@@ -54,6 +58,12 @@ def parse_args() -> argparse.Namespace:
         help="sweep the providers at once, one thread each (as the periodic task's fan-out does)",
     )
     parser.add_argument(
+        "--processes",
+        action="store_true",
+        help="sweep the providers at once, one process each (as a Celery prefork worker runs "
+        "the fan-out's tasks)",
+    )
+    parser.add_argument(
         "--debug", action="store_true", help="run with DEBUG on (default: off, as in production)"
     )
     return parser.parse_args()
@@ -76,7 +86,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.core.management import CommandError, call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, connections  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import User  # noqa: E402
@@ -258,6 +268,21 @@ def in_thread(provider: Provider) -> ProviderRun:
         connection.close()  # the thread's own connection
 
 
+def in_processes(providers: list[Provider]) -> tuple[list[ProviderRun], float]:
+    """One forked process per provider, as a Celery prefork worker runs the fan-out's
+    provider_sweep tasks; returns the runs and the CPU time the processes used."""
+    connections.close_all()  # each child opens its own connection
+    before = os.times()
+    with multiprocessing.get_context("fork").Pool(len(providers)) as pool:
+        runs = pool.map(in_thread, providers)
+        pool.close()
+        pool.join()  # reaped: their CPU time is in os.times()' children figures
+    after = os.times()
+    return runs, (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+
+
 SANDBOX_PIDS: list[int] = []
 
 
@@ -267,13 +292,16 @@ def sweep(providers: list[Provider], label: str) -> None:
     sandbox_cpu = sum(cpu_seconds(pid) for pid in SANDBOX_PIDS)
     panel_cpu = time.process_time()
     started_all = time.monotonic()
-    if ARGS.parallel:  # as the periodic task's fan-out runs them: one worker per provider
+    children_cpu = 0.0
+    if ARGS.processes:
+        runs, children_cpu = in_processes(providers)
+    elif ARGS.parallel:  # as the periodic task's fan-out runs them: one worker per provider
         with ThreadPoolExecutor(max_workers=len(providers)) as pool:
             runs = list(pool.map(in_thread, providers))
     else:
         runs = [sweep_provider(provider) for provider in providers]
     took_all = time.monotonic() - started_all
-    panel_cpu = time.process_time() - panel_cpu
+    panel_cpu = time.process_time() - panel_cpu + children_cpu
     sandbox_cpu = sum(cpu_seconds(pid) for pid in SANDBOX_PIDS) - sandbox_cpu
     kinds: Counter[str] = Counter()
     for run in runs:
@@ -289,7 +317,13 @@ def sweep(providers: list[Provider], label: str) -> None:
     total_orders = sum(run.result.polled for run in runs)
     total_calls = sum(run.calls for run in runs)
     total_queries = sum(run.queries.count for run in runs)
-    how = "in parallel, one thread each" if ARGS.parallel else "one after another"
+    how = (
+        "in parallel, one process each"
+        if ARGS.processes
+        else "in parallel, one thread each"
+        if ARGS.parallel
+        else "one after another"
+    )
     print(
         f"  total: {total_orders} orders in {took_all:.1f} s = {total_orders / took_all:,.0f} "
         f"orders/s (providers {how}); "
@@ -302,7 +336,7 @@ def sweep(providers: list[Provider], label: str) -> None:
     batches = max(total_calls, 1)
     db_cpu = sum(run.db_cpu for run in runs)
     print(
-        f"  CPU per batch of 100: panel (this process) {panel_cpu * 1000 / batches:.1f} ms, "
+        f"  CPU per batch of 100: panel ({'its processes' if ARGS.processes else 'this process'}) {panel_cpu * 1000 / batches:.1f} ms, "
         f"PostgreSQL backends {db_cpu * 1000 / batches:.1f} ms, "
         f"sandboxes {sandbox_cpu * 1000 / batches:.1f} ms; "
         f"wall {took_all * 1000 / batches:.1f} ms; "
