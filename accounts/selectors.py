@@ -2,17 +2,17 @@
 
 import datetime as dt
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connections, router
-from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, F, Max, Model, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
 from accounts.models import (
@@ -45,13 +45,53 @@ def api_key_get_user(*, raw_key: str) -> User | None:
     return user
 
 
+class ModelColumns:
+    """One model's concrete columns in a SELECT written out by hand (`alias` is its table's alias
+    there), and a row's values for them back into an instance as the ORM builds one: from_db,
+    each field's database converters applied. For the hot reads whose ORM query costs more CPU
+    to build and compile than its round trip (docs/api.md, Performance)."""
+
+    def __init__(self, model: type[Model], alias: str, using: str) -> None:
+        connection = connections[using]
+        self.model, self.using = model, using
+        fields = list(model._meta.concrete_fields)
+        self.names = [f.attname for f in fields]
+        # Concrete fields: each has its column.
+        self.sql = ", ".join(
+            f"{alias}.{connection.ops.quote_name(cast(str, f.column))}" for f in fields
+        )
+        self.converters = []
+        for index, model_field in enumerate(fields):
+            if found := field_converters(model_field, connection):
+                self.converters.append((index, found, model_field.cached_col))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def build(self, values: Sequence[Any]) -> Any:
+        """The instance of `values` (this model's columns, in order)."""
+        values = list(values)
+        connection = connections[self.using]
+        for index, converters, expression in self.converters:
+            for converter in converters:
+                values[index] = converter(values[index], expression, connection)
+        return self.model.from_db(self.using, self.names, values)
+
+
+def field_converters(model_field: Any, connection: Any) -> list[Any]:
+    """The converters the ORM's compiler applies to a column of `model_field` (a JSON field's
+    text decoded, for example); most columns have none."""
+    expression = model_field.cached_col
+    return connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+
+
 class _KeyLookup:
     """The key lookup of every API call as one SQL statement written once per database from the
     models' metadata: the key, its user and the wallet's balance, for an active key of an active
     user. It is what `ApiKey.objects.select_related("user").annotate(...).filter(...).first()`
     sent, without building and compiling that query on each call (which cost more CPU than
     the round trip: docs/api.md, Performance). Rows become model objects as the ORM builds
-    them (from_db, the fields' converters, both sides of the one-to-one cached)."""
+    them (ModelColumns), both sides of the one-to-one cached."""
 
     _by_alias: ClassVar[dict[str, "_KeyLookup"]] = {}
 
@@ -67,40 +107,25 @@ class _KeyLookup:
         connection = connections[alias]
         q = connection.ops.quote_name
         key_meta, user_meta, wallet_meta = ApiKey._meta, User._meta, Wallet._meta
-        self.key_fields = list(key_meta.concrete_fields)
-        self.user_fields = list(user_meta.concrete_fields)
-        balance = wallet_meta.get_field("balance")
-
-        def column(model_field: Any) -> str:
-            return q(model_field.column)  # concrete fields: never None
+        self.key = ModelColumns(ApiKey, "k", alias)
+        self.user = ModelColumns(User, "u", alias)
+        self.balance = wallet_meta.get_field("balance")
+        self.balance_converters = field_converters(self.balance, connection)
 
         def col(meta: Any, name: str) -> str:
-            return column(meta.get_field(name))
+            return q(meta.get_field(name).column)  # concrete fields: never None
 
-        columns = [f"k.{column(f)}" for f in self.key_fields]
-        columns += [f"u.{column(f)}" for f in self.user_fields]
-        columns.append(f"w.{column(balance)}")
-        user_pk = column(user_meta.pk)
+        user_pk = q(cast(str, user_meta.pk.column))
         # Only the models' own table and column names, quoted; the key's hash is a parameter.
         self.sql = (
-            f"SELECT {', '.join(columns)} FROM {q(key_meta.db_table)} k"  # noqa: S608
+            f"SELECT {self.key.sql}, {self.user.sql}, w.{col(wallet_meta, 'balance')}"  # noqa: S608
+            f" FROM {q(key_meta.db_table)} k"
             f" INNER JOIN {q(user_meta.db_table)} u ON u.{user_pk} = k.{col(key_meta, 'user')}"
             f" LEFT OUTER JOIN {q(wallet_meta.db_table)} w"
             f" ON w.{col(wallet_meta, 'user')} = u.{user_pk}"
             f" WHERE k.{col(key_meta, 'key_hash')} = %s"
             f" AND k.{col(key_meta, 'is_active')} AND u.{col(user_meta, 'is_active')} LIMIT 1"
         )
-        # Each column's converters, as the ORM's compiler applies them (a JSON field's text
-        # decoded, for example); most columns have none.
-        self.converters = []
-        for index, model_field in enumerate([*self.key_fields, *self.user_fields, balance]):
-            expression = model_field.cached_col
-            found = connection.ops.get_db_converters(expression)
-            found += expression.get_db_converters(connection)
-            if found:
-                self.converters.append((index, found, expression))
-        self.key_names = [f.attname for f in self.key_fields]
-        self.user_names = [f.attname for f in self.user_fields]
         self.user_relation = key_meta.get_field("user")
 
     def fetch(self, digest: str) -> tuple[ApiKey, User, Decimal | None] | None:
@@ -110,18 +135,15 @@ class _KeyLookup:
             row = cursor.fetchone()
         if row is None:
             return None
-        values = list(row)
-        for index, converters, expression in self.converters:
-            value = values[index]
-            for converter in converters:
-                value = converter(value, expression, connection)
-            values[index] = value
-        n_key, n_user = len(self.key_fields), len(self.user_fields)
-        api_key = ApiKey.from_db(self.alias, self.key_names, values[:n_key])
-        user = User.from_db(self.alias, self.user_names, values[n_key : n_key + n_user])
+        n_key, n_user = len(self.key), len(self.user)
+        api_key = self.key.build(row[:n_key])
+        user = self.user.build(row[n_key : n_key + n_user])
+        balance = row[-1]
+        for converter in self.balance_converters:
+            balance = converter(balance, self.balance.cached_col, connection)
         self.user_relation.set_cached_value(api_key, user)  # api_key.user
         self.user_relation.remote_field.set_cached_value(user, api_key)  # user.api_key
-        return api_key, user, values[-1]
+        return api_key, user, balance
 
 
 # The balance read with the customer's API key (api_key_get_user), on the User object of that

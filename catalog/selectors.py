@@ -3,13 +3,15 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import ClassVar, cast
 
 from django.core.cache import cache
-from django.db import connection
-from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery, Value
+from django.db import connection, connections
+from django.db.models import Count, Field, Min, Model, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from accounts.models import User, Wallet
+from accounts.models import Tier, User, Wallet
+from accounts.selectors import ModelColumns
 from accounts.tiers import (
     price_terms_memo,
     price_terms_remember,
@@ -27,6 +29,7 @@ from catalog.models import (
 )
 from catalog.order_types import TYPE_SPECS, QuantityFrom
 from catalog.pricing import ZERO, CustomerPricing, convert_rate
+from providers.models import Provider
 
 
 def service_list_enabled() -> QuerySet[Service]:
@@ -95,7 +98,32 @@ def service_get_enabled_for_user(*, service_id: int, user: User) -> Service | No
     """service_get_enabled, with everything this customer's price for it needs read in the same
     query: their custom rate for it, their own discount and their tier (remembered on `user`
     as customer_price_terms does, and on the service), so that service_rate_for_user then
-    costs no query. For the API's `add`."""
+    costs no query. For the API's `add`: on PostgreSQL the query is written out
+    (_ServiceForUser), elsewhere the ORM builds it."""
+    if connection.vendor == "postgresql":
+        found = _ServiceForUser.get(connection.alias).fetch(service_id=service_id, user_id=user.pk)
+    else:
+        found = _service_for_user_orm(service_id=service_id, user=user)
+    if found is None:
+        return None
+    service, customer_rate, terms = found
+    price_terms_remember(user, terms)
+    setattr(service, _CUSTOM_RATE_MEMO, (user.pk, customer_rate))
+    return service
+
+
+ServiceForUser = tuple[Service, Decimal | None, CustomerPricing]
+
+
+def _pricing(own: Decimal | None, tier: Decimal | None, below_cost: bool | None) -> CustomerPricing:
+    return CustomerPricing(
+        own_percent=own or Decimal(0),
+        tier_percent=tier or Decimal(0),
+        tier_below_cost=bool(below_cost),
+    )
+
+
+def _service_for_user_orm(*, service_id: int, user: User) -> ServiceForUser | None:
     spent = Coalesce(
         Subquery(Wallet.objects.filter(user=user.pk).values("total_spent")[:1]), Value(ZERO)
     )
@@ -113,15 +141,95 @@ def service_get_enabled_for_user(*, service_id: int, user: User) -> Service | No
     )
     if service is None:
         return None
-    terms = CustomerPricing(
-        own_percent=service.own_percent or Decimal(0),
-        # The tier's two annotations come from a dict (tier_annotations): mypy cannot see them.
-        tier_percent=service.tier_percent or Decimal(0),  # type: ignore[attr-defined]
-        tier_below_cost=bool(service.tier_below_cost),  # type: ignore[attr-defined]
+    # The tier's two annotations come from a dict (tier_annotations): mypy cannot see them.
+    terms = _pricing(
+        service.own_percent,
+        service.tier_percent,  # type: ignore[attr-defined]
+        service.tier_below_cost,  # type: ignore[attr-defined]
     )
-    price_terms_remember(user, terms)
-    setattr(service, _CUSTOM_RATE_MEMO, (user.pk, service.customer_rate))
-    return service
+    return service, service.customer_rate, terms
+
+
+class _ServiceForUser:
+    """_service_for_user_orm's query written out once per database from the models' metadata
+    (PostgreSQL: the tier is a LATERAL join): the service on sale with its category, upstream
+    service and provider (service_list_enabled's select_related), the customer's custom rate for
+    it, their own discount and their tier, the rules of _price_terms_read. The ORM spent about
+    3 ms of CPU building and compiling that query (five subqueries) on every `add`, more than
+    the rest of the call (docs/api.md, Performance); tests/catalog/test_service_for_user_sql.py
+    checks that both agree."""
+
+    _by_alias: ClassVar[dict[str, "_ServiceForUser"]] = {}
+
+    @classmethod
+    def get(cls, alias: str) -> "_ServiceForUser":
+        lookup = cls._by_alias.get(alias)
+        if lookup is None:
+            lookup = cls._by_alias.setdefault(alias, cls(alias))
+        return lookup
+
+    def __init__(self, alias: str) -> None:
+        q = connections[alias].ops.quote_name
+
+        def table(model: type[Model]) -> str:
+            return q(model._meta.db_table)
+
+        def col(model: type[Model], name: str) -> str:
+            return q(cast(str, cast(Field, model._meta.get_field(name)).column))  # concrete
+
+        self.parts = [
+            ModelColumns(Service, "s", alias),
+            ModelColumns(Category, "c", alias),
+            ModelColumns(UpstreamService, "up", alias),
+            ModelColumns(Provider, "p", alias),
+        ]
+        s_id = f"s.{col(Service, 'id')}"
+        # Only the models' own table and column names, quoted; the ids are parameters.
+        self.sql = (
+            f"SELECT {', '.join(part.sql for part in self.parts)},"  # noqa: S608
+            f" (SELECT r.{col(CustomerRate, 'rate')} FROM {table(CustomerRate)} r"
+            f" WHERE r.{col(CustomerRate, 'user')} = %(user)s"
+            f" AND r.{col(CustomerRate, 'service')} = {s_id} LIMIT 1),"
+            f" (SELECT d.{col(CustomerDiscount, 'percent')} FROM {table(CustomerDiscount)} d"
+            f" WHERE d.{col(CustomerDiscount, 'user')} = %(user)s LIMIT 1),"
+            f" t.{col(Tier, 'discount_percent')}, t.{col(Tier, 'allow_below_cost')}"
+            f" FROM {table(Service)} s"
+            f" INNER JOIN {table(Category)} c ON c.{col(Category, 'id')} = s.{col(Service, 'category')}"
+            f" LEFT OUTER JOIN {table(UpstreamService)} up"
+            f" ON up.{col(UpstreamService, 'id')} = s.{col(Service, 'upstream')}"
+            f" LEFT OUTER JOIN {table(Provider)} p"
+            f" ON p.{col(Provider, 'id')} = up.{col(UpstreamService, 'provider')}"
+            f" LEFT JOIN LATERAL (SELECT * FROM {table(Tier)} tr"
+            f" WHERE tr.{col(Tier, 'min_spent')} <= COALESCE((SELECT w.{col(Wallet, 'total_spent')}"
+            f" FROM {table(Wallet)} w WHERE w.{col(Wallet, 'user')} = %(user)s LIMIT 1), 0)"
+            f" ORDER BY tr.{col(Tier, 'min_spent')} DESC LIMIT 1) t ON true"
+            f" WHERE {s_id} = %(service)s AND s.{col(Service, 'is_enabled')}"
+            f" AND c.{col(Category, 'is_enabled')}"
+        )
+        self.category = Service._meta.get_field("category")
+        self.upstream = Service._meta.get_field("upstream")
+        self.provider = UpstreamService._meta.get_field("provider")
+
+    def fetch(self, *, service_id: int, user_id: int) -> ServiceForUser | None:
+        with connections[self.parts[0].using].cursor() as cursor:
+            cursor.execute(self.sql, {"user": user_id, "service": service_id})
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        values, start = [], 0
+        for part in self.parts:
+            values.append(row[start : start + len(part)])
+            start += len(part)
+        service_part, category_part, upstream_part, provider_part = self.parts
+        service: Service = service_part.build(values[0])
+        self.category.set_cached_value(service, category_part.build(values[1]))
+        upstream = None
+        if values[2][0] is not None:  # a manual service's upstream columns are all NULL
+            upstream = upstream_part.build(values[2])
+            self.provider.set_cached_value(upstream, provider_part.build(values[3]))
+        self.upstream.set_cached_value(service, upstream)
+        customer_rate, own, tier, below_cost = row[start:]
+        return service, customer_rate, _pricing(own, tier, below_cost)
 
 
 def _remembered_custom_rates(user: User, services: list[Service]) -> dict[int, Decimal] | None:
