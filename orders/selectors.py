@@ -2,14 +2,16 @@
 attention (one definition for the cockpit and the orders admin); the cockpit's profit figures."""
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, NamedTuple, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias, TypedDict, cast
 
 from django.conf import settings
-from django.db.models import F, Q, QuerySet, Subquery
+from django.db import connection
+from django.db.models import F, Field, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import User
@@ -132,8 +134,34 @@ def order_status_rows_many_for_user(
     ids = _ids(order_ids)
     if not ids:
         return {}
-    rows = Order.objects.filter(user=user, pk__in=ids).values_list("pk", *OrderStatusRow._fields)
+    if connection.vendor == "postgresql":
+        # The ids as one array parameter (`= ANY(%s)`): an IN list of 100 placeholders cost
+        # more CPU to build (the ORM) and to bind (psycopg splits the query text again for each
+        # length) than the query took (docs/api.md, Performance).
+        with connection.cursor() as cursor:
+            cursor.execute(_status_rows_sql(), [user.pk, ids])
+            rows = cursor.fetchall()
+    else:
+        rows = Order.objects.filter(user=user, pk__in=ids).values_list(
+            "pk", *OrderStatusRow._fields
+        )
     return {row[0]: OrderStatusRow._make(row[1:]) for row in rows}
+
+
+@functools.cache
+def _status_rows_sql() -> str:
+    """order_status_rows_many_for_user's statement on PostgreSQL, from the model's columns (none
+    of which has a converter: plain numbers, text and a numeric)."""
+    meta, q = Order._meta, connection.ops.quote_name
+
+    def col(name: str) -> str:
+        return q(cast(str, cast(Field, meta.get_field(name)).column))
+
+    columns = ", ".join(col(name) for name in ("id", *OrderStatusRow._fields))
+    return (
+        f"SELECT {columns} FROM {q(meta.db_table)}"  # noqa: S608 - the model's names, quoted
+        f" WHERE {col('user')} = %s AND {col('id')} = ANY(%s::bigint[])"
+    )
 
 
 def order_request_many_for_user(

@@ -9,7 +9,11 @@ from catalog.order_types import OrderType
 from catalog.pricing import format_money
 from orders.api import _order_status
 from orders.models import Order
-from orders.selectors import order_request_many_for_user, order_status_rows_many_for_user
+from orders.selectors import (
+    OrderStatusRow,
+    order_request_many_for_user,
+    order_status_rows_many_for_user,
+)
 from tests.api.conftest import API_URL, decode
 from tests.api.factories import OrderFactory, ServiceFactory
 
@@ -44,6 +48,23 @@ def test_status_read_is_one_query_without_joins_and_answers_without_more(
         }
     assert answers[mine[1].pk]["start_count"] == "17" and answers[mine[1].pk]["remains"] == "4"
     assert answers[mine[0].pk]["remains"] == str(mine[0].quantity)
+
+
+def test_status_rows_send_the_ids_as_one_array_and_read_what_the_orm_reads(alice, bob):
+    mine = OrderFactory.create_batch(100, user=alice)
+    Order.objects.filter(pk=mine[3].pk).update(start_count=9, remains=1, status="partial")
+    theirs = OrderFactory(user=bob)
+    ids = [o.pk for o in mine] + [theirs.pk, 10**18]
+    with CaptureQueriesContext(connection) as ctx:
+        found = order_status_rows_many_for_user(user=alice, order_ids=ids)
+    rows = Order.objects.filter(user=alice, pk__in=ids).values_list("pk", *OrderStatusRow._fields)
+    assert found == {row[0]: OrderStatusRow._make(row[1:]) for row in rows}
+    assert len(found) == 100 and found[mine[3].pk].remains == 1
+    if connection.vendor == "postgresql":  # 102 ids, one parameter: no IN list of placeholders
+        assert (
+            "= ANY(" in ctx.captured_queries[0]["sql"]
+            and " IN (" not in ctx.captured_queries[0]["sql"]
+        )
 
 
 def test_cancel_types_come_from_the_narrow_read(client, alice, alice_key):
