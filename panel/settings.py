@@ -121,7 +121,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool(
+        "DATABASE_CONN_HEALTH_CHECKS", default=True
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # A covering index's INCLUDE columns only matter on PostgreSQL; SQLite just ignores them.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]
@@ -132,7 +134,8 @@ SILENCED_SYSTEM_CHECKS = ["models.W040"]
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        # Django's Redis backend, its client object reused (panel/cache.py).
+        "default": {"BACKEND": "panel.cache.RedisCache", "LOCATION": REDIS_URL}
     }
 else:
     CACHES = {

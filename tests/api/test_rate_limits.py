@@ -83,7 +83,7 @@ def test_a_cache_outage_lets_calls_through(client, settings, alice_key, caplog):
     settings.API_RATE_LIMIT_PER_KEY = "1/60s"
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "panel.cache.RedisCache",
             "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
         }
     }
