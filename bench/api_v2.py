@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/api_v2.py [--duration 5] [--concurrency 4] [--workers 2] [--debug]
         [--worker-class sync|gthread --threads N] [--calls balance,status] [--profile N]
+        [--profile-lines 25]
 
 It (re)creates the database `panel_api_bench` (--database) on the DATABASE_URL's server (default
 postgres://postgres@127.0.0.1:5432), migrates it, seeds one customer, 5,000 services and 1,000
@@ -17,10 +18,11 @@ bare Django JSON view served by the same gunicorn through the same middleware
 (bench/api_v2_urls.py). The ratio is what compares between runs: the absolute figures move with
 the machine's load.
 
---profile N skips gunicorn: it runs each call N times in-process (Django's test client), first
-without a profiler (its CPU time per call, time.process_time: the figure that compares on a
-loaded machine), then under cProfile, and prints where the time went (the top functions by
-cumulative and by own time).
+--profile N skips gunicorn: it runs each call N times in-process (Django's test client, a form
+body as the load generator sends), first without a profiler (its CPU time per call,
+time.process_time: the figure that compares on a loaded machine, and the CPU time of the
+connection's PostgreSQL backend per call), then under cProfile, and prints where the time went
+(the top --profile-lines functions by cumulative time, and by own time).
 
 `add` orders a service mapped to an upstream provider: the order is charged, saved and its
 placement enqueued on the Redis broker (REDIS_URL's database), where no worker takes it, so it
@@ -43,7 +45,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -281,38 +283,55 @@ def purge_broker() -> None:
                 conn.default_channel.queue_purge(queue)
 
 
-def profile(calls: list[tuple[str, str, dict, dict]], repeat: int) -> None:
+def backend_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a PostgreSQL backend on this machine (0 if unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def profile(calls: list[tuple[str, str, dict, dict]], repeat: int, lines: int = 25) -> None:
     """Each call `repeat` times in-process under cProfile: where its time goes."""
     import cProfile
     import io
     import pstats
 
+    from django.db import connection
     from django.test import Client
 
     client = Client(HTTP_HOST="127.0.0.1")
     for name, path, data, headers in calls:
         extra = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
         extra.setdefault("HTTP_ACCEPT_ENCODING", "gzip")
+        # A form body, as the load generator (requests' data=) and the providers' clients send.
+        body = urlencode(data, doseq=True)
+        form = "application/x-www-form-urlencoded"
         for _ in range(3):  # warm-up: connections, first-call imports, caches
-            client.post(path, data, **extra)
-        cpu = time.process_time()
+            client.post(path, body, content_type=form, **extra)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = cursor.fetchone()[0]
+        cpu, db_cpu = time.process_time(), backend_cpu_seconds(backend)
         for _ in range(repeat):  # first without the profiler: its CPU time per call
-            client.post(path, data, **extra)
+            client.post(path, body, content_type=form, **extra)
         cpu_per_call = (time.process_time() - cpu) / repeat * 1000
+        db_per_call = (backend_cpu_seconds(backend) - db_cpu) / repeat * 1000
         profiler = cProfile.Profile()
         started = time.perf_counter()
         profiler.enable()
         for _ in range(repeat):
-            client.post(path, data, **extra)
+            client.post(path, body, content_type=form, **extra)
         profiler.disable()
         per_call = (time.perf_counter() - started) / repeat * 1000
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out).strip_dirs()
-        stats.sort_stats("cumulative").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(lines)
         stats.sort_stats("tottime").print_stats(15)
         print(
             f"\n===== {name}: {cpu_per_call:.2f} ms of CPU per call in-process (not profiled), "
-            f"{per_call:.2f} ms per call profiled ====="
+            f"PostgreSQL's backend {db_per_call:.2f} ms, {per_call:.2f} ms per call profiled ====="
         )
         print(out.getvalue())
 
@@ -334,6 +353,9 @@ def parse_args() -> argparse.Namespace:
         "--calls", default="", help="comma-separated words; only the calls whose name has one"
     )
     parser.add_argument("--profile", type=int, default=0, help="profile each call N times")
+    parser.add_argument(
+        "--profile-lines", type=int, default=25, help="functions listed by cumulative time"
+    )
     return parser.parse_args()
 
 
@@ -402,7 +424,7 @@ def main() -> None:
     queries = {name: count_queries(path, data) for name, path, data, _ in calls}
     print(services_size(seeded["key"]))
     if opts.profile:
-        profile(calls, opts.profile)
+        profile(calls, opts.profile, opts.profile_lines)
         purge_broker()
         return
     print_table(opts, run_load(opts, calls, queries))
