@@ -15,6 +15,10 @@ status with 100 ids, 10 % add, 5 % balance, 5 % services):
    (all calls together) reaches 100 ms, a call fails, or locust cannot send the rate; it prints
    the highest rate held with p95 under 100 ms.
 
+Beside locust's figures (the client's view) each run prints the same requests as gunicorn timed
+them (its access log's %(M)s, written to the run's temporary directory): what the load
+generator adds to the latency shows as the difference.
+
 Each rate is users x --user-rate requests per second per user (locust's constant_throughput).
 `add` orders a service mapped to an upstream provider: the order is charged and saved, and its
 placement enqueued on the Redis broker (REDIS_URL's database), where no worker takes it, so
@@ -75,6 +79,37 @@ class Row:
     p99: float
 
 
+@dataclass
+class ServerTimes:
+    """The same requests as gunicorn timed them (its access log's %(M)s: from the request read
+    to the answer written), so that what the load generator adds shows."""
+
+    requests: int
+    p50: float
+    p95: float
+    p99: float
+
+    def __str__(self) -> str:
+        return (
+            f"server p50 {self.p50:.0f} ms, p95 {self.p95:.0f} ms, p99 {self.p99:.0f} ms "
+            f"({self.requests} requests, gunicorn's own timing)"
+        )
+
+
+def server_times(access_log: Path, offset: int) -> ServerTimes:
+    """The request times gunicorn logged after `offset` (bytes into its access log)."""
+    with access_log.open("rb") as f:
+        f.seek(offset)
+        times = sorted(float(line.split()[-1]) for line in f.read().decode().splitlines() if line)
+    if not times:
+        return ServerTimes(0, float("nan"), float("nan"), float("nan"))
+
+    def at(share: float) -> float:
+        return times[min(len(times) - 1, int(len(times) * share))]
+
+    return ServerTimes(len(times), at(0.50), at(0.95), at(0.99))
+
+
 def parse_config(text: str) -> Config:
     """`sync:3` or `gthread:2:4` (class, workers, threads)."""
     parts = text.strip().split(":")
@@ -128,7 +163,7 @@ def order_ids() -> list[int]:
     return list(Order.objects.filter(user__username="bench").values_list("id", flat=True))
 
 
-def start_gunicorn(port: int, config: Config) -> subprocess.Popen:
+def start_gunicorn(port: int, config: Config, access_log: Path) -> subprocess.Popen:
     command = [
         str(ROOT / ".venv/bin/gunicorn"),
         "panel.wsgi:application",
@@ -145,9 +180,15 @@ def start_gunicorn(port: int, config: Config) -> subprocess.Popen:
         "--log-level",
         "warning",
         "--no-control-socket",  # its default path is shared by every gunicorn of this user
+        # The access log to a file of the run, the path and each request's time in ms (%(M)s)
+        # only: server_times reads it.
+        "--access-logfile",
+        str(access_log),
+        "--access-logformat",
+        "%(U)s %(s)s %(M)s",
     ]
-    # The access log (gunicorn.conf.py) is written as in production, to nowhere. No static files
-    # were collected: the API serves none, so whitenoise's warning about it is left out.
+    # No static files were collected: the API serves none, so whitenoise's warning about it is
+    # left out.
     env = {**os.environ, "PYTHONWARNINGS": "ignore:No directory at"}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
@@ -263,7 +304,7 @@ def print_table(rows: list[Row], total: Row) -> None:
         )
 
 
-def step_search(opts, run) -> float | None:
+def step_search(opts, run, seen: list[ServerTimes]) -> float | None:
     """The highest of --step-rates held with p95 under the limit (None: not even the first)."""
     print(f"\nstep search, {opts.step_duration:g} s per rate:")
     best = None
@@ -273,7 +314,7 @@ def step_search(opts, run) -> float | None:
         print(
             f"  {rate:g} req/s offered: {step.rps:.1f} req/s, p50 {step.p50:.0f} ms, "
             f"p95 {step.p95:.0f} ms, p99 {step.p99:.0f} ms, {step.failures} failures, "
-            f"load average {load_average()} -> {'held' if ok else 'not held'}",
+            f"load average {load_average()} -> {'held' if ok else 'not held'}; {seen[-1]}",
             flush=True,
         )
         if not ok:
@@ -289,8 +330,12 @@ def step_search(opts, run) -> float | None:
 def measure(config: Config, number: int, opts, seed_file: Path, workdir: Path) -> tuple:
     """One run of one configuration: a fresh gunicorn, a warm-up, the fixed rate, the steps."""
 
+    access_log = workdir / f"access-{config.worker_class}-{config.workers}-{number}.log"
+    seen: list[ServerTimes] = []
+
     def run(*, rate: float, duration: float) -> tuple[list[Row], Row]:
-        return run_locust(
+        offset = access_log.stat().st_size if access_log.exists() else 0
+        result = run_locust(
             host=f"http://127.0.0.1:{opts.port}",
             rate=rate,
             duration=duration,
@@ -298,9 +343,11 @@ def measure(config: Config, number: int, opts, seed_file: Path, workdir: Path) -
             seed_file=seed_file,
             workdir=workdir,
         )
+        seen.append(server_times(access_log, offset))
+        return result
 
     print(f"\n## gunicorn {config}, run {number} of {opts.repeat}", flush=True)
-    server = start_gunicorn(opts.port, config)
+    server = start_gunicorn(opts.port, config, access_log)
     try:
         # Warm-up, not counted: connections, the workers' first requests, PostgreSQL's caches.
         run(rate=opts.steps[0], duration=opts.warmup)
@@ -310,10 +357,12 @@ def measure(config: Config, number: int, opts, seed_file: Path, workdir: Path) -
             f"(load average {load_average()}):\n"
         )
         print_table(rows, total)
-        best = step_search(opts, run) if opts.steps_enabled else None
+        fixed = seen[-1]
+        print(f"\n{fixed}")
+        best = step_search(opts, run, seen) if opts.steps_enabled else None
     finally:
         stop(server)
-    return config, number, total, best
+    return config, number, total, best, fixed
 
 
 def parse_options() -> argparse.Namespace:
@@ -406,13 +455,16 @@ def main() -> None:
         finally:
             purge_broker()
     print(f"\n## Summary (fixed rate {opts.rate:g} req/s; all calls together)\n")
-    print("| gunicorn | run | req/s | p50 ms | p95 ms | p99 ms | failures | highest rate held |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for config, run, t, best in results:
+    print(
+        "| gunicorn | run | req/s | p50 ms | p95 ms | p99 ms | failures | highest rate held "
+        "| server p50 / p95 ms |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for config, run, t, best, fixed in results:
         held_text = "-" if not opts.steps_enabled else (f"{best:g}" if best else "none")
         print(
             f"| {config} | {run} | {t.rps:.1f} | {t.p50:.0f} | {t.p95:.0f} | {t.p99:.0f} "
-            f"| {t.failures} | {held_text} |"
+            f"| {t.failures} | {held_text} | {fixed.p50:.0f} / {fixed.p95:.0f} |"
         )
 
 
