@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Self, cast
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -85,22 +85,34 @@ def field_converters(model_field: Any, connection: Any) -> list[Any]:
     return connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
 
 
-class _KeyLookup:
+class PerDatabase:
+    """A statement written out once per database alias: `get(alias)` builds the subclass's
+    instance on first use and keeps it for the process's life."""
+
+    _by_alias: ClassVar[dict[str, Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._by_alias = {}
+
+    def __init__(self, alias: str) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def get(cls, alias: str) -> Self:
+        found = cls._by_alias.get(alias)
+        if found is None:
+            found = cls._by_alias.setdefault(alias, cls(alias))
+        return found
+
+
+class _KeyLookup(PerDatabase):
     """The key lookup of every API call as one SQL statement written once per database from the
     models' metadata: the key, its user and the wallet's balance, for an active key of an active
     user. It is what `ApiKey.objects.select_related("user").annotate(...).filter(...).first()`
     sent, without building and compiling that query on each call (which cost more CPU than
     the round trip: docs/api.md, Performance). Rows become model objects as the ORM builds
     them (ModelColumns), both sides of the one-to-one cached."""
-
-    _by_alias: ClassVar[dict[str, "_KeyLookup"]] = {}
-
-    @classmethod
-    def get(cls, alias: str) -> "_KeyLookup":
-        lookup = cls._by_alias.get(alias)
-        if lookup is None:
-            lookup = cls._by_alias.setdefault(alias, cls(alias))
-        return lookup
 
     def __init__(self, alias: str) -> None:
         self.alias = alias

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import ClassVar, cast
+from typing import cast
 
 from django.core.cache import cache
 from django.db import connection, connections
@@ -11,7 +11,7 @@ from django.db.models import Count, Field, Min, Model, OuterRef, Q, QuerySet, Su
 from django.db.models.functions import Coalesce
 
 from accounts.models import Tier, User, Wallet
-from accounts.selectors import ModelColumns
+from accounts.selectors import ModelColumns, PerDatabase
 from accounts.tiers import (
     price_terms_memo,
     price_terms_remember,
@@ -150,7 +150,7 @@ def _service_for_user_orm(*, service_id: int, user: User) -> ServiceForUser | No
     return service, service.customer_rate, terms
 
 
-class _ServiceForUser:
+class _ServiceForUser(PerDatabase):
     """_service_for_user_orm's query written out once per database from the models' metadata
     (PostgreSQL: the tier is a LATERAL join): the service on sale with its category, upstream
     service and provider (service_list_enabled's select_related), the customer's custom rate for
@@ -158,15 +158,6 @@ class _ServiceForUser:
     3 ms of CPU building and compiling that query (five subqueries) on every `add`, more than
     the rest of the call (docs/api.md, Performance); tests/catalog/test_service_for_user_sql.py
     checks that both agree."""
-
-    _by_alias: ClassVar[dict[str, "_ServiceForUser"]] = {}
-
-    @classmethod
-    def get(cls, alias: str) -> "_ServiceForUser":
-        lookup = cls._by_alias.get(alias)
-        if lookup is None:
-            lookup = cls._by_alias.setdefault(alias, cls(alias))
-        return lookup
 
     def __init__(self, alias: str) -> None:
         q = connections[alias].ops.quote_name
