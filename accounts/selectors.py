@@ -2,7 +2,7 @@
 
 import datetime as dt
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -27,21 +27,35 @@ from accounts.models import (
 from catalog.pricing import DisplayRate
 
 
-def api_key_get_user(*, raw_key: str) -> User | None:
+@dataclass(frozen=True)
+class KeyExtra:
+    """More columns read with the API key lookup, for the action that needs them (one round
+    trip instead of two): SQL expressions over the lookup's aliases `u` (the user) and `w`
+    (their wallet, NULL without one), and `receive(user, values)` to keep their values on the
+    user for the readers that would have queried them."""
+
+    columns: tuple[str, ...]
+    receive: Callable[[User, tuple[Any, ...]], None]
+
+
+def api_key_get_user(*, raw_key: str, extra: KeyExtra | None = None) -> User | None:
     """The active customer whose key this is, or None. Looked up by hash, then compared in
     constant time so that the answer's timing says nothing about the stored hash. The user comes
-    with their key (`user.api_key`, no query) and the balance read in the same query."""
+    with their key (`user.api_key`, no query) and the balance read in the same query, and the
+    `extra` columns handed to its `receive`."""
     if not raw_key or len(raw_key) > 256:
         return None
     digest = ApiKey.hash(raw_key)
-    found = _KeyLookup.get(router.db_for_read(ApiKey)).fetch(digest)
+    found = _KeyLookup.get(router.db_for_read(ApiKey)).fetch(digest, extra)
     if found is None:
         return None
-    api_key, user, balance = found
+    api_key, user, balance, values = found
     if not hmac.compare_digest(api_key.key_hash, digest):
         return None
     # The balance read in the same query: the API's `balance` answers it without another one.
     setattr(user, BALANCE_MEMO, balance)
+    if extra is not None:
+        extra.receive(user, values)
     return user
 
 
@@ -129,8 +143,9 @@ class _KeyLookup(PerDatabase):
 
         user_pk = q(cast(str, user_meta.pk.column))
         # Only the models' own table and column names, quoted; the key's hash is a parameter.
+        # `{extra}`: a KeyExtra's columns, if any (sql_for).
         self.sql = (
-            f"SELECT {self.key.sql}, {self.user.sql}, w.{col(wallet_meta, 'balance')}"  # noqa: S608
+            f"SELECT {self.key.sql}, {self.user.sql}, w.{col(wallet_meta, 'balance')}{{extra}}"  # noqa: S608
             f" FROM {q(key_meta.db_table)} k"
             f" INNER JOIN {q(user_meta.db_table)} u ON u.{user_pk} = k.{col(key_meta, 'user')}"
             f" LEFT OUTER JOIN {q(wallet_meta.db_table)} w"
@@ -139,23 +154,33 @@ class _KeyLookup(PerDatabase):
             f" AND k.{col(key_meta, 'is_active')} AND u.{col(user_meta, 'is_active')} LIMIT 1"
         )
         self.user_relation = key_meta.get_field("user")
+        self._sql_for: dict[KeyExtra | None, str] = {}
 
-    def fetch(self, digest: str) -> tuple[ApiKey, User, Decimal | None] | None:
+    def sql_for(self, extra: KeyExtra | None) -> str:
+        sql = self._sql_for.get(extra)
+        if sql is None:
+            columns = "".join(f", {c}" for c in extra.columns) if extra else ""
+            sql = self._sql_for.setdefault(extra, self.sql.format(extra=columns))
+        return sql
+
+    def fetch(
+        self, digest: str, extra: KeyExtra | None = None
+    ) -> tuple[ApiKey, User, Decimal | None, tuple[Any, ...]] | None:
         connection = connections[self.alias]
         with connection.cursor() as cursor:
-            cursor.execute(self.sql, [digest])
+            cursor.execute(self.sql_for(extra), [digest])
             row = cursor.fetchone()
         if row is None:
             return None
         n_key, n_user = len(self.key), len(self.user)
         api_key = self.key.build(row[:n_key])
         user = self.user.build(row[n_key : n_key + n_user])
-        balance = row[-1]
+        balance = row[n_key + n_user]
         for converter in self.balance_converters:
             balance = converter(balance, self.balance.cached_col, connection)
         self.user_relation.set_cached_value(api_key, user)  # api_key.user
         self.user_relation.remote_field.set_cached_value(user, api_key)  # user.api_key
-        return api_key, user, balance
+        return api_key, user, balance, tuple(row[n_key + n_user + 1 :])
 
 
 # The balance read with the customer's API key (api_key_get_user), on the User object of that

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework.renderers import JSONRenderer
 
 from accounts.models import User
+from accounts.selectors import KeyExtra
 from catalog.price_lists import (
     catalog_version,
     local_answers,
@@ -17,6 +18,7 @@ from catalog.price_lists import (
 from catalog.pricing import convert_rate
 from catalog.selectors import (
     customer_price_list_terms,
+    price_list_terms_key_extra,
     service_list_enabled,
     service_rates_for_user_by_id,
 )
@@ -51,13 +53,20 @@ FIELDS = (
 )
 
 
+def services_key_extra() -> KeyExtra | None:
+    """What `services` has the API key lookup read in the same statement: the customer's price
+    terms and custom rates (PostgreSQL), which customer_price_list_terms then finds read."""
+    return price_list_terms_key_extra()
+
+
 def services(*, user: User, params: ApiParams) -> RenderedJson:
     """Every enabled service with this customer's rate, the panel's own ids: from the cache of
     price lists (catalog.price_lists) when the catalog and the customer's terms are those it
     was built with, else built and cached. One query on a hit (the terms, on PostgreSQL), two
     on a miss."""
     version = catalog_version()  # before any row is read: see catalog.price_lists
-    terms, custom = customer_price_list_terms(user=user)  # one query on PostgreSQL
+    # Read with the key (services_key_extra), else one query on PostgreSQL.
+    terms, custom = customer_price_list_terms(user=user)
     key = price_list_key(version, terms, custom) if version is not None else None
     cached = price_list_get(key) if key is not None else None
     if cached is not None:

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 from django.core.cache import cache
 from django.db import connection, connections
@@ -11,7 +11,7 @@ from django.db.models import Count, Field, Min, Model, OuterRef, Q, QuerySet, Su
 from django.db.models.functions import Coalesce
 
 from accounts.models import Tier, User, Wallet
-from accounts.selectors import ModelColumns, PerDatabase
+from accounts.selectors import KeyExtra, ModelColumns, PerDatabase
 from accounts.tiers import (
     price_terms_memo,
     price_terms_remember,
@@ -285,11 +285,22 @@ def customer_custom_rates(*, user: User) -> dict[int, Decimal]:
     return dict(CustomerRate.objects.filter(user=user).values_list("service_id", "rate"))
 
 
-def customer_price_list_terms(*, user: User) -> tuple[CustomerPricing, dict[int, Decimal]]:
+PriceListTerms = tuple[CustomerPricing, dict[int, Decimal]]
+# The terms read with the API key (PRICE_LIST_TERMS_WITH_KEY), on that request's User object.
+_PRICE_LIST_MEMO = "_panel_price_list_terms"
+
+
+def customer_price_list_terms(*, user: User) -> PriceListTerms:
     """customer_price_terms and customer_custom_rates together, for the API's `services` (which
-    reads them on every call): on PostgreSQL in one query (the custom rates as two arrays read
-    in the same snapshot), else in two. The terms are remembered on `user` as
+    reads them on every call): read with the API key when the dispatcher asked for them
+    (PRICE_LIST_TERMS_WITH_KEY), else on PostgreSQL in one query (the custom rates as two arrays
+    read in the same snapshot), elsewhere in two. The terms are remembered on `user` as
     customer_price_terms does."""
+    memo = getattr(user, _PRICE_LIST_MEMO, None)
+    # A write that forgets the remembered terms (accounts.services: the tier may have moved)
+    # makes the memo stale too.
+    if memo is not None and price_terms_memo(user) is memo[0]:
+        return memo
     if connection.vendor != "postgresql":
         return customer_price_terms(user=user), customer_custom_rates(user=user)
     with connection.cursor() as cursor:
@@ -297,6 +308,10 @@ def customer_price_list_terms(*, user: User) -> tuple[CustomerPricing, dict[int,
         row = cursor.fetchone()
     if row is None:
         return CustomerPricing(), {}
+    return _price_list_terms(user, row)
+
+
+def _price_list_terms(user: User, row: tuple[Any, ...]) -> PriceListTerms:
     own_percent, tier_percent, below_cost, ids, rates = row
     terms = CustomerPricing(
         own_percent=own_percent or Decimal(0),
@@ -309,34 +324,43 @@ def customer_price_list_terms(*, user: User) -> tuple[CustomerPricing, dict[int,
     return terms, dict(zip(service_ids, custom_rates, strict=True))
 
 
-# customer_price_list_terms' query, written out: the rule is _price_terms_read's (the own
-# discount; the tier with the highest threshold at or below the total spent, accounts.tiers) and
-# customer_custom_rates'. Written as SQL because the ORM took about 2.7 ms of CPU to build it
-# (five subqueries) on every call, most of what a cached `services` call cost (docs/api.md,
-# Performance); tests/catalog/test_price_terms_sql.py checks that both agree.
-PRICE_LIST_TERMS_SQL = """
-    SELECT
-        (SELECT d.percent FROM catalog_customerdiscount d WHERE d.user_id = u.id LIMIT 1),
-        t.discount_percent,
-        t.allow_below_cost,
-        ARRAY(
-            SELECT r.service_id FROM catalog_customerrate r
-            WHERE r.user_id = u.id ORDER BY r.service_id
-        ),
-        ARRAY(
-            SELECT r.rate FROM catalog_customerrate r
-            WHERE r.user_id = u.id ORDER BY r.service_id
-        )
-    FROM accounts_user u
-    LEFT JOIN accounts_wallet w ON w.user_id = u.id
-    LEFT JOIN LATERAL (
-        SELECT discount_percent, allow_below_cost FROM accounts_tier
-        WHERE min_spent <= COALESCE(w.total_spent, 0)
-        ORDER BY min_spent DESC
-        LIMIT 1
-    ) t ON true
-    WHERE u.id = %s
-"""
+def _receive_price_list_terms(user: User, values: tuple[Any, ...]) -> None:
+    setattr(user, _PRICE_LIST_MEMO, _price_list_terms(user, values))
+
+
+# customer_price_list_terms' columns, written out over a user `u` and their wallet `w`: the rule
+# is _price_terms_read's (the own discount; the tier with the highest threshold at or below the
+# total spent, accounts.tiers) and customer_custom_rates'. Written as SQL because the ORM took
+# about 2.7 ms of CPU to build it (five subqueries) on every call, most of what a cached
+# `services` call cost (docs/api.md, Performance); tests/catalog/test_price_terms_sql.py checks
+# that both agree, read alone or with the key.
+_TIER_REACHED = (
+    "FROM accounts_tier WHERE min_spent <= COALESCE(w.total_spent, 0) "
+    "ORDER BY min_spent DESC LIMIT 1"
+)
+PRICE_LIST_TERMS_COLUMNS = (
+    "(SELECT d.percent FROM catalog_customerdiscount d WHERE d.user_id = u.id LIMIT 1)",
+    f"(SELECT discount_percent {_TIER_REACHED})",
+    f"(SELECT allow_below_cost {_TIER_REACHED})",
+    "ARRAY(SELECT r.service_id FROM catalog_customerrate r"
+    " WHERE r.user_id = u.id ORDER BY r.service_id)",
+    "ARRAY(SELECT r.rate FROM catalog_customerrate r WHERE r.user_id = u.id ORDER BY r.service_id)",
+)
+PRICE_LIST_TERMS_SQL = (
+    f"SELECT {', '.join(PRICE_LIST_TERMS_COLUMNS)} FROM accounts_user u"  # noqa: S608 - constants
+    " LEFT JOIN accounts_wallet w ON w.user_id = u.id WHERE u.id = %s"
+)
+# The same columns read by the API key lookup (accounts.selectors.api_key_get_user), for
+# `services`: one statement fewer on each of its calls. PostgreSQL only (ARRAY).
+PRICE_LIST_TERMS_WITH_KEY = KeyExtra(
+    columns=PRICE_LIST_TERMS_COLUMNS, receive=_receive_price_list_terms
+)
+
+
+def price_list_terms_key_extra() -> KeyExtra | None:
+    """What the API's dispatcher asks the key lookup to read for `services` (None elsewhere than
+    on PostgreSQL: customer_price_list_terms then reads them itself)."""
+    return PRICE_LIST_TERMS_WITH_KEY if connection.vendor == "postgresql" else None
 
 
 def service_rates_for_user(*, user: User, services: list[Service]) -> dict[int, Decimal]:

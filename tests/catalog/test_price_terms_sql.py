@@ -7,8 +7,12 @@ from decimal import Decimal as D
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Tier, User, Wallet
+from accounts.selectors import api_key_get_user
+from accounts.services import api_key_issue
+from accounts.tiers import price_terms_forget
 from catalog import selectors
 from catalog.models import CustomerDiscount, CustomerRate
 from catalog.pricing import CustomerPricing
@@ -27,6 +31,13 @@ def read(user: User) -> tuple[CustomerPricing, dict[int, D]]:
     fresh = User.objects.get(pk=user.pk)  # no terms remembered on it
     sql = selectors.customer_price_list_terms(user=fresh)
     assert sql == (selectors._price_terms_read(user), selectors.customer_custom_rates(user=user))
+    # The same columns read by the API key lookup, as `services` has them read: then asked for,
+    # they cost no query.
+    raw = api_key_issue(user=user).raw
+    keyed = api_key_get_user(raw_key=raw, extra=selectors.price_list_terms_key_extra())
+    with CaptureQueriesContext(connection) as queries:
+        assert selectors.customer_price_list_terms(user=keyed) == sql
+    assert not queries.captured_queries
     return sql
 
 
@@ -72,6 +83,16 @@ def test_a_customer_without_a_wallet_has_spent_nothing(alice):
     Tier.objects.create(name="Some", min_spent=D("1"), discount_percent=D("7"))
     Wallet.objects.filter(user=alice).delete()
     assert read(alice)[0] == CustomerPricing(tier_percent=D("3"))
+
+
+def test_a_write_that_forgets_the_terms_makes_the_keyed_read_stale(alice):
+    CustomerDiscount.objects.create(user=alice, percent=D("5"))
+    keyed = api_key_get_user(
+        raw_key=api_key_issue(user=alice).raw, extra=selectors.price_list_terms_key_extra()
+    )
+    CustomerDiscount.objects.filter(user=alice).update(percent=D("9"))
+    price_terms_forget(keyed)  # as accounts.services does when the tier may have moved
+    assert selectors.customer_price_list_terms(user=keyed)[0].own_percent == D("9")
 
 
 def test_an_unknown_customer_has_no_terms(alice):
