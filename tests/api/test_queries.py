@@ -95,9 +95,9 @@ def test_status_single_and_multi_cost_two_queries_for_1_or_100_ids(client, alice
 def test_services_cost_two_queries_built_and_one_cached_for_10_or_200(client, alice_key, warm):
     ServiceFactory.create_batch(10)
     params = {"key": alice_key, "action": "services"}
-    # The key with the price terms and custom rates (PostgreSQL; elsewhere they are a query of
-    # their own), then the services.
-    terms = 0 if connection.vendor == "postgresql" else 1
+    # The key with the price terms and custom rates (PostgreSQL; elsewhere the terms and the
+    # custom rates are a query each), then the services.
+    terms = 0 if connection.vendor == "postgresql" else 2
     assert count(client, params) == 2 + terms
     assert count(client, params) == 1 + terms  # cached: no service row read
     ServiceFactory.create_batch(190)
