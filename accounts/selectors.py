@@ -160,7 +160,7 @@ class _KeyLookup(PerDatabase):
         sql = self._sql_for.get(extra)
         if sql is None:
             columns = "".join(f", {c}" for c in extra.columns) if extra else ""
-            sql = self._sql_for.setdefault(extra, self.sql.format(extra=columns))
+            sql = self._sql_for.setdefault(extra, self.sql.replace("{extra}", columns))
         return sql
 
     def fetch(

@@ -42,6 +42,7 @@ from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -52,12 +53,13 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--profile", action="store_true", help="cProfile both sweeps")
-    parser.add_argument(
+    at_once = parser.add_mutually_exclusive_group()
+    at_once.add_argument(
         "--parallel",
         action="store_true",
         help="sweep the providers at once, one thread each (as the periodic task's fan-out does)",
     )
-    parser.add_argument(
+    at_once.add_argument(
         "--processes",
         action="store_true",
         help="sweep the providers at once, one process each (as a Celery prefork worker runs "
@@ -66,7 +68,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--debug", action="store_true", help="run with DEBUG on (default: off, as in production)"
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.profile and args.processes:
+        parser.error("--profile profiles this process only: run it without --processes")
+    return args
 
 
 ARGS = parse_args()
@@ -272,15 +277,27 @@ def in_processes(providers: list[Provider]) -> tuple[list[ProviderRun], float]:
     """One forked process per provider, as a Celery prefork worker runs the fan-out's
     provider_sweep tasks; returns the runs and the CPU time the processes used."""
     connections.close_all()  # each child opens its own connection
+    context = multiprocessing.get_context("fork")
     before = os.times()
-    with multiprocessing.get_context("fork").Pool(len(providers)) as pool:
-        runs = pool.map(in_thread, providers)
-        pool.close()
-        pool.join()  # reaped: their CPU time is in os.times()' children figures
+    pipes, children = [], []
+    for provider in providers:
+        receive, send = context.Pipe(duplex=False)
+        child = context.Process(target=_sweep_in_child, args=(provider, send))
+        child.start()
+        pipes.append(receive)
+        children.append(child)
+    runs = [pipe.recv() for pipe in pipes]
+    for child in children:
+        child.join()  # reaped: their CPU time is in os.times()' children figures
     after = os.times()
     return runs, (after.children_user - before.children_user) + (
         after.children_system - before.children_system
     )
+
+
+def _sweep_in_child(provider: Provider, send: Any) -> None:
+    send.send(in_thread(provider))
+    send.close()
 
 
 SANDBOX_PIDS: list[int] = []

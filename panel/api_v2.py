@@ -266,7 +266,12 @@ def _authenticate(params: ApiParams) -> User:
     raw_key = params.get("key")
     if raw_key is None:
         raise ApiError('Missing API key: send your key in the "key" parameter.')
-    action = (params.get("action") or "").strip().lower()
+    try:
+        action = (params.get("action") or "").strip().lower()
+    except ApiError:
+        # A malformed action is reported after the key is checked, as any other action error
+        # (the key's own rate limit counts the call): here it just asks for no extra columns.
+        action = ""
     extra = KEY_EXTRAS[action]() if action in KEY_EXTRAS else None
     user = api_key_get_user(raw_key=raw_key.strip(), extra=extra)
     if user is None:

@@ -215,7 +215,9 @@ def daily_summary_tracking(order_ids: Iterable[int]) -> Iterator[None]:
 
     Inside a caller's transaction it adds no savepoint (two statements a batch): the summary
     must never commit apart from the writes it follows, so an error in here leaves the whole
-    transaction to roll back rather than letting the caller go on without it."""
+    transaction to roll back rather than letting the caller go on without it. A caller that
+    wants to recover from such an error wraps the block in an atomic() of its own (as
+    poll_batch_write and status._write_move do), never catches it inside its transaction."""
     ids = sorted(set(order_ids))
     with transaction.atomic(savepoint=False):
         before = _order_shares(ids, lock=True)

@@ -166,6 +166,24 @@ def test_bad_bodies(client, alice_key):
     }
 
 
+def test_a_malformed_action_is_reported_after_the_key_and_counted_for_it(
+    client, alice_key, settings
+):
+    def post(key, action):
+        body = json.dumps({"key": key, "action": action})
+        return decode(client.post(API_URL, body, content_type="application/json"))
+
+    assert post("not-a-key", {"x": 1}) == {"error": "Invalid API key."}
+    settings.API_RATE_LIMIT_PER_KEY = "2/60s"
+    bad = {"error": 'The parameter "action" must be a string or a number.'}
+    assert post(alice_key, {"x": 1}) == bad
+    assert post(alice_key, "nul\u0000") == {  # another malformed action, also counted
+        "error": 'The parameter "action" contains a NUL character.'
+    }
+    refused = post(alice_key, "balance")
+    assert "for this API key" in refused["error"]  # the key's limit counted both
+
+
 def test_an_unexpected_failure_is_a_json_error_not_a_500(api, alice_key, monkeypatch, caplog):
     from panel import api_v2
 
