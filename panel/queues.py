@@ -20,6 +20,8 @@ from typing import Any
 
 from celery import Celery
 from django.conf import settings
+from kombu.transport import filesystem as kombu_filesystem
+from kombu.transport import redis as kombu_redis
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +90,12 @@ def _read_broker(app: Celery, names: list[str], now: float) -> dict[str, tuple[i
     with app.connection_for_read() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
         channel = conn.default_channel
-        kind = type(channel).__module__
-        if kind == "kombu.transport.redis":
+        # kombu's channels, or a subclass of one (panel.broker's Redis channel).
+        if isinstance(channel, kombu_redis.Channel):
             return {name: _redis_queue(channel, name, now) for name in names}
-        if kind == "kombu.transport.filesystem":
+        if isinstance(channel, kombu_filesystem.Channel):
             return {name: _filesystem_queue(channel, name, now) for name in names}
-        logger.info("queue backlog: the %s transport is not read", kind)
+        logger.info("queue backlog: the %s transport is not read", type(channel).__module__)
         return {}
 
 

@@ -130,6 +130,7 @@ def test_queue_backlog_on_the_file_system_broker(tmp_path, monkeypatch, settings
     folder.mkdir()
     options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
     monkeypatch.setattr(celery_app.conf, "broker_url", "filesystem://")
+    monkeypatch.setitem(celery_app.conf, "broker_transport", None)  # as the settings leave it
     monkeypatch.setitem(celery_app.conf, "broker_transport_options", options)
     old = time.time() - 120
     (folder / "1000_a.provider_io.msg").write_text(
