@@ -2,17 +2,17 @@
 
 import datetime as dt
 import hmac
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar, Self, cast
+from typing import Any, cast
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connections, router
-from django.db.models import Count, F, Max, Model, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
 from accounts.models import (
@@ -24,6 +24,7 @@ from accounts.models import (
     User,
     Wallet,
 )
+from accounts.sql import ModelColumns, PerDatabase, field_converters, prepared
 from catalog.pricing import DisplayRate
 
 
@@ -59,67 +60,6 @@ def api_key_get_user(*, raw_key: str, extra: KeyExtra | None = None) -> User | N
     return user
 
 
-class ModelColumns:
-    """One model's concrete columns in a SELECT written out by hand (`alias` is its table's alias
-    there), and a row's values for them back into an instance as the ORM builds one: from_db,
-    each field's database converters applied. For the hot reads whose ORM query costs more CPU
-    to build and compile than its round trip (docs/api.md, Performance)."""
-
-    def __init__(self, model: type[Model], alias: str, using: str) -> None:
-        connection = connections[using]
-        self.model, self.using = model, using
-        fields = list(model._meta.concrete_fields)
-        self.names = [f.attname for f in fields]
-        # Concrete fields: each has its column.
-        self.sql = ", ".join(
-            f"{alias}.{connection.ops.quote_name(cast(str, f.column))}" for f in fields
-        )
-        self.converters = []
-        for index, model_field in enumerate(fields):
-            if found := field_converters(model_field, connection):
-                self.converters.append((index, found, model_field.cached_col))
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def build(self, values: Sequence[Any]) -> Any:
-        """The instance of `values` (this model's columns, in order)."""
-        values = list(values)
-        connection = connections[self.using]
-        for index, converters, expression in self.converters:
-            for converter in converters:
-                values[index] = converter(values[index], expression, connection)
-        return self.model.from_db(self.using, self.names, values)
-
-
-def field_converters(model_field: Any, connection: Any) -> list[Any]:
-    """The converters the ORM's compiler applies to a column of `model_field` (a JSON field's
-    text decoded, for example); most columns have none."""
-    expression = model_field.cached_col
-    return connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
-
-
-class PerDatabase:
-    """A statement written out once per database alias: `get(alias)` builds the subclass's
-    instance on first use and keeps it for the process's life."""
-
-    _by_alias: ClassVar[dict[str, Any]]
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._by_alias = {}
-
-    def __init__(self, alias: str) -> None:
-        raise NotImplementedError
-
-    @classmethod
-    def get(cls, alias: str) -> Self:
-        found = cls._by_alias.get(alias)
-        if found is None:
-            found = cls._by_alias.setdefault(alias, cls(alias))
-        return found
-
-
 class _KeyLookup(PerDatabase):
     """The key lookup of every API call as one SQL statement written once per database from the
     models' metadata: the key, its user and the wallet's balance, for an active key of an active
@@ -144,7 +84,7 @@ class _KeyLookup(PerDatabase):
         user_pk = q(cast(str, user_meta.pk.column))
         # Only the models' own table and column names, quoted; the key's hash is a parameter.
         # `{extra}`: a KeyExtra's columns, if any (sql_for).
-        self.sql = (
+        self.sql = prepared(
             f"SELECT {self.key.sql}, {self.user.sql}, w.{col(wallet_meta, 'balance')}{{extra}}"  # noqa: S608
             f" FROM {q(key_meta.db_table)} k"
             f" INNER JOIN {q(user_meta.db_table)} u ON u.{user_pk} = k.{col(key_meta, 'user')}"

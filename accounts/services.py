@@ -9,10 +9,10 @@ transaction as the change: a committed change always has its row, a refused one 
 
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 import requests
@@ -20,7 +20,7 @@ from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Model, QuerySet
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -37,6 +37,7 @@ from accounts.models import (
 )
 from accounts.notifications import notify_if_balance_low
 from accounts.selectors import BALANCE_MEMO, display_currency_list, ledger_recent_staff_entry
+from accounts.sql import PREPARED, insert_select, mark_saved, sequence_next_sql
 from accounts.tiers import price_terms_forget
 from catalog.pricing import MONEY_DIGITS, MONEY_PLACES, parse_money, quantize_money, quantize_rate
 
@@ -285,10 +286,15 @@ class Alongside:
     (orders.services.create: the new order's status change and its daily summary row): a
     data-modifying statement that selects its rows FROM `debited`, the CTE that holds the
     wallet's row once the entry is written and no row when the debit is refused or a replay.
+    With a debit that `pays_for` a new row, it may read that row's id as `drawn.id`.
     It runs after the wallet is locked and debited, so it locks its own rows after the wallet."""
 
     sql: str
     params: tuple[Any, ...] = ()
+
+
+# The first "{id}" of a memo that `pays_for` a new row stands for that row's id.
+DRAWN_ID = "{id}"
 
 
 @dataclass(frozen=True)
@@ -296,27 +302,53 @@ class _Debited:
     balance: Decimal  # before the debit (the locked wallet's)
     entry_id: int | None  # None: not written (the balance does not cover it, or a replay)
     threshold: Decimal | None  # the customer's low-balance threshold
+    drawn_id: int | None = None  # the id of the row it pays for (drawn even when not written)
 
 
-def _debit_statement(
-    *, entry: LedgerEntry, spent: Decimal, orders: int, alongside: Sequence[Alongside]
-) -> tuple[str, list[Any]]:
+@dataclass(frozen=True)
+class _Debit:
+    """What a debit writes, for its statement (or its steps on SQLite)."""
+
+    entry: LedgerEntry
+    spent: Decimal  # added to the wallet's total spent
+    orders: int  # added to the wallet's order count
+    alongside: Sequence[Alongside]
+    pays_for: Model | None  # an unsaved row written with it, its id drawn first
+
+
+def _debit_statement(debit: _Debit, using: str) -> tuple[str, list[Any]]:
     """One statement: lock the wallet, insert the entry with its balance after if the balance
     covers it (ON CONFLICT DO NOTHING: a replay inserts nothing), then, only from the inserted
-    entry, update the wallet (balance, total spent, order count) and make the `alongside`
-    writes; it returns the balance before, the entry's id and the low-balance threshold.
+    entry, update the wallet (balance, total spent, order count), insert the row it pays for
+    (its id drawn first, in `drawn`: the entry's order_ref) and make the `alongside` writes;
+    it returns the balance before, the entry's id, the low-balance threshold and the drawn id.
     The wallet's row is locked first in every debit, so two debits of it queue up there: the
     second one reads the first one's balance after."""
     wallets, entries = Wallet._meta.db_table, LedgerEntry._meta.db_table
     prefs = NotificationPreference._meta.db_table
-    extra = "".join(f",\nalongside_{i} AS ({a.sql})" for i, a in enumerate(alongside))
-    sql = f"""WITH wallet AS (
+    e = debit.entry
+    drawn, order_ref, memo = "", "%s", "%s"
+    drawn_params: list[Any] = []
+    ref_params: list[Any] = [e.order_ref]
+    memo_params: list[Any] = [e.memo]
+    writes = list(debit.alongside)
+    if debit.pays_for is not None:
+        drawn = f"drawn AS (SELECT {sequence_next_sql(type(debit.pays_for), using)} AS id), "
+        order_ref, ref_params = "drawn.id", []
+        before, _, after = e.memo.partition(DRAWN_ID)
+        memo, memo_params = "%s || drawn.id || %s", [before, after]
+        row_sql, row_params = insert_select(
+            debit.pays_for, using, pk_sql="drawn.id", rows_from="debited, drawn"
+        )
+        writes.insert(0, Alongside(row_sql, tuple(row_params)))
+    extra = "".join(f",\nalongside_{i} AS ({a.sql})" for i, a in enumerate(writes))
+    sql = f"""{PREPARED}WITH {drawn}wallet AS (
     SELECT balance FROM {wallets} WHERE user_id = %s FOR UPDATE
 ), entry AS (
     INSERT INTO {entries} (user_id, kind, amount, balance_after, order_ref, payment_ref,
         idempotency_key, created_by_id, memo, created_at)
-    SELECT %s, %s, %s, wallet.balance + %s, %s, %s, %s, %s, %s, %s
-    FROM wallet WHERE wallet.balance + %s >= 0
+    SELECT %s, %s, %s, wallet.balance + %s, {order_ref}, %s, %s, %s, {memo}, %s
+    FROM {"drawn, " if drawn else ""}wallet WHERE wallet.balance + %s >= 0
     ON CONFLICT DO NOTHING
     RETURNING id, balance_after
 ), debited AS (
@@ -326,38 +358,36 @@ def _debit_statement(
     RETURNING {wallets}.user_id
 ){extra}
 SELECT wallet.balance, entry.id,
-    (SELECT low_balance_threshold FROM {prefs} WHERE user_id = %s)
-FROM wallet LEFT JOIN entry ON true"""  # noqa: S608 - table names are ours, values bound
-    e = entry
-    params: list[Any] = [e.user_id, e.user_id, e.kind, e.amount, e.amount, e.order_ref]
-    params += [e.payment_ref, e.idempotency_key, e.created_by_id, e.memo, e.created_at, e.amount]
-    params += [e.created_at, spent, orders, e.user_id]
-    for write in alongside:
+    (SELECT low_balance_threshold FROM {prefs} WHERE user_id = %s),
+    {"drawn.id" if drawn else "NULL"}
+FROM {"drawn, " if drawn else ""}wallet LEFT JOIN entry ON true"""  # noqa: S608 - table names are ours, values bound
+    params: list[Any] = [*drawn_params, e.user_id, e.user_id, e.kind, e.amount, e.amount]
+    params += [*ref_params, e.payment_ref, e.idempotency_key, e.created_by_id, *memo_params]
+    params += [e.created_at, e.amount, e.created_at, debit.spent, debit.orders, e.user_id]
+    for write in writes:
         params += write.params
     return sql, [*params, e.user_id]
 
 
-def _debit_once(
-    *, entry: LedgerEntry, spent: Decimal, orders: int, alongside: Sequence[Alongside]
-) -> _Debited | None:
+def _debit_once(debit: _Debit) -> _Debited | None:
     """Run the debit's statement; None when the customer has no wallet."""
-    connection = connections[router.db_for_write(LedgerEntry)]
+    using = router.db_for_write(LedgerEntry)
+    connection = connections[using]
     if connection.vendor != "postgresql":
-        return _debit_in_steps(entry=entry, spent=spent, orders=orders, alongside=alongside)
-    sql, params = _debit_statement(entry=entry, spent=spent, orders=orders, alongside=alongside)
+        return _debit_in_steps(debit, using)
+    sql, params = _debit_statement(debit, using)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return _Debited(*row) if row is not None else None
 
 
-def _debit_in_steps(
-    *, entry: LedgerEntry, spent: Decimal, orders: int, alongside: Sequence[Alongside]
-) -> _Debited | None:
+def _debit_in_steps(debit: _Debit, using: str) -> _Debited | None:
     """What _debit_statement does, one statement at a time, for SQLite (embedded mode), whose
     CTEs cannot write: there every transaction takes the database's write lock as it begins
     (IMMEDIATE), so nothing runs in between. Each `alongside` write reads a one-row
-    `debited`."""
+    `debited` (and `drawn`)."""
+    entry = debit.entry
     wallet = Wallet.objects.filter(user_id=entry.user_id).first()
     if wallet is None:
         return None
@@ -371,20 +401,54 @@ def _debit_in_steps(
     )
     if replay is not None or wallet.balance + entry.amount < 0:
         return _Debited(wallet.balance, None, threshold)
+    drawn_id = None
+    if debit.pays_for is not None:
+        debit.pays_for.save(using=using)
+        drawn_id = entry.order_ref = debit.pays_for.pk
+        entry.memo = entry.memo.replace(DRAWN_ID, str(drawn_id), 1)
     entry.balance_after = wallet.balance + entry.amount
     entry.save()
     Wallet.objects.filter(pk=wallet.pk).update(
         balance=entry.balance_after,
-        total_spent=F("total_spent") + spent,
-        order_count=F("order_count") + orders,
+        total_spent=F("total_spent") + debit.spent,
+        order_count=F("order_count") + debit.orders,
         updated_at=entry.created_at,
     )
-    with connections[router.db_for_write(LedgerEntry)].cursor() as cursor:
-        for write in alongside:
+    with connections[using].cursor() as cursor:
+        for write in debit.alongside:
             cursor.execute(
-                f"WITH debited AS (SELECT %s AS user_id) {write.sql}", [wallet.pk, *write.params]
+                f"WITH debited AS (SELECT %s AS user_id), drawn AS (SELECT %s AS id) {write.sql}",
+                [wallet.pk, drawn_id, *write.params],
             )
-    return _Debited(wallet.balance, entry.pk, threshold)
+    return _Debited(wallet.balance, entry.pk, threshold, drawn_id)
+
+
+def _run_debit(debit: _Debit, using: str) -> _Debited:
+    """The debit's statement, which writes all or nothing: on PostgreSQL it needs no
+    transaction of its own (in autocommit it is one), except to make a missing wallet first.
+    SQLite's steps run in one. No savepoint: a refusal is raised after the block, so it never
+    spoils a caller's transaction."""
+    one_statement = connections[using].vendor == "postgresql"
+    with nullcontext() if one_statement else transaction.atomic(using, savepoint=False):
+        debited = _debit_once(debit)
+    if debited is None:  # an account older than wallets: make it, then debit
+        with transaction.atomic(using, savepoint=False):
+            Wallet.objects.get_or_create(user=debit.entry.user)
+            debited = _debit_once(debit)
+        assert debited is not None
+    return debited
+
+
+def _written(debit: _Debit, debited: _Debited, using: str) -> None:
+    """The entry (and the row it pays for) as the statement wrote them."""
+    entry = debit.entry
+    entry.pk, entry.balance_after = debited.entry_id, debited.balance + entry.amount
+    entry._state.adding, entry._state.db = False, using
+    if debit.pays_for is not None:
+        entry.order_ref = debited.drawn_id
+        entry.memo = entry.memo.replace(DRAWN_ID, str(debited.drawn_id), 1)
+        if debit.pays_for._state.adding:  # written by the statement (the steps saved it)
+            mark_saved(debit.pays_for, debited.drawn_id, using)
 
 
 def balance_debit(
@@ -399,6 +463,7 @@ def balance_debit(
     memo: str = "",
     count_order: bool = False,
     alongside: Sequence[Alongside] = (),
+    pays_for: Model | None = None,
 ) -> LedgerEntry:
     """Take a positive `amount` from the user's balance through the ledger, in one SQL
     statement (_debit_statement). A repeated order charge or idempotency_key returns the
@@ -408,7 +473,17 @@ def balance_debit(
     caller's transaction may go on). `count_order` adds one to Wallet.order_count in the same
     UPDATE; the `alongside` writes are made in the same statement when the entry is written
     (a replay then raises IntegrityError: they were meant for a new entry).
+
+    `pays_for`, an unsaved row (the new order), is inserted in the same statement when the
+    entry is written, with an id the statement draws first from its table's sequence: that id
+    is the entry's order_ref (`order_ref` must then be None), the first "{id}" of `memo`, and
+    `drawn.id` for the `alongside` writes; the row comes back saved (no save signals are sent,
+    as with bulk_create). Refused, nothing of it is written.
+
+    On PostgreSQL outside a transaction the one statement is its own: no BEGIN, no COMMIT.
     """
+    if pays_for is not None and (order_ref is not None or not pays_for._state.adding):
+        raise ValueError("A debit pays for a new row: no order_ref, an unsaved instance.")
     signed = -_checked_amount(amount)
     entry = LedgerEntry(
         user=user,
@@ -422,21 +497,12 @@ def balance_debit(
         created_at=timezone.now(),
     )
     spent = spent_change(kind=kind, signed_amount=signed)
-    write = partial(
-        _debit_once, entry=entry, spent=spent, orders=int(count_order), alongside=alongside
-    )
-    # No savepoint: the statement writes all or nothing, and a refusal is raised after the
-    # block, so it never spoils a caller's transaction.
-    with transaction.atomic(savepoint=False):
-        debited = write()
-        if debited is None:  # an account older than wallets: make it, then debit
-            Wallet.objects.get_or_create(user=user)
-            debited = write()
-            assert debited is not None
-        if debited.entry_id is not None:
-            entry.pk, entry.balance_after = debited.entry_id, debited.balance + signed
-            entry._state.adding, entry._state.db = False, router.db_for_write(LedgerEntry)
-            _tell_if_balance_low(entry=entry, before=debited.balance, threshold=debited.threshold)
+    debit = _Debit(entry, spent, int(count_order), alongside, pays_for)
+    using = router.db_for_write(LedgerEntry)
+    debited = _run_debit(debit, using)
+    if debited.entry_id is not None:
+        _written(debit, debited, using)
+        _tell_if_balance_low(entry=entry, before=debited.balance, threshold=debited.threshold)
     if debited.entry_id is None:
         return _not_debited(entry=entry, balance=debited.balance, alongside=alongside)
     if spent:

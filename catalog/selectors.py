@@ -11,7 +11,8 @@ from django.db.models import Count, Field, Min, Model, OuterRef, Q, QuerySet, Su
 from django.db.models.functions import Coalesce
 
 from accounts.models import Tier, User, Wallet
-from accounts.selectors import KeyExtra, ModelColumns, PerDatabase
+from accounts.selectors import KeyExtra
+from accounts.sql import ModelColumns, PerDatabase, prepared
 from accounts.tiers import (
     price_terms_memo,
     price_terms_remember,
@@ -176,7 +177,7 @@ class _ServiceForUser(PerDatabase):
         ]
         s_id = f"s.{col(Service, 'id')}"
         # Only the models' own table and column names, quoted; the ids are parameters.
-        self.sql = (
+        self.sql = prepared(
             f"SELECT {', '.join(part.sql for part in self.parts)},"  # noqa: S608
             f" (SELECT r.{col(CustomerRate, 'rate')} FROM {table(CustomerRate)} r"
             f" WHERE r.{col(CustomerRate, 'user')} = %(user)s"

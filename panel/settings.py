@@ -127,6 +127,17 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool(
         "DATABASE_CONN_HEALTH_CHECKS", default=True
     )
+    # Prepared statements for the statements the panel marks (panel/postgresql/base.py: the
+    # API's key lookup, an order's service lookup, the debit): PostgreSQL plans each once per
+    # connection instead of on every run, which cost more than running them (docs/api.md,
+    # Performance). They need server-side binding (parameters sent apart from the SQL). false
+    # binds parameters client-side and prepares nothing, for a pooler that cannot keep prepared
+    # statements (PgBouncer in transaction mode before 1.21, or without max_prepared_statements).
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        # psycopg's own threshold never applies: the cursor tells each statement whether to prepare.
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=5
+        )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # A covering index's INCLUDE columns only matter on PostgreSQL; SQLite just ignores them.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]

@@ -7,15 +7,16 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
 from accounts.models import LedgerEntry, User
-from accounts.services import Alongside, balance_debit, wallet_count_order
+from accounts.services import DRAWN_ID, Alongside, balance_debit, wallet_count_order
 from catalog.models import Service
 from catalog.order_types import (
     LIST_FIELDS,
@@ -467,52 +468,63 @@ def _save_and_charge(
 ) -> Order:
     upstream = service.upstream
     manual = upstream is None
-    now = timezone.now()
-    with transaction.atomic():
-        order = Order(
-            user=user,
-            service=service,
-            source=source,
-            status=Order.Status.MANUAL if manual else Order.Status.QUEUED,
-            link=draft.link,
-            quantity=draft.order_quantity,
-            params=draft.params,
-            rate=quote.rate,
-            charge=quote.charge,
-            cost=order_cost(service=service, upstream=upstream, priced_units=draft.priced_units),
-            provider=upstream.provider if upstream is not None else None,
-            upstream_service=upstream,
-            idempotency_key=key,
-            request_fingerprint=fingerprint,
-            created_at=now,
-        )
-        order.save()
-        changed_by = user if source != Order.Source.ADMIN else None
-        if quote.charge > ZERO:
+    order = Order(
+        user=user,
+        service=service,
+        source=source,
+        status=Order.Status.MANUAL if manual else Order.Status.QUEUED,
+        link=draft.link,
+        quantity=draft.order_quantity,
+        params=draft.params,
+        rate=quote.rate,
+        charge=quote.charge,
+        cost=order_cost(service=service, upstream=upstream, priced_units=draft.priced_units),
+        provider=upstream.provider if upstream is not None else None,
+        upstream_service=upstream,
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        created_at=timezone.now(),
+    )
+    changed_by = user if source != Order.Source.ADMIN else None
+    if quote.charge > ZERO:
+        # The order, its charge and what goes with it in one statement (_charge): in autocommit
+        # it is its own transaction. Inside a caller's, a savepoint keeps a refused idempotency
+        # key (IntegrityError, answered with the first order) from spoiling it.
+        using = router.db_for_write(Order)
+        nested = connections[using].in_atomic_block
+        with transaction.atomic(using) if nested else nullcontext():
             _charge(order=order, changed_by=changed_by)
-        else:
+    else:
+        with transaction.atomic():
+            order.save()
             _record_free(order=order, changed_by=changed_by)
-        if not manual:
-            transaction.on_commit(lambda: enqueue_order_submit(order.pk))
+    if not manual:
+        transaction.on_commit(lambda: enqueue_order_submit(order.pk))
     logger.info(
         "order %s created: %s x%s charge %s", order.pk, service.pk, order.quantity, order.charge
     )
     return order
 
 
+# The longest memo of an order's charge: "Order <id>: " and the service's name, cut to fit
+# whatever the id's length (19 digits at most).
+_MEMO_NAME_LENGTH = 500 - len("Order : ") - 19
+
+
 def _charge(*, order: Order, changed_by: User | None) -> None:
-    """The order's charge in one statement (accounts.services.balance_debit): the wallet
-    debited, its order count bumped, and alongside, once the debit is written, the order's
-    first status change and its share of the daily summary (from its own fields; its row is
-    locked last, after the wallet, as refunds lock them)."""
+    """The order saved and charged in one statement (accounts.services.balance_debit, which
+    pays for it: its id is drawn there): the wallet debited, its order count bumped, and
+    alongside, once the debit is written, the order's row, its first status change and its
+    share of the daily summary (from its own fields; its row is locked last, after the wallet,
+    as refunds lock them). Refused, nothing is written."""
     summary_sql, summary_params = daily_summary_add_sql(new_order_share(order), rows_from="debited")
     balance_debit(
         user=order.user,
         amount=order.charge,
         kind=LedgerEntry.Kind.CHARGE,
-        order_ref=order.pk,
-        memo=f"Order {order.pk}: {order.service.name}"[:500],
+        memo=f"Order {DRAWN_ID}: {order.service.name[:_MEMO_NAME_LENGTH]}",
         count_order=True,
+        pays_for=order,
         alongside=[
             _created_status_change(order=order, changed_by=changed_by),
             Alongside(summary_sql, tuple(summary_params)),
@@ -521,13 +533,13 @@ def _charge(*, order: Order, changed_by: User | None) -> None:
 
 
 def _created_status_change(*, order: Order, changed_by: User | None) -> Alongside:
-    """The order's first OrderStatusChange ("" -> its status), as a write alongside its debit."""
+    """The new order's first OrderStatusChange ("" -> its status), as a write alongside its
+    debit (its order's id drawn by the debit's statement)."""
     table = OrderStatusChange._meta.db_table
     return Alongside(
         f"INSERT INTO {table} (order_id, old_status, new_status, source, note, "  # noqa: S608 - names are ours, values bound
-        "changed_by_id, created_at) SELECT %s, '', %s, %s, '', %s, %s FROM debited",
+        "changed_by_id, created_at) SELECT drawn.id, '', %s, %s, '', %s, %s FROM debited, drawn",
         (
-            order.pk,
             order.status,
             OrderStatusChange.Source.CREATE,
             changed_by.pk if changed_by is not None else None,

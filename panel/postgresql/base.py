@@ -1,5 +1,5 @@
 """Django's PostgreSQL backend, with a health check that sends nothing while the connection is
-quiet.
+quiet, and prepared statements for the statements the panel marks.
 
 With CONN_HEALTH_CHECKS, Django runs `SELECT 1` before each request reuses a kept connection:
 one more round trip per request, as costly in a worker's time as the API's whole key lookup
@@ -14,18 +14,43 @@ instead of failing.
 
 What neither check can see is a peer that vanished without a word (a network cut): `SELECT 1`
 would wait for TCP's timeout there as the request's own query does.
+
+Prepared statements (settings: DATABASE_PREPARED_STATEMENTS): with server-side binding, a
+statement that starts with accounts.sql.PREPARED (the API's key lookup, the service lookup of an
+order, the debit) is prepared on its connection the first time it runs there, and PostgreSQL
+plans it once instead of on every run. Every other statement is never prepared: a generic plan
+suits lookups by a unique key, not the ORM's queries, whose best plan may depend on their
+parameters' values.
 """
 
 import select
+from typing import Any
 
 from django.db.backends.postgresql import base
 from psycopg import pq
+
+from accounts.sql import PREPARED
+
+
+class ServerBindingCursor(base.ServerBindingCursor):
+    """Django's server-side binding cursor, preparing the marked statements only."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        if kwargs.get("prepare") is None:
+            kwargs["prepare"] = isinstance(query, str) and query.startswith(PREPARED)
+        return super().execute(query, params, **kwargs)  # type: ignore[misc]  # psycopg's (not in django-stubs)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     # Set by Django's BaseDatabaseWrapper (not in django-stubs).
     health_check_enabled: bool
     health_check_done: bool
+
+    def get_connection_params(self) -> dict[str, Any]:
+        params = super().get_connection_params()
+        if params.get("cursor_factory") is base.ServerBindingCursor:
+            params["cursor_factory"] = ServerBindingCursor
+        return params
 
     def close_if_health_check_failed(self) -> None:
         if (

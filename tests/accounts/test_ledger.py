@@ -163,3 +163,81 @@ def test_check_ledger_finds_a_tampered_balance_and_a_broken_chain(alice, bob):
     assert "chain gives 3.00000" in problems["bob"]
     with pytest.raises(CommandError, match="2 ledger mismatch"):
         call_command("check_ledger")
+
+
+# --- A debit that pays for a new row (the new order: orders.services.create) ---------------------
+
+
+def _new_order(user, **fields):
+    from tests.api.factories import OrderFactory, ProviderFactory, ServiceFactory
+
+    fields.setdefault("service", ServiceFactory())
+    fields.setdefault("provider", ProviderFactory())
+    return OrderFactory.build(user=user, params={"comments": ["a", "b"]}, **fields)
+
+
+def _columns(order) -> dict:
+    return {
+        f.attname: getattr(order, f.attname)
+        for f in type(order)._meta.concrete_fields
+        if f.attname not in ("id", "updated_at")
+    }
+
+
+def test_a_debit_that_pays_for_a_new_row_writes_it_with_the_id_it_drew(alice):
+    from accounts.services import DRAWN_ID, Alongside
+    from orders.models import Order
+
+    order = _new_order(alice)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE drawn_probe (order_id bigint)")
+    entry = balance_debit(
+        user=alice,
+        amount=order.charge,
+        memo=f"Order {DRAWN_ID}: keeps a later {DRAWN_ID}",
+        pays_for=order,
+        alongside=[Alongside("INSERT INTO drawn_probe SELECT drawn.id FROM debited, drawn")],
+    )
+    assert order.pk is not None and not order._state.adding and order._state.db == "default"
+    assert entry.order_ref == order.pk
+    assert entry.memo == f"Order {order.pk}: keeps a later {{id}}"
+    stored = Order.objects.get(pk=order.pk)
+    assert _columns(stored) == _columns(order)  # every column as the instance holds it
+    assert stored.updated_at == order.updated_at is not None  # auto_now, set on the instance too
+    assert LedgerEntry.objects.get(pk=entry.pk).memo == entry.memo
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT order_id FROM drawn_probe")
+        assert cursor.fetchall() == [(order.pk,)]
+    assert ledger_find_mismatches() == []
+
+
+def test_the_row_a_debit_pays_for_is_what_save_writes(alice):
+    from orders.models import Order
+
+    paid = _new_order(alice)
+    same = {f: getattr(paid, f) for f in ("service", "provider", "upstream_order_id", "created_at")}
+    saved = _new_order(alice, **same)
+    balance_debit(user=alice, amount=paid.charge, pays_for=paid)
+    saved.save()
+    rows = Order.objects.filter(pk__in=[paid.pk, saved.pk]).order_by("pk")
+    assert [_columns(row) for row in rows] == [_columns(paid), _columns(paid)]
+
+
+def test_a_refused_debit_writes_nothing_of_the_row_it_would_pay_for(alice):
+    from orders.models import Order
+
+    order = _new_order(alice, charge=Decimal("50.00001"))
+    with pytest.raises(InsufficientFunds):
+        balance_debit(user=alice, amount=order.charge, pays_for=order)
+    assert order.pk is None and order._state.adding
+    assert not Order.objects.exists() and LedgerEntry.objects.filter(user=alice).count() == 1
+
+
+def test_a_debit_pays_only_for_a_new_row(alice):
+    order = _new_order(alice)
+    with pytest.raises(ValueError):
+        balance_debit(user=alice, amount=Decimal("1"), order_ref=5, pays_for=order)
+    order.save()
+    with pytest.raises(ValueError):
+        balance_debit(user=alice, amount=Decimal("1"), pays_for=order)
+    assert LedgerEntry.objects.filter(user=alice).count() == 1

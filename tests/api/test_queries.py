@@ -1,7 +1,9 @@
 """The number of SQL queries of a call does not grow with the number of ids or services."""
 
+from unittest import mock
+
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import LedgerEntry, Wallet
@@ -120,12 +122,13 @@ def test_add_costs_the_same_whatever_the_orders_and_services(client, rich, rich_
     factory_made = OrderFactory.create_batch(50, user=rich, service=service)
     ServiceFactory.create_batch(50)
     assert count(client, params) == first
-    # The key; the service with the price terms; then the order's transaction (SAVEPOINT and
-    # RELEASE here, BEGIN and COMMIT in production): the order's INSERT, and one statement
+    # The key; the service with the price terms; then one statement
     # (accounts.services.balance_debit) that locks the wallet, writes the ledger entry,
-    # updates the wallet (balance, total spent, order count) and, alongside, writes the
-    # status change and the daily summary's upsert, reading the low-balance threshold.
-    assert first == 6
+    # updates the wallet (balance, total spent, order count) and, alongside, writes the order
+    # (its id drawn there), its status change and the daily summary's upsert, reading the
+    # low-balance threshold. Inside the test's transaction a SAVEPOINT and its RELEASE wrap
+    # that statement; in production (autocommit) it is its own transaction: 3 queries.
+    assert first == 5
     placed = Order.objects.filter(user=rich).exclude(pk__in=[o.pk for o in factory_made])
     assert placed.count() == 2
     assert OrderStatusChange.objects.filter(order__in=placed, source="create").count() == 2
@@ -133,6 +136,36 @@ def test_add_costs_the_same_whatever_the_orders_and_services(client, rich, rich_
     assert Wallet.objects.get(user=rich).order_count == 2  # the 50 factory orders count nothing
     row = OrderDaySummary.objects.get(service_id=service.pk)  # the factory orders add nothing
     assert (row.orders, row.charged) == (2, sum(o.charge for o in placed))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_add_in_autocommit_is_three_statements_and_no_transaction(client, rich, rich_key):
+    """As production runs it (no test transaction around): the key, the service, and the one
+    statement that is its own transaction: no BEGIN, no COMMIT (Django would switch autocommit
+    off for a transaction)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement order is PostgreSQL's")
+    service = ServiceFactory()
+    params = {
+        "key": rich_key,
+        "action": "add",
+        "service": service.pk,
+        "link": "https://example.com/a",
+        "quantity": "100",
+    }
+    decode(client.post(API_URL, {"key": rich_key, "action": "balance"}))
+    wrapper = connections["default"]
+    with mock.patch.object(wrapper, "set_autocommit", wraps=wrapper.set_autocommit) as switched:
+        assert count(client, params) == 3
+    switched.assert_not_called()
+    order = Order.objects.get(user=rich)
+    entry = LedgerEntry.objects.get(order_ref=order.pk, kind="charge")
+    assert entry.memo == f"Order {order.pk}: {service.name}"
+    assert (
+        -entry.amount == order.charge
+        and entry.balance_after == Wallet.objects.get(user=rich).balance
+    )
+    assert OrderStatusChange.objects.filter(order=order, source="create").count() == 1
 
 
 def test_refill_and_cancel_reads_are_constant_and_writes_a_fixed_cost_per_order(

@@ -1,7 +1,8 @@
 """panel.postgresql: Django's PostgreSQL backend whose health check (CONN_HEALTH_CHECKS) sends
 `SELECT 1` only when the kept connection's socket has something to read. A quiet connection is
 reused with no statement before the request's own; one the server ended (terminated, restarted)
-is replaced before the request's first query, as Django's own check does."""
+is replaced before the request's first query, as Django's own check does. And the settings'
+prepared statements: a statement run often is planned once per connection."""
 
 import copy
 from unittest import mock
@@ -11,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.db import connection, connections
 
+from accounts.models import User
 from panel.postgresql.base import DatabaseWrapper
 
 pytestmark = [
@@ -121,3 +123,23 @@ def _wait_until_readable(wrapper: DatabaseWrapper, timeout: float = 5.0) -> None
     deadline = time.monotonic() + timeout
     while not select.select([fd], [], [], 0.05)[0]:
         assert time.monotonic() < deadline, "the server's message never arrived"
+
+
+def test_a_marked_statement_is_prepared_and_planned_once(alice):
+    """With the settings' server-side binding, the API's key lookup (marked PREPARED) is a
+    prepared statement from its first run: PostgreSQL plans it once per connection. A statement
+    not marked is never prepared, however often it runs."""
+    from accounts.selectors import api_key_get_user
+    from accounts.services import api_key_issue
+    from accounts.sql import PREPARED
+
+    assert connections["default"].settings_dict["OPTIONS"]["server_side_binding"] is True
+    alice_key = api_key_issue(user=alice).raw
+    for _ in range(8):
+        assert api_key_get_user(raw_key=alice_key) is not None
+        assert User.objects.filter(pk=alice.pk).exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+        prepared = cursor.fetchall()
+    assert [runs for sql, runs in prepared if "key_hash" in sql] == [8]
+    assert all(sql.startswith(PREPARED) for sql, _ in prepared), prepared

@@ -133,6 +133,49 @@ def test_embedded_mode_migrates_sqlite_from_scratch(tmp_path):
         )
         assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "db.sqlite3").stat().st_size > 100_000
+    # An order charged there: its steps (SQLite's CTEs cannot write) save it with its charge,
+    # status change and daily summary, and refuse the next one the balance does not cover.
+    result = subprocess.run(
+        [sys.executable, "-c", EMBEDDED_ORDER],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "panel.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and "refused: InsufficientFunds" in result.stdout, (
+        result.stdout + result.stderr
+    )
+
+
+EMBEDDED_ORDER = """
+import django
+django.setup()
+from decimal import Decimal
+from django.core.management import call_command
+from accounts.models import LedgerEntry, Wallet
+from accounts.services import InsufficientFunds, customer_create
+from orders.models import Order, OrderStatusChange
+from orders.services import order_create
+from tests.api.factories import ServiceFactory
+
+user = customer_create(username="embedded", opening_balance=Decimal("0.10000"))
+service = ServiceFactory()
+data = {"link": "https://example.com/a", "quantity": "100"}
+order = order_create(user=user, service=service, data=data, source="api")
+entry = LedgerEntry.objects.get(order_ref=order.pk, kind="charge")
+assert entry.memo == f"Order {order.pk}: {service.name}", entry.memo
+assert Order.objects.get(pk=order.pk).charge == order.charge == -entry.amount
+assert OrderStatusChange.objects.filter(order=order, source="create").count() == 1
+assert Wallet.objects.get(user=user).balance == Decimal("0.10") - order.charge
+try:
+    order_create(user=user, service=service, data=data, source="api")
+except InsufficientFunds:
+    print("refused: InsufficientFunds")
+assert Order.objects.filter(user=user).count() == 1
+call_command("check_ledger")
+call_command("order_summary", "--check")
+"""
 
 
 def test_smtp_settings_come_from_the_environment_and_refuse_tls_with_ssl():
@@ -195,3 +238,38 @@ def test_an_email_service_is_chosen_by_email_backend_with_its_anymail_settings()
     assert got[7] == (
         "[('MAILGUN_API_KEY', 'key-123'), ('MAILGUN_SENDER_DOMAIN', 'mg.example.com')]"
     )
+
+
+def _database_options(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings as s; "
+            "print(sorted(s.DATABASES['default'].get('OPTIONS', {}).items()))",
+        ],
+        cwd=ROOT,
+        env={
+            "PATH": os.environ["PATH"],
+            "DJANGO_SETTINGS_MODULE": "panel.settings",
+            "DEBUG": "true",
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/panel",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "options"),
+    [
+        (None, "[('prepare_threshold', 5), ('server_side_binding', True)]"),
+        ("true", "[('prepare_threshold', 5), ('server_side_binding', True)]"),
+        ("false", "[]"),
+    ],
+)
+def test_prepared_statements_are_on_unless_turned_off(value, options):
+    done = _database_options({} if value is None else {"DATABASE_PREPARED_STATEMENTS": value})
+    assert done.stdout.strip() == options, done.stderr
