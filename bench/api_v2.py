@@ -1,6 +1,7 @@
 """Reseller API benchmark: /api/v2 on PostgreSQL behind gunicorn on this machine.
 
-    .venv/bin/python bench/api_v2.py [--duration 5] [--concurrency 4] [--workers 2] [--debug]
+    .venv/bin/python bench/api_v2.py [--duration 5] [--rounds 3] [--concurrency 4] [--workers 2]
+        [--debug]
         [--worker-class sync|gthread --threads N] [--calls balance,status] [--profile N]
         [--profile-lines 25]
 
@@ -11,12 +12,15 @@ loopback port. DEBUG is off, as production runs (SECRET_KEY and the other settin
 requires are set to throwaway values, SECURE_SSL_REDIRECT off: a TLS proxy is not part of the
 bench); --debug runs it with DEBUG=true (Django then keeps every query of a request in memory).
 Then, for each call, a load generator of --concurrency processes (requests sessions) sends it
-for --duration seconds (at most --max-requests), after a short warm-up, and the table gives
-requests per second, its ratio to the ceiling of the same run, p50 and p95 latency, errors, and
-the SQL queries of one call after a first one (counted in-process with CaptureQueriesContext). The ceiling is a
-bare Django JSON view served by the same gunicorn through the same middleware
-(bench/api_v2_urls.py). The ratio is what compares between runs: the absolute figures move with
-the machine's load.
+for --duration seconds (at most --max-requests), after a short warm-up. It does so in --rounds
+rounds of every call in turn, each round's ceiling measured at its start and at its end (the
+mean of both is that round's ceiling): on a shared machine whose speed drifts, a call and its
+ceiling are then measured at nearly the same time. The table gives, as medians over the
+rounds, requests per second, its ratio to its round's ceiling, p50 and p95 latency; then the
+requests and errors of all rounds, and the SQL queries of one call after a first one (counted
+in-process with CaptureQueriesContext). The ceiling is a bare Django JSON view served by the same
+gunicorn through the same middleware (bench/api_v2_urls.py). The ratio is what compares between
+runs: the absolute figures move with the machine's load.
 
 --profile N skips gunicorn: it runs each call N times in-process (Django's test client, a form
 body as the load generator sends), first without a profiler (its CPU time per call,
@@ -339,6 +343,7 @@ def profile(calls: list[tuple[str, str, dict, dict]], repeat: int, lines: int = 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per call")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every call (medians)")
     parser.add_argument("--concurrency", type=int, default=4, help="client processes")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--worker-class", default="sync", help="gunicorn worker class")
@@ -368,24 +373,40 @@ def selected(calls: list, words: str) -> list:
 
 
 def run_load(opts: argparse.Namespace, calls: list, queries: dict) -> list[tuple]:
+    """--rounds rounds of every call in turn, each round's ceiling measured at its start and its
+    end (their mean is that round's ceiling), so that a machine whose speed drifts (a shared
+    one) moves a call and its ceiling together. Per call: the median over the rounds of req/s,
+    of its ratio to its round's ceiling, and of p50 and p95."""
     server = start_gunicorn(opts.port, opts.workers, opts.worker_class, opts.threads)
-    rows = []
+    ceiling, *others = calls
+    results: dict[str, list[tuple]] = {name: [] for name, *_ in calls}
     try:
-        for name, path, data, headers in calls:
-            rps, p50, p95, n, errors = load(
-                f"http://127.0.0.1:{opts.port}{path}",
-                data,
-                headers,
-                concurrency=opts.concurrency,
-                duration=opts.duration,
-                cap=opts.max_requests,
-            )
-            rows.append((name, rps, p50, p95, n, errors, queries[name]))
-            print(f"  {name}: {rps:.0f} req/s", flush=True)
+        for round_no in range(1, opts.rounds + 1):
+            measured = {}
+            for name, path, data, headers in [ceiling, *others, ceiling]:
+                result = load(
+                    f"http://127.0.0.1:{opts.port}{path}",
+                    data,
+                    headers,
+                    concurrency=opts.concurrency,
+                    duration=opts.duration,
+                    cap=opts.max_requests,
+                )
+                measured.setdefault(name, []).append(result)
+                print(f"  round {round_no}, {name}: {result[0]:.0f} req/s", flush=True)
+            base = statistics.mean(r[0] for r in measured[ceiling[0]])
+            for name, runs in measured.items():
+                rps, p50, p95, n, errors = (statistics.mean(x) for x in zip(*runs, strict=True))
+                results[name].append((rps, rps / base, p50, p95, n, errors))
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         purge_broker()
+    rows = []
+    for name, runs in results.items():
+        rps, ratio, p50, p95 = (statistics.median(x) for x in list(zip(*runs, strict=True))[:4])
+        n, errors = sum(r[4] for r in runs), sum(r[5] for r in runs)
+        rows.append((name, rps, ratio, p50, p95, int(n), int(errors), queries[name]))
     return rows
 
 
@@ -394,17 +415,17 @@ def print_table(opts: argparse.Namespace, rows: list[tuple]) -> None:
     print(
         f"\ngunicorn {opts.workers} {opts.worker_class} workers{threads}, "
         f"{opts.concurrency} client processes, {opts.duration:g}s per call, "
+        f"{opts.rounds} rounds (medians; each round's ceiling measured first and last), "
         f"{os.cpu_count()} CPUs shared by all, DEBUG={'true' if opts.debug else 'false'}, "
         f"load average {os.getloadavg()[0]:.1f}\n"
     )
-    ceiling = rows[0][1]
     print(
         "| call | req/s | ratio to ceiling | p50 ms | p95 ms | requests | errors | SQL queries/call |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, rps, p50, p95, n, errors, q in rows:
+    for name, rps, ratio, p50, p95, n, errors, q in rows:
         print(
-            f"| {name} | {rps:.0f} | {rps / ceiling:.2f} | {p50 * 1000:.1f} | {p95 * 1000:.1f} "
+            f"| {name} | {rps:.0f} | {ratio:.2f} | {p50 * 1000:.1f} | {p95 * 1000:.1f} "
             f"| {n} | {errors} | {q} |"
         )
 
