@@ -108,16 +108,15 @@ def test_services_cost_two_queries_built_and_one_cached_for_10_or_200(client, al
     assert len(decode(client.post(API_URL, params))) == 200
 
 
+def _add(key: str, service) -> dict:
+    link = "https://example.com/a"
+    return {"key": key, "action": "add", "service": service.pk, "link": link, "quantity": "100"}
+
+
 def test_add_costs_the_same_whatever_the_orders_and_services(client, rich, rich_key):
     decode(client.post(API_URL, {"key": rich_key, "action": "balance"}))
     service = ServiceFactory()
-    params = {
-        "key": rich_key,
-        "action": "add",
-        "service": service.pk,
-        "link": "https://example.com/a",
-        "quantity": "100",
-    }
+    params = _add(rich_key, service)
     first = count(client, params)
     factory_made = OrderFactory.create_batch(50, user=rich, service=service)
     ServiceFactory.create_batch(50)
@@ -146,13 +145,7 @@ def test_add_in_autocommit_is_three_statements_and_no_transaction(client, rich, 
     if connection.vendor != "postgresql":
         pytest.skip("the one-statement order is PostgreSQL's")
     service = ServiceFactory()
-    params = {
-        "key": rich_key,
-        "action": "add",
-        "service": service.pk,
-        "link": "https://example.com/a",
-        "quantity": "100",
-    }
+    params = _add(rich_key, service)
     decode(client.post(API_URL, {"key": rich_key, "action": "balance"}))
     wrapper = connections["default"]
     with mock.patch.object(wrapper, "set_autocommit", wraps=wrapper.set_autocommit) as switched:
