@@ -387,9 +387,10 @@ def _notice(notice: Notice, kind: EventKind, pref: NotificationPreference | None
 def notify_if_balance_low(
     *, user: User, before: Decimal, after: Decimal, order_ref: int | None
 ) -> Notification | None:
-    """After a debit (called inside it, the wallet row locked): tell the customer when it took
-    the balance from at or above their threshold to below it. Once per crossing: the next debit
-    starts below, and only a top-up above the threshold makes a new crossing possible."""
+    """After a debit: tell the customer when it took the balance from at or above their
+    threshold to below it (`before` and `after` as the debit read them under the wallet's lock).
+    Once per crossing: the next debit starts below, and only a top-up above the threshold makes
+    a new crossing possible."""
     pref = NotificationPreference.objects.filter(user=user).first()
     threshold = pref.low_balance_threshold if pref is not None else None
     if pref is None or threshold is None or not (before >= threshold > after):

@@ -502,7 +502,12 @@ def balance_debit(
     debited = _run_debit(debit, using)
     if debited.entry_id is not None:
         _written(debit, debited, using)
-        _tell_if_balance_low(entry=entry, before=debited.balance, threshold=debited.threshold)
+        _tell_if_balance_low(
+            entry=entry,
+            before=debited.balance,
+            threshold=debited.threshold,
+            committed=not connections[using].in_atomic_block,
+        )
     if debited.entry_id is None:
         return _not_debited(entry=entry, balance=debited.balance, alongside=alongside)
     if spent:
@@ -531,13 +536,23 @@ def _not_debited(
     raise IntegrityError("The debit conflicted with a ledger entry that cannot be found.")
 
 
-def _tell_if_balance_low(*, entry: LedgerEntry, before: Decimal, threshold: Decimal | None) -> None:
+def _tell_if_balance_low(
+    *, entry: LedgerEntry, before: Decimal, threshold: Decimal | None, committed: bool
+) -> None:
     """The low-balance notice, when this debit took the balance across the customer's
-    threshold (read in the debit's statement: the preference is read again only then)."""
-    if threshold is not None and before >= threshold > entry.balance_after:
+    threshold (read in the debit's statement: the preference is read again only then). After a
+    debit that committed on its own (one statement in autocommit) the notice cannot undo it:
+    a failure to write it is logged, and the debit (the order it paid for) stands."""
+    if threshold is None or not before >= threshold > entry.balance_after:
+        return
+    try:
         notify_if_balance_low(
             user=entry.user, before=before, after=entry.balance_after, order_ref=entry.order_ref
         )
+    except Exception:
+        if not committed:
+            raise  # the caller's transaction decides
+        logger.exception("the low-balance notice of ledger entry %s was not written", entry.pk)
 
 
 def balance_adjust(

@@ -241,3 +241,25 @@ def test_a_debit_pays_only_for_a_new_row(alice):
     with pytest.raises(ValueError):
         balance_debit(user=alice, amount=Decimal("1"), pays_for=order)
     assert LedgerEntry.objects.filter(user=alice).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_debit_that_committed_on_its_own_stands_when_its_low_balance_notice_fails(alice, caplog):
+    from unittest import mock
+
+    from accounts.models import NotificationPreference
+
+    NotificationPreference.objects.update_or_create(
+        user=alice, defaults={"low_balance_threshold": Decimal("40")}
+    )
+    failing = mock.patch("accounts.services.notify_if_balance_low", side_effect=RuntimeError)
+    with failing as notify:
+        entry = balance_debit(user=alice, amount=Decimal("20"), order_ref=70)
+    notify.assert_called_once()
+    assert LedgerEntry.objects.get(pk=entry.pk).balance_after == Decimal("30.00000")
+    assert "low-balance notice of ledger entry" in caplog.text
+    # Inside a caller's transaction the caller decides: the error goes up, nothing is kept.
+    NotificationPreference.objects.filter(user=alice).update(low_balance_threshold=Decimal("15"))
+    with failing, pytest.raises(RuntimeError), transaction.atomic():
+        balance_debit(user=alice, amount=Decimal("20"), order_ref=71, memo="crosses again")
+    assert not LedgerEntry.objects.filter(order_ref=71).exists()
