@@ -100,7 +100,8 @@ def insert_select(
     quote = connection.ops.quote_name
     pk = meta.pk
     assert pk is not None  # every concrete model has one
-    fields = [f for f in meta.local_concrete_fields if f is not pk]
+    # As save(): the database computes a generated field itself.
+    fields = [f for f in meta.local_concrete_fields if f is not pk and not f.generated]
     values = []
     for model_field in fields:
         value = model_field.pre_save(instance, True)

@@ -361,7 +361,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--profile-lines", type=int, default=25, help="functions listed by cumulative time"
     )
-    return parser.parse_args()
+    opts = parser.parse_args()
+    if opts.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    return opts
 
 
 def selected(calls: list, words: str) -> list:
@@ -396,7 +399,8 @@ def run_load(opts: argparse.Namespace, calls: list, queries: dict) -> list[tuple
                 print(f"  round {round_no}, {name}: {result[0]:.0f} req/s", flush=True)
             base = statistics.mean(r[0] for r in measured[ceiling[0]])
             for name, runs in measured.items():
-                rps, p50, p95, n, errors = (statistics.mean(x) for x in zip(*runs, strict=True))
+                rps, p50, p95 = (statistics.mean(x) for x in list(zip(*runs, strict=True))[:3])
+                n, errors = sum(r[3] for r in runs), sum(r[4] for r in runs)
                 results[name].append((rps, rps / base, p50, p95, n, errors))
     finally:
         server.send_signal(signal.SIGTERM)

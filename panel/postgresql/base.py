@@ -8,12 +8,13 @@ backend that is terminated, restarted, timed out or dropped by a proxy sends an 
 closes, and an idle connection's socket is then readable. So the check here first asks the
 socket, without a round trip, whether anything arrived since the last answer: nothing (the
 common case) means the connection is as the last request left it, and nothing is sent. Anything
-at all, or a connection psycopg already knows is broken, gets Django's own check, `SELECT 1`,
-which reads what came and closes the connection if it is gone: the request then opens a new one
-instead of failing.
+at all, a connection psycopg already knows is broken, or one no request used in the last
+QUIET_FOR_SECONDS (a peer may vanish without a word: a failover that moved the database's
+address) gets Django's own check, `SELECT 1`, which reads what came and closes the connection if
+it is gone: the request then opens a new one instead of failing.
 
-What neither check can see is a peer that vanished without a word (a network cut): `SELECT 1`
-would wait for TCP's timeout there as the request's own query does.
+Neither check sees a network cut between two requests a moment apart: `SELECT 1` would wait for
+TCP's timeout there as the request's own query does.
 
 Prepared statements (settings: DATABASE_PREPARED_STATEMENTS): with server-side binding, a
 statement that starts with accounts.sql.PREPARED (the API's key lookup, the service lookup of an
@@ -24,33 +25,63 @@ parameters' values.
 """
 
 import select
-from typing import Any
+import time
+from typing import Any, cast
 
 from django.db.backends.postgresql import base
-from psycopg import pq
+from psycopg import errors, pq
 
 from accounts.sql import PREPARED
 
+# A connection a request used less than this long ago is trusted on its quiet socket; one idle
+# for longer gets SELECT 1 all the same. A peer can vanish without a word: a failover that moves
+# the database's address, a firewall or NAT that forgot the connection. Only a round trip finds
+# that out (the new host's reset), and a connection idle for seconds can afford one.
+QUIET_FOR_SECONDS = 5.0
+
 
 class ServerBindingCursor(base.ServerBindingCursor):
-    """Django's server-side binding cursor, preparing the marked statements only."""
+    """Django's server-side binding cursor, preparing the marked statements only.
+
+    A prepared statement whose result columns changed type since it was prepared (a migration
+    run by another process) fails with "cached plan must not change result type", on every run
+    until the connection goes. Outside a transaction the marked statement is then run again
+    after DEALLOCATE ALL (psycopg forgets its own prepared statements with it): the failed run
+    wrote nothing. Inside one, the error goes up; the transaction's ROLLBACK makes psycopg
+    deallocate them all."""
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        marked = isinstance(query, str) and query.startswith(PREPARED)
         if kwargs.get("prepare") is None:
-            kwargs["prepare"] = isinstance(query, str) and query.startswith(PREPARED)
-        return super().execute(query, params, **kwargs)  # type: ignore[misc]  # psycopg's (not in django-stubs)
+            kwargs["prepare"] = marked
+        run = super().execute  # type: ignore[misc]  # psycopg's (not in django-stubs)
+        try:
+            return run(query, params, **kwargs)
+        except errors.FeatureNotSupported:
+            connection = cast(Any, self).connection  # psycopg's cursor's (not in django-stubs)
+            idle = connection.info.transaction_status == pq.TransactionStatus.IDLE
+            if not (marked and idle):
+                raise
+            connection.execute("DEALLOCATE ALL")
+            return run(query, params, **kwargs)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     # Set by Django's BaseDatabaseWrapper (not in django-stubs).
     health_check_enabled: bool
     health_check_done: bool
+    # When a request last checked this connection (time.monotonic()): 0, never.
+    checked_at = 0.0
 
     def get_connection_params(self) -> dict[str, Any]:
         params = super().get_connection_params()
         if params.get("cursor_factory") is base.ServerBindingCursor:
             params["cursor_factory"] = ServerBindingCursor
         return params
+
+    def connect(self) -> None:
+        super().connect()
+        self.checked_at = time.monotonic()  # a new connection is as good as checked
 
     def close_if_health_check_failed(self) -> None:
         if (
@@ -60,9 +91,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
             or self.health_check_done
         ):
             return
-        if not self.is_quiet() and not self.is_usable():
+        now = time.monotonic()
+        recent = now - self.checked_at < QUIET_FOR_SECONDS
+        if not (recent and self.is_quiet()) and not self.is_usable():
             self.close()
         self.health_check_done = True
+        self.checked_at = now
 
     def is_quiet(self) -> bool:
         """True when the connection is open, idle and its socket has nothing to read: nothing

@@ -476,3 +476,43 @@ def test_keys_are_per_customer(alice, bob, offline_provider):
     a = _create(alice, service, data, idempotency_key="same")
     b = _create(bob, service, data, idempotency_key="same")
     assert a.pk != b.pk
+
+
+# --- the one statement of a charged order, inside a caller's transaction and without a wallet ----
+
+
+def test_refusals_inside_a_callers_transaction_leave_it_usable(alice, offline_provider):
+    """A refused order (the balance, or a key used for another request) rolls back to its own
+    savepoint: the caller's transaction goes on and commits what it did."""
+    from django.db import transaction
+
+    from accounts.services import balance_credit
+
+    service = _service(offline_provider, "Default", rate="10")
+    data = {"link": LINK, "quantity": "1000"}
+    with transaction.atomic():
+        with pytest.raises(InsufficientFunds):
+            _create(alice, service, {"link": LINK, "quantity": "6000"})
+        first = _create(alice, service, data, idempotency_key="k-in-tx")
+        with pytest.raises(OrderError):
+            _create(alice, service, {**data, "quantity": "2000"}, idempotency_key="k-in-tx")
+        balance_credit(user=alice, amount=Decimal("1"), memo="after the refusals")
+    assert list(Order.objects.values_list("pk", flat=True)) == [first.pk]
+    assert LedgerEntry.objects.get(kind=LedgerEntry.Kind.CHARGE).order_ref == first.pk
+    alice.wallet.refresh_from_db()
+    assert alice.wallet.balance == Decimal("51") - first.charge
+
+
+def test_a_customer_without_a_wallet_is_refused_and_nothing_is_written(alice, offline_provider):
+    """An account older than wallets: the debit makes the wallet, then refuses the order on its
+    balance of 0 (here inside the test's transaction, the order's savepoint takes the wallet
+    back too); nothing of the order is written."""
+    from accounts.models import Wallet
+
+    LedgerEntry.objects.filter(user=alice).delete()
+    Wallet.objects.filter(user=alice).delete()
+    alice.refresh_from_db()
+    service = _service(offline_provider, "Default")
+    with pytest.raises(InsufficientFunds):
+        _create(alice, service, {"link": LINK, "quantity": "1000"})
+    assert not Order.objects.exists() and not LedgerEntry.objects.filter(user=alice).exists()

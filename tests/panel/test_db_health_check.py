@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import connection, connections
 
 from accounts.models import User
-from panel.postgresql.base import DatabaseWrapper
+from panel.postgresql.base import QUIET_FOR_SECONDS, DatabaseWrapper
 
 pytestmark = [
     pytest.mark.django_db,
@@ -94,6 +94,47 @@ def test_a_message_on_a_healthy_connection_costs_one_check_and_keeps_it(kept):
     is_usable.assert_called_once()
     _next_request(kept)
     assert kept.is_quiet()
+
+
+def test_a_connection_idle_for_a_while_gets_a_round_trip_all_the_same(kept):
+    # A peer can vanish without closing the socket (a failover that moved the address): only a
+    # round trip tells, and a connection no request used for seconds gets one.
+    first = _backend_pid(kept)
+    kept.checked_at -= QUIET_FOR_SECONDS + 1
+    _next_request(kept)
+    assert kept.is_quiet()
+    with _spy(kept) as is_usable:
+        assert _backend_pid(kept) == first
+    is_usable.assert_called_once()
+    _next_request(kept)
+    with _spy(kept) as is_usable:  # checked just now: trusted on its quiet socket again
+        _backend_pid(kept)
+    is_usable.assert_not_called()
+
+
+def test_a_prepared_statement_survives_a_column_type_change_by_another_process(kept):
+    """A migration in another process changes a column a prepared statement returns: PostgreSQL
+    refuses the cached plan ("cached plan must not change result type"); the statement is run
+    again after DEALLOCATE ALL instead of failing on every run until the connection goes."""
+    from accounts.sql import prepared
+
+    other = psycopg.connect(**kept.get_connection_params(), autocommit=True)
+    other.execute("CREATE TABLE prepared_probe (name varchar(10))")
+    try:
+        other.execute("INSERT INTO prepared_probe VALUES ('a')")
+        sql = prepared("SELECT name FROM prepared_probe WHERE name = %s")
+        for _ in range(3):
+            with kept.cursor() as cursor:
+                cursor.execute(sql, ["a"])
+                assert cursor.fetchall() == [("a",)]
+        other.execute("ALTER TABLE prepared_probe ALTER COLUMN name TYPE varchar(20)")
+        for _ in range(2):
+            with kept.cursor() as cursor:
+                cursor.execute(sql, ["a"])
+                assert cursor.fetchall() == [("a",)]
+    finally:
+        other.execute("DROP TABLE prepared_probe")
+        other.close()
 
 
 def test_a_connection_in_a_transaction_is_not_quiet(kept):
