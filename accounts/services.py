@@ -440,7 +440,8 @@ def _run_debit(debit: _Debit, using: str) -> _Debited:
 
 
 def _written(debit: _Debit, debited: _Debited, using: str) -> None:
-    """The entry (and the row it pays for) as the statement wrote them."""
+    """The entry (and the row it pays for) as the statement wrote them; then the low-balance
+    notice, if the debit crossed the customer's threshold."""
     entry = debit.entry
     entry.pk, entry.balance_after = debited.entry_id, debited.balance + entry.amount
     entry._state.adding, entry._state.db = False, using
@@ -449,6 +450,12 @@ def _written(debit: _Debit, debited: _Debited, using: str) -> None:
         entry.memo = entry.memo.replace(DRAWN_ID, str(debited.drawn_id), 1)
         if debit.pays_for._state.adding:  # written by the statement (the steps saved it)
             mark_saved(debit.pays_for, debited.drawn_id, using)
+    _tell_if_balance_low(
+        entry=entry,
+        before=debited.balance,
+        threshold=debited.threshold,
+        committed=not connections[using].in_atomic_block,
+    )
 
 
 def balance_debit(
@@ -502,12 +509,6 @@ def balance_debit(
     debited = _run_debit(debit, using)
     if debited.entry_id is not None:
         _written(debit, debited, using)
-        _tell_if_balance_low(
-            entry=entry,
-            before=debited.balance,
-            threshold=debited.threshold,
-            committed=not connections[using].in_atomic_block,
-        )
     if debited.entry_id is None:
         return _not_debited(entry=entry, balance=debited.balance, alongside=alongside)
     if spent:
