@@ -15,7 +15,6 @@ from accounts.models import User
 from accounts.services import InsufficientFunds
 from catalog.models import Service
 from catalog.order_types import TYPE_SPECS, OrderType
-from catalog.pricing import format_money
 from catalog.selectors import service_get_enabled_for_user
 from orders.models import PUBLIC_STATUS, Order
 from orders.selectors import (
@@ -98,7 +97,7 @@ def add(*, user: User, params: ApiParams) -> dict[str, int]:
 
 def _order_status(row: OrderStatusRow, currency: str) -> dict[str, str]:
     return {
-        "charge": format_money(row.charge),
+        "charge": row.charge,
         "start_count": str(row.start_count if row.start_count is not None else 0),
         "status": PUBLIC_STATUS[row.status],
         "remains": str(row.remains if row.remains is not None else row.quantity),

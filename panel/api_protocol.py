@@ -10,7 +10,7 @@ dispatcher (panel/api_v2.py) imports the handlers without a cycle. It is the onl
 import gzip
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 MAX_IDS = 100  # every seed document caps multi calls at 100 ids
 ID_LIST_PARAMS = frozenset({"orders", "refills", "cancels"})
@@ -71,10 +71,10 @@ def _to_string(name: str, value: Any) -> str | None:
     raise ApiError(f'The parameter "{name}" must be a string or a number.')
 
 
-@dataclass(frozen=True)
-class IdItem:
+class IdItem(NamedTuple):
     """One token of a comma-separated id list: what the client wrote and, if it is a valid id,
-    the number."""
+    the number. (A tuple: a call reads up to 100 of them, and a frozen dataclass took twice as
+    long to make.)"""
 
     raw: str
     id: int | None
@@ -102,7 +102,7 @@ class ApiParams:
         self, values: Mapping[str, Any], *, headers: Mapping[str, str] | None = None
     ) -> None:
         self._values = values
-        self.headers = headers or {}
+        self.headers = headers if headers is not None else {}
 
     def __contains__(self, name: str) -> bool:
         return self.get(name) is not None

@@ -15,7 +15,7 @@ unexpected exception is logged and answered with a JSON error.
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -23,9 +23,10 @@ from django.core.exceptions import SuspiciousOperation
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.multipartparser import MultiPartParser
+from django.http.request import HttpHeaders
 from django.middleware.gzip import re_accepts_gzip
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.gzip import gzip_page
 
@@ -210,6 +211,23 @@ def _content_length(request: HttpRequest) -> int:
         return 0
 
 
+class _Headers(Mapping[str, str]):
+    """request.headers for the one or two names an action reads, read from the WSGI environ
+    when asked: Django's HttpHeaders parses every header of the request when it is made."""
+
+    def __init__(self, meta: Mapping[str, Any]) -> None:
+        self._meta = meta
+
+    def __getitem__(self, name: str) -> str:
+        return self._meta[HttpHeaders.to_wsgi_name(name)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(HttpHeaders(self._meta))
+
+    def __len__(self) -> int:
+        return len(HttpHeaders(self._meta))
+
+
 def read_params(request: HttpRequest) -> ApiParams:
     """The query string and the body together; a value in the body wins over the same name in
     the query string (some clients put `key` in the URL and the rest in the body). A GET (or
@@ -221,10 +239,24 @@ def read_params(request: HttpRequest) -> ApiParams:
             values.update({name: source.get(name) for name in source})
         else:
             values.update(source)
-    return ApiParams(values, headers=request.headers)
+    return ApiParams(values, headers=_Headers(request.META))
 
 
 # --- The answer ------------------------------------------------------------------------------------
+
+# What Django's add_never_cache_headers writes, written once: it formats the time of the call
+# into Expires and parses and rewrites Cache-Control on every answer. An Expires date in the past
+# tells an HTTP/1.0 cache the same (RFC 9111: an invalid or past date is already stale).
+NEVER_CACHE_HEADERS = (
+    ("Expires", "Thu, 01 Jan 1970 00:00:00 GMT"),
+    ("Cache-Control", "max-age=0, no-cache, no-store, must-revalidate, private"),
+)
+
+
+def _never_cache(response: HttpResponse) -> HttpResponse:
+    for name, value in NEVER_CACHE_HEADERS:
+        response.headers[name] = value
+    return response
 
 
 def _json_bytes(data: Any) -> bytes:
@@ -244,16 +276,14 @@ def _answer_rendered(request: HttpRequest, answer: RenderedJson) -> HttpResponse
         patch_vary_headers(response, ("Accept-Encoding",))
     else:
         response = HttpResponse(answer.plain_body(), content_type="application/json")
-    add_never_cache_headers(response)
-    return response
+    return _never_cache(response)
 
 
 def _answer(data: Any, *, retry_after: int | None = None) -> HttpResponse:
     response = HttpResponse(_json_bytes(data), content_type="application/json")
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
-    add_never_cache_headers(response)
-    return response
+    return _never_cache(response)
 
 
 # What the key lookup also reads for an action, in the same statement (one round trip fewer).

@@ -24,12 +24,13 @@ suits lookups by a unique key, not the ORM's queries, whose best plan may depend
 parameters' values.
 """
 
+import functools
 import select
 import time
 from typing import Any, cast
 
 from django.db.backends.postgresql import base
-from psycopg import errors, pq
+from psycopg import _queries, errors, pq
 
 from accounts.sql import PREPARED
 
@@ -40,6 +41,32 @@ from accounts.sql import PREPARED
 QUIET_FOR_SECONDS = 5.0
 
 
+# A marked statement's conversion (its %s placeholders into $1, $2...), kept. psycopg keeps the
+# conversions of statements of at most 50 parameters and 4 KB only, so that an ORM's bulk
+# INSERTs of every length do not fill its cache; an order's debit (its INSERT of the order's
+# columns inside) has more than 60, and splitting its text again cost 265 µs per order. There
+# are a few marked statements, each written once per database (accounts.sql).
+_convert_marked = functools.lru_cache(maxsize=64)(_queries._query2pg_nocache)
+
+
+class _Query(_queries.PostgresQuery):
+    """psycopg's query, converting a marked statement once per process (_convert_marked).
+    psycopg's own class and conversion (its module is private: the pinned version is the one
+    tests/panel/test_db_health_check.py checks)."""
+
+    __slots__ = ()
+
+    def convert(self, query: Any, vars: Any) -> None:
+        if vars is None or not isinstance(query, str) or not query.startswith(PREPARED):
+            return super().convert(query, vars)
+        encoding = self._tx.encoding
+        self.query, self._want_formats, self._order, self._parts = _convert_marked(
+            query.encode(encoding), encoding
+        )
+        self.dump(vars)
+        return None
+
+
 class ServerBindingCursor(base.ServerBindingCursor):
     """Django's server-side binding cursor, preparing the marked statements only.
 
@@ -48,7 +75,9 @@ class ServerBindingCursor(base.ServerBindingCursor):
     until the connection goes. Outside a transaction the marked statement is then run again
     after DEALLOCATE ALL (psycopg forgets its own prepared statements with it): the failed run
     wrote nothing. Inside one, the error goes up; the transaction's ROLLBACK makes psycopg
-    deallocate them all."""
+    deallocate them all. Marked statements are converted once (_Query)."""
+
+    _query_cls = _Query
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         marked = isinstance(query, str) and query.startswith(PREPARED)

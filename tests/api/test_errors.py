@@ -1,7 +1,9 @@
 """Refused calls: a clear {"error": ...} at HTTP 200 in JSON, and nothing written."""
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 
 import pytest
 
@@ -312,4 +314,6 @@ def test_json_bodies_are_read_strictly_and_answers_written_like_drf_did(client, 
             'refill, refill_status, services, status."}'
         ).encode()
     )
-    assert "no-cache" in response["Cache-Control"]
+    assert "no-cache" in response["Cache-Control"] and "no-store" in response["Cache-Control"]
+    # Already stale for an HTTP/1.0 cache, as add_never_cache_headers' date of now is.
+    assert parsedate_to_datetime(response["Expires"]) < datetime.now(UTC)

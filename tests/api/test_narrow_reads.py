@@ -1,6 +1,8 @@
 """status, refill and cancel read only what their answers need: one query, no join with the
 service and category, and no field loaded later one order at a time."""
 
+from decimal import Decimal
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -57,14 +59,30 @@ def test_status_rows_send_the_ids_as_one_array_and_read_what_the_orm_reads(alice
     ids = [o.pk for o in mine] + [theirs.pk, 10**18]
     with CaptureQueriesContext(connection) as ctx:
         found = order_status_rows_many_for_user(user=alice, order_ids=ids)
-    rows = Order.objects.filter(user=alice, pk__in=ids).values_list("pk", *OrderStatusRow._fields)
-    assert found == {row[0]: OrderStatusRow._make(row[1:]) for row in rows}
+    rows = Order.objects.filter(user=alice, pk__in=ids)
+    assert found == {
+        o.pk: OrderStatusRow(o.status, format_money(o.charge), o.start_count, o.remains, o.quantity)
+        for o in rows
+    }
     assert len(found) == 100 and found[mine[3].pk].remains == 1
     if connection.vendor == "postgresql":  # 102 ids, one parameter: no IN list of placeholders
         assert (
             "= ANY(" in ctx.captured_queries[0]["sql"]
             and " IN (" not in ctx.captured_queries[0]["sql"]
         )
+
+
+@pytest.mark.parametrize(
+    "charge",
+    ["0", "0.00001", "0.9", "12.34567", "1234567.5", "99999999.99999"],
+)
+def test_status_rows_write_the_charge_as_format_money_does(alice, charge):
+    """The charge comes as the database's text of the column (PostgreSQL) or is formatted here
+    (SQLite): the same string format_money writes, for every amount the column holds."""
+    order = OrderFactory(user=alice)
+    Order.objects.filter(pk=order.pk).update(charge=Decimal(charge))
+    found = order_status_rows_many_for_user(user=alice, order_ids=[order.pk])
+    assert found[order.pk].charge == format_money(Decimal(charge))
 
 
 def test_cancel_types_come_from_the_narrow_read(client, alice, alice_key):

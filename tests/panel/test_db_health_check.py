@@ -184,3 +184,24 @@ def test_a_marked_statement_is_prepared_and_planned_once(alice):
         prepared = cursor.fetchall()
     assert [runs for sql, runs in prepared if "key_hash" in sql] == [8]
     assert all(sql.startswith(PREPARED) for sql, _ in prepared), prepared
+
+
+def test_a_marked_statement_with_many_parameters_is_converted_once(alice):
+    """psycopg keeps the conversion (%s into $n) of statements of at most 50 parameters only;
+    a marked statement's is kept whatever its length: an order's debit has more than 60."""
+    from accounts.sql import PREPARED
+    from panel.postgresql.base import _convert_marked
+
+    values = list(range(60))
+    sql = f"{PREPARED}SELECT {', '.join(['%s::int'] * len(values))}"
+    before = _convert_marked.cache_info()
+    for _ in range(3):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            assert list(cursor.fetchone()) == values
+    after = _convert_marked.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 2)
+    with connection.cursor() as cursor:  # not marked: psycopg's own conversion, as before
+        cursor.execute(sql.removeprefix(PREPARED), values)
+        assert list(cursor.fetchone()) == values
+    assert _convert_marked.cache_info() == after
