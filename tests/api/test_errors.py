@@ -317,3 +317,27 @@ def test_json_bodies_are_read_strictly_and_answers_written_like_drf_did(client, 
     assert "no-cache" in response["Cache-Control"] and "no-store" in response["Cache-Control"]
     # Already stale for an HTTP/1.0 cache, as add_never_cache_headers' date of now is.
     assert parsedate_to_datetime(response["Expires"]) < datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"balance": "100.84292", "currency": "USD"},
+        {"error": 'Unknown action "x\u2028y\u2029z" … — ünïcode 😀'},
+        {
+            "123": {"charge": "0.90000", "status": "In progress"},
+            "x": {"error": "Incorrect order ID"},
+        },
+        [{"order": 2**63 - 1, "refill": {"error": "e"}}, {"order": "abc", "cancel": 7}],
+        {"nested": [[], {}, None, True, False, 0, -1]},
+    ],
+)
+def test_answers_are_written_as_the_json_module_wrote_them(data):
+    """orjson writes the answers: the same bytes as json.dumps did (compact, UTF-8, U+2028 and
+    U+2029 escaped as JavaScript needs)."""
+    from panel.api_v2 import _json_bytes
+
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    assert _json_bytes(data) == (
+        text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+    )
