@@ -22,14 +22,12 @@ The functions raise when the cache does; callers choose what to log and let the 
 import functools
 import ipaddress
 import math
-import os
 import secrets
 import threading
 import time
 import weakref
 from typing import Literal
 
-import redis
 from django.conf import settings
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.redis import RedisCache
@@ -85,39 +83,24 @@ return {0, 0}
 
 _local_lock = threading.Lock()
 
-
-class _Scripts:
-    """The limiter's scripts registered on one Redis cache backend, in the process that made
-    them. register_script builds a new redis client (and its table of reply callbacks) and
-    hashes the script on every call: made once here, reused for the process's life. Their client
-    holds one connection of its own (single_connection_client, behind a lock): the limiter runs
-    on every API call, and a pooled client takes a connection from the pool, polls its socket
-    for stale data and gives it back on every command. A child process (a gunicorn worker) never
-    uses its parent's connection: it makes its own."""
-
-    def __init__(self, backend: RedisCache) -> None:
-        self.pid = os.getpid()
-        # Writes always go to the first server, whatever the key (RedisCacheClient).
-        pool = backend._cache.get_client(write=True).connection_pool
-        self.client = redis.Redis(connection_pool=pool, single_connection_client=True)
-        self.by_lua: dict[str, Script] = {}
-
-    def get(self, lua: str) -> Script:
-        script = self.by_lua.get(lua)
-        if script is None:
-            script = self.by_lua.setdefault(lua, self.client.register_script(lua))
-        return script
-
-
-# Django keeps one cache backend object per thread: so does this, one _Scripts each.
-_scripts: "weakref.WeakKeyDictionary[RedisCache, _Scripts]" = weakref.WeakKeyDictionary()
+# The registered scripts of each Redis cache backend (Django keeps one backend object per thread).
+# register_script builds a new redis client (and its table of reply callbacks) and hashes the
+# script on every call: built once here, reused for the process's life. The client shares the
+# backend's connection pool, which redis-py rebuilds in a forked child, so a script made before
+# gunicorn forks its workers still works in each of them.
+_scripts: "weakref.WeakKeyDictionary[RedisCache, dict[str, Script]]" = weakref.WeakKeyDictionary()
 
 
 def _script(backend: RedisCache, lua: str) -> Script:
-    scripts = _scripts.get(backend)
-    if scripts is None or scripts.pid != os.getpid():
-        scripts = _scripts[backend] = _Scripts(backend)
-    return scripts.get(lua)
+    registered = _scripts.get(backend)
+    if registered is None:
+        registered = _scripts.setdefault(backend, {})
+    script = registered.get(lua)
+    if script is None:
+        # Writes always go to the first server, whatever the key (RedisCacheClient).
+        client = backend._cache.get_client(write=True)
+        script = registered.setdefault(lua, client.register_script(lua))
+    return script
 
 
 def rate_limit_hit(*, key: str, limit: int, period: float) -> int:
@@ -235,9 +218,19 @@ def client_ip(request: HttpRequest) -> str | None:
     return _parse_address(str(request.META.get("REMOTE_ADDR") or ""))
 
 
-@functools.lru_cache(maxsize=4096)  # a few thousand clients, each parsed once per process
+# The longest way an address is written ('[' IPv6 with an embedded IPv4 ']:' port): anything
+# longer is not one, and is not kept in _parse_address's cache (a header's text can be long).
+_ADDRESS_MAX = 64
+
+
 def _parse_address(raw: str) -> str | None:
     """'203.0.113.7', '203.0.113.7:5123', '2001:db8::1' or '[2001:db8::1]:443' → the address."""
+    raw = raw.strip()
+    return _parse_short_address(raw) if len(raw) <= _ADDRESS_MAX else None
+
+
+@functools.lru_cache(maxsize=4096)  # a few thousand clients, each parsed once per process
+def _parse_short_address(raw: str) -> str | None:
     raw = raw.strip()
     if raw.startswith("[") and "]" in raw:
         raw = raw[1 : raw.index("]")]

@@ -50,9 +50,9 @@ _convert_marked = functools.lru_cache(maxsize=64)(_queries._query2pg_nocache)
 
 
 class _Query(_queries.PostgresQuery):
-    """psycopg's query, converting a marked statement once per process (_convert_marked).
-    psycopg's own class and conversion (its module is private: the pinned version is the one
-    tests/panel/test_db_health_check.py checks)."""
+    """psycopg's query, converting a marked statement once per process (_convert_marked) with
+    psycopg's own conversion. Its module is private, so psycopg's version is pinned and
+    tests/panel/test_db_health_check.py runs marked and unmarked statements through it."""
 
     __slots__ = ()
 

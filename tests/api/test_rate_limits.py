@@ -246,39 +246,16 @@ def test_the_limiter_registers_its_script_once_per_process(client, alice_key, mo
     assert len(cache._cache.get_client().keys("*apiv2:rl:key:*")) == 1  # still counted
 
 
-def test_the_limiter_keeps_one_connection_and_a_child_process_makes_its_own(
-    client, alice_key, monkeypatch
-):
-    """The limiter's client holds one connection of its own: its calls take none from the cache's
-    pool. A process forked after it was made (a gunicorn worker) does not use it: it makes its
-    own client and connection, the parent's socket left to the parent."""
-    from django.core.cache import caches
-    from django.core.cache.backends.redis import RedisCache
+def test_a_client_address_is_parsed_once_and_a_long_header_entry_is_not_kept():
+    """Addresses are parsed once per process (a cache of a few thousand); an entry longer than
+    any written address is no address, and never enters the cache (a header's text is the
+    client's to make long)."""
+    from accounts.ratelimit import _parse_address, _parse_short_address
 
-    from accounts import ratelimit
-
-    backend = caches["default"]
-    if not isinstance(backend, RedisCache):
-        pytest.skip("the limiter runs its Lua script only with Django's Redis cache")
-    decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
-    scripts = ratelimit._scripts[backend]
-    connection = scripts.client.connection
-    pool = backend._cache.get_client(write=True).connection_pool
-    taken = pool.get_connection
-    monkeypatch.setattr(pool, "get_connection", lambda *a, **k: pytest.fail("took from the pool"))
-    for _ in range(3):
-        assert "balance" in decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
-    assert ratelimit._scripts[backend] is scripts and scripts.client.connection is connection
-    monkeypatch.setattr(pool, "get_connection", taken)
-    monkeypatch.setattr(ratelimit.os, "getpid", lambda: scripts.pid + 1)  # "after a fork"
-    assert "balance" in decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
-    child = ratelimit._scripts[backend]
-    assert child is not scripts and child.client.connection is not connection
-    assert (
-        len(
-            cache._cache.get_client().zrange(
-                backend.make_key(f"apiv2:rl:key:{ApiKey.objects.get().pk}"), 0, -1
-            )
-        )
-        == 5
-    )
+    _parse_short_address.cache_clear()
+    assert _parse_address(" [2001:db8::1]:443 ") == "2001:db8::1"
+    assert _parse_address("[2001:db8::1]:443") == "2001:db8::1"
+    assert _parse_short_address.cache_info().hits == 1
+    assert _parse_address("[::ffff:203.0.113.255]:65535") == "::ffff:cb00:71ff"
+    assert _parse_address("1" * 65) is None and _parse_address("x" * 5000) is None
+    assert _parse_short_address.cache_info().currsize == 2
