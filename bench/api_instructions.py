@@ -103,10 +103,10 @@ def main() -> None:
     if opts.child:
         child(opts.child[0], opts.child[1], int(opts.child[2]))
         return
-    if shutil.which("valgrind") is None:
-        sys.exit("bench/api_instructions.py needs valgrind (Debian: apt-get install valgrind)")
     if opts.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if shutil.which("valgrind") is None:
+        sys.exit("bench/api_instructions.py needs valgrind (Debian: apt-get install valgrind)")
     api_v2.prepare_environment(debug=False)
     import django
 
