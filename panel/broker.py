@@ -4,11 +4,26 @@ anew), which cost more CPU than the LPUSH it sends: a third of `order_submit.del
 enqueue of every new order (docs/api.md, Performance). The kept client holds no connection of
 its own: the channel's pool does, and when kombu replaces the pool (after a fork, or once the
 channel is closed) the next message builds a client for the new one. Set as
-CELERY_BROKER_TRANSPORT when the broker is a redis:// URL (panel/settings.py)."""
+CELERY_BROKER_TRANSPORT when the broker is a redis:// URL (panel/settings.py).
 
+`send(task, *ids)` is `task.delay(*ids)` for the hot enqueues (orders.services.enqueue): the
+same message, sent in one LPUSH from the one kombu pushed for the task before (below)."""
+
+import base64
+import copy
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
+import redis as redis_client
+from celery import signals
 from kombu.transport import redis
+
+from panel.queues import PUBLISHED_AT_HEADER, stamp_published_at
 
 
 class Channel(redis.Channel):
@@ -24,6 +39,149 @@ class Channel(redis.Channel):
             kept = self._kept_client = (pool, super()._create_client())  # type: ignore[misc]
         return kept[1]
 
+    def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
+        super()._put(queue, message, **kwargs)
+        # A message pushed on its own, as it is (no key prefix, no expiring queue): the
+        # template of `send` for its task (below).
+        alone = kwargs.get("_publish_batch") is None
+        plain = alone and not self.global_keyprefix and not getattr(self, "_expires", None)
+        if plain and (message.get("headers") or {}).get("task") not in _templates:
+            _remember(queue, message, (self.pool.connection_class, self.pool.connection_kwargs))
+
 
 class Transport(redis.Transport):
     Channel = Channel
+
+
+# --- A task message in one command --------------------------------------------------------------
+#
+# Celery's task.delay() cost about 0.95 ms of CPU here, the enqueue of every new order a sixth of
+# an API `add` (docs/api.md, "Sixth round"): Celery's options, routing and message building,
+# kombu's producer, then redis-py's pooled client for the one LPUSH that sends it. `send`
+# keeps, per task, the envelope kombu last pushed for a plain delay() of it in this process
+# (remembered by Channel._put) and sends the next ones from it, with their own id, arguments and
+# publish time, in one LPUSH on a connection kept for the purpose: 0.20-0.24 ms where delay()
+# took 0.77-0.89 in the same process (docs/api.md, "Sixth round"). The message is
+# the one Celery builds (tests/panel/test_broker.py compares them key by key); whatever would
+# make it differ (an eager app, a call from inside a worker's task, a receiver of the publish
+# signals other than the panel's stamp, arguments that are not ints) sends through delay().
+
+
+@dataclass(frozen=True)
+class _Template:
+    queue: str  # the Redis list the channel pushed it to
+    envelope: dict[str, Any]  # kombu's envelope, its body decoded
+    embed: dict[str, Any]  # the body's third part (callbacks, errbacks, chain, chord: all None)
+    connection: tuple[type, dict[str, Any]]  # the channel's redis connection class and arguments
+
+
+_templates: dict[str, _Template] = {}
+os.register_at_fork(after_in_child=_templates.clear)  # its origin header names the process
+# Headers that would make a message not plain: a plain delay() leaves them empty.
+_PLAIN_HEADERS: dict[str, Any] = {
+    "eta": None,
+    "expires": None,
+    "group": None,
+    "group_index": None,
+    "shadow": None,
+    "parent_id": None,
+    "retries": 0,
+    "kwargsrepr": "{}",
+    "stamped_headers": None,
+    "stamps": {},
+}
+
+
+def _remember(queue: str, message: dict[str, Any], connection: tuple[type, dict[str, Any]]) -> None:
+    """Keep `message` (as Channel._put pushes it) as its task's template if it is a plain
+    delay(): positional arguments only, no eta, expiry, group, parent or callbacks, priority 0."""
+    headers, properties = message.get("headers") or {}, message.get("properties") or {}
+    name = headers.get("task")
+    if not isinstance(name, str) or headers.get("id") != headers.get("root_id"):
+        return
+    if any(headers.get(k, v) != v for k, v in _PLAIN_HEADERS.items()):
+        return
+    if properties.get("body_encoding") != "base64" or properties.get("priority", 0) != 0:
+        return
+    if "expiration" in properties or message.get("content-type") != "application/json":
+        return
+    try:
+        args, kwargs, embed = json.loads(base64.b64decode(message["body"]))
+    except (ValueError, TypeError, KeyError):
+        return
+    if kwargs or not isinstance(args, list) or not isinstance(embed, dict):
+        return
+    if any(value is not None for value in embed.values()):
+        return
+    envelope = copy.deepcopy({**message, "body": None})
+    _templates[name] = _Template(queue, envelope, embed, connection)
+
+
+class _Kept(threading.local):
+    connection: Any = None
+    pid: int = 0
+
+
+_kept = _Kept()
+
+
+def _lpush(template: _Template, value: bytes) -> None:
+    """LPUSH on this thread's kept connection (a new one in a forked child), sent again once on
+    a fresh connection if the kept one failed (closed by the server, or a restart): the task
+    then may run twice, which the panel's tasks allow (they claim their work first)."""
+    connection_class, kwargs = template.connection
+    if _kept.connection is None or _kept.pid != os.getpid():
+        _kept.connection, _kept.pid = connection_class(**kwargs), os.getpid()
+    connection = _kept.connection
+    for attempt in (1, 2):
+        try:
+            connection.send_command("LPUSH", template.queue, value)
+            connection.read_response()
+            return
+        except (redis_client.ConnectionError, redis_client.TimeoutError, OSError):
+            connection.disconnect()
+            if attempt == 2:
+                raise
+
+
+def _plain_publish(task: Any) -> bool:
+    """Whether `task.delay()` would send the plain message now: not eager, not from a worker's
+    task (whose messages carry its ids), no publish signal receiver but the panel's stamp."""
+    app = task.app
+    if app.conf.task_always_eager or app.current_worker_task is not None:
+        return False
+    stamp_only = all(r is stamp_published_at for _, r in signals.before_task_publish.receivers)
+    return (
+        stamp_only and not signals.after_task_publish.receivers and not signals.task_sent.receivers
+    )
+
+
+def send(task: Any, *args: int) -> None:
+    """`task.delay(*args)`, the same message, in one LPUSH when this process already sent a
+    plain one for `task` through the Redis transport (else through delay(), which makes the
+    template). Raises what the connection raises, as delay() would."""
+    template = _templates.get(task.name)
+    if template is None or any(type(a) is not int for a in args) or not _plain_publish(task):
+        task.delay(*args)
+        return
+    task_id = str(uuid.uuid4())
+    headers = {
+        **template.envelope["headers"],
+        "id": task_id,
+        "root_id": task_id,
+        "argsrepr": repr(args),
+        PUBLISHED_AT_HEADER: time.time(),
+    }
+    body = json.dumps([list(args), {}, template.embed]).encode()
+    properties = {
+        **template.envelope["properties"],
+        "correlation_id": task_id,
+        "delivery_tag": str(uuid.uuid4()),
+    }
+    message = {
+        **template.envelope,
+        "body": base64.b64encode(body).decode(),
+        "headers": headers,
+        "properties": properties,
+    }
+    _lpush(template, json.dumps(message).encode())

@@ -23,6 +23,7 @@ from accounts.models import LedgerEntry
 from accounts.services import customer_create
 from orders.models import FINAL_STATUSES, Order
 from orders.services import order_create, orders_requeue, refund_amount
+from panel import broker as panel_broker
 from panel.celery import app as celery_app
 from tests.orders.factories import make_provider, make_service
 from tests.orders.sandbox import KEY
@@ -136,10 +137,16 @@ def _wait(predicate, timeout: float, what: str, worker: Worker | None = None) ->
     raise AssertionError(f"timed out waiting for {what}\n{tail}")
 
 
-def test_every_type_is_charged_placed_and_settled_by_a_real_worker(sandbox, worker):
-    from orders.tasks import orders_poll_sweep
+def test_every_type_is_charged_placed_and_settled_by_a_real_worker(sandbox, worker, monkeypatch):
+    from orders.tasks import order_submit, orders_poll_sweep
 
     sandbox.config(speed=SPEED)
+    # The first placement goes through delay(); panel.broker.send sends the others from its
+    # message, in one LPUSH each: the worker must take and run those as it does delay()'s.
+    panel_broker._templates.clear()
+    delayed = []
+    real_delay = order_submit.delay
+    monkeypatch.setattr(order_submit, "delay", lambda *a: delayed.append(a) or real_delay(*a))
     user = customer_create(username="e2e", opening_balance=Decimal("500"))
     provider = make_provider(api_url=sandbox.api_url, key=KEY, name="sandbox-e2e")
     orders = []
@@ -153,6 +160,7 @@ def test_every_type_is_charged_placed_and_settled_by_a_real_worker(sandbox, work
         orders.append(order_create(user=user, service=service, data=data))
     charged = sum(o.charge for o in orders)
     assert LedgerEntry.objects.filter(kind="charge").count() == len(orders)
+    assert delayed == [(orders[0].pk,)] and len(orders) > 10
     ids = [o.pk for o in orders]
 
     def placed():
