@@ -20,19 +20,22 @@ The functions raise when the cache does; callers choose what to log and let the 
 """
 
 import functools
+import hashlib
 import ipaddress
 import math
 import secrets
 import threading
 import time
 import weakref
-from typing import Literal
+from typing import Any, Literal
 
 from django.conf import settings
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
-from redis.commands.core import Script
+from redis.exceptions import NoScriptError
+
+from panel.kept_redis import KeptConnection
 
 Mode = Literal["hit", "peek", "record"]
 
@@ -83,23 +86,41 @@ return {0, 0}
 
 _local_lock = threading.Lock()
 
-# The registered scripts of each Redis cache backend (Django keeps one backend object per thread).
-# register_script builds a new redis client (and its table of reply callbacks) and hashes the
-# script on every call: built once here, reused for the process's life. The client shares the
-# backend's connection pool, which redis-py rebuilds in a forked child, so a script made before
-# gunicorn forks its workers still works in each of them.
-_scripts: "weakref.WeakKeyDictionary[RedisCache, dict[str, Script]]" = weakref.WeakKeyDictionary()
+
+class _Script:
+    """A Lua script run by EVALSHA on a connection kept for it (panel.kept_redis: redis-py's
+    pooled client cost more CPU than the round trip, on every API call), made as the Redis
+    cache's own connections are (writes always go to the first server, whatever the key:
+    RedisCacheClient); loaded with SCRIPT LOAD the first time the server does not know it
+    (a new or restarted server)."""
+
+    def __init__(self, backend: RedisCache, lua: str) -> None:
+        self.lua = lua
+        self.sha = hashlib.sha1(lua.encode(), usedforsecurity=False).hexdigest()
+        pool = backend._cache.get_client(write=True).connection_pool
+        self.connection = KeptConnection.like(pool)
+
+    def __call__(self, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return self.connection.command("EVALSHA", self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            self.connection.command("SCRIPT", "LOAD", self.lua)
+        return self.connection.command("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
-def _script(backend: RedisCache, lua: str) -> Script:
+# The scripts of each Redis cache backend (Django keeps one backend object per thread), made
+# once and kept for the process's life. A KeptConnection makes its own connection in a forked
+# child, so a script made before gunicorn forks its workers still works in each of them.
+_scripts: "weakref.WeakKeyDictionary[RedisCache, dict[str, _Script]]" = weakref.WeakKeyDictionary()
+
+
+def _script(backend: RedisCache, lua: str) -> _Script:
     registered = _scripts.get(backend)
     if registered is None:
         registered = _scripts.setdefault(backend, {})
     script = registered.get(lua)
     if script is None:
-        # Writes always go to the first server, whatever the key (RedisCacheClient).
-        client = backend._cache.get_client(write=True)
-        script = registered.setdefault(lua, client.register_script(lua))
+        script = registered.setdefault(lua, _Script(backend, lua))
     return script
 
 

@@ -13,21 +13,21 @@ import base64
 import copy
 import json
 import os
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import redis as redis_client
 from celery import signals
 from kombu.transport import redis
 
+from panel.kept_redis import KeptConnection
 from panel.queues import PUBLISHED_AT_HEADER, stamp_published_at
 
 
 class Channel(redis.Channel):
     _kept_client: tuple[Any, Any] | None = None  # (the pool, its client)
+    _kept_connection: tuple[Any, KeptConnection] | None = None  # (the pool, one like its own)
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         # kombu's own private method, which its type information does not declare.
@@ -46,7 +46,10 @@ class Channel(redis.Channel):
         alone = kwargs.get("_publish_batch") is None
         plain = alone and not self.global_keyprefix and not getattr(self, "_expires", None)
         if plain and (message.get("headers") or {}).get("task") not in _templates:
-            _remember(queue, message, (self.pool.connection_class, self.pool.connection_kwargs))
+            kept = self._kept_connection
+            if kept is None or kept[0] is not self.pool:
+                kept = self._kept_connection = (self.pool, KeptConnection.like(self.pool))
+            _remember(queue, message, kept[1])
 
 
 class Transport(redis.Transport):
@@ -60,7 +63,9 @@ class Transport(redis.Transport):
 # kombu's producer, then redis-py's pooled client for the one LPUSH that sends it. `send`
 # keeps, per task, the envelope kombu last pushed for a plain delay() of it in this process
 # (remembered by Channel._put) and sends the next ones from it, with their own id, arguments and
-# publish time, in one LPUSH on a connection kept for the purpose: 0.20-0.24 ms where delay()
+# publish time, in one LPUSH on a connection kept for the purpose (panel.kept_redis, which
+# sends it again once on a new connection if the kept one broke: the task then may run twice,
+# which the panel's tasks allow, claiming their work first): 0.20-0.24 ms where delay()
 # took 0.77-0.89 in the same process (docs/api.md, "Sixth round"). The message is
 # the one Celery builds (tests/panel/test_broker.py compares them key by key); whatever would
 # make it differ (an eager app, a call from inside a worker's task, a receiver of the publish
@@ -72,7 +77,7 @@ class _Template:
     queue: str  # the Redis list the channel pushed it to
     envelope: dict[str, Any]  # kombu's envelope, its body decoded
     embed: dict[str, Any]  # the body's third part (callbacks, errbacks, chain, chord: all None)
-    connection: tuple[type, dict[str, Any]]  # the channel's redis connection class and arguments
+    connection: KeptConnection  # made as the channel's pool makes its connections
 
 
 _templates: dict[str, _Template] = {}
@@ -92,7 +97,7 @@ _PLAIN_HEADERS: dict[str, Any] = {
 }
 
 
-def _remember(queue: str, message: dict[str, Any], connection: tuple[type, dict[str, Any]]) -> None:
+def _remember(queue: str, message: dict[str, Any], connection: KeptConnection) -> None:
     """Keep `message` (as Channel._put pushes it) as its task's template if it is a plain
     delay(): positional arguments only, no eta, expiry, group, parent or callbacks, priority 0."""
     headers, properties = message.get("headers") or {}, message.get("properties") or {}
@@ -115,33 +120,6 @@ def _remember(queue: str, message: dict[str, Any], connection: tuple[type, dict[
         return
     envelope = copy.deepcopy({**message, "body": None})
     _templates[name] = _Template(queue, envelope, embed, connection)
-
-
-class _Kept(threading.local):
-    connection: Any = None
-    pid: int = 0
-
-
-_kept = _Kept()
-
-
-def _lpush(template: _Template, value: bytes) -> None:
-    """LPUSH on this thread's kept connection (a new one in a forked child), sent again once on
-    a fresh connection if the kept one failed (closed by the server, or a restart): the task
-    then may run twice, which the panel's tasks allow (they claim their work first)."""
-    connection_class, kwargs = template.connection
-    if _kept.connection is None or _kept.pid != os.getpid():
-        _kept.connection, _kept.pid = connection_class(**kwargs), os.getpid()
-    connection = _kept.connection
-    for attempt in (1, 2):
-        try:
-            connection.send_command("LPUSH", template.queue, value)
-            connection.read_response()
-            return
-        except (redis_client.ConnectionError, redis_client.TimeoutError, OSError):
-            connection.disconnect()
-            if attempt == 2:
-                raise
 
 
 def _plain_publish(task: Any) -> bool:
@@ -184,4 +162,4 @@ def send(task: Any, *args: int) -> None:
         "headers": headers,
         "properties": properties,
     }
-    _lpush(template, json.dumps(message).encode())
+    template.connection.command("LPUSH", template.queue, json.dumps(message).encode())

@@ -224,26 +224,36 @@ def test_both_windows_are_counted_in_one_call_in_order():
     assert rate_limit_wait(key=key, limit=2, period=10) >= 1
 
 
-def test_the_limiter_registers_its_script_once_per_process(client, alice_key, monkeypatch):
-    """register_script builds a redis client and hashes the script: done once, not per call."""
+def test_the_limiter_makes_its_script_once_and_loads_it_again_when_the_server_forgot_it(
+    client, alice_key, monkeypatch
+):
+    """The script (its hash, its kept connection) is made once per process; EVALSHA runs it,
+    and when the server does not know it (a new or restarted server, SCRIPT FLUSH) it is
+    loaded and the call still counted."""
     from django.core.cache import caches
     from django.core.cache.backends.redis import RedisCache
-    from redis import Redis
+
+    from accounts import ratelimit
 
     if not isinstance(caches["default"], RedisCache):
         pytest.skip("the limiter runs its Lua script only with Django's Redis cache")
-    registered = []
-    original = Redis.register_script
+    made = []
+    original = ratelimit._Script.__init__
 
-    def spy(self, script):
-        registered.append(script)
-        return original(self, script)
+    def spy(self, backend, lua):
+        made.append(lua)
+        original(self, backend, lua)
 
-    monkeypatch.setattr(Redis, "register_script", spy)
-    for _ in range(5):
+    monkeypatch.setattr(ratelimit._Script, "__init__", spy)
+    ratelimit._scripts.clear()
+    redis_client = cache._cache.get_client()
+    for call in range(5):
+        if call == 2:
+            redis_client.script_flush()
         decode(client.post(API_URL, {"key": alice_key, "action": "balance"}))
-    assert len(registered) <= 1
-    assert len(cache._cache.get_client().keys("*apiv2:rl:key:*")) == 1  # still counted
+    assert made == [ratelimit._SLIDING_WINDOWS_LUA]
+    [key] = redis_client.keys("*apiv2:rl:key:*")
+    assert redis_client.zcard(key) == 5  # every call counted, the one after the flush too
 
 
 def test_a_client_address_is_parsed_once_and_a_long_header_entry_is_not_kept():

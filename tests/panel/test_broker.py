@@ -142,17 +142,13 @@ def test_a_message_send_pushed_is_received_and_run_as_delay_s(live_broker, conne
     assert received == [(noted.name, [[1], {}, callbacks]), (noted.name, [[2], {}, callbacks])]
 
 
-def test_a_closed_or_inherited_connection_is_replaced(live_broker):
+def test_a_connection_the_server_closed_is_replaced(live_broker):
     broker.send(noted, 1)
     broker.send(noted, 2)
-    kept = broker._kept.connection
-    kept.send_command("CLIENT", "ID")
-    live_broker.client_kill_filter(_id=kept.read_response())  # the server closes it
-    broker.send(noted, 3)  # sent again once, on a new connection
-    broker._kept.pid = -1  # as in a forked child: the parent's connection is not used
-    broker.send(noted, 4)
-    assert broker._kept.connection is not kept
-    assert [m["body"][0] for m in _messages(live_broker)] == [[1], [2], [3], [4]]
+    kept = broker._templates[noted.name].connection
+    kept.command("CLIENT", "KILL", "ID", kept.command("CLIENT", "ID"))  # the server closes it
+    broker.send(noted, 3)  # sent again once, on a new connection (panel.kept_redis)
+    assert [m["body"][0] for m in _messages(live_broker)] == [[1], [2], [3]]
 
 
 @pytest.mark.parametrize("case", ["eager", "worker task", "receiver", "not an int", "keyword"])

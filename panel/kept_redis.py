@@ -1,0 +1,52 @@
+"""Redis commands sent on a connection kept for them, for the hot paths where redis-py's client
+costs more CPU than the round trip: every API call's rate-limit script (accounts.ratelimit) and
+every new order's task message (panel.broker.send).
+
+redis-py's client takes a connection from its pool, checks it is clean (a poll of the socket),
+wraps the command in its retry and observability layers and gives the connection back: 0.13-0.21
+ms of CPU per command here, against 0.07-0.11 for the same command on the connection itself
+(docs/api.md, "Sixth round"). A KeptConnection holds one redis-py Connection per thread (gunicorn's
+gthread workers run requests on several) and per process (a forked child makes its own: it never
+writes on its parent's socket), made from a pool's connection class and arguments, so database,
+password, TLS and timeouts are the pool's. A command that fails on a broken connection (closed by
+the server, or a restart) is sent once more on a new one, as redis-py's client retries it: only
+for commands that may run twice (a rate-limit hit counted twice, a task message sent twice).
+Each KeptConnection is one more connection per thread to the Redis server, besides the pool's."""
+
+import os
+import threading
+from typing import Any
+
+import redis
+
+
+class KeptConnection:
+    def __init__(self, connection_class: type, connection_kwargs: dict[str, Any]) -> None:
+        self._connection_class = connection_class
+        self._connection_kwargs = dict(connection_kwargs)
+        self._local = threading.local()
+
+    @classmethod
+    def like(cls, pool: Any) -> "KeptConnection":
+        """A kept connection made as `pool` (a redis-py ConnectionPool) makes its own."""
+        return cls(pool.connection_class, pool.connection_kwargs)
+
+    def _connection(self) -> Any:
+        local, pid = self._local, os.getpid()
+        if getattr(local, "pid", None) != pid:
+            local.connection, local.pid = self._connection_class(**self._connection_kwargs), pid
+        return local.connection
+
+    def command(self, *args: Any) -> Any:
+        """The reply to one command; raises redis-py's errors (ResponseError for an error
+        reply, after which the connection is still usable)."""
+        connection = self._connection()
+        for attempt in (1, 2):
+            try:
+                connection.send_command(*args)
+                return connection.read_response()
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                connection.disconnect()  # the next attempt connects anew (redis-py shuts
+                if attempt == 2:  # a socket down only in the process that opened it)
+                    raise
+        raise AssertionError("unreachable")
