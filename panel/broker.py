@@ -13,12 +13,15 @@ import base64
 import copy
 import json
 import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import redis as redis_client
 from celery import signals
+from celery.local import Proxy
 from kombu.transport import redis
 
 from panel.kept_redis import KeptConnection
@@ -41,15 +44,18 @@ class Channel(redis.Channel):
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
         super()._put(queue, message, **kwargs)
-        # A message pushed on its own, as it is (no key prefix, no expiring queue): the
-        # template of `send` for its task (below).
+        # The message of send's own delay() (below), pushed on its own as it is (no key
+        # prefix, no expiring queue): its task's template, with the key kombu pushed it to.
+        name = (message.get("headers") or {}).get("task")
         alone = kwargs.get("_publish_batch") is None
         plain = alone and not self.global_keyprefix and not getattr(self, "_expires", None)
-        if plain and (message.get("headers") or {}).get("task") not in _templates:
+        if plain and name is not None and name == getattr(_capturing, "name", None):
             kept = self._kept_connection
             if kept is None or kept[0] is not self.pool:
                 kept = self._kept_connection = (self.pool, KeptConnection.like(self.pool))
-            _remember(queue, message, kept[1])
+            # kombu's own private helpers, as its _put uses them.
+            priority = self._get_message_priority(message, reverse=False)
+            _remember(self._q_for_pri(queue, priority), message, kept[1])  # type: ignore[attr-defined]
 
 
 class Transport(redis.Transport):
@@ -58,23 +64,25 @@ class Transport(redis.Transport):
 
 # --- A task message in one command --------------------------------------------------------------
 #
-# Celery's task.delay() cost about 0.95 ms of CPU here, the enqueue of every new order a sixth of
-# an API `add` (docs/api.md, "Sixth round"): Celery's options, routing and message building,
-# kombu's producer, then redis-py's pooled client for the one LPUSH that sends it. `send`
-# keeps, per task, the envelope kombu last pushed for a plain delay() of it in this process
-# (remembered by Channel._put) and sends the next ones from it, with their own id, arguments and
-# publish time, in one LPUSH on a connection kept for the purpose (panel.kept_redis, which
-# sends it again once on a new connection if the kept one broke: the task then may run twice,
-# which the panel's tasks allow, claiming their work first): 0.20-0.24 ms where delay()
-# took 0.77-0.89 in the same process (docs/api.md, "Sixth round"). The message is
-# the one Celery builds (tests/panel/test_broker.py compares them key by key); whatever would
-# make it differ (an eager app, a call from inside a worker's task, a receiver of the publish
-# signals other than the panel's stamp, arguments that are not ints) sends through delay().
+# Celery's task.delay() cost about 0.8-0.9 ms of CPU here, the enqueue of every new order a sixth
+# of an API `add` (docs/api.md, "Sixth round"): Celery's options, routing and message building,
+# kombu's producer, then redis-py's pooled client for the one LPUSH that sends it. `send(task,
+# *ids)` sends its first message of a task in a process through delay(), and Channel._put keeps
+# what kombu pushed (a template: only send's own, never a message another caller sent with
+# options). The next ones are built from it, with their own id, arguments, publish time and
+# thread's reply address, and pushed in one LPUSH on a connection kept for the purpose
+# (panel.kept_redis): 0.20-0.24 ms where delay() took 0.77-0.89 in the same process. When the
+# message would differ from delay()'s (an eager app, a call from a worker's task, sent events on,
+# a receiver of the publish signals other than the panel's stamp, an apply_async wrapped by an
+# integration, arguments that are not ints) send() calls delay(); and when Redis does not take
+# the LPUSH, delay() sends it with Celery's publish retries and failover, and the template is
+# made again. The route is the task's by name (CELERY_TASK_ROUTES): a router that chose a queue
+# by the arguments would be frozen at the first message.
 
 
 @dataclass(frozen=True)
 class _Template:
-    queue: str  # the Redis list the channel pushed it to
+    key: str  # the Redis list the channel pushed it to
     envelope: dict[str, Any]  # kombu's envelope, its body decoded
     embed: dict[str, Any]  # the body's third part (callbacks, errbacks, chain, chord: all None)
     connection: KeptConnection  # made as the channel's pool makes its connections
@@ -82,6 +90,8 @@ class _Template:
 
 _templates: dict[str, _Template] = {}
 os.register_at_fork(after_in_child=_templates.clear)  # its origin header names the process
+# The task whose message send's delay() is pushing on this thread, for Channel._put to keep.
+_capturing = threading.local()
 # Headers that would make a message not plain: a plain delay() leaves them empty.
 _PLAIN_HEADERS: dict[str, Any] = {
     "eta": None,
@@ -97,7 +107,7 @@ _PLAIN_HEADERS: dict[str, Any] = {
 }
 
 
-def _remember(queue: str, message: dict[str, Any], connection: KeptConnection) -> None:
+def _remember(key: str, message: dict[str, Any], connection: KeptConnection) -> None:
     """Keep `message` (as Channel._put pushes it) as its task's template if it is a plain
     delay(): positional arguments only, no eta, expiry, group, parent or callbacks, priority 0."""
     headers, properties = message.get("headers") or {}, message.get("properties") or {}
@@ -119,14 +129,18 @@ def _remember(queue: str, message: dict[str, Any], connection: KeptConnection) -
     if any(value is not None for value in embed.values()):
         return
     envelope = copy.deepcopy({**message, "body": None})
-    _templates[name] = _Template(queue, envelope, embed, connection)
+    _templates[name] = _Template(key, envelope, embed, connection)
 
 
 def _plain_publish(task: Any) -> bool:
     """Whether `task.delay()` would send the plain message now: not eager, not from a worker's
-    task (whose messages carry its ids), no publish signal receiver but the panel's stamp."""
+    task (whose messages carry its ids), no sent event, no publish signal receiver but the
+    panel's stamp, apply_async not wrapped by an integration (functools.wraps leaves
+    __wrapped__)."""
     app = task.app
     if app.conf.task_always_eager or app.current_worker_task is not None:
+        return False
+    if app.conf.task_send_sent_event or hasattr(task.apply_async, "__wrapped__"):
         return False
     stamp_only = all(r is stamp_published_at for _, r in signals.before_task_publish.receivers)
     return (
@@ -134,14 +148,26 @@ def _plain_publish(task: Any) -> bool:
     )
 
 
+def _delay(task: Any, args: tuple[int, ...]) -> None:
+    """task.delay(*args), its message kept as the task's template (Channel._put)."""
+    _capturing.name = task.name
+    try:
+        task.delay(*args)
+    finally:
+        _capturing.name = None
+
+
 def send(task: Any, *args: int) -> None:
-    """`task.delay(*args)`, the same message, in one LPUSH when this process already sent a
-    plain one for `task` through the Redis transport (else through delay(), which makes the
-    template). Raises what the connection raises, as delay() would."""
+    """`task.delay(*args)`: the same message, in one LPUSH once this process sent one for
+    `task` through delay() (see above). Raises what delay() raises."""
+    if isinstance(task, Proxy):  # a shared_task: every attribute read resolves it again
+        task = task._get_current_object()
     template = _templates.get(task.name)
     if template is None or any(type(a) is not int for a in args) or not _plain_publish(task):
-        task.delay(*args)
+        _delay(task, args)
         return
+    if task.typing:  # apply_async's check of the arguments against the task's signature
+        task.__header__(*args)
     task_id = str(uuid.uuid4())
     headers = {
         **template.envelope["headers"],
@@ -154,6 +180,7 @@ def send(task: Any, *args: int) -> None:
     properties = {
         **template.envelope["properties"],
         "correlation_id": task_id,
+        "reply_to": task.app.thread_oid,
         "delivery_tag": str(uuid.uuid4()),
     }
     message = {
@@ -162,4 +189,11 @@ def send(task: Any, *args: int) -> None:
         "headers": headers,
         "properties": properties,
     }
-    template.connection.command("LPUSH", template.queue, json.dumps(message).encode())
+    try:
+        template.connection.command("LPUSH", template.key, json.dumps(message).encode())
+    except (redis_client.ConnectionError, redis_client.TimeoutError, OSError):
+        # Redis did not take it on the kept connection, twice (a restart, a failover): delay()
+        # retries as Celery's publish policy says and may reach another server; its message
+        # becomes the template again. Sent twice at worst, which the panel's tasks allow.
+        _templates.pop(task.name, None)
+        _delay(task, args)

@@ -1,8 +1,10 @@
 """panel.cache.RedisCache: Django's Redis cache with its redis client kept, not built again on
-every call; it still works in a forked child (a gunicorn worker) and from several threads."""
+every call; it still works in a forked child (a gunicorn worker) and from several threads. Its
+`get` goes on a kept connection (panel.kept_redis) and reads what the other commands wrote."""
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 import pytest
 from django.conf import settings
@@ -60,3 +62,17 @@ def test_threads_share_it(backend):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda n: backend.set(f"t{n}", n), range(200)))
     assert backend.get_many([f"t{n}" for n in range(200)]) == {f"t{n}": n for n in range(200)}
+
+
+def test_get_reads_what_the_client_wrote_on_its_kept_connection(backend):
+    values = {"int": 7, "big": 2**70, "text": "é", "dict": {"a": [1, 2]}, "money": Decimal("1.5")}
+    backend.set_many(values)
+    for name, value in values.items():
+        assert backend.get(name) == value
+    assert backend.get("missing") is None and backend.get("missing", "default") == "default"
+    [kept] = backend._cache._kept.values()
+    first = kept.command("CLIENT", "ID")
+    backend._cache.get_client().client_kill_filter(_id=first)  # the server closes it
+    assert backend.get("text") == "é"  # read again on a new connection
+    assert kept.command("CLIENT", "ID") != first
+    assert backend.get_many(["int", "text"]) == {"int": 7, "text": "é"}  # the pooled client
