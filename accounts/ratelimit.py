@@ -35,7 +35,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
 from redis.exceptions import NoScriptError
 
-from panel.kept_redis import KeptConnection
+from panel.kept_redis import kept_like
 
 Mode = Literal["hit", "peek", "record"]
 
@@ -98,7 +98,7 @@ class _Script:
         self.lua = lua
         self.sha = hashlib.sha1(lua.encode(), usedforsecurity=False).hexdigest()
         pool = backend._cache.get_client(write=True).connection_pool
-        self.connection = KeptConnection.like(pool)
+        self.connection = kept_like(pool)  # the one the cache's own get uses too
 
     def __call__(self, keys: list[str], args: list[Any]) -> Any:
         try:

@@ -24,13 +24,12 @@ from celery import signals
 from celery.local import Proxy
 from kombu.transport import redis
 
-from panel.kept_redis import KeptConnection
+from panel.kept_redis import KeptConnection, kept_like
 from panel.queues import PUBLISHED_AT_HEADER, stamp_published_at
 
 
 class Channel(redis.Channel):
     _kept_client: tuple[Any, Any] | None = None  # (the pool, its client)
-    _kept_connection: tuple[Any, KeptConnection] | None = None  # (the pool, one like its own)
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         # kombu's own private method, which its type information does not declare.
@@ -50,12 +49,10 @@ class Channel(redis.Channel):
         alone = kwargs.get("_publish_batch") is None
         plain = alone and not self.global_keyprefix and not getattr(self, "_expires", None)
         if plain and name is not None and name == getattr(_capturing, "name", None):
-            kept = self._kept_connection
-            if kept is None or kept[0] is not self.pool:
-                kept = self._kept_connection = (self.pool, KeptConnection.like(self.pool))
             # kombu's own private helpers, as its _put uses them.
             priority = self._get_message_priority(message, reverse=False)
-            _remember(self._q_for_pri(queue, priority), message, kept[1])  # type: ignore[attr-defined]
+            key = self._q_for_pri(queue, priority)  # type: ignore[attr-defined]
+            _remember(key, message, kept_like(self.pool))
 
 
 class Transport(redis.Transport):
@@ -194,6 +191,7 @@ def send(task: Any, *args: int) -> None:
     except (redis_client.ConnectionError, redis_client.TimeoutError, OSError):
         # Redis did not take it on the kept connection, twice (a restart, a failover): delay()
         # retries as Celery's publish policy says and may reach another server; its message
-        # becomes the template again. Sent twice at worst, which the panel's tasks allow.
+        # becomes the template again. Sent more than once at worst (a connection that broke
+        # after Redis took it), which the panel's tasks allow: they claim their work first.
         _templates.pop(task.name, None)
         _delay(task, args)

@@ -12,14 +12,13 @@ from typing import Any
 
 from django.core.cache.backends import redis as django_redis
 
-from panel.kept_redis import KeptConnection
+from panel.kept_redis import kept_like
 
 
 class RedisCacheClient(django_redis.RedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[Any, Any] = {}
-        self._kept: dict[Any, KeptConnection] = {}
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         # Django's own private helpers (not in django-stubs), as its get_client uses them.
@@ -34,10 +33,7 @@ class RedisCacheClient(django_redis.RedisCacheClient):
         # What Django's get does (a read server's GET, the serializer's loads), on the kept
         # connection made like that server's pool's.
         pool = self._get_connection_pool(False)  # type: ignore[attr-defined]
-        kept = self._kept.get(pool)
-        if kept is None:
-            kept = self._kept.setdefault(pool, KeptConnection.like(pool))
-        value = kept.command("GET", key)
+        value = kept_like(pool).command("GET", key)
         return default if value is None else self._serializer.loads(value)  # type: ignore[attr-defined]
 
 

@@ -8,13 +8,19 @@ ms of CPU per command here, against 0.07-0.11 for the same command on the connec
 (docs/api.md, "Sixth round"). A KeptConnection holds one redis-py Connection per thread (gunicorn's
 gthread workers run requests on several) and per process (a forked child makes its own: it never
 writes on its parent's socket), made from a pool's connection class and arguments, so database,
-password, TLS and timeouts are the pool's. A command that fails on a broken connection (closed by
-the server, or a restart) is sent once more on a new one, as redis-py's client retries it: only
-for commands that may run twice (a rate-limit hit counted twice, a task message sent twice).
-Each KeptConnection is one more connection per thread to the Redis server, besides the pool's."""
+password, TLS and timeouts are the pool's. A command that finds its kept connection closed (by the
+server, or a restart: redis-py reads the end of the stream, a ConnectionError) is sent once more
+on a new one; a timeout is raised as it is, never waited out twice. Both are for commands that may
+run twice (a rate-limit hit counted twice, a task message sent twice): a connection that breaks
+after the server ran the command and before its reply came is rare, not impossible.
+
+`kept_like(pool)` gives one KeptConnection per pool, shared by the cache's `get` and the
+limiter's scripts: one more connection per thread to the Redis server, besides the pool's (and
+one for the broker's messages)."""
 
 import os
 import threading
+import weakref
 from typing import Any
 
 import redis
@@ -45,8 +51,26 @@ class KeptConnection:
             try:
                 connection.send_command(*args)
                 return connection.read_response()
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
+            except redis.TimeoutError:
+                connection.disconnect()  # its reply may still come: never read it for another
+                raise
+            except (redis.ConnectionError, OSError):
                 connection.disconnect()  # the next attempt connects anew (redis-py shuts
                 if attempt == 2:  # a socket down only in the process that opened it)
                     raise
         raise AssertionError("unreachable")
+
+
+_by_pool: "weakref.WeakKeyDictionary[Any, KeptConnection]" = weakref.WeakKeyDictionary()
+_by_pool_lock = threading.Lock()
+
+
+def kept_like(pool: Any) -> KeptConnection:
+    """The one KeptConnection of this process made like `pool`'s connections."""
+    kept = _by_pool.get(pool)
+    if kept is None:
+        with _by_pool_lock:
+            kept = _by_pool.get(pool)
+            if kept is None:
+                kept = _by_pool[pool] = KeptConnection.like(pool)
+    return kept

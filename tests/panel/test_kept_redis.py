@@ -1,14 +1,16 @@
 """panel.kept_redis: commands on one redis-py connection per thread and process, sent again
 once on a new connection when the kept one broke."""
 
+import contextlib
 import os
+import socket
 import threading
 
 import pytest
 import redis
 from django.conf import settings
 
-from panel.kept_redis import KeptConnection
+from panel.kept_redis import KeptConnection, kept_like
 
 
 @pytest.fixture
@@ -75,3 +77,48 @@ def test_a_server_that_does_not_answer_raises_after_the_second_try():
     kept = KeptConnection(redis.Connection, {"host": "127.0.0.1", "port": 9, "socket_timeout": 1})
     with pytest.raises(redis.ConnectionError):
         kept.command("PING")
+
+
+def test_a_timeout_is_raised_without_sending_again():
+    """A server that takes the connection and never answers: one attempt, not two (the
+    command may have run; its reply must not be waited out twice)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    kept = KeptConnection(
+        redis.Connection, {"host": "127.0.0.1", "port": port, "socket_timeout": 0.3}
+    )
+    try:
+        with pytest.raises(redis.TimeoutError):
+            kept.command("PING")
+        listener.settimeout(0.1)
+        accepted = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                accepted.append(listener.accept()[0])
+        assert len(accepted) == 1
+        for sock in accepted:
+            sock.close()
+    finally:
+        listener.close()
+
+
+def test_one_kept_connection_per_pool_for_the_cache_and_the_limiter():
+    """The cache's get and both of the limiter's scripts share one kept connection."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    from accounts import ratelimit
+
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        pytest.skip("needs Django's Redis cache")
+    pool = backend._cache.get_client(write=True).connection_pool
+    assert kept_like(pool) is kept_like(pool)
+    backend.get("anything")
+    ratelimit.rate_limit_hit(key="test:kept", limit=5, period=10)
+    ratelimit.rate_limit_hit_all([("test:kept:all", 5, 10)])
+    scripts = ratelimit._scripts[backend]
+    assert len(scripts) == 2
+    assert {id(script.connection) for script in scripts.values()} == {id(kept_like(pool))}
