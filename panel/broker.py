@@ -68,7 +68,7 @@ class Transport(redis.Transport):
 # what kombu pushed (a template: only send's own, never a message another caller sent with
 # options). The next ones are built from it, with their own id, arguments, publish time and
 # thread's reply address, and pushed in one LPUSH on a connection kept for the purpose
-# (panel.kept_redis): 0.20-0.24 ms where delay() took 0.77-0.89 in the same process. When the
+# (panel.kept_redis): 0.20-0.33 ms where delay() took 0.77-1.16 in the same runs. When the
 # message would differ from delay()'s (an eager app, a call from a worker's task, sent events on,
 # a receiver of the publish signals other than the panel's stamp, an apply_async wrapped by an
 # integration, arguments that are not ints) send() calls delay(); and when Redis does not take
