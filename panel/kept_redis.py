@@ -20,7 +20,6 @@ one for the broker's messages)."""
 
 import os
 import threading
-import weakref
 from typing import Any
 
 import redis
@@ -51,7 +50,7 @@ class KeptConnection:
             try:
                 connection.send_command(*args)
                 return connection.read_response()
-            except redis.TimeoutError:
+            except (redis.TimeoutError, TimeoutError):  # redis-py's, or the socket's own
                 connection.disconnect()  # its reply may still come: never read it for another
                 raise
             except (redis.ConnectionError, OSError):
@@ -61,16 +60,15 @@ class KeptConnection:
         raise AssertionError("unreachable")
 
 
-_by_pool: "weakref.WeakKeyDictionary[Any, KeptConnection]" = weakref.WeakKeyDictionary()
-_by_pool_lock = threading.Lock()
-
-
 def kept_like(pool: Any) -> KeptConnection:
-    """The one KeptConnection of this process made like `pool`'s connections."""
-    kept = _by_pool.get(pool)
+    """The one KeptConnection of this process made like `pool`'s connections, kept on the pool
+    itself so that it goes with it (a pool's connection arguments refer back to the pool, so a
+    registry of its own would keep every pool, and its sockets, alive). Two threads making it
+    at once keep one of the two; the other was never used."""
+    kept = pool.__dict__.get(_ATTRIBUTE)
     if kept is None:
-        with _by_pool_lock:
-            kept = _by_pool.get(pool)
-            if kept is None:
-                kept = _by_pool[pool] = KeptConnection.like(pool)
+        kept = pool.__dict__.setdefault(_ATTRIBUTE, KeptConnection.like(pool))
     return kept
+
+
+_ATTRIBUTE = "_panel_kept_connection"

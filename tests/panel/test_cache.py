@@ -68,10 +68,13 @@ def test_threads_share_it(backend):
 def test_get_reads_what_the_client_wrote_on_its_kept_connection(backend):
     values = {"int": 7, "big": 2**70, "text": "é", "dict": {"a": [1, 2]}, "money": Decimal("1.5")}
     backend.set_many(values)
+    pool = backend._cache._get_connection_pool(False)
+    assert "_panel_kept_connection" not in pool.__dict__
     for name, value in values.items():
         assert backend.get(name) == value
     assert backend.get("missing") is None and backend.get("missing", "default") == "default"
-    kept = kept_like(backend._cache._get_connection_pool(False))
+    kept = pool.__dict__["_panel_kept_connection"]  # made by the gets above
+    assert kept_like(pool) is kept
     first = kept.command("CLIENT", "ID")
     backend._cache.get_client().client_kill_filter(_id=first)  # the server closes it
     assert backend.get("text") == "é"  # read again on a new connection

@@ -2,9 +2,11 @@
 once on a new connection when the kept one broke."""
 
 import contextlib
+import gc
 import os
 import socket
 import threading
+import weakref
 
 import pytest
 import redis
@@ -115,10 +117,25 @@ def test_one_kept_connection_per_pool_for_the_cache_and_the_limiter():
     if not isinstance(backend, RedisCache):
         pytest.skip("needs Django's Redis cache")
     pool = backend._cache.get_client(write=True).connection_pool
-    assert kept_like(pool) is kept_like(pool)
+    pool.__dict__.pop("_panel_kept_connection", None)
+    ratelimit._scripts.pop(backend, None)  # made anew below, on this pool's kept connection
     backend.get("anything")
+    kept = pool.__dict__["_panel_kept_connection"]  # made by the cache's get
+    assert kept_like(pool) is kept
     ratelimit.rate_limit_hit(key="test:kept", limit=5, period=10)
     ratelimit.rate_limit_hit_all([("test:kept:all", 5, 10)])
     scripts = ratelimit._scripts[backend]
     assert len(scripts) == 2
-    assert {id(script.connection) for script in scripts.values()} == {id(kept_like(pool))}
+    assert {id(script.connection) for script in scripts.values()} == {id(kept)}
+
+
+def test_a_pool_and_its_kept_connection_go_together():
+    """kept_like keeps nothing alive: once the pool is dropped, it and its sockets are freed."""
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis (REDIS_URL)")
+    pool = redis.ConnectionPool.from_url(settings.REDIS_URL)
+    kept_like(pool).command("PING")
+    gone = weakref.ref(pool)
+    del pool
+    gc.collect()
+    assert gone() is None
