@@ -33,10 +33,15 @@ class KeyExtra:
     """More columns read with the API key lookup, for the action that needs them (one round
     trip instead of two): SQL expressions over the lookup's aliases `u` (the user) and `w`
     (their wallet, NULL without one), and `receive(user, values)` to keep their values on the
-    user for the readers that would have queried them."""
+    user for the readers that would have queried them.
+
+    `args` are the values of the columns' %s placeholders, in their order (a call's own, e.g.
+    the ids `status` asks for: `dataclasses.replace(extra, args=...)`). They are not part of
+    the statement: the lookup writes (and the database prepares) one statement per columns."""
 
     columns: tuple[str, ...]
     receive: Callable[[User, tuple[Any, ...]], None]
+    args: tuple[Any, ...] = field(default=(), compare=False)
 
 
 def api_key_get_user(*, raw_key: str, extra: KeyExtra | None = None) -> User | None:
@@ -108,7 +113,8 @@ class _KeyLookup(PerDatabase):
     ) -> tuple[ApiKey, User, Decimal | None, tuple[Any, ...]] | None:
         connection = connections[self.alias]
         with connection.cursor() as cursor:
-            cursor.execute(self.sql_for(extra), [digest])
+            # The extra columns come before the WHERE clause: their arguments first.
+            cursor.execute(self.sql_for(extra), [*extra.args, digest] if extra else [digest])
             row = cursor.fetchone()
         if row is None:
             return None

@@ -53,7 +53,7 @@ FIELDS = (
 )
 
 
-def services_key_extra() -> KeyExtra | None:
+def services_key_extra(params: ApiParams) -> KeyExtra | None:
     """What `services` has the API key lookup read in the same statement: the customer's price
     terms and custom rates (PostgreSQL), which customer_price_list_terms then finds read."""
     return price_list_terms_key_extra()

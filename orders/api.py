@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 
 from accounts.models import User
+from accounts.selectors import KeyExtra
 from accounts.services import InsufficientFunds
 from catalog.models import Service
 from catalog.order_types import TYPE_SPECS, OrderType
@@ -22,6 +23,7 @@ from orders.selectors import (
     OrderStatusRow,
     cancel_get_many_for_user,
     order_request_many_for_user,
+    order_status_rows_key_extra,
     order_status_rows_many_for_user,
     refill_get_many_for_user,
 )
@@ -103,6 +105,20 @@ def _order_status(row: OrderStatusRow, currency: str) -> dict[str, str]:
         "remains": str(row.remains if row.remains is not None else row.quantity),
         "currency": currency,
     }
+
+
+def status_key_extra(params: ApiParams) -> KeyExtra | None:
+    """What `status` has the API key lookup read in the same statement: the orders it asks
+    for (order_status_rows_key_extra), which status() then finds read. None when the ids do
+    not parse: status() reports that itself, after the key and the rate limits."""
+    try:
+        if "orders" in params:
+            ids = [i.id for i in params.id_list("orders")]
+        else:
+            ids = [parse_id(params.get("order") or "")]
+    except ApiError:
+        return None
+    return order_status_rows_key_extra([i for i in ids if i])
 
 
 def status(*, user: User, params: ApiParams) -> dict[str, Any]:

@@ -296,8 +296,9 @@ def _answer(data: Any, *, retry_after: int | None = None) -> HttpResponse:
 
 
 # What the key lookup also reads for an action, in the same statement (one round trip fewer).
-KEY_EXTRAS: dict[str, Callable[[], KeyExtra | None]] = {
+KEY_EXTRAS: dict[str, Callable[[ApiParams], KeyExtra | None]] = {
     "services": catalog_api.services_key_extra,
+    "status": orders_api.status_key_extra,
 }
 
 
@@ -311,7 +312,7 @@ def _authenticate(params: ApiParams) -> User:
         # A malformed action is reported after the key is checked, as any other action error
         # (the key's own rate limit counts the call): here it just asks for no extra columns.
         action = ""
-    extra = KEY_EXTRAS[action]() if action in KEY_EXTRAS else None
+    extra = KEY_EXTRAS[action](params) if action in KEY_EXTRAS else None
     user = api_key_get_user(raw_key=raw_key.strip(), extra=extra)
     if user is None:
         raise ApiError("Invalid API key.")

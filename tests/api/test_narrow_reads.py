@@ -1,12 +1,14 @@
 """status, refill and cancel read only what their answers need: one query, no join with the
 service and category, and no field loaded later one order at a time."""
 
+import re
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.selectors import api_key_get_user
 from catalog.order_types import OrderType
 from catalog.pricing import format_money
 from orders.api import _order_status
@@ -14,6 +16,7 @@ from orders.models import Order
 from orders.selectors import (
     OrderStatusRow,
     order_request_many_for_user,
+    order_status_rows_key_extra,
     order_status_rows_many_for_user,
 )
 from tests.api.conftest import API_URL, decode
@@ -35,7 +38,7 @@ def test_status_read_is_one_query_without_joins_and_answers_without_more(
         )
     assert len(ctx.captured_queries) == 1
     sql = ctx.captured_queries[0]["sql"]
-    assert "JOIN" not in sql and '"link"' not in sql and '"params"' not in sql
+    assert "catalog_" not in sql and '"link"' not in sql and '"params"' not in sql
     assert set(found) == {o.pk for o in mine}
     with django_assert_num_queries(0):
         answers = {pk: _order_status(row, "USD") for pk, row in found.items()}
@@ -66,10 +69,8 @@ def test_status_rows_send_the_ids_as_one_array_and_read_what_the_orm_reads(alice
     }
     assert len(found) == 100 and found[mine[3].pk].remains == 1
     if connection.vendor == "postgresql":  # 102 ids, one parameter: no IN list of placeholders
-        assert (
-            "= ANY(" in ctx.captured_queries[0]["sql"]
-            and " IN (" not in ctx.captured_queries[0]["sql"]
-        )
+        sql = ctx.captured_queries[0]["sql"]
+        assert "unnest(" in sql and " IN (" not in sql
 
 
 @pytest.mark.parametrize(
@@ -98,3 +99,79 @@ def test_cancel_types_come_from_the_narrow_read(client, alice, alice_key):
     ids = f"{subscription.pk},{drip.pk},{plain.pk}"
     answer = decode(client.post(API_URL, {"key": alice_key, "action": "cancel", "orders": ids}))
     assert [a["type"] for a in answer] == ["subscription", "dripfeed", "order"]
+
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the key lookup reads the orders on PostgreSQL"
+)
+
+
+@postgresql_only
+def test_the_key_lookup_reads_the_status_rows_and_the_status_read_then_asks_nothing(
+    alice, alice_key, bob
+):
+    mine = OrderFactory.create_batch(3, user=alice)
+    theirs = OrderFactory(user=bob)
+    ids = [o.pk for o in mine] + [theirs.pk, 10**18]
+    alone = order_status_rows_many_for_user(user=alice, order_ids=ids)
+    with CaptureQueriesContext(connection) as ctx:
+        user = api_key_get_user(raw_key=alice_key, extra=order_status_rows_key_extra(ids))
+        found = order_status_rows_many_for_user(user=user, order_ids=ids)
+    assert len(ctx.captured_queries) == 1
+    assert found == alone and set(found) == {o.pk for o in mine}  # never another's order
+
+
+@postgresql_only
+def test_rows_read_with_the_key_for_other_ids_are_not_used(alice, alice_key):
+    first, second = OrderFactory.create_batch(2, user=alice)
+    user = api_key_get_user(raw_key=alice_key, extra=order_status_rows_key_extra([first.pk]))
+    with CaptureQueriesContext(connection) as ctx:
+        found = order_status_rows_many_for_user(user=user, order_ids=[first.pk, second.pk])
+    assert len(ctx.captured_queries) == 1 and set(found) == {first.pk, second.pk}
+
+
+def _generic_plan(sql: str, args: list) -> str:
+    """EXPLAIN of `sql` (%s placeholders) run as a prepared statement's generic plan, the plan
+    PostgreSQL may keep for it whatever its arguments, with sequential scans and hash joins
+    off: the planner then shows which index it would walk for the orders."""
+    parts = sql.split("%s")
+    numbered = "".join(p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_hashjoin = off")
+        cursor.execute(f"PREPARE generic_probe AS {numbered}")
+        try:
+            literals = ", ".join(f"'{a}'" for a in args)  # the test's own ints and hex text
+            cursor.execute(f"EXPLAIN EXECUTE generic_probe({literals})")
+            return "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("DEALLOCATE generic_probe")
+
+
+def _order_indexes(plan: str) -> set[str]:
+    return set(re.findall(r"using (\S+) on orders_order\b", plan))
+
+
+@postgresql_only
+def test_no_plan_of_the_status_read_walks_a_customers_orders(alice, alice_key):
+    """Prepared, the statement may run a generic plan, made without the ids: one that walks
+    the customer's orders (an index on user_id) would read all of a big reseller's orders on
+    every call. The ids' join leaves the planner only the primary key to probe."""
+    from accounts.models import ApiKey
+    from accounts.selectors import _KeyLookup
+    from orders.selectors import _status_rows_statement
+
+    OrderFactory.create_batch(3, user=alice)
+    alone = _generic_plan(_status_rows_statement(), [alice.pk, "{1,2,3}"])
+    extra = order_status_rows_key_extra([1, 2, 3])
+    keyed = _generic_plan(
+        _KeyLookup.get("default").sql_for(extra), [*extra.args, ApiKey.hash(alice_key)]
+    )
+    assert _order_indexes(alone) == _order_indexes(keyed) == {"orders_order_pkey"}, (alone, keyed)
+    # What the test tells apart: the earlier statement's generic plan walked the customer's.
+    before = _generic_plan(
+        "SELECT id FROM orders_order WHERE user_id = %s AND id = ANY(%s::bigint[])",
+        [alice.pk, "{1,2,3}"],
+    )
+    assert _order_indexes(before) != {"orders_order_pkey"}, before

@@ -1,6 +1,8 @@
 """How the dispatcher reads parameters: strings, comma lists, JSON values."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from panel.api_protocol import ApiError, ApiParams, IdItem, parse_id
 
@@ -65,3 +67,41 @@ def test_id_lists_are_capped_at_100():
 )
 def test_parse_id(raw, parsed):
     assert parse_id(raw) == parsed
+
+
+def _id_list_token_by_token(value: str) -> list[IdItem]:
+    """The id list's rule written plainly, to hold the fast path for plain lists against."""
+    seen: dict[str, IdItem] = {}
+    for token in value.split(","):
+        token = token.strip()
+        if token and token not in seen:
+            seen[token] = IdItem(token, parse_id(token))
+    return list(seen.values())
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(min_value=0, max_value=2**64),
+            st.sampled_from(["", " 7", "007", "x", "-3", "1e3", "٣", "9" * 19]),
+        ),
+        min_size=1,
+        max_size=100,
+    )
+)
+def test_plain_and_other_id_lists_read_as_token_by_token(tokens):
+    value = ",".join(map(str, tokens))
+    expected = _id_list_token_by_token(value)
+    if not expected:
+        with pytest.raises(ApiError, match=r"lists no ids|Missing parameter"):
+            ApiParams({"orders": value}).id_list("orders")
+        return
+    items = ApiParams({"orders": value}).id_list("orders")
+    assert items == expected
+    assert all(type(i) is IdItem for i in items)
+
+
+def test_an_id_list_is_read_once_per_request():
+    params = ApiParams({"orders": "5,6,5"})
+    first = params.id_list("orders")
+    assert params.id_list("orders") is first and first == [IdItem("5", 5), IdItem("6", 6)]
