@@ -36,12 +36,12 @@ class KeyExtra:
     user for the readers that would have queried them.
 
     `args` are the values of the columns' %s placeholders, in their order (a call's own, e.g.
-    the ids `status` asks for: `dataclasses.replace(extra, args=...)`). They are not part of
-    the statement: the lookup writes (and the database prepares) one statement per columns."""
+    the ids `status` asks for). The statement depends on the columns alone: the lookup writes
+    (and the database prepares) one per set of columns, whatever the args and receive."""
 
     columns: tuple[str, ...]
     receive: Callable[[User, tuple[Any, ...]], None]
-    args: tuple[Any, ...] = field(default=(), compare=False)
+    args: tuple[Any, ...] = ()
 
 
 def api_key_get_user(*, raw_key: str, extra: KeyExtra | None = None) -> User | None:
@@ -99,13 +99,14 @@ class _KeyLookup(PerDatabase):
             f" AND k.{col(key_meta, 'is_active')} AND u.{col(user_meta, 'is_active')} LIMIT 1"
         )
         self.user_relation = key_meta.get_field("user")
-        self._sql_for: dict[KeyExtra | None, str] = {}
+        self._sql_for: dict[tuple[str, ...], str] = {}
 
     def sql_for(self, extra: KeyExtra | None) -> str:
-        sql = self._sql_for.get(extra)
+        columns = extra.columns if extra else ()
+        sql = self._sql_for.get(columns)
         if sql is None:
-            columns = "".join(f", {c}" for c in extra.columns) if extra else ""
-            sql = self._sql_for.setdefault(extra, self.sql.replace("{extra}", columns))
+            text = "".join(f", {c}" for c in columns)
+            sql = self._sql_for.setdefault(columns, self.sql.replace("{extra}", text))
         return sql
 
     def fetch(

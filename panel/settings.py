@@ -128,11 +128,12 @@ else:
         "DATABASE_CONN_HEALTH_CHECKS", default=True
     )
     # Prepared statements for the statements the panel marks (panel/postgresql/base.py: the
-    # API's key lookup, an order's service lookup, the debit): PostgreSQL plans each once per
-    # connection instead of on every run, which cost more than running them (docs/api.md,
-    # Performance). They need server-side binding (parameters sent apart from the SQL). false
-    # binds parameters client-side and prepares nothing, for a pooler that cannot keep prepared
-    # statements (PgBouncer in transaction mode before 1.21, or without max_prepared_statements).
+    # API's key lookup, `status`'s orders, an order's service lookup, the debit): PostgreSQL
+    # plans each once per connection instead of on every run, which cost more than running them
+    # (docs/api.md, Performance). They need server-side binding (parameters sent apart from the
+    # SQL). false binds parameters client-side and prepares nothing, for a pooler that cannot
+    # keep prepared statements (PgBouncer in transaction mode before 1.21, or without
+    # max_prepared_statements).
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         # psycopg's own threshold never applies: the cursor tells each statement whether to prepare.
         DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -2,12 +2,14 @@
 a live server, with form POST, JSON POST and GET, with and without the trailing slash."""
 
 import gzip
+import json
 
 import pytest
 import requests
 
 from orders.models import Order
-from tests.api.factories import ServiceFactory
+from tests.api.conftest import API_URL
+from tests.api.factories import OrderFactory, ServiceFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -182,3 +184,25 @@ def test_concurrent_adds_never_overdraw(live_server, alice, alice_key):
     alice.wallet.refresh_from_db()
     assert alice.wallet.balance == 0
     assert ledger_find_mismatches() == []
+
+
+def test_an_actions_answer_is_gzipped_at_level_1_only_for_a_client_that_accepts_it(
+    client, alice, alice_key
+):
+    """status, refill and cancel answers are gzipped by the view at level 1 (panel/api_v2.py
+    _answer_gzipped_fast); short ones, and any for a client without gzip, go as they are."""
+    ids = ",".join(str(o.pk) for o in OrderFactory.create_batch(30, user=alice))
+    params = {"key": alice_key, "action": "status", "orders": ids}
+    zipped = client.post(API_URL, params, HTTP_ACCEPT_ENCODING="gzip, deflate")
+    plain = client.post(API_URL, params, HTTP_ACCEPT_ENCODING="identity")
+    assert zipped["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain
+    assert gzip.decompress(zipped.content) == plain.content
+    assert zipped.content[8] == 4  # the gzip header's XFL: the fastest level's mark (RFC 1952)
+    assert len(json.loads(plain.content)) == 30
+    for response in (zipped, plain):
+        assert "Accept-Encoding" in response["Vary"]
+        assert "no-store" in response["Cache-Control"]
+    short = client.post(
+        API_URL, {"key": alice_key, "action": "balance"}, HTTP_ACCEPT_ENCODING="gzip"
+    )
+    assert "Content-Encoding" not in short and json.loads(short.content)["currency"]

@@ -1,7 +1,7 @@
 """How the dispatcher reads parameters: strings, comma lists, JSON values."""
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from panel.api_protocol import ApiError, ApiParams, IdItem, parse_id
@@ -86,14 +86,23 @@ def _id_list_token_by_token(value: str) -> list[IdItem]:
             st.sampled_from(["", " 7", "007", "x", "-3", "1e3", "٣", "9" * 19]),
         ),
         min_size=1,
-        max_size=100,
+        max_size=120,
     )
 )
+@example(["999999999999999999"])  # 18 digits: the fast path's longest
+@example(["1000000000000000000", "9223372036854775807", "9223372036854775808"])  # 19 digits
+@example(["5", "5", "05", " 5"])
+@example(list(range(1, 102)))  # one over the cap: the same error, the same count
+@example(list(range(1, 101)) * 2)  # repeats are counted once
 def test_plain_and_other_id_lists_read_as_token_by_token(tokens):
     value = ",".join(map(str, tokens))
     expected = _id_list_token_by_token(value)
     if not expected:
         with pytest.raises(ApiError, match=r"lists no ids|Missing parameter"):
+            ApiParams({"orders": value}).id_list("orders")
+        return
+    if len(expected) > 100:
+        with pytest.raises(ApiError, match=f"at most 100 per call, {len(expected)} were sent"):
             ApiParams({"orders": value}).id_list("orders")
         return
     items = ApiParams({"orders": value}).id_list("orders")

@@ -197,3 +197,24 @@ def test_refill_and_cancel_reads_are_constant_and_writes_a_fixed_cost_per_order(
         assert count(client, {"key": key, "action": action, plural: str(ids[0])}) == 2
         joined = ",".join(map(str, ids))
         assert count(client, {"key": key, "action": action, plural: joined}) == 2
+
+
+def test_an_id_list_longer_than_any_plain_one_is_read_only_after_the_key(
+    client, alice, alice_key, warm
+):
+    """status_key_extra runs before the key check: it leaves a value longer than 100 ids could
+    be to the handler, which reads it after the key and the rate limits."""
+    from panel.api_protocol import ApiParams
+
+    long_list = ",".join(["1"] * 3000)
+    with mock.patch.object(ApiParams, "_read_id_list", side_effect=AssertionError("parsed")):
+        answer = decode(
+            client.post(API_URL, {"key": "not-a-key", "action": "status", "orders": long_list})
+        )
+    assert answer == {"error": "Invalid API key."}
+    with CaptureQueriesContext(connection) as ctx:
+        answer = decode(
+            client.post(API_URL, {"key": alice_key, "action": "status", "orders": long_list})
+        )
+    assert list(answer) == ["1"]  # one id, however often: read by the handler, after the key
+    assert len(ctx.captured_queries) == 2  # the key alone, then the orders
