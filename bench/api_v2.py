@@ -7,8 +7,8 @@
 
 It (re)creates the database `panel_api_bench` (--database) on the DATABASE_URL's server (default
 postgres://postgres@127.0.0.1:5432), migrates it, seeds one customer, 5,000 services and 1,000
-orders, and starts gunicorn (sync workers by default, settings bench.api_v2_settings) on a
-loopback port. DEBUG is off, as production runs (SECRET_KEY and the other settings production
+orders, analyzes them (as autovacuum would on a production server), and starts gunicorn (sync
+workers by default, settings bench.api_v2_settings) on a loopback port. DEBUG is off, as production runs (SECRET_KEY and the other settings production
 requires are set to throwaway values, SECURE_SSL_REDIRECT off: a TLS proxy is not part of the
 bench); --debug runs it with DEBUG=true (Django then keeps every query of a request in memory).
 Then, for each call, a load generator of --concurrency processes (requests sessions) sends it
