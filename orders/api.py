@@ -107,9 +107,10 @@ def _order_status(row: OrderStatusRow, currency: str) -> dict[str, str]:
     }
 
 
-# Longer than any list of MAX_IDS ids (19 digits, a comma and spaces each): a list the key
-# lookup does not parse. The lookup comes before the key check and the rate limits, so what
-# runs for it must cost little; status() reads (and refuses) such a list after them.
+# Longer than MAX_IDS distinct ids written plainly could be (19 digits, a comma and spaces
+# each): the key lookup runs before the key check and the rate limits, so what runs for it
+# must cost little. status() reads a longer list after them (repeats and padding make some
+# valid), in a query of its own.
 KEY_EXTRA_MAX_CHARS = MAX_IDS * 24
 
 

@@ -204,8 +204,8 @@ def _status_rows_json(user: str) -> str:
 
     The statement is prepared (planned once per connection), so it may run a generic plan,
     made without knowing the ids. The orders are found by their ids alone, a join on the
-    ids' array (one primary-key probe each), and the customer's kept by the aggregate's
-    FILTER: no plan can walk the customer's orders instead. With `user_id = %s AND id =
+    ids' array (usually one primary-key probe each), and the customer's kept by the
+    aggregate's FILTER: no plan can walk the customer's orders instead. With `user_id = %s AND id =
     ANY(%s)`, a generic plan on the user's index read all 100,000 orders of a big reseller to
     answer 10 ids (98 ms), and a plan that scans the table compares each row with every id
     (docs/api.md, Performance)."""

@@ -91,7 +91,10 @@ def parse_id(raw: str) -> int | None:
     raw = raw.strip()
     if not raw.isascii() or not raw.isdigit():
         return None
-    value = int(raw)
+    digits = raw.lstrip("0")  # Python refuses to convert more than 4,300 digits (ValueError)
+    if len(digits) > len(str(MAX_ID)):
+        return None
+    value = int(digits or "0")
     return value if 0 < value <= MAX_ID else None
 
 

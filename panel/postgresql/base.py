@@ -17,11 +17,11 @@ Neither check sees a network cut between two requests a moment apart: `SELECT 1`
 TCP's timeout there as the request's own query does.
 
 Prepared statements (settings: DATABASE_PREPARED_STATEMENTS): with server-side binding, a
-statement that starts with accounts.sql.PREPARED (the API's key lookup, `status`'s orders, the
-service lookup of an order, the debit) is prepared on its connection the first time it runs there, and PostgreSQL
-plans it once instead of on every run. Every other statement is never prepared: a generic plan
-suits lookups by a unique key, not the ORM's queries, whose best plan may depend on their
-parameters' values.
+statement that starts with accounts.sql.PREPARED (the API's key lookup, `status`'s orders,
+the service lookup of an order, the debit) is prepared on its connection the first time it
+runs there, and PostgreSQL plans it once instead of on every run. Every other statement is never
+prepared: a generic plan suits lookups by a unique key, not the ORM's queries, whose best plan
+may depend on their parameters' values.
 """
 
 import functools

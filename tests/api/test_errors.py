@@ -341,3 +341,18 @@ def test_answers_are_written_as_the_json_module_wrote_them(data):
     assert _json_bytes(data) == (
         text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
     )
+
+
+@pytest.mark.parametrize("name", ["order", "orders"])
+def test_an_id_of_more_digits_than_python_converts_is_no_id(client, alice_key, name):
+    """int() refuses more than 4,300 digits with a ValueError: such a token is an invalid id,
+    before the key check (status_key_extra) as after it, never an internal error."""
+    huge = "9" * 5000
+    answer = decode(client.post(API_URL, {"key": "not-a-key", "action": "status", name: huge}))
+    assert answer == {"error": "Invalid API key."}
+    answer = decode(client.post(API_URL, {"key": alice_key, "action": "status", name: huge}))
+    assert answer == (
+        {"error": "Incorrect order ID"}
+        if name == "order"
+        else {huge: {"error": "Incorrect order ID"}}
+    )

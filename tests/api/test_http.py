@@ -189,8 +189,9 @@ def test_concurrent_adds_never_overdraw(live_server, alice, alice_key):
 def test_an_actions_answer_is_gzipped_at_level_1_only_for_a_client_that_accepts_it(
     client, alice, alice_key
 ):
-    """status, refill and cancel answers are gzipped by the view at level 1 (panel/api_v2.py
-    _answer_gzipped_fast); short ones, and any for a client without gzip, go as they are."""
+    """An action's answer (here a 30-id `status`) is gzipped by the view at level 1
+    (panel/api_v2.py _answer_gzipped_fast); a short one, and any for a client without gzip,
+    goes as it is."""
     ids = ",".join(str(o.pk) for o in OrderFactory.create_batch(30, user=alice))
     params = {"key": alice_key, "action": "status", "orders": ids}
     zipped = client.post(API_URL, params, HTTP_ACCEPT_ENCODING="gzip, deflate")

@@ -62,6 +62,8 @@ def test_id_lists_are_capped_at_100():
         ("1.5", None),
         ("٣", None),
         ("9" * 30, None),
+        ("9" * 5000, None),  # more digits than Python converts
+        ("0" * 5000 + "7", 7),
         ("", None),
     ],
 )
